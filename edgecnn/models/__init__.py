@@ -1,0 +1,51 @@
+"""The model zoo: `create_model(name, **kwargs)` and `list_models()`.
+
+    from edgecnn.models import create_model
+    model = create_model("mobilenet_v2", input_shape=(96, 96, 3), alpha=0.35, classes=10)
+
+Importing this package is cheap; TensorFlow loads when a model is built.
+"""
+
+from __future__ import annotations
+
+import inspect
+
+from edgecnn.errors import BadArgument
+from edgecnn.models._registry import (
+    ModelInfo,
+    all_model_infos,
+    get_model_info,
+    list_models,
+)
+from edgecnn.models import _catalog  # noqa: F401  (fills the registry)
+
+__all__ = ["ModelInfo", "all_model_infos", "create_model", "get_model_info", "list_models"]
+
+
+def create_model(name: str, **kwargs):
+    """Build a zoo model by name or alias.
+
+    Keyword arguments are the Keras Applications ones (`input_shape`, `include_top`,
+    `weights`, `pooling`, `classes`, `classifier_activation`, and `alpha` where the
+    architecture has one). `None` values are dropped so each model keeps its own
+    defaults. Argument errors raise `BadArgument` (a ValueError) with one clear line.
+    """
+    info = get_model_info(name)
+    kwargs = {key: value for key, value in kwargs.items() if value is not None}
+    from edgecnn._tf import import_keras
+
+    import_keras()  # quiet TensorFlow before the model module imports it
+    factory = info.load_entrypoint()
+    accepted = inspect.signature(factory).parameters
+    unknown = sorted(set(kwargs) - set(accepted))
+    if unknown:
+        raise BadArgument(
+            f"`{info.name}` does not take {', '.join(f'`{k}`' for k in unknown)}. "
+            f"It takes: {', '.join(accepted)}."
+        )
+    try:
+        return factory(**kwargs)
+    except BadArgument:
+        raise
+    except ValueError as exc:
+        raise BadArgument(str(exc)) from None

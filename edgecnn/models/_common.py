@@ -1,0 +1,122 @@
+"""Argument checks, inputs, heads and weight loading shared by the model files.
+
+Messages follow Keras Applications: say what was received.
+"""
+
+from __future__ import annotations
+
+import os
+
+from edgecnn._tf import import_keras
+from edgecnn.errors import EdgecnnError
+
+keras = import_keras()
+layers = keras.layers
+
+
+class WeightsError(EdgecnnError):
+    """A weights file that is missing or does not fit the model (exit code 1)."""
+
+
+def check_arguments(*, model_name, weights, include_top, classes, pooling,
+                    imagenet_weights, classifier_activation):
+    """Validate the Keras Applications arguments every zoo model takes."""
+    if weights is not None and weights != "imagenet" and not isinstance(weights, (str, os.PathLike)):
+        raise ValueError(
+            "The `weights` argument should be either `None` (random initialization), "
+            f"`imagenet` or the path to a weights file. Received `weights={weights!r}`"
+        )
+    if weights == "imagenet" and not imagenet_weights:
+        raise ValueError(
+            f"No ImageNet weights are published for `{model_name}`; use `weights=None` "
+            f"or the path to a weights file. Received `weights='imagenet'`"
+        )
+    if weights not in (None, "imagenet") and not os.path.exists(weights):
+        raise WeightsError(f"weights file not found: {weights}")
+    if not isinstance(classes, int) or isinstance(classes, bool) or classes < 1:
+        raise ValueError(f"`classes` must be a positive integer. Received `classes={classes!r}`")
+    if weights == "imagenet" and include_top and classes != 1000:
+        raise ValueError(
+            "With `weights='imagenet'` and `include_top=True`, `classes` must be 1000. "
+            f"Received `classes={classes}`"
+        )
+    if pooling not in (None, "avg", "max"):
+        raise ValueError(f"`pooling` must be None, 'avg' or 'max'. Received `pooling={pooling!r}`")
+    if weights == "imagenet" and include_top and classifier_activation not in (None, "softmax"):
+        raise ValueError(
+            "With ImageNet weights, `classifier_activation` must be `None` or 'softmax'. "
+            f"Received `classifier_activation={classifier_activation!r}`"
+        )
+
+
+def resolve_input_shape(input_shape, *, model_name, default_size, min_size,
+                        default_channels=3, weights=None, require_default=False):
+    """The (height, width, channels) to build, checked against the architecture."""
+    if input_shape is None:
+        return (default_size, default_size, default_channels)
+    input_shape = tuple(input_shape)
+    if len(input_shape) != 3 or not all(d is None or (isinstance(d, int) and d > 0) for d in input_shape):
+        raise ValueError(
+            "`input_shape` must be three positive integers (height, width, channels). "
+            f"Received `input_shape={input_shape}`"
+        )
+    height, width, channels = input_shape
+    if weights == "imagenet" and channels != 3:
+        raise ValueError(f"ImageNet weights need 3 input channels. Received `input_shape={input_shape}`")
+    if require_default and (height, width) != (default_size, default_size):
+        raise ValueError(
+            f"`{model_name}` with `include_top=True` and ImageNet weights needs "
+            f"{default_size}x{default_size} inputs. Received `input_shape={input_shape}`"
+        )
+    if (height is not None and height < min_size) or (width is not None and width < min_size):
+        raise ValueError(
+            f"`{model_name}` needs inputs of at least {min_size}x{min_size}. "
+            f"Received `input_shape={input_shape}`"
+        )
+    return input_shape
+
+
+def model_input(input_shape, input_tensor=None):
+    """The Input layer, or a wrapper around a given Keras tensor (Keras Applications style)."""
+    if input_tensor is None:
+        return layers.Input(shape=input_shape)
+    if not keras.backend.is_keras_tensor(input_tensor):
+        return layers.Input(tensor=input_tensor, shape=input_shape)
+    return input_tensor
+
+
+def model_inputs_of(img_input, input_tensor=None):
+    """What `keras.Model(inputs=...)` takes: the source of `input_tensor` if one was given."""
+    if input_tensor is not None:
+        return keras.utils.get_source_inputs(input_tensor)
+    return img_input
+
+
+def global_pool(x, pooling):
+    """The `pooling` option of `include_top=False`."""
+    if pooling == "avg":
+        return layers.GlobalAveragePooling2D()(x)
+    if pooling == "max":
+        return layers.GlobalMaxPooling2D()(x)
+    return x
+
+
+def load_weights(model, weights, *, imagenet_url=None, imagenet_file=None, file_hash=None):
+    """Load `weights` ('imagenet' or a file path) into `model`; None leaves it random.
+
+    ImageNet files come from Keras's own download and cache (~/.keras/models):
+    only users with internet need it, and tests never do.
+    """
+    if weights is None:
+        return model
+    if weights == "imagenet":
+        path = keras.utils.get_file(imagenet_file, imagenet_url, cache_subdir="models",
+                                    file_hash=file_hash)
+    else:
+        path = os.fspath(weights)
+    try:
+        model.load_weights(path)
+    except (ValueError, OSError, KeyError) as exc:
+        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise WeightsError(f"weights file {path} does not fit `{model.name}`: {first_line}") from None
+    return model

@@ -1,0 +1,81 @@
+"""The model registry: one row of facts per architecture, no TensorFlow needed.
+
+timm registers entrypoints with a decorator on import; here each row names its
+entrypoint as "module:function" instead, so names can be listed, checked and
+suggested (and the runtime side can read per-model facts) without importing
+TensorFlow. The model files themselves are plain Keras Applications code.
+"""
+
+from __future__ import annotations
+
+import difflib
+import importlib
+from dataclasses import dataclass, field
+from typing import Callable
+
+from edgecnn.errors import BadArgument
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """Per-model facts that every later stage reads instead of guessing."""
+
+    name: str
+    entrypoint: str  # "module:function", imported on first use
+    default_input_shape: tuple[int, int, int]
+    min_input_size: int
+    # How raw pixels become model input (recorded in every manifest):
+    #   "tf":    RGB scaled to [-1, 1]                (MobileNets, GoogLeNet)
+    #   "caffe": BGR, ImageNet mean subtracted        (VGG, ResNet, AlexNet)
+    #   "unit":  scaled to [0, 1]                     (LeNet-5)
+    preprocess: str
+    aliases: tuple[str, ...] = ()
+    keras_twin: str | None = None  # keras.applications twin with the same layers
+    imagenet_weights: bool = False  # Keras publishes ImageNet weights for the twin
+    paper: str = ""
+    extra_args: tuple[str, ...] = field(default=())  # e.g. ("alpha",)
+
+    def load_entrypoint(self) -> Callable:
+        module_name, _, attr = self.entrypoint.partition(":")
+        return getattr(importlib.import_module(module_name), attr)
+
+
+_MODELS: dict[str, ModelInfo] = {}
+_ALIASES: dict[str, str] = {}
+
+
+def register(info: ModelInfo) -> ModelInfo:
+    for key in (info.name, *info.aliases):
+        if key in _MODELS or key in _ALIASES:
+            raise RuntimeError(f"model name {key!r} is registered twice")
+    _MODELS[info.name] = info
+    for alias in info.aliases:
+        _ALIASES[alias] = info.name
+    return info
+
+
+def _normalise(name: str) -> str:
+    return name.strip().lower().replace("-", "_")
+
+
+def get_model_info(name: str) -> ModelInfo:
+    """The registry row for `name` or one of its aliases (case and '-'/'_' ignored)."""
+    key = _normalise(name)
+    key = _ALIASES.get(key, key)
+    if key in _MODELS:
+        return _MODELS[key]
+    known = sorted([*_MODELS, *_ALIASES])
+    close = difflib.get_close_matches(key, known, n=1, cutoff=0.5)
+    hint = f" Did you mean `{close[0]}`?" if close else ""
+    raise BadArgument(
+        f"Unknown model `{name}`.{hint} Available: {', '.join(list_models())}."
+    )
+
+
+def list_models() -> list[str]:
+    """Canonical model names, in registry order."""
+    return list(_MODELS)
+
+
+def all_model_infos() -> list[ModelInfo]:
+    return list(_MODELS.values())
