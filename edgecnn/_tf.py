@@ -14,7 +14,8 @@ import sys
 
 
 @contextlib.contextmanager
-def _stderr_muted():
+def muted_stderr():
+    """Point file descriptor 2 at /dev/null: silences C++ and Python prints alike."""
     if os.environ.get("EDGECNN_DEBUG"):
         yield
         return
@@ -36,7 +37,7 @@ def import_keras():
         return sys.modules["tf_keras"]
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     try:
-        with _stderr_muted():
+        with muted_stderr():
             import tensorflow as tf
 
             tf.config.list_physical_devices()  # device discovery prints too

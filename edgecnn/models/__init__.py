@@ -19,6 +19,9 @@ from edgecnn.models._registry import (
 )
 from edgecnn.models import _catalog  # noqa: F401  (fills the registry)
 
+# `classifier_activation=None` means logits (Keras Applications), not "use the default".
+_NONE_IS_A_VALUE = frozenset({"classifier_activation"})
+
 __all__ = ["ModelInfo", "all_model_infos", "create_model", "get_model_info", "list_models"]
 
 
@@ -28,10 +31,11 @@ def create_model(name: str, **kwargs):
     Keyword arguments are the Keras Applications ones (`input_shape`, `include_top`,
     `weights`, `pooling`, `classes`, `classifier_activation`, and `alpha` where the
     architecture has one). `None` values are dropped so each model keeps its own
-    defaults. Argument errors raise `BadArgument` (a ValueError) with one clear line.
+    defaults (except `classifier_activation=None`, which asks for logits). Argument errors raise `BadArgument` (a ValueError) with one clear line.
     """
     info = get_model_info(name)
-    kwargs = {key: value for key, value in kwargs.items() if value is not None}
+    kwargs = {key: value for key, value in kwargs.items()
+              if value is not None or key in _NONE_IS_A_VALUE}
     from edgecnn._tf import import_keras
 
     import_keras()  # quiet TensorFlow before the model module imports it

@@ -5,12 +5,13 @@ from edgecnn.models._registry import ModelInfo, register
 register(ModelInfo(
     name="lenet5", entrypoint="edgecnn.models.lenet:LeNet5",
     default_input_shape=(32, 32, 1), min_input_size=16, preprocess="unit",
-    aliases=("lenet", "lenet_5"),
+    aliases=("lenet", "lenet_5"), extra_args=("original",),
     paper="LeCun et al., Gradient-based learning applied to document recognition, 1998",
 ))
 register(ModelInfo(
     name="alexnet", entrypoint="edgecnn.models.alexnet:AlexNet",
-    default_input_shape=(224, 224, 3), min_input_size=64, preprocess="caffe",
+    default_input_shape=(224, 224, 3), min_input_size=63, preprocess="caffe",
+    extra_args=("lrn", "dropout"),
     paper="Krizhevsky et al., ImageNet classification with deep CNNs, 2012; "
     "single tower as in Krizhevsky, One weird trick, 2014",
 ))
@@ -32,7 +33,7 @@ for _depth in (18, 34, 50, 101, 152):
 register(ModelInfo(
     name="googlenet", entrypoint="edgecnn.models.googlenet:GoogLeNet",
     default_input_shape=(224, 224, 3), min_input_size=32, preprocess="tf",
-    aliases=("inception_v1",), extra_args=("aux_logits",),
+    aliases=("inception_v1",), extra_args=("aux_logits", "batch_norm"),
     paper="Szegedy et al., Going deeper with convolutions, 2014",
 ))
 register(ModelInfo(

@@ -6,6 +6,7 @@ Messages follow Keras Applications: say what was received.
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 from edgecnn._tf import import_keras
 from edgecnn.errors import EdgecnnError
@@ -16,6 +17,10 @@ layers = keras.layers
 
 class WeightsError(EdgecnnError):
     """A weights file that is missing or does not fit the model (exit code 1)."""
+
+
+class WeightsUnavailable(WeightsError):
+    """ImageNet weights neither cached nor downloadable (offline, or EDGECNN_OFFLINE=1)."""
 
 
 def check_arguments(*, model_name, weights, include_top, classes, pooling,
@@ -93,11 +98,11 @@ def model_inputs_of(img_input, input_tensor=None):
 
 
 def global_pool(x, pooling):
-    """The `pooling` option of `include_top=False`."""
+    """The `pooling` option of `include_top=False`, with a fixed layer name."""
     if pooling == "avg":
-        return layers.GlobalAveragePooling2D()(x)
+        return layers.GlobalAveragePooling2D(name="avg_pool")(x)
     if pooling == "max":
-        return layers.GlobalMaxPooling2D()(x)
+        return layers.GlobalMaxPooling2D(name="max_pool")(x)
     return x
 
 
@@ -110,8 +115,15 @@ def load_weights(model, weights, *, imagenet_url=None, imagenet_file=None, file_
     if weights is None:
         return model
     if weights == "imagenet":
-        path = keras.utils.get_file(imagenet_file, imagenet_url, cache_subdir="models",
-                                    file_hash=file_hash)
+        cache_dir = Path(os.environ.get("KERAS_HOME", "~/.keras")).expanduser() / "models"
+        if os.environ.get("EDGECNN_OFFLINE") and not (cache_dir / imagenet_file).is_file():
+            raise WeightsUnavailable(f"ImageNet weights {imagenet_file} are not cached and EDGECNN_OFFLINE is set")
+        try:
+            path = keras.utils.get_file(imagenet_file, imagenet_url, cache_subdir="models",
+                                        file_hash=file_hash)
+        except Exception as exc:  # urllib and Keras raise many kinds when offline
+            reason = " ".join(str(exc).split())[:200]
+            raise WeightsUnavailable(f"could not fetch ImageNet weights {imagenet_file}: {reason}") from None
     else:
         path = os.fspath(weights)
     try:
