@@ -1,0 +1,107 @@
+"""`edgecnn export`: options in, `edgecnn.export.export` called, a summary out."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from edgecnn.cli import app, console, error_console, fail, one_line_errors, print_json
+
+
+class _RichProgress:
+    """edgecnn.export.Progress drawn on stderr, so --json output stays clean."""
+
+    def __init__(self, progress: Progress):
+        self._progress = progress
+        self._task = None
+
+    def start(self, label, total=None):
+        if self._task is not None:
+            self._progress.update(self._task, completed=self._progress.tasks[-1].total or 1,
+                                  total=self._progress.tasks[-1].total or 1)
+        self._task = self._progress.add_task(label, total=total)
+
+    def advance(self, steps=1):
+        if self._task is not None:
+            self._progress.advance(self._task, steps)
+
+    def warn(self, message):
+        self._progress.console.print(f"[yellow]warning:[/yellow] {message}", highlight=False)
+
+    def finish(self):
+        if self._task is not None:
+            total = self._progress.tasks[-1].total or 1
+            self._progress.update(self._task, completed=total, total=total)
+
+
+def _human_bytes(n: int) -> str:
+    return f"{n / 1e6:.2f} MB" if n >= 1e5 else f"{n / 1e3:.1f} KB"
+
+
+@app.command("export")
+@one_line_errors
+def export_command(
+    model: str = typer.Argument(..., help="A zoo name (see `edgecnn models`) or a saved Keras model (.keras, .h5)."),
+    int8: bool = typer.Option(False, "--int8", help="Full-integer int8, calibrated on real images."),
+    float16: bool = typer.Option(False, "--float16", help="Float16 weights."),
+    dynamic: bool = typer.Option(False, "--dynamic", help="Dynamic range: int8 weights, float activations."),
+    int16x8: bool = typer.Option(False, "--int16x8", help="int16 activations, int8 weights, calibrated."),
+    fmt: str = typer.Option("tflite", "--format", help="tflite, onnx or all."),
+    weights: str = typer.Option("auto", help="auto (ImageNet if cached or downloadable, else random), none, or a weights file."),
+    input_size: Optional[int] = typer.Option(None, help="Input height and width."),
+    alpha: Optional[float] = typer.Option(None, help="Width multiplier (MobileNets)."),
+    classes: Optional[int] = typer.Option(None, help="Number of classes."),
+    calib: str = typer.Option("default", help="Calibration images: default (shipped photos), a folder, fashion-mnist, an .npz, or random."),
+    calib_samples: int = typer.Option(100, help="Calibration samples."),
+    calib_method: str = typer.Option("minmax", help="minmax, entropy or percentile (ONNX; TFLite uses minmax)."),
+    io: Optional[str] = typer.Option(None, help="Input/output type of integer TFLite models: int8 (default), uint8, float; int16 for --int16x8."),
+    preprocess: str = typer.Option("auto", help="auto (the model's own), tf, caffe, torch, unit or raw."),
+    out: Path = typer.Option(Path("artifacts"), help="Folder to write artifact folders into."),
+    seed: int = typer.Option(0, help="Seed for random weights and the calibration sample."),
+    as_json: bool = typer.Option(False, "--json", help="Print the manifests as a JSON list."),
+) -> None:
+    """Convert a model to TFLite and/or ONNX, quantized, with a manifest.json beside each artifact."""
+    import warnings
+
+    from calibration import CalibrationWarning
+    from edgecnn.export import ExportRequest, export
+
+    warnings.simplefilter("ignore", CalibrationWarning)  # export prints them as one line each
+
+    chosen = [name for name, on in (("int8", int8), ("float16", float16), ("dynamic", dynamic),
+                                    ("int16x8", int16x8)) if on]
+    if len(chosen) > 1:
+        raise fail(f"choose one quantization; got {' and '.join('--' + c for c in chosen)}", 2)
+    formats = {"tflite": ("tflite",), "onnx": ("onnx",), "all": ("tflite", "onnx")}.get(fmt)
+    if formats is None:
+        raise fail(f"--format must be tflite, onnx or all. Received `{fmt}`", 2)
+    request = ExportRequest(
+        model=model, quantization=chosen[0] if chosen else "float32", formats=formats,
+        weights=weights, input_size=input_size, alpha=alpha, classes=classes, calib=calib,
+        calib_samples=calib_samples, calib_method=calib_method, io=io, preprocess=preprocess,
+        out=out, seed=seed,
+    )
+    columns = (SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+               TimeElapsedColumn())
+    # Transient: the bar goes away, so a failure leaves one error line on stderr.
+    with Progress(*columns, console=error_console, transient=True) as bar:
+        drawer = _RichProgress(bar)
+        manifests = export(request, progress=drawer)
+        drawer.finish()
+    if as_json:
+        print_json(manifests)
+        return
+    table = Table(title=None, box=None)
+    table.add_column("artifact", overflow="fold")
+    for column in ("size", "vs float32 weights", "parity (max |diff|, top-1)", "weights"):
+        table.add_column(column)
+    for m in manifests:
+        parity = m["parity"]
+        table.add_row(m["path"], _human_bytes(m["bytes"]), f"{m['bytes'] / m['float32_weight_bytes']:.2f}x",
+                      f"{parity['max_abs_diff']:.2g}, {parity['top1_agreement']:.0%} of {parity['samples']}",
+                      m["weights"])
+    console.print(table)

@@ -1,0 +1,367 @@
+"""`edgecnn export`: model -> (calibration) -> convert -> artifact + manifest.json.
+
+The public function is short: check the request, load the model, build the
+calibration data, then for each format convert, run the parity check in the
+artifact's own runtime, and publish the artifact folder atomically.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import shutil
+import socket
+import sys
+import tempfile
+import time
+import warnings
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+
+from converters import CALIBRATION_METHODS, FORMATS, NEEDS_CALIBRATION, QUANTIZATIONS
+from edgecnn.errors import BadArgument, EdgecnnError
+from edgecnn.manifest import SCHEMA, sha256_of, tool_versions, write_manifest
+
+PREPROCESS_MODES = ("tf", "caffe", "torch", "unit", "raw")
+
+
+@dataclass
+class ExportRequest:
+    """What `edgecnn export` was asked for; recorded in the manifest as `options`."""
+
+    model: str  # a zoo name or alias, or a saved Keras model (.keras, .h5)
+    quantization: str = "float32"
+    formats: tuple[str, ...] = ("tflite",)
+    weights: str = "auto"  # auto | none | a weights file
+    input_size: int | None = None
+    alpha: float | None = None
+    classes: int | None = None
+    calib: str = "default"
+    calib_samples: int = 100
+    calib_method: str = "minmax"
+    io: str | None = None
+    preprocess: str = "auto"
+    out: Path = Path("artifacts")
+    seed: int = 0
+    parity_samples: int = 32
+    warnings: list[str] = field(default_factory=list, repr=False)
+
+
+class Progress:
+    """What export reports as it goes; the CLI draws it with rich."""
+
+    def start(self, label: str, total: int | None = None) -> None: ...
+    def advance(self, steps: int = 1) -> None: ...
+    def warn(self, message: str) -> None: ...
+
+
+def export(request: ExportRequest, progress: Progress | None = None) -> list[dict]:
+    """Export `request.model` in each requested format; return the manifests written."""
+    progress = progress or Progress()
+    started = time.perf_counter()
+    _check(request)
+    source = _calibration_source(request, progress)  # cheap checks before the model is built
+    model, facts = _load_model(request, progress)
+    input_shape = tuple(int(d) for d in model.inputs[0].shape[1:])
+    calibration = _calibration_data(request, source, facts["preprocess"], input_shape)
+    needs_calibration = request.quantization in NEEDS_CALIBRATION
+    if needs_calibration:
+        progress.start("reading calibration images", total=None)
+    parity_batch = calibration.arrays()[: request.parity_samples]
+    if calibration.info().get("warning"):  # e.g. images that did not decode, known once read
+        request.warnings.append(calibration.info()["warning"])
+        progress.warn(calibration.info()["warning"])
+    reference = model.predict(parity_batch, verbose=0, batch_size=8)
+    if isinstance(reference, list):
+        reference = reference[0]
+
+    manifests = []
+    for fmt in request.formats:
+        progress.start(f"converting to {fmt} ({request.quantization})")
+        with _quiet():
+            artifact_bytes = _convert(model, fmt, request, calibration, progress)
+        manifests.append(_publish(request, fmt, artifact_bytes, model, facts, calibration,
+                                  parity_batch, reference, started, progress))
+    return manifests
+
+
+def artifact_stem(request: ExportRequest) -> str:
+    """`mobilenetv2-int8`, with `-a0.35` / `-96` when alpha or input size was given."""
+    base = Path(request.model).stem if _is_model_file(request.model) else request.model.lower()
+    parts = [base]
+    if request.alpha is not None:
+        parts.append(f"a{request.alpha:g}")
+    if request.input_size is not None:
+        parts.append(str(request.input_size))
+    parts.append(request.quantization)
+    return "-".join(parts)
+
+
+def _is_model_file(name: str) -> bool:
+    return name.endswith((".keras", ".h5")) or os.sep in name
+
+
+def _check(request: ExportRequest) -> None:
+    if request.quantization not in QUANTIZATIONS:
+        raise BadArgument(f"unknown quantization `{request.quantization}`; use one of {', '.join(QUANTIZATIONS)}")
+    unknown = [f for f in request.formats if f not in FORMATS]
+    if unknown or not request.formats:
+        raise BadArgument(f"unknown format {unknown}; use tflite, onnx or all")
+    if request.calib_method not in CALIBRATION_METHODS:
+        raise BadArgument(f"unknown --calib-method `{request.calib_method}`; use {', '.join(CALIBRATION_METHODS)}")
+    if request.calib_method != "minmax" and request.formats == ("tflite",):
+        raise BadArgument(f"TFLite's converter calibrates with min/max ranges only; "
+                          f"--calib-method {request.calib_method} applies to --format onnx")
+    if request.calib_samples < 1:
+        raise BadArgument(f"--calib-samples must be at least 1. Received {request.calib_samples}")
+    if request.preprocess not in ("auto", *PREPROCESS_MODES):
+        raise BadArgument(f"unknown --preprocess `{request.preprocess}`; use auto or {', '.join(PREPROCESS_MODES)}")
+    if _is_model_file(request.model):
+        if not Path(request.model).is_file():
+            raise EdgecnnError(f"no such model file: {request.model}")
+    else:
+        from edgecnn.models import get_model_info
+
+        get_model_info(request.model)  # an unknown name fails here, with suggestions
+    out = Path(request.out)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise EdgecnnError(f"cannot create --out {out}: {exc.strerror}") from None
+    if not os.access(out, os.W_OK):
+        raise EdgecnnError(f"--out {out} is not writable")
+
+
+def _load_model(request: ExportRequest, progress: Progress):
+    """The Keras float model, and the facts the manifest records about it."""
+    progress.start(f"building {request.model}")
+    if _is_model_file(request.model):
+        from edgecnn.loading import load_keras_model
+
+        model, facts = load_keras_model(request.model, preprocess=request.preprocess)
+        if facts.get("preprocess_guessed"):
+            progress.warn(f"{request.model} records no preprocessing; assuming `{facts['preprocess']}` "
+                          "(pass --preprocess to choose)")
+        return model, facts
+
+    from edgecnn.models import create_model, get_model_info
+    from edgecnn.models._common import WeightsUnavailable
+
+    info = get_model_info(request.model)
+    channels = info.default_input_shape[-1]
+    kwargs = dict(
+        input_shape=(request.input_size, request.input_size, channels) if request.input_size else None,
+        alpha=request.alpha, classes=request.classes,
+    )
+    from edgecnn._tf import import_keras
+
+    keras = import_keras()
+    # Same command, same bytes: reset Keras's name counters (TFLite keeps tensor names
+    # such as `input_1`) and seed the random initialisers.
+    keras.backend.clear_session()
+    keras.utils.set_random_seed(request.seed)
+    weights_label = "random"
+    if request.weights == "none":
+        model = create_model(info.name, weights=None, **kwargs)
+    elif request.weights == "auto":
+        model = None
+        if info.imagenet_weights:
+            try:
+                # Keras reports downloads on stdout, which belongs to --json.
+                with _download_timeout(20), contextlib.redirect_stdout(sys.stderr):
+                    model = create_model(info.name, weights="imagenet", **kwargs)
+                weights_label = "imagenet"
+            except (WeightsUnavailable, BadArgument) as exc:
+                request.warnings.append(f"random weights: {exc}")
+                progress.warn(f"no ImageNet weights ({exc}); exporting random weights")
+        else:
+            request.warnings.append(f"random weights: no ImageNet weights are published for {info.name}")
+            progress.warn(f"Keras publishes no ImageNet weights for {info.name}; exporting random weights")
+        if model is None:
+            model = create_model(info.name, weights=None, **kwargs)
+    else:
+        model = create_model(info.name, weights=request.weights, **kwargs)
+        weights_label = f"file:{Path(request.weights).name}"
+    if info.name == "googlenet":
+        from edgecnn.models.googlenet import strip_auxiliary_heads
+
+        model = strip_auxiliary_heads(model)
+    preprocess = info.preprocess if request.preprocess == "auto" else request.preprocess
+    labels = None
+    if weights_label == "imagenet":
+        from calibration import open_source
+
+        labels = open_source("default").class_names  # the shipped set carries ImageNet's 1000 names
+    return model, {"name": info.name, "source": "zoo", "weights": weights_label,
+                   "preprocess": preprocess, "labels": labels}
+
+
+@contextlib.contextmanager
+def _download_timeout(seconds: float):
+    previous = socket.getdefaulttimeout()
+    socket.setdefaulttimeout(seconds)
+    try:
+        yield
+    finally:
+        socket.setdefaulttimeout(previous)
+
+
+def _calibration_source(request: ExportRequest, progress: Progress):
+    import calibration
+
+    source = calibration.open_source(request.calib, split="train")
+    if getattr(source, "warning", None):
+        request.warnings.append(source.warning)
+        progress.warn(source.warning)
+    return source
+
+
+def _calibration_data(request: ExportRequest, source, preprocess: str, input_shape):
+    import calibration
+
+    samples = request.calib_samples
+    if request.quantization not in NEEDS_CALIBRATION:
+        samples = min(samples, request.parity_samples)  # only the parity check reads them
+    return calibration.CalibrationData(source, input_shape=input_shape, preprocess=preprocess,
+                                       samples=samples, seed=request.seed)
+
+
+class _Counting:
+    """Wrap a representative_dataset so the progress bar moves with calibration."""
+
+    def __init__(self, generator_fn, progress: Progress, total: int):
+        self._generator_fn, self._progress, self._total = generator_fn, progress, total
+
+    def __call__(self):
+        self._progress.start("calibrating", total=self._total)
+        for sample in self._generator_fn():
+            yield sample
+            self._progress.advance()
+
+
+def _convert(model, fmt: str, request: ExportRequest, calibration, progress: Progress) -> bytes:
+    needs_calibration = request.quantization in NEEDS_CALIBRATION
+    count = len(calibration.arrays())
+    if fmt == "tflite":
+        from converters.tflite import keras_to_tflite
+
+        dataset = _Counting(calibration.representative_dataset(), progress, count) if needs_calibration else None
+        return keras_to_tflite(model, quantization=request.quantization,
+                               representative_dataset=dataset, io=request.io)
+    from converters.onnx import INPUT_NAME, keras_to_onnx, quantize_onnx
+
+    if request.io not in (None, "float"):
+        raise BadArgument(f"ONNX artifacts keep float inputs and outputs (QDQ); --io {request.io} "
+                          "applies to --format tflite")
+    float_model = keras_to_onnx(model)
+    if request.quantization == "float32":
+        return float_model
+    if needs_calibration:
+        progress.start("calibrating (ONNX Runtime)", total=None)
+    return quantize_onnx(float_model, quantization=request.quantization,
+                         calibration_reader_factory=lambda: calibration.ort_reader(INPUT_NAME),
+                         calib_method=request.calib_method)
+
+
+@contextlib.contextmanager
+def _quiet():
+    """Converters print to stderr from C++ and Python logging; the CLI promises quiet."""
+    from edgecnn._tf import muted_stderr
+
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings(), muted_stderr():
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        root.setLevel(level)
+
+
+def _parity(path: Path, parity_batch, reference):
+    """Run the artifact in its own runtime against the Keras float outputs.
+
+    Returns the parity record and the session (its tensor facts go into the manifest)."""
+    from edgecnn.runtime import open_session, run_float
+
+    from edgecnn._tf import muted_stderr
+
+    with muted_stderr():  # LiteRT announces its XNNPACK delegate on stderr
+        session = open_session(path)
+    outputs = np.concatenate([run_float(session, sample[None])[0] for sample in parity_batch])
+    outputs = outputs.reshape(reference.shape)
+    return {
+        "runtime": f"{session.runtime} {session.runtime_version}",
+        "samples": int(len(parity_batch)),
+        "max_abs_diff": float(np.max(np.abs(outputs - reference))),
+        "top1_agreement": float(np.mean(outputs.argmax(-1) == reference.argmax(-1))),
+    }, session
+
+
+def _publish(request, fmt, artifact_bytes, model, facts, calibration, parity_batch, reference,
+             started, progress) -> dict:
+    """Write artifact + manifest into a temporary folder in --out, check it, then rename."""
+    stem = artifact_stem(request)
+    folder_name = stem if fmt == "tflite" else f"{stem}-onnx"
+    out = Path(request.out)
+    final = out / folder_name
+    staging = Path(tempfile.mkdtemp(prefix=f".{folder_name}.", suffix=".partial", dir=out))
+    try:
+        artifact = staging / f"{stem}.{fmt}"
+        artifact.write_bytes(artifact_bytes)
+        progress.start(f"checking {artifact.name} against the Keras model")
+        parity, session = _parity(artifact, parity_batch, reference)
+        params = int(model.count_params())
+        manifest = {
+            "schema": SCHEMA,
+            "model": facts["name"],
+            "source": facts["source"],
+            "options": _options(request),
+            "format": fmt,
+            "quantization": request.quantization,
+            "optimization": facts.get("optimization", {"sparsity": None, "clusters": None, "qat": False}),
+            "weights": facts["weights"],
+            "params": params,
+            "artifact": artifact.name,
+            "bytes": artifact.stat().st_size,
+            "float32_weight_bytes": 4 * params,
+            "sha256": sha256_of(artifact),
+            "inputs": [t.to_dict() for t in session.inputs],
+            "outputs": [t.to_dict() for t in session.outputs],
+            "preprocess": {"mode": facts["preprocess"], "input_shape": list(model.inputs[0].shape[1:]),
+                           "crop_fraction": calibration.info().get("crop_fraction"),
+                           "color": "bgr" if facts["preprocess"] == "caffe" else
+                           ("gray" if model.inputs[0].shape[-1] == 1 else "rgb")},
+            "labels": facts.get("labels"),
+            "calibration": calibration.info() if request.quantization in NEEDS_CALIBRATION else None,
+            "calibration_method": ("minmax" if fmt == "tflite" else request.calib_method)
+            if request.quantization in NEEDS_CALIBRATION else None,
+            "parity": parity,
+            "export_seconds": round(time.perf_counter() - started, 2),
+            "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "versions": tool_versions(),
+            "warnings": list(request.warnings),
+        }
+        write_manifest(staging, manifest)
+        os.chmod(staging, 0o755)
+        if final.exists():
+            shutil.rmtree(final)
+        os.replace(staging, final)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    manifest["path"] = str(final / artifact.name)
+    return manifest
+
+
+def _options(request: ExportRequest) -> dict:
+    options = asdict(request)
+    options.pop("warnings")
+    options["out"] = str(request.out)
+    options["formats"] = list(request.formats)
+    return options

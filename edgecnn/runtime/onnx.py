@@ -1,0 +1,88 @@
+"""ONNX files through ONNX Runtime, on the CPU, CUDA or TensorRT provider."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from edgecnn.errors import BadArgument, EdgecnnError
+from edgecnn.runtime.tensors import TensorInfo
+
+PROVIDERS = {
+    "cpu": ["CPUExecutionProvider"],
+    "cuda": ["CUDAExecutionProvider", "CPUExecutionProvider"],
+    "tensorrt": ["TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"],
+}
+
+_ORT_TYPES = {
+    "tensor(float)": "float32", "tensor(float16)": "float16", "tensor(double)": "float64",
+    "tensor(int8)": "int8", "tensor(uint8)": "uint8", "tensor(int16)": "int16",
+    "tensor(int32)": "int32", "tensor(int64)": "int64",
+}
+
+
+def _tensor_info(node) -> TensorInfo:
+    shape = tuple(d if isinstance(d, int) else -1 for d in node.shape)
+    return TensorInfo(name=node.name, shape=shape, dtype=_ORT_TYPES.get(node.type, node.type))
+
+
+class OnnxSession:
+    format = "onnx"
+    runtime = "onnxruntime"
+
+    def __init__(self, path, *, threads: int | None = None, provider: str = "cpu"):
+        try:
+            import onnxruntime as ort
+        except ImportError:
+            raise EdgecnnError("ONNX Runtime is not installed: pip install onnxruntime") from None
+        if provider not in PROVIDERS:
+            raise BadArgument(f"unknown provider `{provider}`; use one of {', '.join(PROVIDERS)}")
+        wanted = PROVIDERS[provider]
+        if wanted[0] not in ort.get_available_providers():
+            raise EdgecnnError(
+                f"ONNX Runtime here has no {wanted[0]} (it has {', '.join(ort.get_available_providers())}): "
+                "pip install onnxruntime-gpu with a matching CUDA"
+                + (" and TensorRT" if provider == "tensorrt" else "")
+            )
+        self.path = Path(path)
+        self.threads = threads
+        self.runtime_version = ort.__version__
+        options = ort.SessionOptions()
+        if threads:
+            options.intra_op_num_threads = threads
+            options.inter_op_num_threads = 1
+        try:
+            self._session = ort.InferenceSession(str(self.path), sess_options=options, providers=wanted)
+        except Exception as exc:  # ORT raises its own exception types for bad files
+            reason = " ".join(str(exc).split())[:300] or type(exc).__name__
+            raise EdgecnnError(f"{self.path.name} is not a loadable ONNX model: {reason}") from None
+        # The provider that actually runs the first node: ORT falls back silently.
+        self.provider = self._session.get_providers()[0].removesuffix("ExecutionProvider").lower()
+        self.inputs = [_tensor_info(n) for n in self._session.get_inputs()]
+        self.outputs = [_tensor_info(n) for n in self._session.get_outputs()]
+        self._feeds: dict = {}
+        self._last: list = []
+
+    def set_inputs(self, arrays) -> None:
+        self._feeds = {info.name: np.asarray(a) for info, a in zip(self.inputs, arrays)}
+
+    def invoke(self) -> None:
+        self._last = self._session.run(None, self._feeds)
+
+    def get_outputs(self) -> list:
+        return self._last
+
+    def run(self, arrays) -> list:
+        self.set_inputs(arrays)
+        self.invoke()
+        return self.get_outputs()
+
+    def op_types(self) -> list[str]:
+        """Op types of the graph, read from the file (needs the `onnx` package, else empty)."""
+        try:
+            import onnx
+        except ImportError:
+            return []
+        model = onnx.load(str(self.path), load_external_data=False)
+        return [node.op_type for node in model.graph.node]

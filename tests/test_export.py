@@ -1,0 +1,161 @@
+"""Export: artifacts, manifests, parity, determinism and clean failures."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from edgecnn.errors import BadArgument, EdgecnnError
+from edgecnn.export import ExportRequest, artifact_stem, export
+from edgecnn.manifest import read_manifest_for, sha256_of
+
+MANIFEST_KEYS = {
+    "schema", "model", "options", "format", "quantization", "weights", "params", "artifact", "bytes",
+    "sha256", "inputs", "outputs", "preprocess", "labels", "calibration", "parity", "export_seconds",
+    "versions",
+}
+
+
+def test_int8_tflite_artifact_and_manifest(exported_int8):
+    manifest = exported_int8["tflite"]
+    artifact = Path(manifest["path"])
+    assert artifact.is_file() and artifact.suffix == ".tflite"
+    assert artifact.parent.name == "mobilenet_v2-a0.35-32-int8"
+    on_disk = json.loads((artifact.parent / "manifest.json").read_text())
+    assert MANIFEST_KEYS <= set(on_disk)
+    assert on_disk["sha256"] == sha256_of(artifact)
+    assert on_disk["bytes"] == artifact.stat().st_size
+    assert on_disk["weights"] == "random"
+    assert on_disk["quantization"] == "int8"
+    (tensor,) = on_disk["inputs"]
+    assert tensor["dtype"] == "int8" and tensor["scale"] > 0
+    assert on_disk["outputs"][0]["dtype"] == "int8"
+    assert on_disk["preprocess"]["mode"] == "tf"
+    assert on_disk["calibration"]["count"] == 16
+    assert on_disk["calibration"]["source"]["kind"] == "default"
+    assert on_disk["parity"]["samples"] == 16
+    # Random weights, 10 softmax outputs: int8 rounding stays far below one output step.
+    assert on_disk["parity"]["max_abs_diff"] < 0.05
+    assert read_manifest_for(artifact)["sha256"] == on_disk["sha256"]
+
+
+def test_int8_tflite_graph_is_integer_end_to_end(exported_int8):
+    from edgecnn.runtime import open_session
+
+    ops = open_session(exported_int8["tflite"]["path"]).op_types()
+    assert "CONV_2D" in ops and "DEPTHWISE_CONV_2D" in ops
+    # int8 in and out: no float islands, so no (de)quantize anywhere.
+    assert "DEQUANTIZE" not in ops and "QUANTIZE" not in ops
+    assert "DELEGATE" not in ops
+
+
+def test_int8_onnx_is_qdq_with_float_io(exported_int8):
+    import onnx
+
+    manifest = exported_int8["onnx"]
+    assert Path(manifest["path"]).parent.name.endswith("-onnx")
+    assert manifest["inputs"][0]["dtype"] == "float32"
+    graph = onnx.load(manifest["path"]).graph
+    ops = {node.op_type for node in graph.node}
+    assert {"QuantizeLinear", "DequantizeLinear", "Conv"} <= ops
+    assert manifest["calibration_method"] == "minmax"
+    assert manifest["parity"]["max_abs_diff"] < 0.05
+
+
+def test_artifact_stem_names_variant():
+    assert artifact_stem(ExportRequest(model="MobileNetV2", quantization="int8")) == "mobilenetv2-int8"
+    assert artifact_stem(ExportRequest(model="lenet5", input_size=28)) == "lenet5-28-float32"
+
+
+@pytest.mark.slow
+def test_float32_matches_keras(tmp_path):
+    manifests = export(ExportRequest(model="lenet5", formats=("tflite", "onnx"), out=tmp_path,
+                                     weights="none", calib_samples=8))
+    for manifest in manifests:
+        assert manifest["parity"]["max_abs_diff"] <= 1e-4
+        assert manifest["parity"]["top1_agreement"] == 1.0
+        assert manifest["calibration"] is None
+
+
+@pytest.mark.slow
+def test_same_command_gives_same_bytes(tmp_path):
+    """Two runs of one command (two processes, as a user runs it) write identical files."""
+    import subprocess
+    import sys
+
+    hashes = []
+    for run in ("a", "b"):
+        result = subprocess.run(
+            [sys.executable, "-m", "edgecnn", "export", "lenet5", "--format", "all", "--dynamic",
+             "--weights", "none", "--out", str(tmp_path / run), "--json"],
+            capture_output=True, text=True, timeout=600,
+        )
+        assert result.returncode == 0, result.stderr
+        hashes.append(sorted(m["sha256"] for m in json.loads(result.stdout)))
+    assert hashes[0] == hashes[1]
+
+
+@pytest.mark.slow
+def test_float16_and_dynamic_shrink_the_file(tmp_path):
+    sizes = {}
+    for quantization in ("float32", "float16", "dynamic"):
+        (manifest,) = export(ExportRequest(model="lenet5", quantization=quantization, out=tmp_path,
+                                           weights="none", calib_samples=4))
+        sizes[quantization] = manifest["bytes"]
+        assert manifest["parity"]["top1_agreement"] >= 0.75
+    assert sizes["float16"] < 0.6 * sizes["float32"]
+    assert sizes["dynamic"] < 0.4 * sizes["float32"]
+
+
+def test_bad_requests_fail_before_any_work(tmp_path):
+    with pytest.raises(BadArgument, match="quantization"):
+        export(ExportRequest(model="lenet5", quantization="int4", out=tmp_path))
+    with pytest.raises(BadArgument, match="Unknown model"):
+        export(ExportRequest(model="lenet6", out=tmp_path))
+    with pytest.raises(BadArgument, match="min/max"):
+        export(ExportRequest(model="lenet5", quantization="int8", calib_method="entropy", out=tmp_path))
+    with pytest.raises(BadArgument, match="calib-samples"):
+        export(ExportRequest(model="lenet5", calib_samples=0, out=tmp_path))
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_empty_calibration_folder_leaves_nothing(tmp_path):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    out = tmp_path / "out"
+    with pytest.raises(EdgecnnError):
+        export(ExportRequest(model="lenet5", quantization="int8", calib=str(empty), out=out))
+    assert not out.exists() or list(out.iterdir()) == []
+
+
+def test_unwritable_out_is_one_clear_error(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    with pytest.raises(EdgecnnError, match="--out"):
+        export(ExportRequest(model="lenet5", out=blocker / "sub"))
+
+
+def test_corrupt_keras_file_is_refused(tmp_path):
+    corrupt = tmp_path / "model.keras"
+    corrupt.write_bytes(b"PK\x03\x04 this is not a zip")
+    with pytest.raises(EdgecnnError, match="not a loadable Keras model"):
+        export(ExportRequest(model=str(corrupt), out=tmp_path / "out"))
+
+
+@pytest.mark.slow
+def test_saved_keras_model_exports_with_its_sidecar(tmp_path):
+    from edgecnn.models import create_model
+
+    model = create_model("lenet5", input_shape=(28, 28, 1), classes=10)
+    path = tmp_path / "lenet.keras"
+    model.save(path)
+    (tmp_path / "lenet.edgecnn.json").write_text(json.dumps(
+        {"model": "lenet5", "preprocess": "unit", "class_names": [str(i) for i in range(10)]}))
+    (manifest,) = export(ExportRequest(model=str(path), out=tmp_path / "out",
+                                       calib="tests/data/fashion-mnist-test-200.npz", calib_samples=8))
+    assert manifest["source"] == str(path)
+    assert manifest["preprocess"]["mode"] == "unit"
+    assert manifest["labels"] == [str(i) for i in range(10)]
+    assert manifest["parity"]["max_abs_diff"] <= 1e-4
+    assert np.isclose(manifest["params"], model.count_params())
