@@ -182,6 +182,8 @@ def _load_model(request: ExportRequest, progress: Progress):
             request.warnings.append(f"random weights: no ImageNet weights are published for {info.name}")
             progress.warn(f"Keras publishes no ImageNet weights for {info.name}; exporting random weights")
         if model is None:
+            keras.backend.clear_session()  # as if the ImageNet attempt never happened
+            keras.utils.set_random_seed(request.seed)
             model = create_model(info.name, weights=None, **kwargs)
     else:
         model = create_model(info.name, weights=request.weights, **kwargs)

@@ -15,8 +15,8 @@ def sidecar_path(model_path) -> Path:
     return path.with_name(path.stem + SIDECAR_SUFFIX)
 
 
-def load_keras_model(path, *, preprocess: str = "auto"):
-    """The model and the facts a manifest needs. Refuses files that are missing or corrupt."""
+def read_keras_model(path):
+    """A saved model loaded in safe mode, uncompiled; a missing or corrupt file is one clear error."""
     from edgecnn._tf import import_keras, muted_stderr
 
     keras = import_keras()
@@ -25,10 +25,19 @@ def load_keras_model(path, *, preprocess: str = "auto"):
         raise EdgecnnError(f"no such model file: {path}")
     try:
         with muted_stderr():
-            model = keras.models.load_model(path, compile=False, safe_mode=True)
+            return keras.models.load_model(path, compile=False, safe_mode=True)
     except Exception as exc:  # Keras raises ValueError, OSError, zipfile errors... for bad files
         reason = " ".join(str(exc).split())[:200] or type(exc).__name__
         raise EdgecnnError(f"{path} is not a loadable Keras model: {reason}") from None
+
+
+def load_keras_model(path, *, preprocess: str = "auto"):
+    """The model and the facts a manifest needs."""
+    from edgecnn._tf import import_keras
+
+    keras = import_keras()
+    path = Path(path)
+    model = read_keras_model(path)
     if len(model.inputs) != 1:
         raise EdgecnnError(f"{path}: edgecnn exports single-input models; this one has {len(model.inputs)}")
     sidecar = {}

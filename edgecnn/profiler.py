@@ -494,18 +494,9 @@ def profile_model_file(path, *, input_size: int | None = None) -> ModelProfile:
     input size; a model with fixed sizes must be given its own. A missing or
     unloadable file raises `EdgecnnError`.
     """
-    from edgecnn._tf import import_keras, muted_stderr
+    from edgecnn.loading import read_keras_model
 
-    keras = import_keras()
-    path = Path(path)
-    if not path.is_file():
-        raise EdgecnnError(f"no such model file: {path}")
-    try:
-        with muted_stderr():
-            model = keras.models.load_model(path, compile=False, safe_mode=True)
-    except Exception as exc:  # noqa: BLE001: Keras raises ValueError, OSError, zip errors...
-        reason = " ".join(str(exc).split())[:200] or type(exc).__name__
-        raise EdgecnnError(f"{path} is not a loadable Keras model: {reason}") from None
+    model = read_keras_model(path)
     input_shape = None
     if input_size is not None:
         if isinstance(input_size, bool) or not isinstance(input_size, int) or input_size < 1:

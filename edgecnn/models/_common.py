@@ -98,12 +98,33 @@ def model_inputs_of(img_input, input_tensor=None):
 
 
 def global_pool(x, pooling):
-    """The `pooling` option of `include_top=False`, with a fixed layer name."""
+    """The `pooling` option of `include_top=False`.
+
+    Named as Keras Applications' unnamed layers are in a fresh session, so the names
+    stay fixed however many models were built before.
+    """
     if pooling == "avg":
-        return layers.GlobalAveragePooling2D(name="avg_pool")(x)
+        return layers.GlobalAveragePooling2D(name="global_average_pooling2d")(x)
     if pooling == "max":
-        return layers.GlobalMaxPooling2D(name="max_pool")(x)
+        return layers.GlobalMaxPooling2D(name="global_max_pooling2d")(x)
     return x
+
+
+def input_shape_of(input_shape, input_tensor):
+    """`input_shape`, or the shape of `input_tensor` when only the tensor is given."""
+    if input_tensor is None:
+        return input_shape
+    tensor_shape = tuple(input_tensor.shape)[1:]
+    if input_shape is not None and (
+        len(tuple(input_shape)) != len(tensor_shape)
+        or any(a is not None and b is not None and a != b
+               for a, b in zip(input_shape, tensor_shape))
+    ):
+        raise ValueError(
+            "`input_shape` must match the shape of `input_tensor`. Received "
+            f"`input_shape={tuple(input_shape)}`, `input_tensor.shape={tuple(input_tensor.shape)}`"
+        )
+    return tensor_shape
 
 
 def load_weights(model, weights, *, imagenet_url=None, imagenet_file=None, file_hash=None):

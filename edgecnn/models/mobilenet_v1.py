@@ -29,6 +29,7 @@ import logging
 import numbers
 
 from edgecnn.models._common import (
+    input_shape_of,
     check_arguments,
     global_pool,
     keras,
@@ -127,7 +128,7 @@ def MobileNet(
             )
 
     input_shape = resolve_input_shape(
-        _shape_of(input_shape, input_tensor),
+        input_shape_of(input_shape, input_tensor),
         model_name="mobilenet_v1",
         default_size=224,
         min_size=32,
@@ -192,22 +193,6 @@ def MobileNet(
                             imagenet_file=file_name)
     return load_weights(model, weights)
 
-
-def _shape_of(input_shape, input_tensor):
-    """`input_shape`, or the shape of `input_tensor` when only the tensor is given."""
-    if input_tensor is None:
-        return input_shape
-    tensor_shape = tuple(input_tensor.shape)[1:]
-    if input_shape is not None and (
-        len(tuple(input_shape)) != len(tensor_shape)
-        or any(a is not None and b is not None and a != b
-               for a, b in zip(input_shape, tensor_shape))
-    ):
-        raise ValueError(
-            "`input_shape` must match the shape of `input_tensor`. Received "
-            f"`input_shape={tuple(input_shape)}`, `input_tensor.shape={tuple(input_tensor.shape)}`"
-        )
-    return tensor_shape
 
 
 def _conv_block(inputs, filters, alpha, kernel=(3, 3), strides=(1, 1)):

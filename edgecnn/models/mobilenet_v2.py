@@ -23,6 +23,7 @@ import logging
 import numbers
 
 from edgecnn.models._common import (
+    input_shape_of,
     check_arguments,
     global_pool,
     keras,
@@ -92,7 +93,7 @@ def MobileNetV2(
         )
 
     input_shape = resolve_input_shape(
-        _shape_of(input_shape, input_tensor),
+        input_shape_of(input_shape, input_tensor),
         model_name="mobilenet_v2",
         default_size=224,
         min_size=32,
@@ -180,22 +181,6 @@ def MobileNetV2(
                             imagenet_file=file_name)
     return load_weights(model, weights)
 
-
-def _shape_of(input_shape, input_tensor):
-    """`input_shape`, or the shape of `input_tensor` when only the tensor is given."""
-    if input_tensor is None:
-        return input_shape
-    tensor_shape = tuple(input_tensor.shape)[1:]
-    if input_shape is not None and (
-        len(tuple(input_shape)) != len(tensor_shape)
-        or any(a is not None and b is not None and a != b
-               for a, b in zip(input_shape, tensor_shape))
-    ):
-        raise ValueError(
-            "`input_shape` must match the shape of `input_tensor`. Received "
-            f"`input_shape={tuple(input_shape)}`, `input_tensor.shape={tuple(input_tensor.shape)}`"
-        )
-    return tensor_shape
 
 
 def _inverted_res_block(inputs, expansion, stride, alpha, filters, block_id):

@@ -28,6 +28,7 @@ from __future__ import annotations
 from typing import NamedTuple
 
 from edgecnn.models._common import (
+    input_shape_of,
     check_arguments,
     keras,
     layers,
@@ -124,7 +125,7 @@ def _resnet(variant, *, include_top, weights, input_tensor, input_shape, pooling
         classifier_activation=classifier_activation,
     )
     input_shape = resolve_input_shape(
-        _shape_of(input_shape, input_tensor), model_name=variant,
+        input_shape_of(input_shape, input_tensor), model_name=variant,
         default_size=_DEFAULT_SIZE, min_size=_MIN_SIZE, weights=weights,
         require_default=weights == "imagenet" and include_top,
     )
@@ -209,23 +210,3 @@ def ResNet152(include_top=True, weights=None, input_tensor=None, input_shape=Non
     return _resnet("resnet152", include_top=include_top, weights=weights,
                    input_tensor=input_tensor, input_shape=input_shape, pooling=pooling,
                    classes=classes, classifier_activation=classifier_activation, name=name)
-
-
-def _shape_of(input_shape, input_tensor):
-    """`input_shape`, or the shape of `input_tensor` when only the tensor is given.
-
-    (The same helper as in mobilenet_v2.py; it belongs in _common.)
-    """
-    if input_tensor is None:
-        return input_shape
-    tensor_shape = tuple(input_tensor.shape)[1:]
-    if input_shape is not None and (
-        len(tuple(input_shape)) != len(tensor_shape)
-        or any(a is not None and b is not None and a != b
-               for a, b in zip(input_shape, tensor_shape))
-    ):
-        raise ValueError(
-            "`input_shape` must match the shape of `input_tensor`. Received "
-            f"`input_shape={tuple(input_shape)}`, `input_tensor.shape={tuple(input_tensor.shape)}`"
-        )
-    return tensor_shape

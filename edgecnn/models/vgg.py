@@ -12,6 +12,8 @@ Each variant is a row of `_VGG_CONFIGS` (timm style): conv widths, "M" for a
 from __future__ import annotations
 
 from edgecnn.models._common import (
+    global_pool,
+    input_shape_of,
     check_arguments,
     keras,
     layers,
@@ -46,7 +48,7 @@ def _vgg(variant, *, include_top, weights, input_tensor, input_shape, pooling,
         pooling=pooling, imagenet_weights=True, classifier_activation=classifier_activation,
     )
     input_shape = resolve_input_shape(
-        _shape_of(input_shape, input_tensor), model_name=variant,
+        input_shape_of(input_shape, input_tensor), model_name=variant,
         default_size=_DEFAULT_SIZE, min_size=_MIN_SIZE, weights=weights,
         require_default=weights == "imagenet" and include_top,
     )
@@ -73,12 +75,8 @@ def _vgg(variant, *, include_top, weights, input_tensor, input_shape, pooling,
         x = layers.Dense(4096, activation="relu", name="fc1")(x)
         x = layers.Dense(4096, activation="relu", name="fc2")(x)
         x = layers.Dense(classes, activation=classifier_activation, name="predictions")(x)
-    elif pooling == "avg":
-        # Keras leaves these unnamed (so they are named thus in a fresh session);
-        # fixed here, as _common.global_pool cannot name them.
-        x = layers.GlobalAveragePooling2D(name="global_average_pooling2d")(x)
-    elif pooling == "max":
-        x = layers.GlobalMaxPooling2D(name="global_max_pooling2d")(x)
+    else:
+        x = global_pool(x, pooling)
 
     model = keras.Model(model_inputs_of(img_input, input_tensor), x, name=name or variant)
 
@@ -112,23 +110,3 @@ def VGG19(include_top=True, weights=None, input_tensor=None, input_shape=None,
     return _vgg("vgg19", include_top=include_top, weights=weights, input_tensor=input_tensor,
                 input_shape=input_shape, pooling=pooling, classes=classes,
                 classifier_activation=classifier_activation, name=name)
-
-
-def _shape_of(input_shape, input_tensor):
-    """`input_shape`, or the shape of `input_tensor` when only the tensor is given.
-
-    (The same helper as in mobilenet_v2.py; it belongs in _common.)
-    """
-    if input_tensor is None:
-        return input_shape
-    tensor_shape = tuple(input_tensor.shape)[1:]
-    if input_shape is not None and (
-        len(tuple(input_shape)) != len(tensor_shape)
-        or any(a is not None and b is not None and a != b
-               for a, b in zip(input_shape, tensor_shape))
-    ):
-        raise ValueError(
-            "`input_shape` must match the shape of `input_tensor`. Received "
-            f"`input_shape={tuple(input_shape)}`, `input_tensor.shape={tuple(input_tensor.shape)}`"
-        )
-    return tensor_shape
