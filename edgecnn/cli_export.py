@@ -88,7 +88,9 @@ def export_command(
     columns = (SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                TimeElapsedColumn())
     # Transient: the bar goes away, so a failure leaves one error line on stderr.
-    with Progress(*columns, console=error_console, transient=True) as bar:
+    # Drawn only on a terminal (in a pipe or a log it would leave a stray empty line).
+    with Progress(*columns, console=error_console, transient=True,
+                  disable=not error_console.is_terminal) as bar:
         drawer = _RichProgress(bar)
         manifests = export(request, progress=drawer)
         drawer.finish()

@@ -73,8 +73,7 @@ def export(request: ExportRequest, progress: Progress | None = None) -> list[dic
         progress.start("reading calibration images", total=None)
     parity_batch = calibration.arrays()[: request.parity_samples]
     if calibration.info().get("warning"):  # e.g. images that did not decode, known once read
-        request.warnings.append(calibration.info()["warning"])
-        progress.warn(calibration.info()["warning"])
+        _warn(request, progress, calibration.info()["warning"])
     reference = model.predict(parity_batch, verbose=0, batch_size=8)
     if isinstance(reference, list):
         reference = reference[0]
@@ -87,6 +86,13 @@ def export(request: ExportRequest, progress: Progress | None = None) -> list[dic
         manifests.append(_publish(request, fmt, artifact_bytes, model, facts, calibration,
                                   parity_batch, reference, started, progress))
     return manifests
+
+
+def _warn(request: ExportRequest, progress: Progress, message: str) -> None:
+    """Print a warning once and keep it for the manifest."""
+    if message not in request.warnings:
+        request.warnings.append(message)
+        progress.warn(message)
 
 
 def artifact_stem(request: ExportRequest) -> str:
@@ -144,8 +150,8 @@ def _load_model(request: ExportRequest, progress: Progress):
 
         model, facts = load_keras_model(request.model, preprocess=request.preprocess)
         if facts.get("preprocess_guessed"):
-            progress.warn(f"{request.model} records no preprocessing; assuming `{facts['preprocess']}` "
-                          "(pass --preprocess to choose)")
+            _warn(request, progress, f"{request.model} records no preprocessing; assuming "
+                  f"`{facts['preprocess']}` (pass --preprocess to choose)")
         return model, facts
 
     from edgecnn.models import create_model, get_model_info
@@ -168,7 +174,7 @@ def _load_model(request: ExportRequest, progress: Progress):
     if request.weights == "none":
         model = create_model(info.name, weights=None, **kwargs)
     elif request.weights == "auto":
-        model = None
+        model, reason = None, f"Keras publishes no ImageNet weights for {info.name}"
         if info.imagenet_weights:
             try:
                 # Keras reports downloads on stdout, which belongs to --json.
@@ -176,15 +182,13 @@ def _load_model(request: ExportRequest, progress: Progress):
                     model = create_model(info.name, weights="imagenet", **kwargs)
                 weights_label = "imagenet"
             except (WeightsUnavailable, BadArgument) as exc:
-                request.warnings.append(f"random weights: {exc}")
-                progress.warn(f"no ImageNet weights ({exc}); exporting random weights")
-        else:
-            request.warnings.append(f"random weights: no ImageNet weights are published for {info.name}")
-            progress.warn(f"Keras publishes no ImageNet weights for {info.name}; exporting random weights")
+                reason = f"no ImageNet weights: {exc}"
         if model is None:
             keras.backend.clear_session()  # as if the ImageNet attempt never happened
             keras.utils.set_random_seed(request.seed)
+            # A bad argument fails here, before any warning about weights.
             model = create_model(info.name, weights=None, **kwargs)
+            _warn(request, progress, f"{reason}; exporting random weights")
     else:
         model = create_model(info.name, weights=request.weights, **kwargs)
         weights_label = f"file:{Path(request.weights).name}"
@@ -217,8 +221,7 @@ def _calibration_source(request: ExportRequest, progress: Progress):
 
     source = calibration.open_source(request.calib, split="train")
     if getattr(source, "warning", None):
-        request.warnings.append(source.warning)
-        progress.warn(source.warning)
+        _warn(request, progress, source.warning)
     return source
 
 
