@@ -89,7 +89,8 @@ def _si(n: float, unit: str = "") -> str:
     return f"{n:g}{unit}"
 
 
-def _si_bytes(n: int) -> str:
+def si_bytes(n: int) -> str:
+    """23.52 kB, 3.94 MB: sizes for people."""
     for factor, prefix in ((1e9, "GB"), (1e6, "MB"), (1e3, "kB")):
         if n >= factor:
             return f"{n / factor:.2f} {prefix}"
@@ -100,10 +101,6 @@ def _shape(shape) -> str:
     if shape and isinstance(shape[0], (tuple, list)):
         return ", ".join(_shape(s) for s in shape)
     return "x".join(str(d) for d in shape) if shape else "scalar"
-
-
-def _is_model_file(name: str) -> bool:
-    return name.endswith((".keras", ".h5")) or os.sep in name
 
 
 @app.command("models")
@@ -156,7 +153,9 @@ def profile_command(
     from edgecnn.errors import BadArgument
     from edgecnn.profiler import profile_model_file, profile_zoo_model
 
-    if _is_model_file(model):
+    from edgecnn.loading import is_model_file
+
+    if is_model_file(model):
         given = [flag for flag, value in (("--alpha", alpha), ("--classes", classes)) if value is not None]
         if given:
             raise BadArgument(f"{' and '.join(given)} apply to zoo models; {model} is a saved model")
@@ -179,15 +178,15 @@ def profile_command(
     for layer in profile.layers:
         table.add_row(layer.name, layer.type, _shape(layer.output_shape),
                       f"{layer.params:,}" if layer.params else "",
-                      _si(layer.macs) if layer.macs else "", _si_bytes(layer.activation_bytes))
+                      _si(layer.macs) if layer.macs else "", si_bytes(layer.activation_bytes))
     console.print(table)
     console.print(
         f"params            {_si(profile.params)} ({profile.params:,})\n"
         f"MACs              {_si(profile.macs)} ({profile.macs:,})\n"
-        f"peak activations  {_si_bytes(profile.peak_activation_bytes)} "
+        f"peak activations  {si_bytes(profile.peak_activation_bytes)} "
         f"(at {profile.peak_activation_layer})\n"
-        f"weights           {_si_bytes(profile.weight_bytes_float32)} float32, "
-        f"~{_si_bytes(profile.weight_bytes_int8)} int8",
+        f"weights           {si_bytes(profile.weight_bytes_float32)} float32, "
+        f"~{si_bytes(profile.weight_bytes_int8)} int8",
         highlight=False,
     )
 

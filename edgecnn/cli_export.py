@@ -9,7 +9,7 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from edgecnn.cli import app, console, error_console, fail, one_line_errors, print_json
+from edgecnn.cli import app, console, error_console, fail, one_line_errors, print_json, si_bytes
 
 
 class _RichProgress:
@@ -36,10 +36,6 @@ class _RichProgress:
         if self._task is not None:
             total = self._progress.tasks[-1].total or 1
             self._progress.update(self._task, completed=total, total=total)
-
-
-def _human_bytes(n: int) -> str:
-    return f"{n / 1e6:.2f} MB" if n >= 1e5 else f"{n / 1e3:.1f} KB"
 
 
 @app.command("export")
@@ -103,7 +99,7 @@ def export_command(
         table.add_column(column)
     for m in manifests:
         parity = m["parity"]
-        table.add_row(m["path"], _human_bytes(m["bytes"]), f"{m['bytes'] / m['float32_weight_bytes']:.2f}x",
+        table.add_row(m["path"], si_bytes(m["bytes"]), f"{m['bytes'] / m['float32_weight_bytes']:.2f}x",
                       f"{parity['max_abs_diff']:.2g}, {parity['top1_agreement']:.0%} of {parity['samples']}",
                       m["weights"])
     console.print(table)

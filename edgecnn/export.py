@@ -24,6 +24,7 @@ import numpy as np
 
 from converters import CALIBRATION_METHODS, FORMATS, NEEDS_CALIBRATION, QUANTIZATIONS
 from edgecnn.errors import BadArgument, EdgecnnError
+from edgecnn.loading import is_model_file
 from edgecnn.manifest import SCHEMA, sha256_of, tool_versions, write_manifest
 
 PREPROCESS_MODES = ("tf", "caffe", "torch", "unit", "raw")
@@ -97,7 +98,7 @@ def _warn(request: ExportRequest, progress: Progress, message: str) -> None:
 
 def artifact_stem(request: ExportRequest) -> str:
     """`mobilenetv2-int8`, with `-a0.35` / `-96` when alpha or input size was given."""
-    base = Path(request.model).stem if _is_model_file(request.model) else request.model.lower()
+    base = Path(request.model).stem if is_model_file(request.model) else request.model.lower()
     parts = [base]
     if request.alpha is not None:
         parts.append(f"a{request.alpha:g}")
@@ -105,10 +106,6 @@ def artifact_stem(request: ExportRequest) -> str:
         parts.append(str(request.input_size))
     parts.append(request.quantization)
     return "-".join(parts)
-
-
-def _is_model_file(name: str) -> bool:
-    return name.endswith((".keras", ".h5")) or os.sep in name
 
 
 def _check(request: ExportRequest) -> None:
@@ -126,7 +123,7 @@ def _check(request: ExportRequest) -> None:
         raise BadArgument(f"--calib-samples must be at least 1. Received {request.calib_samples}")
     if request.preprocess not in ("auto", *PREPROCESS_MODES):
         raise BadArgument(f"unknown --preprocess `{request.preprocess}`; use auto or {', '.join(PREPROCESS_MODES)}")
-    if _is_model_file(request.model):
+    if is_model_file(request.model):
         if not Path(request.model).is_file():
             raise EdgecnnError(f"no such model file: {request.model}")
     else:
@@ -145,7 +142,7 @@ def _check(request: ExportRequest) -> None:
 def _load_model(request: ExportRequest, progress: Progress):
     """The Keras float model, and the facts the manifest records about it."""
     progress.start(f"building {request.model}")
-    if _is_model_file(request.model):
+    if is_model_file(request.model):
         from edgecnn.loading import load_keras_model
 
         model, facts = load_keras_model(request.model, preprocess=request.preprocess)

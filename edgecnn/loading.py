@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 from edgecnn.errors import EdgecnnError
 
 SIDECAR_SUFFIX = ".edgecnn.json"  # written by `edgecnn train`: dataset, preprocessing, labels
+
+
+def is_model_file(name: str) -> bool:
+    """A saved Keras model (a path) rather than a zoo name: the rule every command uses."""
+    return str(name).endswith((".keras", ".h5")) or os.sep in str(name)
 
 
 def sidecar_path(model_path) -> Path:
