@@ -192,7 +192,7 @@ def profile_command(
 
 
 # Commands that live in their own modules register themselves on `app`.
-from edgecnn import cli_export  # noqa: E402,F401
+from edgecnn import cli_evaluate, cli_export  # noqa: E402,F401
 
 
 def main() -> None:

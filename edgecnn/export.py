@@ -291,10 +291,7 @@ def _parity(path: Path, parity_batch, reference):
     Returns the parity record and the session (its tensor facts go into the manifest)."""
     from edgecnn.runtime import open_session, run_float
 
-    from edgecnn._tf import muted_stderr
-
-    with muted_stderr():  # LiteRT announces its XNNPACK delegate on stderr
-        session = open_session(path)
+    session = open_session(path)
     outputs = np.concatenate([run_float(session, sample[None])[0] for sample in parity_batch])
     outputs = outputs.reshape(reference.shape)
     return {

@@ -65,9 +65,14 @@ class TFLiteSession:
         interpreter_class, self.runtime, self.runtime_version = load_interpreter(runtime)
         self.path = Path(path)
         self.threads = threads
+        from edgecnn._tf import muted_stderr  # (TF-free: TensorFlow is imported only on demand)
+
         try:
-            self._interpreter = interpreter_class(model_path=str(self.path), num_threads=threads)
-            self._interpreter.allocate_tensors()
+            # LiteRT announces "Created TensorFlow Lite XNNPACK delegate" on stderr; the
+            # reason for a failure comes back in the exception, not on stderr.
+            with muted_stderr():
+                self._interpreter = interpreter_class(model_path=str(self.path), num_threads=threads)
+                self._interpreter.allocate_tensors()
         except (ValueError, RuntimeError) as exc:
             reason = " ".join(str(exc).split()) or type(exc).__name__
             raise EdgecnnError(f"{self.path.name} is not a loadable TFLite model: {reason}") from None

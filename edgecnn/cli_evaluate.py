@@ -1,0 +1,119 @@
+"""`edgecnn evaluate`: options in, `edgecnn.evaluate.evaluate_artifact` called, top-1/top-5 out.
+
+No TensorFlow here or in what it imports: this command runs on boards.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from edgecnn.cli import app, console, error_console, one_line_errors, print_json
+
+
+class _RichProgress:
+    """edgecnn.evaluate.Progress drawn on stderr, so --json output stays clean."""
+
+    def __init__(self, progress):
+        self._progress = progress
+        self._task = None
+
+    def start(self, label, total=None):
+        self._task = self._progress.add_task(label, total=total)
+
+    def advance(self, steps=1):
+        if self._task is not None:
+            self._progress.advance(self._task, steps)
+
+    def warn(self, message):
+        self._progress.console.print(f"[yellow]warning:[/yellow] {message}", highlight=False)
+
+
+class _PlainProgress:
+    def start(self, label, total=None):
+        pass
+
+    def advance(self, steps=1):
+        pass
+
+    def warn(self, message):
+        error_console.print(f"[yellow]warning:[/yellow] {message}", highlight=False)
+
+
+def _percent(value: float) -> str:
+    return f"{100 * value:.2f}%"
+
+
+@app.command("evaluate")
+@one_line_errors
+def evaluate_command(
+    artifact: Path = typer.Argument(..., help="A .tflite or .onnx file (with its manifest.json beside it, "
+                                    "or --preprocess)."),
+    data: str = typer.Option(..., "--data", help="Labelled images: default, a folder with dataset.txt, "
+                             "fashion-mnist[:DIR], or an .npz with labels."),
+    limit: Optional[int] = typer.Option(None, "--limit", help="Evaluate the first N images only."),
+    preprocess: str = typer.Option("auto", "--preprocess",
+                                   help="auto (the manifest's), tf, caffe, torch, unit or raw."),
+    crop_fraction: Optional[float] = typer.Option(
+        None, "--crop-fraction", help="Central crop before resizing (default: the data's own, "
+        "0.875 for photos, 1.0 for Fashion-MNIST and .npz)."),
+    split: str = typer.Option("test", "--split", help="train or test (Fashion-MNIST, .npz with x_train/x_test)."),
+    runtime: str = typer.Option("auto", "--runtime",
+                                help="auto, litert, tflite-runtime or tf for .tflite; onnxruntime for .onnx."),
+    threads: Optional[int] = typer.Option(None, "--threads", help="Runtime threads (default: the runtime's)."),
+    batch_size: int = typer.Option(32, "--batch-size", help="Images per inference call."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Append the result row to this .jsonl file."),
+    as_json: bool = typer.Option(False, "--json", help="Print the result row as JSON."),
+) -> None:
+    """Top-1 and top-5 accuracy of an artifact on labelled images, in its own runtime.
+
+    Inputs are quantized with the input tensor's scale and zero point, outputs
+    dequantized. Models with 1001 outputs (background class first) are scored
+    against 1000 labels.
+    """
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from edgecnn.evaluate import evaluate_artifact
+    from edgecnn.results import append_rows
+
+    def run(progress):
+        return evaluate_artifact(artifact, data, limit=limit, preprocess=preprocess, runtime=runtime,
+                                 threads=threads, batch_size=batch_size, split=split,
+                                 crop_fraction=crop_fraction, progress=progress)
+
+    if error_console.is_terminal:
+        columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+        # Transient: the bar goes away, so a failure leaves one error line on stderr.
+        with Progress(*columns, console=error_console, transient=True) as bar:
+            row = run(_RichProgress(bar))
+    else:  # stderr is a file or a pipe: no bar, warnings as plain lines
+        row = run(_PlainProgress())
+    if out is not None:
+        append_rows(out, [row])
+    if as_json:
+        print_json(row)
+        return
+    from rich.table import Table
+
+    pre = row["preprocess"]
+    k = row["top5_k"]
+    table = Table(title=f"{row['artifact_name']} on {row['data']['name']}", title_justify="left",
+                  box=None, show_header=False)
+    table.add_column(style="bold")
+    table.add_column(overflow="fold")
+    table.add_row("n", str(row["n"]))
+    table.add_row("top-1", _percent(row["top1"]))
+    table.add_row("top-5" if k == 5 else f"top-{k}", _percent(row["top5"]))
+    table.add_row("preprocess", f"{pre['mode']} ({pre['source']}), {'x'.join(map(str, pre['input_shape']))}, "
+                                f"crop {pre['crop_fraction']:g}")
+    table.add_row("runtime", f"{row['runtime']} {row['runtime_version']}, batch {row['batch_size']}"
+                             + (f", {row['threads']} threads" if row["threads"] else ""))
+    table.add_row("seconds", f"{row['seconds']:.1f}")
+    console.print(table)
+    if row["background_class_dropped"]:
+        console.print("1001 outputs: column 0 (background) dropped, scored against labels 0..999",
+                      highlight=False)
+    if out is not None:
+        error_console.print(f"appended to {out}", highlight=False)
