@@ -16,6 +16,7 @@ from typing import Any, Callable, Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from edgecnn import __version__
 from edgecnn.errors import EdgecnnError
@@ -33,7 +34,7 @@ error_console = Console(stderr=True, highlight=False, soft_wrap=True)
 
 def fail(message: str, exit_code: int = 1) -> typer.Exit:
     """Print one red line on stderr and return the Exit to raise."""
-    line = " ".join(str(message).split())
+    line = escape(" ".join(str(message).split()))  # a path like [x] is not markup
     error_console.print(f"[red]error:[/red] {line}", markup=True)
     return typer.Exit(exit_code)
 
@@ -62,6 +63,17 @@ def one_line_errors(command: Callable) -> Callable:
 def print_json(payload: Any) -> None:
     """Machine output: plain JSON on stdout, nothing else."""
     sys.stdout.write(json.dumps(payload, indent=2, default=str) + "\n")
+
+
+def print_table(table) -> None:
+    """A terminal gets what fits; a pipe or a file gets the whole table, unwrapped."""
+    if console.is_terminal:
+        console.print(table)
+        return
+    from rich.measure import Measurement
+
+    natural = Measurement.get(console, console.options.update(max_width=10_000), table).maximum
+    Console(width=max(natural, 40), highlight=False).print(table)
 
 
 def _version_callback(value: bool) -> None:
@@ -192,7 +204,7 @@ def profile_command(
 
 
 # Commands that live in their own modules register themselves on `app`.
-from edgecnn import cli_evaluate, cli_export  # noqa: E402,F401
+from edgecnn import cli_benchmark, cli_evaluate, cli_export  # noqa: E402,F401
 
 
 def main() -> None:

@@ -9,7 +9,7 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from edgecnn.cli import app, console, error_console, fail, one_line_errors, print_json, si_bytes
+from edgecnn.cli import app, error_console, fail, one_line_errors, print_json, print_table, si_bytes
 
 
 class _RichProgress:
@@ -102,4 +102,4 @@ def export_command(
         table.add_row(m["path"], si_bytes(m["bytes"]), f"{m['bytes'] / m['float32_weight_bytes']:.2f}x",
                       f"{parity['max_abs_diff']:.2g}, {parity['top1_agreement']:.0%} of {parity['samples']}",
                       m["weights"])
-    console.print(table)
+    print_table(table)

@@ -79,10 +79,7 @@ class OnnxSession:
         return self.get_outputs()
 
     def op_types(self) -> list[str]:
-        """Op types of the graph, read from the file (needs the `onnx` package, else empty)."""
-        try:
-            import onnx
-        except ImportError:
-            return []
-        model = onnx.load(str(self.path), load_external_data=False)
-        return [node.op_type for node in model.graph.node]
+        """Op types of the graph in node order, read from the file (no `onnx` package needed)."""
+        from edgecnn.runtime.onnx_ops import onnx_op_types
+
+        return onnx_op_types(self.path)

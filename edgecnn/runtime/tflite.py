@@ -14,7 +14,7 @@ from edgecnn.runtime.tensors import TensorInfo
 _CANDIDATES = (
     ("litert", "ai_edge_litert.interpreter", "ai-edge-litert"),
     ("tflite-runtime", "tflite_runtime.interpreter", "tflite-runtime"),
-    ("tf", "tensorflow.lite", "tensorflow"),
+    ("tf", "tensorflow.lite.python.interpreter", "tensorflow"),
 )
 
 

@@ -1,0 +1,352 @@
+"""Benchmark artifacts the TFLite `benchmark_model` way, each in its own subprocess.
+
+    from edgecnn.harness import BenchmarkSettings, benchmark_many
+    rows = benchmark_many(["a.tflite", "b.onnx"], BenchmarkSettings(threads=2, runs=100))
+
+Each artifact is opened and timed by `python -m edgecnn.harness.worker` in a child
+process: a runtime that crashes on a corrupt file (a bad flatbuffer can take the
+process down) becomes a failed row with the reason, and the other artifacts go on.
+The parent reads the file's bytes, sha256 and manifest itself, so a failed row still
+says which artifact it was about.
+
+Every row is one JSON-ready dict with the same keys (`ROW_KEYS`), `status` "ok" or
+"failed" and `error` a single line or None; `edgecnn compare` joins rows by `sha256`.
+TensorFlow-free: this runs on a Raspberry Pi with only `pip install edgecnn`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Callable, Iterable, Sequence
+
+from edgecnn.errors import BadArgument, EdgecnnError
+
+__all__ = [
+    "BenchmarkSettings",
+    "PROVIDERS",
+    "ROW_KEYS",
+    "RUNTIMES",
+    "benchmark_artifact",
+    "benchmark_many",
+    "failed_row",
+]
+
+RUNTIMES = ("auto", "litert", "tflite-runtime", "tf", "onnxruntime")
+PROVIDERS = ("cpu", "cuda", "tensorrt")
+FORMATS = {".tflite": "tflite", ".onnx": "onnx"}
+
+# Seconds a worker may take beyond --max-secs (start-up, loading, warm-up, op listing).
+WORKER_MARGIN_S = 120.0
+
+# --data values that name a source rather than a path (see calibration.open_source).
+_DATA_KEYWORDS = frozenset({"default", "random", "fashion-mnist", "fashionmnist"})
+
+# Every row has these keys, in this order (None where unknown).
+ROW_KEYS = (
+    "schema", "status", "error", "artifact", "artifact_name", "sha256", "bytes", "format",
+    "model", "quantization", "weights", "variant",
+    "runtime", "runtime_version", "provider", "threads", "batch", "settings", "inputs",
+    "latency_ms", "init_ms", "first_ms", "warmup_ms", "loop_secs", "stopped_by", "peak_rss_mb",
+    "ops", "op_counts", "host", "remote", "warnings", "created",
+)
+
+# What the manifest says about the variant, copied as it is (absent keys are left out).
+_VARIANT_KEYS = ("source", "params", "input_size", "alpha", "classes", "io", "calib",
+                 "calibration_method", "optimization", "preprocess", "manifest_sha256_matches")
+
+
+@dataclass(frozen=True)
+class BenchmarkSettings:
+    """How to measure. Defaults are `benchmark_model`'s: 1 warm-up, 50 runs, 1 s min, 150 s max."""
+
+    runtime: str = "auto"
+    threads: int | None = None  # None: the runtime's own default
+    provider: str | None = None  # ONNX Runtime only: cpu, cuda, tensorrt
+    warmup: int = 1
+    runs: int = 50
+    min_secs: float = 1.0
+    max_secs: float = 150.0
+    batch: int = 1
+    data: str | None = None  # a calibration source (folder, .npz, default...) or an .npy of input tensors
+    preprocess: str | None = None  # None: the manifest's mode (needed with image --data)
+    samples: int = 16  # images read from --data
+    seed: int = 0  # random inputs and the --data sample
+
+    def check(self, *, local_data: bool = True) -> BenchmarkSettings:
+        """Raise BadArgument (exit code 2) for settings that cannot work; return self.
+
+        `local_data=False` (remote runs) lets --data name a path that exists only there."""
+        if self.runtime not in RUNTIMES:
+            raise BadArgument(f"unknown runtime `{self.runtime}`; use one of {', '.join(RUNTIMES)}")
+        if self.provider is not None and self.provider not in PROVIDERS:
+            raise BadArgument(f"unknown provider `{self.provider}`; use one of {', '.join(PROVIDERS)}")
+        if self.provider not in (None, "cpu") and self.runtime not in ("auto", "onnxruntime"):
+            raise BadArgument(f"--provider {self.provider} is an ONNX Runtime provider; "
+                              f"it does not apply to --runtime {self.runtime}")
+        for name, value, low in (("threads", self.threads, 1), ("warmup", self.warmup, 0),
+                                 ("runs", self.runs, 1), ("batch", self.batch, 1),
+                                 ("samples", self.samples, 1)):
+            if value is not None and (isinstance(value, bool) or int(value) != value or value < low):
+                raise BadArgument(f"--{name} must be an integer of at least {low}. Received {value}")
+        if not self.min_secs >= 0:
+            raise BadArgument(f"--min-secs must be at least 0. Received {self.min_secs}")
+        if not self.max_secs > 0:
+            raise BadArgument(f"--max-secs must be more than 0. Received {self.max_secs}")
+        if self.max_secs < self.min_secs:
+            raise BadArgument(f"--max-secs ({self.max_secs}) must be at least --min-secs ({self.min_secs})")
+        if self.data is not None and local_data:
+            keyword = str(self.data).split(":", 1)[0].strip().lower().replace("_", "-")
+            if keyword not in _DATA_KEYWORDS and not Path(self.data).expanduser().exists():
+                raise BadArgument(f"--data {self.data}: no such file or folder (nor one of "
+                                  f"{', '.join(sorted(_DATA_KEYWORDS - {'fashionmnist'}))})")
+        if self.preprocess is not None:
+            from calibration.preprocessing import check_mode
+
+            check_mode(self.preprocess)
+        return self
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def recorded(self) -> dict:
+        """The `settings` of a row: what shapes the measurement besides runtime/threads/batch."""
+        return {"warmup": self.warmup, "runs": self.runs, "min_secs": self.min_secs,
+                "max_secs": self.max_secs, "data": self.data, "preprocess": self.preprocess,
+                "samples": self.samples if self.data else None, "seed": self.seed}
+
+
+def _one_line(text: str, limit: int = 400) -> str:
+    line = " ".join(str(text).split())
+    return line if len(line) <= limit else line[: limit - 3] + "..."
+
+
+def now_iso() -> str:
+    from edgecnn.results import now_iso as _now
+
+    return _now()
+
+
+def empty_row(artifact, settings: BenchmarkSettings) -> dict:
+    """A row with every key, nothing measured yet."""
+    from edgecnn.results import BENCHMARK_SCHEMA
+
+    row = dict.fromkeys(ROW_KEYS)
+    path = Path(artifact)
+    row.update(schema=BENCHMARK_SCHEMA, status="ok", artifact=str(artifact), artifact_name=path.name,
+               format=FORMATS.get(path.suffix.lower()), runtime=settings.runtime,
+               provider=settings.provider, threads=settings.threads, batch=settings.batch,
+               settings=settings.recorded(), warnings=[], created=now_iso())
+    return row
+
+
+def failed_row(row: dict, reason: str) -> dict:
+    row.update(status="failed", error=_one_line(reason))
+    return row
+
+
+def resolve_artifact(path) -> Path:
+    """A model file; a folder written by `edgecnn export` stands for the artifact its manifest names."""
+    path = Path(path)
+    if path.is_dir():
+        from edgecnn.manifest import MANIFEST_NAME
+
+        manifest = path / MANIFEST_NAME
+        if manifest.is_file():
+            try:
+                name = json.loads(manifest.read_text()).get("artifact")
+            except (OSError, ValueError, AttributeError):
+                name = None
+            if name and (path / name).is_file():
+                return path / name
+        raise EdgecnnError(f"{path} is a folder, not a model file")
+    if not path.exists():
+        raise EdgecnnError(f"no such file: {path}")
+    if not path.is_file():
+        raise EdgecnnError(f"{path} is not a regular file")
+    return path
+
+
+def describe_artifact(artifact, settings: BenchmarkSettings) -> tuple[dict, dict | None]:
+    """(row with the file's facts and the manifest's, manifest or None). Never raises for a
+    bad artifact: the row comes back failed with the reason."""
+    from edgecnn.manifest import read_manifest_for, sha256_of
+
+    row = empty_row(artifact, settings)
+    try:
+        path = resolve_artifact(artifact)
+    except EdgecnnError as exc:
+        return failed_row(row, str(exc)), None
+    row["artifact"], row["artifact_name"] = str(path), path.name
+    try:
+        row["bytes"] = path.stat().st_size
+        row["sha256"] = sha256_of(path)
+        with open(path, "rb") as handle:
+            head = handle.read(8)
+    except OSError as exc:
+        return failed_row(row, f"cannot read {path}: {exc.strerror or exc}"), None
+    fmt = FORMATS.get(path.suffix.lower())
+    row["format"] = fmt
+    if fmt is None:
+        return failed_row(row, f"{path.name} is not a model file: expected .tflite or .onnx"), None
+    if fmt == "tflite" and head[4:8] != b"TFL3":
+        reason = "the file is empty" if not head else "no TFL3 flatbuffer identifier"
+        return failed_row(row, f"{path.name} is not a TFLite model ({reason})"), None
+    try:
+        manifest = read_manifest_for(path)
+    except EdgecnnError as exc:
+        row["warnings"].append(f"manifest ignored: {_one_line(str(exc))}")
+        manifest = None
+    if manifest is not None:
+        options = manifest.get("options") or {}
+        row["model"] = manifest.get("model")
+        row["quantization"] = manifest.get("quantization")
+        row["weights"] = manifest.get("weights")
+        variant = {
+            "source": manifest.get("source"),
+            "params": manifest.get("params"),
+            "input_size": options.get("input_size"),
+            "alpha": options.get("alpha"),
+            "classes": options.get("classes"),
+            "io": options.get("io"),
+            "calib": options.get("calib"),
+            "calibration_method": manifest.get("calibration_method"),
+            "optimization": manifest.get("optimization"),
+            "preprocess": manifest.get("preprocess"),
+            "manifest_sha256_matches": manifest.get("sha256") == row["sha256"],
+        }
+        row["variant"] = {k: variant[k] for k in _VARIANT_KEYS if k in variant}
+        if not variant["manifest_sha256_matches"]:
+            row["warnings"].append("the file's sha256 differs from its manifest's: "
+                                   "the manifest describes another build")
+    return row, manifest
+
+
+# -- the worker subprocess -------------------------------------------------------------
+
+def worker_command(job: dict) -> list[str]:
+    """The child process that measures one artifact (tests swap it for a crashing one)."""
+    return [sys.executable, "-m", "edgecnn.harness.worker", json.dumps(job)]
+
+
+_PHASES = {
+    "start": "while starting",
+    "load": "while loading the model",
+    "inputs": "while preparing the inputs",
+    "first": "during the first inference",
+    "warmup": "during warm-up",
+    "loop": "during the timed runs",
+    "ops": "while listing the ops",
+    "host": "while describing the host",
+}
+
+# Lines a runtime prints on stderr that say nothing about a failure.
+_NOISE = ("INFO: Created TensorFlow Lite XNNPACK delegate", "INFO: Initialized TensorFlow Lite runtime")
+
+
+def _last_line(stderr: str) -> str:
+    for line in reversed(stderr.splitlines()):
+        line = line.strip()
+        if line and not line.startswith(_NOISE):
+            return _one_line(line, 300)
+    return ""
+
+
+def interpret_worker(returncode: int, stdout: str, stderr: str) -> tuple[dict | None, str | None]:
+    """(measurements, None) from a worker that reported, or (None, one-line reason)."""
+    phase, result = "start", None
+    for line in stdout.splitlines():
+        try:
+            message = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(message, dict):
+            phase = message.get("phase", phase)
+            if "result" in message:
+                result = message["result"]
+    if isinstance(result, dict):
+        if result.get("status") == "failed":
+            return None, result.get("error") or "failed without a reason"
+        if returncode == 0:
+            return result, None
+    where = _PHASES.get(phase, f"during {phase}")
+    last = _last_line(stderr)
+    if returncode < 0:
+        try:
+            name = signal.Signals(-returncode).name
+        except ValueError:
+            name = f"signal {-returncode}"
+        hint = "; out of memory?" if -returncode == signal.SIGKILL else ""
+        reason = f"runtime crashed ({name}, signal {-returncode}{hint}) {where}"
+    else:
+        reason = f"benchmark worker exited with code {returncode} {where}"
+    return None, f"{reason}: {last}" if last else reason
+
+
+def _run_worker(job: dict, timeout: float) -> tuple[dict | None, str | None, str]:
+    env = dict(os.environ)
+    env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    env["PYTHONUNBUFFERED"] = "1"
+    try:
+        proc = subprocess.run(worker_command(job), capture_output=True, text=True, timeout=timeout,
+                              env=env, stdin=subprocess.DEVNULL, errors="replace")
+    except subprocess.TimeoutExpired:
+        return None, f"timed out after {timeout:.0f} s (--max-secs {job['settings']['max_secs']:g} plus " \
+                     f"{WORKER_MARGIN_S:.0f} s for loading and warm-up)", ""
+    except OSError as exc:
+        return None, f"cannot start the benchmark worker: {exc.strerror or exc}", ""
+    result, reason = interpret_worker(proc.returncode, proc.stdout, proc.stderr)
+    return result, reason, proc.stderr
+
+
+def benchmark_artifact(artifact, settings: BenchmarkSettings | None = None, *,
+                       timeout: float | None = None) -> dict:
+    """Measure one artifact in a child process; always returns a row (failed with a reason
+    rather than raising), except for settings that cannot work (BadArgument)."""
+    settings = (settings or BenchmarkSettings()).check()
+    row, manifest = describe_artifact(artifact, settings)
+    if row["status"] == "failed":
+        return row
+    path = resolve_artifact(artifact)
+    job = {
+        "path": str(path.resolve()),
+        "settings": settings.to_dict(),
+        "manifest_preprocess": (manifest or {}).get("preprocess"),
+        "manifest_inputs": (manifest or {}).get("inputs"),
+    }
+    limit = timeout if timeout is not None else settings.max_secs + WORKER_MARGIN_S + 10 * settings.warmup
+    result, reason, stderr = _run_worker(job, limit)
+    if result is None:
+        failed_row(row, reason)
+    else:
+        warnings = row["warnings"] + list(result.pop("warnings", None) or [])
+        row.update({k: v for k, v in result.items() if k in ROW_KEYS})
+        row["warnings"] = warnings
+    if os.environ.get("EDGECNN_DEBUG") and stderr:
+        sys.stderr.write(stderr)
+    row["created"] = now_iso()
+    return row
+
+
+def benchmark_many(artifacts: Sequence, settings: BenchmarkSettings | None = None, *,
+                   progress: Callable[[int, int, str], None] | None = None,
+                   timeout: float | None = None) -> list[dict]:
+    """One row per artifact, measured one after another (never in parallel: they would
+    compete for the cores)."""
+    settings = (settings or BenchmarkSettings()).check()
+    rows = []
+    artifacts = list(artifacts)
+    for index, artifact in enumerate(artifacts):
+        if progress is not None:
+            progress(index, len(artifacts), str(artifact))
+        rows.append(benchmark_artifact(artifact, settings, timeout=timeout))
+    return rows
+
+
+def failed_count(rows: Iterable[dict]) -> int:
+    return sum(1 for row in rows if row.get("status") != "ok")
