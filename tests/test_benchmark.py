@@ -303,7 +303,8 @@ def test_bad_files_fail_alone_one_line_each(exported_int8, tmp_path):
     assert "not a loadable TFLite model" in by_name["truncated.tflite"]["error"]
     assert "not a loadable ONNX model" in by_name["half.onnx"]["error"]
     assert "not a TFLite model" in by_name["notes.tflite"]["error"]
-    assert "expected .tflite or .onnx" in by_name["weights.h5"]["error"]
+    # .h5 is taken as a Keras float reference; this one is a corrupt HDF5 file
+    assert "not a loadable Keras model" in by_name["weights.h5"]["error"]
     assert "no such file" in by_name["missing.tflite"]["error"]
     assert by_name["truncated.tflite"]["sha256"] and by_name["truncated.tflite"]["bytes"] == 100
     for row in rows:
@@ -497,3 +498,19 @@ def test_benchmarking_never_imports_tensorflow(exported_int8, tmp_path):
     assert sorted(Path(r["argv"][0]).name for r in reports) == ["__main__.py", "worker.py", "worker.py"]
     for report in reports:
         assert report["attempts"] == [] and report["loaded"] == [], report
+
+
+@pytest.mark.slow
+def test_keras_float_reference(tmp_path):
+    """A saved Keras model benchmarks as the float reference, on TensorFlow's device."""
+    from edgecnn.models import create_model
+
+    path = tmp_path / "lenet.keras"
+    create_model("lenet5").save(path)
+    result = runner.invoke(app, ["benchmark", str(path), "--json", *FAST])
+    assert result.exit_code == 0, result.stderr
+    (row,) = _rows(result)
+    assert row["status"] == "ok" and row["format"] == "keras"
+    assert row["runtime"] == "tensorflow" and row["provider"] in ("cpu", "gpu")
+    assert row["latency_ms"]["count"] >= 3
+    assert "Conv2D" in row["ops"]

@@ -37,7 +37,7 @@ def test_bad_files_are_one_line_errors(tmp_path):
         open_session(garbage_onnx)
     other = tmp_path / "model.pb"
     other.write_bytes(b"x")
-    with pytest.raises(BadArgument, match="not a .tflite or .onnx"):
+    with pytest.raises(BadArgument, match="not a .tflite, .onnx or Keras"):
         open_session(other)
 
 

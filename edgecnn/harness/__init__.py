@@ -39,7 +39,8 @@ __all__ = [
 
 RUNTIMES = ("auto", "litert", "tflite-runtime", "tf", "onnxruntime")
 PROVIDERS = ("cpu", "cuda", "tensorrt")
-FORMATS = {".tflite": "tflite", ".onnx": "onnx"}
+# .keras/.h5: the Keras float model as a reference (TensorFlow, GPU when present).
+FORMATS = {".tflite": "tflite", ".onnx": "onnx", ".keras": "keras", ".h5": "keras"}
 
 # Seconds a worker may take beyond --max-secs (start-up, loading, warm-up, op listing).
 WORKER_MARGIN_S = 120.0
@@ -193,7 +194,7 @@ def describe_artifact(artifact, settings: BenchmarkSettings) -> tuple[dict, dict
     fmt = FORMATS.get(path.suffix.lower())
     row["format"] = fmt
     if fmt is None:
-        return failed_row(row, f"{path.name} is not a model file: expected .tflite or .onnx"), None
+        return failed_row(row, f"{path.name} is not a model file: expected .tflite, .onnx, or .keras/.h5 for the float reference"), None
     if fmt == "tflite" and head[4:8] != b"TFL3":
         reason = "the file is empty" if not head else "no TFL3 flatbuffer identifier"
         return failed_row(row, f"{path.name} is not a TFLite model ({reason})"), None

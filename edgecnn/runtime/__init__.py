@@ -20,7 +20,8 @@ ONNX_RUNTIMES = ("auto", "onnxruntime")
 
 def open_session(path, *, runtime: str = "auto", threads: int | None = None,
                  provider: str | None = None):
-    """A loaded artifact, ready to run: a TFLiteSession or an OnnxSession."""
+    """A loaded artifact, ready to run: a TFLiteSession or an OnnxSession (or, as the float
+    reference, a KerasSession for a saved .keras/.h5 model)."""
     path = Path(path)
     if not path.is_file():
         raise EdgecnnError(f"no such file: {path}")
@@ -41,7 +42,13 @@ def open_session(path, *, runtime: str = "auto", threads: int | None = None,
         from edgecnn.runtime.onnx import OnnxSession
 
         return OnnxSession(path, threads=threads, provider=provider or "cpu")
-    raise BadArgument(f"{path.name}: not a .tflite or .onnx file")
+    if suffix in (".keras", ".h5"):  # the float reference (needs TensorFlow)
+        if runtime not in ("auto", "tf"):
+            raise BadArgument(f"a Keras model runs on TensorFlow (--runtime auto or tf), not `{runtime}`")
+        from edgecnn.runtime.keras import KerasSession
+
+        return KerasSession(path, threads=threads)
+    raise BadArgument(f"{path.name}: not a .tflite, .onnx or Keras (.keras, .h5) file")
 
 
 def run_float(session, batch):
