@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import tempfile
 from pathlib import Path
 
@@ -25,15 +26,43 @@ def keras_to_onnx(model, *, opset: int = OPSET) -> bytes:
     if input_shape is None:
         raise BadArgument(f"`{model.name}` has {len(model.inputs)} inputs; edgecnn exports single-input models")
     signature = [tf.TensorSpec((None, *input_shape[1:]), tf.float32, name=INPUT_NAME)]
-    # tf2onnx numbers the nodes it makes from a process-wide counter; reset it so the
-    # same model gives the same bytes in any process.
-    tf2onnx.utils.INTERNAL_NAME = 1
     try:
         proto, _ = tf2onnx.convert.from_keras(model, input_signature=signature, opset=opset)
     except Exception as exc:
         reason = " ".join(str(exc).split())[:400] or type(exc).__name__
         raise EdgecnnError(f"ONNX conversion failed: {reason}") from None
-    return proto.SerializeToString()
+    return _canonical(proto).SerializeToString()
+
+
+_NAME_COUNTER = re.compile(r"__(\d+)")
+
+
+def _canonical(proto):
+    """The same model gives the same bytes, whatever the process converted before.
+
+    tf2onnx suffixes the names it makes with `__N` from process-wide counters, and its
+    initializer order varies. Renumber the suffixes in order of first appearance in
+    the graph, then sort the initializers by name.
+    """
+    numbers: dict[str, int] = {}
+
+    def rename(name: str) -> str:
+        return _NAME_COUNTER.sub(lambda m: f"__{numbers.setdefault(m.group(1), len(numbers) + 1)}", name)
+
+    graph = proto.graph
+    for node in graph.node:
+        node.name = rename(node.name)
+        node.input[:] = [rename(name) for name in node.input]
+        node.output[:] = [rename(name) for name in node.output]
+    for value in (*graph.input, *graph.output, *graph.value_info, *graph.initializer):
+        value.name = rename(value.name)
+    initializers = sorted(graph.initializer, key=lambda tensor: tensor.name)
+    ordered = [type(tensor)() for tensor in initializers]
+    for copy, tensor in zip(ordered, initializers):
+        copy.CopyFrom(tensor)
+    del graph.initializer[:]
+    graph.initializer.extend(ordered)
+    return proto
 
 
 def quantize_onnx(float_model: bytes, *, quantization: str, calibration_reader_factory=None,

@@ -68,24 +68,22 @@ def export(request: ExportRequest, progress: Progress | None = None) -> list[dic
     source = _calibration_source(request, progress)  # cheap checks before the model is built
     model, facts = _load_model(request, progress)
     input_shape = tuple(int(d) for d in model.inputs[0].shape[1:])
-    calibration = _calibration_data(request, source, facts["preprocess"], input_shape)
-    needs_calibration = request.quantization in NEEDS_CALIBRATION
-    if needs_calibration:
-        progress.start("reading calibration images", total=None)
-    parity_batch = calibration.arrays()[: request.parity_samples]
-    if calibration.info().get("warning"):  # e.g. images that did not decode, known once read
-        _warn(request, progress, calibration.info()["warning"])
+    calibration, parity_batch, held_out = _calibration_and_parity_data(
+        request, source, facts["preprocess"], input_shape, progress)
     reference = model.predict(parity_batch, verbose=0, batch_size=8)
     if isinstance(reference, list):
         reference = reference[0]
+    prepare_seconds = time.perf_counter() - started  # shared by every format
 
     manifests = []
     for fmt in request.formats:
+        format_started = time.perf_counter()
         progress.start(f"converting to {fmt} ({request.quantization})")
         with _quiet():
             artifact_bytes = _convert(model, fmt, request, calibration, progress)
         manifests.append(_publish(request, fmt, artifact_bytes, model, facts, calibration,
-                                  parity_batch, reference, started, progress))
+                                  (parity_batch, reference, held_out),
+                                  prepare_seconds + (time.perf_counter() - format_started), progress))
     return manifests
 
 
@@ -222,14 +220,32 @@ def _calibration_source(request: ExportRequest, progress: Progress):
     return source
 
 
-def _calibration_data(request: ExportRequest, source, preprocess: str, input_shape):
-    import calibration
+def _calibration_and_parity_data(request: ExportRequest, source, preprocess: str, input_shape,
+                                 progress: Progress):
+    """The calibration data, and the images the parity check runs on.
 
-    samples = request.calib_samples
-    if request.quantization not in NEEDS_CALIBRATION:
-        samples = min(samples, request.parity_samples)  # only the parity check reads them
-    return calibration.CalibrationData(source, input_shape=input_shape, preprocess=preprocess,
-                                       samples=samples, seed=request.seed)
+    Parity images are held out from calibration when the source has enough: the next
+    images of the same seeded order. Otherwise (the 100 shipped photos with the default
+    100 calibration samples) parity reuses calibration images and says so.
+    """
+    import calibration as calib
+
+    needs_calibration = request.quantization in NEEDS_CALIBRATION
+    if needs_calibration:
+        progress.start("reading calibration images", total=None)
+    calib_count = request.calib_samples if needs_calibration else 0
+    pool = calib.CalibrationData(source, input_shape=input_shape, preprocess=preprocess,
+                                 samples=calib_count + request.parity_samples, seed=request.seed)
+    if pool.info().get("warning"):  # e.g. images that did not decode, known once read
+        _warn(request, progress, pool.info()["warning"])
+    held_out = pool.arrays()[calib_count:]
+    if not needs_calibration:
+        return pool, held_out, True
+    calibration = calib.CalibrationData(source, input_shape=input_shape, preprocess=preprocess,
+                                        samples=calib_count, seed=request.seed)
+    if len(held_out):
+        return calibration, held_out, True
+    return calibration, calibration.arrays()[: request.parity_samples], False
 
 
 class _Counting:
@@ -285,7 +301,7 @@ def _quiet():
         root.setLevel(level)
 
 
-def _parity(path: Path, parity_batch, reference):
+def _parity(path: Path, parity_batch, reference, held_out: bool):
     """Run the artifact in its own runtime against the Keras float outputs.
 
     Returns the parity record and the session (its tensor facts go into the manifest)."""
@@ -294,16 +310,24 @@ def _parity(path: Path, parity_batch, reference):
     session = open_session(path)
     outputs = np.concatenate([run_float(session, sample[None])[0] for sample in parity_batch])
     outputs = outputs.reshape(reference.shape)
+    spread = float(np.mean(np.std(reference.reshape(len(reference), -1), axis=-1)))
+    classes_predicted = int(len(np.unique(reference.argmax(-1))))
     return {
         "runtime": f"{session.runtime} {session.runtime_version}",
         "samples": int(len(parity_batch)),
         "max_abs_diff": float(np.max(np.abs(outputs - reference))),
         "top1_agreement": float(np.mean(outputs.argmax(-1) == reference.argmax(-1))),
+        "held_out": held_out,  # false: the images were also calibration images
+        # How much the float model's outputs vary: with random weights they can be so flat
+        # that any variant "agrees"; then `informative` is false.
+        "reference_output_std": spread,
+        "reference_top1_classes": classes_predicted,
+        "informative": classes_predicted > 1 and spread > 1e-4,
     }, session
 
 
-def _publish(request, fmt, artifact_bytes, model, facts, calibration, parity_batch, reference,
-             started, progress) -> dict:
+def _publish(request, fmt, artifact_bytes, model, facts, calibration, parity_data,
+             export_seconds, progress) -> dict:
     """Write artifact + manifest into a temporary folder in --out, check it, then rename."""
     stem = artifact_stem(request)
     folder_name = stem if fmt == "tflite" else f"{stem}-onnx"
@@ -314,7 +338,7 @@ def _publish(request, fmt, artifact_bytes, model, facts, calibration, parity_bat
         artifact = staging / f"{stem}.{fmt}"
         artifact.write_bytes(artifact_bytes)
         progress.start(f"checking {artifact.name} against the Keras model")
-        parity, session = _parity(artifact, parity_batch, reference)
+        parity, session = _parity(artifact, *parity_data)
         params = int(model.count_params())
         manifest = {
             "schema": SCHEMA,
@@ -341,7 +365,7 @@ def _publish(request, fmt, artifact_bytes, model, facts, calibration, parity_bat
             "calibration_method": ("minmax" if fmt == "tflite" else request.calib_method)
             if request.quantization in NEEDS_CALIBRATION else None,
             "parity": parity,
-            "export_seconds": round(time.perf_counter() - started, 2),
+            "export_seconds": round(export_seconds, 2),  # shared preparation + this format
             "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "versions": tool_versions(),
             "warnings": list(request.warnings),
