@@ -1,0 +1,150 @@
+"""The two halves `check.py` runs on each side of the emulation boundary.
+
+    python sides.py weights --out W.weights.h5 [--model mobilenet_v2 --input-size 96 --alpha 0.35]
+    python sides.py predict --data DIR --out DIR ARTIFACT...  [--inputs inputs.npy]
+
+`weights` (x86 only, needs the export extra) writes random MobileNetV2 weights whose
+BatchNorm statistics are measured on real images and whose classifier is scaled to a
+confident logit spread (`benchmarks/export_quality.py`'s `bn_recalibrated_weights`): with
+plain random weights every output is the same flat softmax, and "the same top-1 on both
+sides" would prove nothing.
+
+`predict` is TensorFlow-free (numpy, Pillow, edgecnn.runtime, calibration): it runs on
+x86 and, unchanged, inside the aarch64 root. For each artifact it reads the images of
+--data with the manifest's preprocessing (or takes the float inputs of --inputs, to
+compare the runtimes alone), runs them one by one through `edgecnn.runtime.run_float`,
+and writes `<artifact file name>.npy` (dequantized outputs, float32, one row per image),
+`inputs.npy` and `predict.json` (machine, CPU features, runtime versions, input sha256);
+with --ort-reference, also `<name>.reference.npy` for .onnx files: ONNX Runtime with graph
+optimizations off, a diagnosis of differences in the fused int8 kernels.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import platform
+import sys
+from pathlib import Path
+
+HWCAP_ASIMDDP = 1 << 20  # arm64 AT_HWCAP bit: SDOT/UDOT (Cortex-A76 has it, Cortex-A72 does not)
+HWCAP2_I8MM = 1 << 13
+
+
+def cpu_features() -> dict:
+    """What the (emulated) CPU reports to programs: AT_HWCAP, as XNNPACK and ORT read it."""
+    record = {"machine": platform.machine()}
+    if platform.machine() != "aarch64":
+        return record
+    try:
+        import ctypes
+
+        getauxval = ctypes.CDLL(None).getauxval
+        getauxval.restype = ctypes.c_ulong
+        hwcap, hwcap2 = int(getauxval(16)), int(getauxval(26))  # AT_HWCAP, AT_HWCAP2
+    except (OSError, AttributeError):
+        return record
+    record.update(hwcap=hex(hwcap), hwcap2=hex(hwcap2), dotprod=bool(hwcap & HWCAP_ASIMDDP),
+                  i8mm=bool(hwcap2 & HWCAP2_I8MM))
+    return record
+
+
+def ort_reference(path, arrays):
+    """ONNX Runtime with graph optimizations off: every QuantizeLinear/DequantizeLinear pair runs
+    as written and the operators between them in float32, the model's QDQ semantics without the
+    fused int8 kernels (which differ between x86 with or without VNNI and Arm)."""
+    import numpy as np
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    name = session.get_inputs()[0].name
+    return np.concatenate([session.run(None, {name: arrays[i: i + 1]})[0] for i in range(len(arrays))])
+
+
+def predict(args) -> int:
+    import numpy as np
+
+    import calibration
+    from edgecnn.runtime import open_session, run_float
+
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    record = {"python": platform.python_version(), "cpu": cpu_features(), "artifacts": {}}
+    given = np.load(args.inputs) if args.inputs else None
+    inputs = None
+    for artifact in map(Path, args.artifacts):
+        manifest = json.loads((artifact.parent / "manifest.json").read_text())
+        session = open_session(artifact)
+        if given is not None:
+            arrays = given
+        else:
+            (info,) = session.inputs
+            shape = tuple(int(d) for d in info.shape[1:])
+            arrays = np.concatenate([batch for batch, _ in calibration.iter_batches(
+                args.data, input_shape=shape, preprocess=manifest["preprocess"]["mode"],
+                batch_size=16)])
+        if inputs is None:
+            inputs = arrays
+        elif not np.array_equal(inputs, arrays):
+            raise SystemExit("the artifacts take different inputs; predict compares one input set")
+        outputs = np.concatenate([run_float(session, arrays[i: i + 1])[0] for i in range(len(arrays))])
+        np.save(out / f"{artifact.name}.npy", outputs)
+        if args.ort_reference and artifact.suffix == ".onnx":
+            np.save(out / f"{artifact.name}.reference.npy", ort_reference(artifact, arrays))
+        record["artifacts"][artifact.name] = {
+            "runtime": session.runtime, "runtime_version": session.runtime_version,
+            "images": int(len(arrays)), "outputs_shape": list(outputs.shape),
+        }
+    np.save(out / "inputs.npy", inputs)
+    record["inputs_sha256"] = hashlib.sha256(np.ascontiguousarray(inputs).tobytes()).hexdigest()
+    record["inputs_from"] = "given" if given is not None else "decoded here"
+    import numpy
+    import PIL
+
+    record["numpy"], record["pillow"] = numpy.__version__, PIL.__version__
+    (out / "predict.json").write_text(json.dumps(record, indent=2) + "\n")
+    return 0
+
+
+def weights(args) -> int:
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from export_quality import bn_recalibrated_weights
+
+    settings = argparse.Namespace(model=args.model, input_size=args.input_size, alpha=args.alpha,
+                                  bn_samples=args.bn_samples)
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    path, record = bn_recalibrated_weights(settings, out.parent)
+    path.replace(out)
+    record["file"] = out.name
+    print(json.dumps(record))
+    return 0
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+    p = commands.add_parser("predict")
+    p.add_argument("artifacts", nargs="+")
+    p.add_argument("--data")
+    p.add_argument("--inputs")
+    p.add_argument("--out", required=True)
+    p.add_argument("--ort-reference", action="store_true",
+                   help="Also run .onnx files with graph optimizations off (<name>.reference.npy).")
+    w = commands.add_parser("weights")
+    w.add_argument("--out", required=True)
+    w.add_argument("--model", default="mobilenet_v2")
+    w.add_argument("--input-size", type=int, default=96)
+    w.add_argument("--alpha", type=float, default=0.35)
+    w.add_argument("--bn-samples", type=int, default=32)
+    args = parser.parse_args(argv)
+    if args.command == "predict" and not (args.data or args.inputs):
+        parser.error("predict needs --data or --inputs")
+    return predict(args) if args.command == "predict" else weights(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
