@@ -22,7 +22,7 @@ from edgecnn.training import _toolkit
 from edgecnn.training.data import Progress, TrainingData, load_training_data
 from edgecnn.training.train import (
     ModelSpec,
-    base_sidecar,
+    finetune_sidecar,
     check_out,
     check_training_arguments,
     evaluate_model,
@@ -155,19 +155,11 @@ def cluster_model(
     progress.start("evaluating the clustered model")
     accuracy_after = evaluate_model(stripped, data)
 
-    info = base_sidecar(spec, data, stripped)
-    info["params"] = dense_params
+    info = finetune_sidecar(spec, data, stripped, stage="cluster", dense_params=dense_params,
+                            epochs=epochs, batch_size=batch_size, lr=lr, seed=seed,
+                            history=history, batchnorm=batchnorm,
+                            accuracy_before=accuracy_before, accuracy_after=accuracy_after)
     info.update({
-        "stage": "cluster",
-        "epochs": epochs,
-        "batch_size": batch_size,
-        "lr": lr,
-        "seed": seed,
-        "history": history,
-        "batchnorm": batchnorm,
-        "train_accuracy": history[-1]["accuracy"] if history else None,
-        "val_accuracy_before": round(accuracy_before, 6),
-        "val_accuracy": round(accuracy_after, 6),
         "clustering": report,
     })
     info["optimization"] = {**info["optimization"], "clusters": clusters}

@@ -29,7 +29,7 @@ from edgecnn.training import _toolkit
 from edgecnn.training.data import Progress, load_training_data
 from edgecnn.training.train import (
     ModelSpec,
-    base_sidecar,
+    finetune_sidecar,
     check_out,
     check_training_arguments,
     evaluate_model,
@@ -259,19 +259,11 @@ def prune_model(
     progress.start("evaluating the pruned model")
     accuracy_after = evaluate_model(stripped, data)
 
-    info = base_sidecar(spec, data, stripped)
-    info["params"] = dense_params
+    info = finetune_sidecar(spec, data, stripped, stage="prune", dense_params=dense_params,
+                            epochs=epochs, batch_size=batch_size, lr=lr, seed=seed,
+                            history=history, batchnorm=batchnorm,
+                            accuracy_before=accuracy_before, accuracy_after=accuracy_after)
     info.update({
-        "stage": "prune",
-        "epochs": epochs,
-        "batch_size": batch_size,
-        "lr": lr,
-        "seed": seed,
-        "history": history,
-        "batchnorm": batchnorm,
-        "train_accuracy": history[-1]["accuracy"] if history else None,
-        "val_accuracy_before": round(accuracy_before, 6),
-        "val_accuracy": round(accuracy_after, 6),
         "pruning": {
             "schedule": "structured" if m_by_n else schedule,
             "schedule_steps": {**steps, "total_steps": total_steps},

@@ -524,6 +524,27 @@ def _json_default(value):
     raise TypeError(f"{type(value).__name__} is not JSON serialisable")
 
 
+def finetune_sidecar(spec: ModelSpec, data: TrainingData, model, *, stage: str, dense_params: int,
+                     epochs: int, batch_size: int, lr: float, seed: int, history: list,
+                     batchnorm, accuracy_before: float, accuracy_after: float) -> dict[str, Any]:
+    """The sidecar of a fine-tuning stage (prune, cluster): the base keys and the run's record."""
+    info = base_sidecar(spec, data, model)
+    info["params"] = dense_params
+    info.update({
+        "stage": stage,
+        "epochs": epochs,
+        "batch_size": batch_size,
+        "lr": lr,
+        "seed": seed,
+        "history": history,
+        "batchnorm": batchnorm,
+        "train_accuracy": history[-1]["accuracy"] if history else None,
+        "val_accuracy_before": round(accuracy_before, 6),
+        "val_accuracy": round(accuracy_after, 6),
+    })
+    return info
+
+
 def base_sidecar(spec: ModelSpec, data: TrainingData, model) -> dict[str, Any]:
     """The keys every saved model's sidecar has (train, prune, cluster)."""
     from edgecnn.manifest import tool_versions
