@@ -5,6 +5,7 @@ Messages follow Keras Applications: say what was received.
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 
@@ -153,3 +154,25 @@ def load_weights(model, weights, *, imagenet_url=None, imagenet_file=None, file_
         first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise WeightsError(f"weights file {path} does not fit `{model.name}`: {first_line}") from None
     return model
+
+
+def imagenet_weights_size(input_shape, *, sizes, include_top, family) -> int:
+    """The input size whose ImageNet weights to load for `input_shape` (MobileNets).
+
+    With the top, the input must be square and a published size. Without it any size
+    loads the 224 weights, as Keras does: the convolutions do not depend on the size.
+    """
+    rows, cols = input_shape[0], input_shape[1]
+    if rows == cols and rows in sizes:
+        return rows
+    if include_top:
+        raise ValueError(
+            f"With `weights='imagenet'` and `include_top=True`, {family} inputs must "
+            f"be square and one of {', '.join(map(str, sizes))}. "
+            f"Received `input_shape={input_shape}`"
+        )
+    logging.getLogger("edgecnn.models").warning(
+        "`input_shape` %s is non-square or not one of %s; loading the weights "
+        "for 224x224.", input_shape, sizes,
+    )
+    return 224

@@ -25,10 +25,10 @@ Reference:
 
 from __future__ import annotations
 
-import logging
 import numbers
 
 from edgecnn.models._common import (
+    imagenet_weights_size,
     input_shape_of,
     check_arguments,
     global_pool,
@@ -45,7 +45,6 @@ IMAGENET_ALPHAS = (0.25, 0.5, 0.75, 1.0)
 IMAGENET_SIZES = (128, 160, 192, 224)
 _ALPHA_TEXT = {1.0: "1_0", 0.75: "7_5", 0.5: "5_0", 0.25: "2_5"}
 
-logger = logging.getLogger(__name__)
 
 
 def MobileNet(
@@ -134,20 +133,10 @@ def MobileNet(
         min_size=32,
         weights=weights,
     )
-    rows, cols = input_shape[0], input_shape[1]
-    if weights == "imagenet" and (rows != cols or rows not in IMAGENET_SIZES):
-        if include_top:
-            raise ValueError(
-                "With `weights='imagenet'` and `include_top=True`, MobileNet inputs must "
-                f"be square and one of {', '.join(map(str, IMAGENET_SIZES))}. "
-                f"Received `input_shape={input_shape}`"
-            )
-        # As Keras does: the convolutions do not depend on the input size.
-        logger.warning(
-            "`input_shape` %s is non-square or not one of %s; loading the weights "
-            "for 224x224.", input_shape, IMAGENET_SIZES,
-        )
-        rows = 224
+    rows = input_shape[0]
+    if weights == "imagenet":
+        rows = imagenet_weights_size(input_shape, sizes=IMAGENET_SIZES, include_top=include_top,
+                                     family="MobileNet")
 
     img_input = model_input(input_shape, input_tensor)
 

@@ -19,10 +19,10 @@ Reference:
 
 from __future__ import annotations
 
-import logging
 import numbers
 
 from edgecnn.models._common import (
+    imagenet_weights_size,
     input_shape_of,
     check_arguments,
     global_pool,
@@ -38,7 +38,6 @@ BASE_WEIGHT_PATH = "https://storage.googleapis.com/tensorflow/keras-applications
 IMAGENET_ALPHAS = (0.35, 0.5, 0.75, 1.0, 1.3, 1.4)
 IMAGENET_SIZES = (96, 128, 160, 192, 224)
 
-logger = logging.getLogger(__name__)
 
 
 def MobileNetV2(
@@ -99,20 +98,10 @@ def MobileNetV2(
         min_size=32,
         weights=weights,
     )
-    rows, cols = input_shape[0], input_shape[1]
-    if weights == "imagenet" and (rows != cols or rows not in IMAGENET_SIZES):
-        if include_top:
-            raise ValueError(
-                "With `weights='imagenet'` and `include_top=True`, MobileNetV2 inputs "
-                f"must be square and one of {', '.join(map(str, IMAGENET_SIZES))}. "
-                f"Received `input_shape={input_shape}`"
-            )
-        # As Keras does: the convolutions do not depend on the input size.
-        logger.warning(
-            "`input_shape` %s is non-square or not one of %s; loading the weights "
-            "for 224x224.", input_shape, IMAGENET_SIZES,
-        )
-        rows = 224
+    rows = input_shape[0]
+    if weights == "imagenet":
+        rows = imagenet_weights_size(input_shape, sizes=IMAGENET_SIZES, include_top=include_top,
+                                     family="MobileNetV2")
 
     img_input = model_input(input_shape, input_tensor)
 
