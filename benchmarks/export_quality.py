@@ -40,8 +40,6 @@ import argparse
 import gc
 import json
 import os
-import platform
-import re
 import shlex
 import sys
 import tempfile
@@ -57,6 +55,7 @@ if str(REPO) not in sys.path:  # run as a script from a checkout
     sys.path.insert(0, str(REPO))
 
 from edgecnn.export import ExportRequest, Progress, export  # noqa: E402
+from edgecnn.host import machine_info, machine_slug, write_atomic  # noqa: E402
 from edgecnn.manifest import tool_versions  # noqa: E402
 
 # The issue's targets.
@@ -98,64 +97,6 @@ class LogProgress(Progress):
 
 
 # -- machine -----------------------------------------------------------------------------
-def machine_info() -> dict:
-    cpuinfo = {}
-    flags: set[str] = set()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            key, _, value = line.partition(":")
-            key, value = key.strip(), value.strip()
-            if key in ("flags", "Features") and not flags:
-                flags = set(value.split())
-            elif key and key not in cpuinfo:
-                cpuinfo[key] = value
-    except OSError:
-        pass
-    model = (cpuinfo.get("model name") or cpuinfo.get("Model") or cpuinfo.get("Hardware")
-             or platform.processor() or "unknown cpu")
-    try:
-        usable = len(os.sched_getaffinity(0))
-    except AttributeError:
-        usable = os.cpu_count() or 1
-    os_name = platform.platform()
-    try:
-        for line in Path("/etc/os-release").read_text().splitlines():
-            if line.startswith("PRETTY_NAME="):
-                os_name = f"{line.split('=', 1)[1].strip(chr(34))} ({platform.system()} {platform.release()})"
-    except OSError:
-        pass
-    simd = sorted(flags & {"avx", "avx2", "fma", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16",
-                           "amx_int8", "neon", "asimd", "asimddp", "i8mm", "sve"})
-    return {
-        "cpu_model": model,
-        "cpu_family_model_stepping": "/".join(cpuinfo.get(k, "?") for k in ("cpu family", "model", "stepping")),
-        "simd": simd,
-        "cores_usable": usable,
-        "cpus_online": os.cpu_count(),
-        "arch": platform.machine(),
-        "os": os_name,
-        "hostname": platform.node(),  # recorded, but not used for the folder: sandboxes get random ones
-        "memory_gib": _memory_gib(),
-    }
-
-
-def _memory_gib():
-    try:
-        for line in Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith("MemTotal:"):
-                return round(int(line.split()[1]) / 2**20, 1)
-    except OSError:
-        pass
-    return None
-
-
-def machine_slug(machine: dict) -> str:
-    """`amd-epyc-2c-x86_64`: CPU model, usable cores, arch. Stable across sandboxes."""
-    text = re.sub(r"\((r|tm|c)\)|\bcpu\b|\bprocessor\b|@.*$", " ", machine["cpu_model"].lower())
-    slug = re.sub(r"[^a-z0-9]+", "-", text).strip("-") or "unknown-cpu"
-    return f"{slug[:48].rstrip('-')}-{machine['cores_usable']}c-{machine['arch'].lower()}"
-
-
 # -- exports ------------------------------------------------------------------------------
 def export_variants(args, workdir: Path) -> dict:
     results = {}
@@ -543,19 +484,6 @@ def latencies(args, manifests: dict, sample) -> tuple[dict, dict]:
 
 
 # -- output -------------------------------------------------------------------------------
-def write_atomic(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(handle, "w") as out:
-            out.write(text)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def markdown(report: dict) -> str:
     m, v = report["machine"], report["versions"]
     lines = [

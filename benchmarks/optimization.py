@@ -45,9 +45,7 @@ for path in (REPO, REPO / "benchmarks"):
     if str(path) not in sys.path:  # run as a script from a checkout
         sys.path.insert(0, str(path))
 
-from export_quality import machine_info, machine_slug, write_atomic  # noqa: E402
-
-from edgecnn.host import describe_host  # noqa: E402
+from edgecnn.host import describe_host, machine_info, machine_slug, write_atomic  # noqa: E402
 from edgecnn.manifest import tool_versions  # noqa: E402
 
 MODELS = {
