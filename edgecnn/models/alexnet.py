@@ -24,6 +24,7 @@ import numbers
 from edgecnn.models._common import (
     check_arguments,
     global_pool,
+    input_shape_of,
     keras,
     layers,
     load_weights,
@@ -102,10 +103,9 @@ def AlexNet(include_top=True, weights=None, input_tensor=None, input_shape=None,
     if (not isinstance(dropout, numbers.Real) or isinstance(dropout, bool)
             or not 0 <= dropout < 1):
         raise ValueError(f"`dropout` must be a number in [0, 1). Received `dropout={dropout!r}`")
-    if input_shape is None and input_tensor is not None:
-        input_shape = tuple(keras.backend.int_shape(input_tensor)[1:])
     input_shape = resolve_input_shape(
-        input_shape, model_name="alexnet", default_size=_DEFAULT_SIZE, min_size=_MIN_SIZE,
+        input_shape_of(input_shape, input_tensor), model_name="alexnet",
+        default_size=_DEFAULT_SIZE, min_size=_MIN_SIZE,
     )
     if include_top and None in input_shape[:2]:
         raise ValueError(

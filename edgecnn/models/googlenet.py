@@ -34,6 +34,7 @@ from __future__ import annotations
 from edgecnn.models._common import (
     check_arguments,
     global_pool,
+    input_shape_of,
     keras,
     layers,
     load_weights,
@@ -147,10 +148,9 @@ def GoogLeNet(include_top=True, weights=None, input_tensor=None, input_shape=Non
             "`aux_logits=True` needs `include_top=True` (the auxiliary heads are "
             "classifiers). Received `include_top=False`"
         )
-    if input_shape is None and input_tensor is not None:
-        input_shape = tuple(keras.backend.int_shape(input_tensor)[1:])
     input_shape = resolve_input_shape(
-        input_shape, model_name="googlenet", default_size=_DEFAULT_SIZE, min_size=_MIN_SIZE,
+        input_shape_of(input_shape, input_tensor), model_name="googlenet",
+        default_size=_DEFAULT_SIZE, min_size=_MIN_SIZE,
     )
     if aux_logits and None in input_shape[:2]:
         raise ValueError(

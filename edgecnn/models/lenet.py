@@ -17,6 +17,7 @@ from __future__ import annotations
 from edgecnn.models._common import (
     check_arguments,
     global_pool,
+    input_shape_of,
     keras,
     layers,
     load_weights,
@@ -60,10 +61,9 @@ def LeNet5(include_top=True, weights=None, input_tensor=None, input_shape=None,
     )
     if not isinstance(original, bool):
         raise ValueError(f"`original` must be True or False. Received `original={original!r}`")
-    if input_shape is None and input_tensor is not None:
-        input_shape = tuple(keras.backend.int_shape(input_tensor)[1:])
     input_shape = resolve_input_shape(
-        input_shape, model_name="lenet5", default_size=_DEFAULT_SIZE, min_size=_MIN_SIZE,
+        input_shape_of(input_shape, input_tensor), model_name="lenet5",
+        default_size=_DEFAULT_SIZE, min_size=_MIN_SIZE,
         default_channels=_DEFAULT_CHANNELS,
     )
     if include_top and None in input_shape[:2]:
