@@ -42,7 +42,6 @@ from __future__ import annotations
 import argparse
 import gzip
 import json
-import os
 import shlex
 import sys
 import tempfile
@@ -58,7 +57,7 @@ for _path in (REPO, REPO / "benchmarks"):
     if str(_path) not in sys.path:  # run as a script from a checkout
         sys.path.insert(0, str(_path))
 
-from edgecnn.host import describe_host  # noqa: E402
+from edgecnn.host import describe_host, machine_info, machine_slug, write_atomic  # noqa: E402
 from edgecnn.manifest import tool_versions  # noqa: E402
 
 FASHION_DIR = Path("/usr/share/datasets/fashion-mnist")
@@ -380,33 +379,6 @@ def markdown(report: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_atomic(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(handle, "w") as out:
-            out.write(text)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def machine_slug() -> str:
-    try:  # the slug export_quality.py uses, so results of one machine share a folder
-        from export_quality import machine_info, machine_slug as slug
-
-        return slug(machine_info())
-    except ImportError:
-        import platform
-        import re
-
-        host = describe_host()
-        text = re.sub(r"[^a-z0-9]+", "-", host["cpu"].lower()).strip("-")
-        return f"{text[:48]}-{host['cores']}c-{platform.machine().lower()}"
-
-
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -439,7 +411,7 @@ def main(argv=None) -> int:
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "command": shlex.join([sys.executable.rsplit("/", 1)[-1], *sys.argv]),
         "host": describe_host(),
-        "machine_slug": machine_slug(),
+        "machine_slug": machine_slug(machine_info()),
         "versions": tool_versions(),
         "made_here": made,
         "artifacts": results,

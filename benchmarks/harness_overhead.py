@@ -17,7 +17,7 @@
    overhead = p50(A) / p50(B) per round; the median over rounds is reported.
 3. Repeatability: the spread (max - min) / median of the A p50s over the rounds; the
    target is 5%.
-4. Writes `<out>/<machine slug>/harness_overhead.json` (the machine slug of
+4. Writes `<out>/<machine slug>/harness_overhead.json` (`edgecnn.host.machine_slug`, as
    export_quality.py: CPU model, usable cores, architecture) with the host, tool versions,
    load average before and after, and every round; prints a summary table.
 
@@ -29,8 +29,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
-import re
 import shlex
 import statistics
 import subprocess
@@ -44,7 +42,7 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from edgecnn.host import describe_host  # noqa: E402
+from edgecnn.host import describe_host, machine_info, machine_slug, write_atomic  # noqa: E402
 from edgecnn.manifest import tool_versions  # noqa: E402
 
 MODELS = (  # (label, `edgecnn export` arguments)
@@ -104,30 +102,6 @@ print(json.dumps({"count": len(ms), "p50": float(np.percentile(ms, 50)), "p90": 
 
 def log(message: str) -> None:
     print(f"[harness_overhead] {message}", file=sys.stderr, flush=True)
-
-
-def machine_and_slug() -> tuple[dict, str]:
-    """export_quality.py's machine record and slug, so both results land in one folder."""
-    try:
-        sys.path.insert(0, str(REPO / "benchmarks"))
-        import export_quality  # imports TensorFlow (it exports); this script exports too
-
-        machine = export_quality.machine_info()
-        return machine, export_quality.machine_slug(machine)
-    except Exception as exc:  # noqa: BLE001: being edited elsewhere; fall back to the same rule
-        log(f"export_quality.machine_slug unavailable ({type(exc).__name__}: {exc}); using a local copy")
-    finally:
-        if sys.path and sys.path[0] == str(REPO / "benchmarks"):
-            sys.path.pop(0)
-    host = describe_host()
-    try:
-        usable = len(os.sched_getaffinity(0))
-    except AttributeError:
-        usable = os.cpu_count() or 1
-    machine = {"cpu_model": host["cpu"], "cores_usable": usable, "arch": platform.machine()}
-    text = re.sub(r"\((r|tm|c)\)|\bcpu\b|\bprocessor\b|@.*$", " ", machine["cpu_model"].lower())
-    slug = re.sub(r"[^a-z0-9]+", "-", text).strip("-") or "unknown-cpu"
-    return machine, f"{slug[:48].rstrip('-')}-{usable}c-{machine['arch'].lower()}"
 
 
 def export(label: str, args: list[str], folder: Path, formats: list[str]) -> dict[str, dict]:
@@ -198,7 +172,8 @@ def main(argv=None) -> int:
     if args.repeats < 2:
         parser.error("--repeats must be at least 2")
 
-    machine, slug = machine_and_slug()
+    machine = machine_info()
+    slug = machine_slug(machine)
     load_before = [round(x, 2) for x in os.getloadavg()]
     log(f"machine {slug}; load {load_before}")
     with tempfile.TemporaryDirectory(prefix="edgecnn-harness-overhead-") as tmp:
@@ -245,12 +220,7 @@ def main(argv=None) -> int:
         "results": results,
     }
     target = args.out / slug / "harness_overhead.json"
-    target.parent.mkdir(parents=True, exist_ok=True)
-    handle, tmp_name = tempfile.mkstemp(prefix=".harness_overhead.", suffix=".tmp", dir=target.parent)
-    with os.fdopen(handle, "w") as out:
-        out.write(json.dumps(report, indent=2) + "\n")
-    os.chmod(tmp_name, 0o644)
-    os.replace(tmp_name, target)
+    write_atomic(target, json.dumps(report, indent=2) + "\n")
 
     print(f"harness overhead on {slug} ({args.threads} thread{'' if args.threads == 1 else 's'}, {args.repeats} rounds, "
           f"load {report['load_average']['before']} -> {report['load_average']['after']})")
