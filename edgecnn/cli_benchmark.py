@@ -159,12 +159,28 @@ def benchmark_command(
         print_rows(rows)
     from rich.markup import escape
 
+    _print_host_warnings(rows)
     for row in rows:
         if row["status"] != "ok":
             line = " ".join(f"{row['artifact']}: {row['error']}".split())
             error_console.print(f"[red]error:[/red] {escape(line)}", markup=True, highlight=False)
     if failed_count(rows):
         raise typer.Exit(1)
+
+
+def _print_host_warnings(rows: list[dict]) -> None:
+    """Each host warning once on stderr (the rows carry it in `warnings` too)."""
+    from rich.markup import escape
+
+    from edgecnn.harness import host_warnings
+
+    shown = set()
+    for row in rows:
+        for message in host_warnings(row.get("host")):
+            line = f"{row['remote']}: {message}" if row.get("remote") else message
+            if line not in shown:
+                shown.add(line)
+                error_console.print(f"[yellow]warning:[/yellow] {escape(line)}", markup=True, highlight=False)
 
 
 class _NoStatus:

@@ -61,6 +61,34 @@ def pi_throttling() -> str | None:
     return out.stdout.strip().split("=")[-1] or None
 
 
+# The bits of `vcgencmd get_throttled`; each one shifted by 16 means the same "since boot".
+_THROTTLE_BITS = {
+    0x1: "under-voltage",
+    0x2: "arm frequency capped",
+    0x4: "throttled",
+    0x8: "soft temperature limit",
+}
+
+
+def throttling_warning(throttled: str | None) -> str | None:
+    """A one-line warning for a `throttled` value other than 0x0 (None for 0x0 or no value)."""
+    if throttled is None:
+        return None
+    try:
+        value = int(throttled, 16)
+    except ValueError:
+        value = -1  # not a number: warn without naming bits
+    if value == 0:
+        return None
+    seen = [f"{meaning} {when}" for shift, when in ((0, "now"), (16, "since boot"))
+            for bit, meaning in _THROTTLE_BITS.items() if value >= 0 and value & (bit << shift)]
+    found = f" ({', '.join(seen)})" if seen else ""
+    return (f"the Raspberry Pi reports throttling: vcgencmd get_throttled = {throttled}{found}; "
+            "latency figures may be unreliable (bits: 0x1 under-voltage now, 0x2 arm frequency "
+            "capped now, 0x4 currently throttled, 0x8 soft temperature limit now; 0x10000, 0x20000, "
+            "0x40000, 0x80000 the same since boot)")
+
+
 def describe_host() -> dict:
     """A JSON-ready description of this machine, as of now."""
     host = {

@@ -221,6 +221,31 @@ def test_bad_options_exit_2_before_measuring(monkeypatch, args, words):
     assert words in line
 
 
+@pytest.mark.parametrize("throttled", ["0x50005", "0x0", None])
+def test_a_throttled_pi_is_warned_about_once(monkeypatch, tmp_path, throttled):
+    import edgecnn.harness as harness
+
+    model = tmp_path / "m.tflite"
+    model.write_bytes(b"\0\0\0\0TFL3")  # enough for the checks made before the worker
+    host = {"hostname": "pi", "cpu": "Cortex-A72", "cores": 4, "arch": "aarch64", "throttled": throttled}
+    monkeypatch.setattr(harness, "_run_worker", lambda job, timeout: (
+        {"status": "ok", "error": None, "host": host, "warnings": []}, None, ""))
+    result = runner.invoke(app, ["benchmark", str(model), str(model), "--json"])
+    assert result.exit_code == 0, result.output
+    rows = _rows(result)
+    stderr = [line for line in result.stderr.splitlines() if line.strip()]
+    if throttled != "0x50005":
+        assert [row["warnings"] for row in rows] == [[], []] and stderr == []
+        return
+    (message,) = rows[0]["warnings"]
+    assert rows[1]["warnings"] == [message]
+    for words in ("0x50005", "under-voltage now, throttled now, under-voltage since boot, throttled since boot",
+                  "0x2 arm frequency capped now", "0x8 soft temperature limit now", "0x10000",
+                  "latency figures may be unreliable"):
+        assert words in message
+    assert stderr == [f"warning: {message}"]  # once for the two rows
+
+
 # -- real artifacts ------------------------------------------------------------------------
 
 def test_rows_are_complete_with_manifest_fields(exported_int8):

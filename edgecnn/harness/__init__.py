@@ -228,6 +228,21 @@ def describe_artifact(artifact, settings: BenchmarkSettings) -> tuple[dict, dict
     return row, manifest
 
 
+def host_warnings(host: dict | None) -> list[str]:
+    """What makes the figures of this host doubtful: a throttled Raspberry Pi."""
+    from edgecnn.host import throttling_warning
+
+    message = throttling_warning((host or {}).get("throttled"))
+    return [message] if message else []
+
+
+def add_host_warnings(row: dict) -> dict:
+    """`host_warnings` of the row's host, added to its `warnings` (once)."""
+    warnings = list(row.get("warnings") or [])
+    row["warnings"] = warnings + [w for w in host_warnings(row.get("host")) if w not in warnings]
+    return row
+
+
 # -- the worker subprocess -------------------------------------------------------------
 
 def worker_command(job: dict) -> list[str]:
@@ -328,6 +343,7 @@ def benchmark_artifact(artifact, settings: BenchmarkSettings | None = None, *,
         warnings = row["warnings"] + list(result.pop("warnings", None) or [])
         row.update({k: v for k, v in result.items() if k in ROW_KEYS})
         row["warnings"] = warnings
+        add_host_warnings(row)
     if os.environ.get("EDGECNN_DEBUG") and stderr:
         sys.stderr.write(stderr)
     row["created"] = now_iso()

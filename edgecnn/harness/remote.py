@@ -28,6 +28,7 @@ from edgecnn.errors import BadArgument, EdgecnnError
 from edgecnn.harness import (
     WORKER_MARGIN_S,
     BenchmarkSettings,
+    add_host_warnings,
     describe_artifact,
     failed_row,
     resolve_artifact,
@@ -171,7 +172,7 @@ def benchmark_remote(artifacts: Sequence, settings: BenchmarkSettings | None = N
                 result["settings"] = {**result["settings"], "data": settings.data}  # not the remote temp path
             if result.get("sha256") != local["sha256"]:
                 result.setdefault("warnings", []).append("the remote copy's sha256 differs from the local file's")
-            rows[index] = result
+            rows[index] = add_host_warnings(result)  # already there unless the remote edgecnn is older
     for row in rows:
         row["remote"] = target
     return rows
