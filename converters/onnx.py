@@ -15,10 +15,49 @@ import tensorflow as tf  # noqa: E402
 OPSET = 17
 INPUT_NAME = "input"
 
+# ONNX Runtime's static quantization, every option spelled out (its defaults have
+# changed between versions); JSON-ready, for the manifest.
+#
+# reduce_range: int8 weights in [-64, 64] (7 bits). On x86 CPUs without VNNI (AVX2),
+# ONNX Runtime's int8 kernels multiply uint8 activations by int8 weights with
+# VPMADDUBSW, which adds each pair of products in int16 and saturates with full-range
+# weights: benchmarks/arm measured x86's fused kernels agreeing with the unfused QDQ
+# reference on 16/64 top-1s of a MobileNetV2, aarch64's on 60/64; with 7-bit weights
+# both on 64/64. ONNX Runtime recommends it for such CPUs; VNNI and Arm kernels do
+# not need it, but one artifact runs on all of them, for one bit of weight precision.
+STATIC_INT8_SETTINGS = {
+    "quant_format": "QDQ",
+    "activation_type": "QInt8",
+    "weight_type": "QInt8",
+    "per_channel": True,
+    "reduce_range": True,
+    "activation_symmetric": False,
+    "weight_symmetric": True,
+    "use_qdq_contrib_ops": False,
+}
+# int16x8 keeps full 8-bit weights: ONNX Runtime's CPU kernels have no integer path
+# for int16 activations (its QDQ fusions take 8-bit ones), so its Q/DQ pairs run as
+# float arithmetic and nothing saturates. int16 QuantizeLinear/DequantizeLinear need
+# the com.microsoft ops below opset 21.
+STATIC_INT16X8_SETTINGS = {
+    **STATIC_INT8_SETTINGS,
+    "activation_type": "QInt16",
+    "reduce_range": False,
+    "use_qdq_contrib_ops": True,
+}
+STATIC_SETTINGS = {"int8": STATIC_INT8_SETTINGS, "int16x8": STATIC_INT16X8_SETTINGS}
+
 
 def keras_to_onnx(model, *, opset: int = OPSET) -> bytes:
-    """The float32 ONNX model, batch dimension dynamic, input named `input`."""
+    """The float32 ONNX model, batch dimension dynamic, input named `input`.
+
+    BatchNormalization after a Conv2D or DepthwiseConv2D is folded into it in Keras
+    first (`converters.fold_batchnorm`): tf2onnx's own folding leaves a varying set of
+    them unfolded from one process to the next, so the same model gave other bytes.
+    """
     import tf2onnx
+
+    from converters.fold_batchnorm import fold_batchnorm
 
     if opset < 17:
         raise BadArgument(f"ONNX opset must be 17 or newer. Received {opset}")
@@ -26,6 +65,7 @@ def keras_to_onnx(model, *, opset: int = OPSET) -> bytes:
     if input_shape is None:
         raise BadArgument(f"`{model.name}` has {len(model.inputs)} inputs; edgecnn exports single-input models")
     signature = [tf.TensorSpec((None, *input_shape[1:]), tf.float32, name=INPUT_NAME)]
+    model, _ = fold_batchnorm(model)
     try:
         proto, _ = tf2onnx.convert.from_keras(model, input_signature=signature, opset=opset)
     except Exception as exc:
@@ -41,9 +81,16 @@ def _canonical(proto):
     """The same model gives the same bytes, whatever the process converted before.
 
     tf2onnx suffixes the names it makes with `__N` from process-wide counters, and its
-    initializer order varies. Renumber the suffixes in order of first appearance in
-    the graph, then sort the initializers by name.
+    initializer order varies. It also merges duplicate nodes (same op, inputs and
+    attributes: the min and max constants of every ReLU6's Clip, the Transposes in
+    front of a residual block's conv and add), keeping one copy under its own name;
+    which copy survives varies from run to run, as its transpose optimizer walks
+    sets of nodes. So: name each node tf2onnx made whose output several nodes read
+    after its first input (the copies share their inputs), and each constant several
+    nodes read after its first reader; renumber the `__N` suffixes in order of first
+    appearance in the graph; sort the initializers by name.
     """
+    _name_merged(proto.graph)
     numbers: dict[str, int] = {}
 
     def rename(name: str) -> str:
@@ -65,12 +112,57 @@ def _canonical(proto):
     return proto
 
 
+def _name_merged(graph) -> None:
+    """Name what tf2onnx's duplicate merging may have kept under a copy's name (see
+    `_canonical`) after what every copy shares: a node `{first input}/{op}`, a
+    constant `{first reader}/const_input{i}`. Nodes are in topological order."""
+    readers: dict[str, list[tuple[str, int]]] = {}
+    for node in graph.node:
+        for index, name in enumerate(node.input):
+            readers.setdefault(name, []).append((node.name, index))
+    outputs = {value.name for value in graph.output}
+    taken = {name for node in graph.node for name in (node.name, *node.input, *node.output)}
+    taken |= {value.name for value in (*graph.input, *graph.output, *graph.initializer)}
+    renames: dict[str, str] = {}
+
+    def unique(name: str) -> str:
+        while name in taken:
+            name += "_"
+        taken.add(name)
+        return name
+
+    for node in graph.node:
+        node.input[:] = [renames.get(name, name) for name in node.input]
+        shared = any(len(readers.get(name, ())) > 1 for name in node.output)
+        if not (_NAME_COUNTER.search(node.name) and node.input and shared) or outputs & set(node.output):
+            continue
+        node.name = unique(f"{node.input[0].rsplit(':', 1)[0]}/{node.op_type}")
+        for index, name in enumerate(node.output):
+            renames[name] = unique(f"{node.name}:{index}")
+        node.output[:] = [renames[name] for name in node.output]
+    constants = {tensor.name for tensor in graph.initializer}
+    first_reader: dict[str, tuple[str, int]] = {}
+    for node in graph.node:
+        for index, name in enumerate(node.input):
+            if name in constants and len(readers[name]) > 1:
+                first_reader.setdefault(name, (node.name, index))
+    for name, (reader, index) in first_reader.items():
+        renames[name] = unique(f"{reader}/const_input{index}")
+    for tensor in graph.initializer:
+        tensor.name = renames.get(tensor.name, tensor.name)
+    for node in graph.node:
+        node.input[:] = [renames.get(name, name) for name in node.input]
+    for value in graph.value_info:
+        value.name = renames.get(value.name, value.name)
+
+
 def quantize_onnx(float_model: bytes, *, quantization: str, calibration_reader_factory=None,
                   calib_method: str = "minmax") -> bytes:
     """Quantize a float32 ONNX model with ONNX Runtime and return the new model.
 
     int8: `quant_pre_process`, then `quantize_static` in QDQ format with per-channel
-    int8 weights and int8 activations. int16x8: the same with int16 activations.
+    7-bit int8 weights and int8 activations (`STATIC_INT8_SETTINGS`). int16x8: the
+    same with int16 activations and full 8-bit weights (`STATIC_INT16X8_SETTINGS`).
     dynamic: `quantize_dynamic` (int8 weights). float16: onnxconverter-common,
     float32 inputs and outputs kept. Every option is passed explicitly: ORT's
     defaults have changed between versions.
@@ -109,26 +201,25 @@ def quantize_onnx(float_model: bytes, *, quantization: str, calibration_reader_f
                     skip_optimization=False, skip_onnx_shape=False, skip_symbolic_shape=False,
                     auto_merge=False,
                 )
-                activation_type = QuantType.QInt8 if quantization == "int8" else QuantType.QInt16
+                settings = STATIC_SETTINGS[quantization]
                 quantize_static(
                     tmp / "prep.onnx", tmp / "quant.onnx",
                     calibration_data_reader=calibration_reader_factory(),
-                    quant_format=QuantFormat.QDQ,
+                    quant_format=QuantFormat[settings["quant_format"]],
                     op_types_to_quantize=None,
-                    per_channel=True,
-                    reduce_range=False,
-                    activation_type=activation_type,
-                    weight_type=QuantType.QInt8,
+                    per_channel=settings["per_channel"],
+                    reduce_range=settings["reduce_range"],
+                    activation_type=QuantType[settings["activation_type"]],
+                    weight_type=QuantType[settings["weight_type"]],
                     nodes_to_quantize=None,
                     nodes_to_exclude=None,
                     use_external_data_format=False,
                     calibrate_method=methods[calib_method],
                     calibration_providers=["CPUExecutionProvider"],
                     extra_options={
-                        "ActivationSymmetric": False,
-                        "WeightSymmetric": True,
-                        # int16 QDQ needs com.microsoft Q/DQ ops below opset 21
-                        "UseQDQContribOps": quantization == "int16x8",
+                        "ActivationSymmetric": settings["activation_symmetric"],
+                        "WeightSymmetric": settings["weight_symmetric"],
+                        "UseQDQContribOps": settings["use_qdq_contrib_ops"],
                     },
                 )
             else:
