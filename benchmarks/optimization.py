@@ -129,45 +129,16 @@ def export_keras(path: Path, quantization: str, out: Path, seed: int) -> dict:
 
 def qat_artifact(path: Path, out: Path, *, epochs: int, lr: float, batch_size: int, seed: int,
                  limit: int | None) -> tuple[Path, dict]:
-    """QAT int8 of a saved model: through export() when it has `qat`, else the library + converter."""
-    from dataclasses import fields
+    """QAT int8 of a saved model, as `edgecnn export PATH --int8 --qat --dataset fashion-mnist`."""
+    from edgecnn.export import ExportRequest, export
 
-    from edgecnn.export import ExportRequest
-
-    names = {f.name for f in fields(ExportRequest)}
-    if {"qat", "qat_dataset", "qat_epochs"} <= names:  # export --int8 --qat is wired
-        from edgecnn.export import export
-
-        request = ExportRequest(model=str(path), quantization="int8", calib="fashion-mnist", calib_samples=100,
-                                out=out, seed=seed, qat=True, qat_dataset="fashion-mnist", qat_epochs=epochs)
-        (manifest,) = export(request, progress=LogProgress())
-        return Path(manifest["path"]), {"via": "edgecnn.export.export", "manifest_optimization":
-                                        manifest.get("optimization"), "qat": manifest.get("qat")}
-    import calibration
-    from converters.tflite import keras_to_tflite
-    from edgecnn._tf import muted_stderr
-    from edgecnn.loading import load_keras_model
-    from edgecnn.training.qat import qat_for_export
-
-    model, facts = load_keras_model(path)
-    qat, info = qat_for_export(model, dataset="fashion-mnist", epochs=epochs, preprocess=facts["preprocess"],
-                               optimization=facts["optimization"], lr=lr, batch_size=batch_size, seed=seed,
-                               limit=limit, progress=LogProgress())
-    input_shape = tuple(int(d) for d in model.inputs[0].shape[1:])
-    calib = calibration.CalibrationData(calibration.open_source("fashion-mnist", split="train"),
-                                        input_shape=input_shape, preprocess=facts["preprocess"],
-                                        samples=100, seed=seed)
-    log("  converting the QAT model to int8 TFLite")
-    with muted_stderr():
-        flatbuffer = keras_to_tflite(qat, quantization="int8",
-                                     representative_dataset=calib.representative_dataset(), io="int8")
-    folder = out / f"{path.stem}-qat-int8"
-    folder.mkdir(parents=True, exist_ok=True)
-    artifact = folder / f"{path.stem}-qat-int8.tflite"
-    artifact.write_bytes(flatbuffer)
-    info = {k: v for k, v in info.items() if k not in ("data",)}
-    info["via"] = "edgecnn.training.qat.qat_for_export + converters.tflite.keras_to_tflite (int8, int8 io)"
-    return artifact, info
+    request = ExportRequest(model=str(path), quantization="int8", calib="fashion-mnist", calib_samples=100,
+                            out=out, seed=seed, qat=True, qat_dataset="fashion-mnist", qat_epochs=epochs,
+                            qat_lr=lr, qat_batch_size=batch_size, qat_limit=limit)
+    (manifest,) = export(request, progress=LogProgress())
+    return Path(manifest["path"]), {"via": "edgecnn.export.export (--int8 --qat)",
+                                    "manifest_optimization": manifest.get("optimization"),
+                                    "qat": manifest.get("qat"), "parity": manifest.get("parity")}
 
 
 # -- one model --------------------------------------------------------------------------------

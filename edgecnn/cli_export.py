@@ -9,7 +9,7 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from edgecnn.cli import app, error_console, fail, one_line_errors, print_json, print_table, si_bytes
+from edgecnn.cli import app, console, error_console, fail, one_line_errors, print_json, print_table, si_bytes
 
 
 class _RichProgress:
@@ -32,6 +32,17 @@ class _RichProgress:
     def warn(self, message):
         self._progress.console.print(f"[yellow]warning:[/yellow] {message}", highlight=False)
 
+    def epoch_end(self, epoch, epochs, logs):
+        """One line per QAT epoch, kept above the bar."""
+        parts = [f"QAT epoch {epoch + 1}/{epochs}"]
+        for key, label in (("loss", "loss"), ("accuracy", "acc"), ("val_loss", "val_loss"),
+                           ("val_accuracy", "val_acc")):
+            if logs.get(key) is not None:
+                parts.append(f"{label} {logs[key]:.4f}")
+        if logs.get("seconds") is not None:
+            parts.append(f"{logs['seconds']:.1f} s")
+        self._progress.console.print("  ".join(parts), highlight=False)
+
     def finish(self):
         if self._task is not None:
             total = self._progress.tasks[-1].total or 1
@@ -51,16 +62,29 @@ def export_command(
     input_size: Optional[int] = typer.Option(None, help="Input height and width."),
     alpha: Optional[float] = typer.Option(None, help="Width multiplier (MobileNets)."),
     classes: Optional[int] = typer.Option(None, help="Number of classes."),
-    calib: str = typer.Option("default", help="Calibration images: default (shipped photos), a folder, fashion-mnist, an .npz, or random."),
+    calib: str = typer.Option("default", help="Calibration images: default (shipped photos; with --qat the --dataset), a folder, fashion-mnist, an .npz, or random."),
     calib_samples: int = typer.Option(100, help="Calibration samples."),
     calib_method: str = typer.Option("minmax", help="minmax, entropy or percentile (ONNX; TFLite uses minmax)."),
     io: Optional[str] = typer.Option(None, help="Input/output type of integer TFLite models: int8 (default), uint8, float; int16 for --int16x8."),
     preprocess: str = typer.Option("auto", help="auto (the model's own), tf, caffe, torch, unit or raw."),
     out: Path = typer.Option(Path("artifacts"), help="Folder to write artifact folders into."),
-    seed: int = typer.Option(0, help="Seed for random weights and the calibration sample."),
+    seed: int = typer.Option(0, help="Seed for random weights, the calibration sample and QAT."),
+    qat: bool = typer.Option(False, "--qat", help="Quantization-aware training on --dataset before the "
+                             "--int8 conversion (TFLite only); keeps a pruned or clustered model's zeros or clusters."),
+    dataset: Optional[str] = typer.Option(None, "--dataset", help="With --qat: labelled training data "
+                                          "(fashion-mnist, a folder with dataset.txt, an .npz with labels)."),
+    epochs: Optional[int] = typer.Option(None, "--epochs", help="With --qat: fine-tuning epochs (default 1)."),
+    qat_lr: Optional[float] = typer.Option(None, "--qat-lr", help="With --qat: Adam learning rate (default 1e-5)."),
+    qat_batch_size: Optional[int] = typer.Option(None, "--qat-batch-size",
+                                                 help="With --qat: batch size (default 64)."),
+    qat_limit: Optional[int] = typer.Option(None, "--qat-limit", help="With --qat: use only N training images "
+                                            "(quick runs; validation keeps the whole split)."),
     as_json: bool = typer.Option(False, "--json", help="Print the manifests as a JSON list."),
 ) -> None:
-    """Convert a model to TFLite and/or ONNX, quantized, with a manifest.json beside each artifact."""
+    """Convert a model to TFLite and/or ONNX, quantized, with a manifest.json beside each artifact.
+
+    `--int8 --qat --dataset SOURCE --epochs N` fine-tunes the model quantization-aware first.
+    """
     import warnings
 
     from calibration import CalibrationWarning
@@ -75,11 +99,20 @@ def export_command(
     formats = {"tflite": ("tflite",), "onnx": ("onnx",), "all": ("tflite", "onnx")}.get(fmt)
     if formats is None:
         raise fail(f"--format must be tflite, onnx or all. Received `{fmt}`", 2)
+    qat_options = {"--dataset": dataset, "--epochs": epochs, "--qat-lr": qat_lr,
+                   "--qat-batch-size": qat_batch_size, "--qat-limit": qat_limit}
+    given = [option for option, value in qat_options.items() if value is not None]
+    if given and not qat:
+        raise fail(f"{', '.join(given)} {'applies' if len(given) == 1 else 'apply'} to --qat "
+                   "(quantization-aware training); pass --int8 --qat", 2)
+    # Options left out keep ExportRequest's defaults.
+    qat_settings = {name: value for name, value in (("qat_epochs", epochs), ("qat_lr", qat_lr),
+                                                    ("qat_batch_size", qat_batch_size)) if value is not None}
     request = ExportRequest(
         model=model, quantization=chosen[0] if chosen else "float32", formats=formats,
         weights=weights, input_size=input_size, alpha=alpha, classes=classes, calib=calib,
         calib_samples=calib_samples, calib_method=calib_method, io=io, preprocess=preprocess,
-        out=out, seed=seed,
+        out=out, seed=seed, qat=qat, qat_dataset=dataset, qat_limit=qat_limit, **qat_settings,
     )
     columns = (SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                TimeElapsedColumn())
@@ -103,3 +136,9 @@ def export_command(
                       f"{parity['max_abs_diff']:.2g}, {parity['top1_agreement']:.0%} of {parity['samples']}",
                       m["weights"])
     print_table(table)
+    qat_record = manifests[0].get("qat")
+    if qat_record:
+        console.print(f"QAT ({qat_record['scheme']}, {qat_record['epochs']} epoch(s), "
+                      f"{qat_record['data']['train_count']} images): Keras validation accuracy "
+                      f"{qat_record['val_accuracy_float']:.2%} float, {qat_record['val_accuracy_qat']:.2%} "
+                      "quantization-aware", highlight=False, soft_wrap=True)

@@ -1,14 +1,16 @@
-"""`edgecnn export`: model -> (calibration) -> convert -> artifact + manifest.json.
+"""`edgecnn export`: model -> (QAT) -> (calibration) -> convert -> artifact + manifest.json.
 
-The public function is short: check the request, load the model, build the
-calibration data, then for each format convert, run the parity check in the
-artifact's own runtime, and publish the artifact folder atomically.
+The public function is short: check the request, load the model, fine-tune it
+quantization-aware when asked (`--int8 --qat`), build the calibration data, then for
+each format convert, run the parity check in the artifact's own runtime, and publish
+the artifact folder atomically.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import os
 import shutil
 import socket
@@ -49,6 +51,13 @@ class ExportRequest:
     out: Path = Path("artifacts")
     seed: int = 0
     parity_samples: int = 32
+    # Quantization-aware training before the int8 conversion (`--int8 --qat --dataset SOURCE`).
+    qat: bool = False
+    qat_dataset: str | None = None  # labelled training data (a `--dataset` of `edgecnn train`)
+    qat_epochs: int = 1
+    qat_lr: float = 1e-5
+    qat_batch_size: int = 64
+    qat_limit: int | None = None  # training images (quick runs); validation is not limited
     warnings: list[str] = field(default_factory=list, repr=False)
 
 
@@ -58,6 +67,7 @@ class Progress:
     def start(self, label: str, total: int | None = None) -> None: ...
     def advance(self, steps: int = 1) -> None: ...
     def warn(self, message: str) -> None: ...
+    def epoch_end(self, epoch: int, epochs: int, logs: dict) -> None: ...
 
 
 def export(request: ExportRequest, progress: Progress | None = None) -> list[dict]:
@@ -67,24 +77,33 @@ def export(request: ExportRequest, progress: Progress | None = None) -> list[dic
     _check(request)
     source = _calibration_source(request, progress)  # cheap checks before the model is built
     model, facts = _load_model(request, progress)
+    # With --qat the QAT model is converted; the float model stays the parity reference
+    # (and gives `params`: the QAT model also holds its quantizers' min/max variables).
+    converted, qat_info = model, None
+    if request.qat:
+        converted, qat_info = _quantization_aware(model, facts, request, progress)
     input_shape = tuple(int(d) for d in model.inputs[0].shape[1:])
     calibration, parity_batch, held_out = _calibration_and_parity_data(
         request, source, facts["preprocess"], input_shape, progress)
-    reference = model.predict(parity_batch, verbose=0, batch_size=8)
-    if isinstance(reference, list):
-        reference = reference[0]
+    reference = _predict(model, parity_batch)
+    qat_reference = _predict(converted, parity_batch) if request.qat else None
     prepare_seconds = time.perf_counter() - started  # shared by every format
 
     manifests = []
     for fmt in request.formats:
         format_started = time.perf_counter()
-        progress.start(f"converting to {fmt} ({request.quantization})")
+        progress.start(f"converting to {fmt} ({request.quantization}{', QAT' if request.qat else ''})")
         with _quiet():
-            artifact_bytes = _convert(model, fmt, request, calibration, progress)
+            artifact_bytes = _convert(converted, fmt, request, calibration, progress)
         manifests.append(_publish(request, fmt, artifact_bytes, model, facts, calibration,
-                                  (parity_batch, reference, held_out),
+                                  (parity_batch, reference, held_out, qat_reference), qat_info,
                                   prepare_seconds + (time.perf_counter() - format_started), progress))
     return manifests
+
+
+def _predict(model, batch):
+    outputs = model.predict(batch, verbose=0, batch_size=8)
+    return outputs[0] if isinstance(outputs, list) else outputs
 
 
 def _warn(request: ExportRequest, progress: Progress, message: str) -> None:
@@ -95,7 +114,7 @@ def _warn(request: ExportRequest, progress: Progress, message: str) -> None:
 
 
 def artifact_stem(request: ExportRequest) -> str:
-    """`mobilenetv2-int8`, with `-a0.35` / `-96` when alpha or input size was given."""
+    """`mobilenetv2-int8`, with `-a0.35` / `-96` when alpha or input size was given, `-qat` after QAT."""
     base = Path(request.model).stem if is_model_file(request.model) else request.model.lower()
     parts = [base]
     if request.alpha is not None:
@@ -103,6 +122,8 @@ def artifact_stem(request: ExportRequest) -> str:
     if request.input_size is not None:
         parts.append(str(request.input_size))
     parts.append(request.quantization)
+    if request.qat:
+        parts.append("qat")
     return "-".join(parts)
 
 
@@ -121,6 +142,7 @@ def _check(request: ExportRequest) -> None:
         raise BadArgument(f"--calib-samples must be at least 1. Received {request.calib_samples}")
     if request.preprocess not in ("auto", *PREPROCESS_MODES):
         raise BadArgument(f"unknown --preprocess `{request.preprocess}`; use auto or {', '.join(PREPROCESS_MODES)}")
+    _check_qat(request)
     if is_model_file(request.model):
         if not Path(request.model).is_file():
             raise EdgecnnError(f"no such model file: {request.model}")
@@ -128,6 +150,10 @@ def _check(request: ExportRequest) -> None:
         from edgecnn.models import get_model_info
 
         get_model_info(request.model)  # an unknown name fails here, with suggestions
+    if request.qat:
+        from edgecnn.training.data import open_labelled_source
+
+        open_labelled_source(request.qat_dataset)  # a missing or unlabelled dataset fails here
     out = Path(request.out)
     try:
         out.mkdir(parents=True, exist_ok=True)
@@ -135,6 +161,38 @@ def _check(request: ExportRequest) -> None:
         raise EdgecnnError(f"cannot create --out {out}: {exc.strerror}") from None
     if not os.access(out, os.W_OK):
         raise EdgecnnError(f"--out {out} is not writable")
+
+
+def _check_qat(request: ExportRequest) -> None:
+    """The --qat options: what they need and what they cannot go with."""
+    if not request.qat:
+        if request.qat_dataset is not None:
+            raise BadArgument("--dataset is the training data of --qat; pass --int8 --qat, or --calib "
+                              "for calibration images")
+        return
+    if request.quantization != "int8":
+        if request.quantization == "float32":
+            raise BadArgument("--qat needs --int8: quantization-aware training makes a full-integer int8 model")
+        raise BadArgument(f"--qat trains for full-integer int8 (--int8); it does not apply to "
+                          f"--{request.quantization}")
+    if "onnx" in request.formats:
+        # tf2onnx turns the activations' FakeQuant ops into QuantizeLinear/DequantizeLinear but
+        # folds the weights' (per-channel, narrow-range) FakeQuant into float32 constants.
+        raise BadArgument("--qat exports TFLite only: tf2onnx keeps the QAT weights as float32 "
+                          "(only activations get QuantizeLinear/DequantizeLinear), so the ONNX file "
+                          "would not be int8; use --format tflite")
+    if request.qat_dataset is None or not str(request.qat_dataset).strip():
+        raise BadArgument("--qat needs labelled training data: pass --dataset (fashion-mnist, a labelled "
+                          "image folder or an .npz)")
+    counts = {"--epochs": request.qat_epochs, "--qat-batch-size": request.qat_batch_size}
+    if request.qat_limit is not None:
+        counts["--qat-limit"] = request.qat_limit
+    for option, value in counts.items():
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise BadArgument(f"{option} must be at least 1. Received {value!r}")
+    lr = request.qat_lr
+    if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not math.isfinite(lr) or lr <= 0:
+        raise BadArgument(f"--qat-lr must be a positive number. Received {lr!r}")
 
 
 def _load_model(request: ExportRequest, progress: Progress):
@@ -211,10 +269,54 @@ def _download_timeout(seconds: float):
         socket.setdefaulttimeout(previous)
 
 
+class _QatProgress:
+    """Training's Progress on top of export's: warnings also go into the manifest."""
+
+    def __init__(self, request: ExportRequest, progress: Progress):
+        self._request, self._progress = request, progress
+
+    def start(self, label, total=None):
+        self._progress.start(label, total)
+
+    def advance(self, steps=1):
+        self._progress.advance(steps)
+
+    def warn(self, message):
+        _warn(self._request, self._progress, message)
+
+    def epoch_end(self, epoch, epochs, logs):
+        report = getattr(self._progress, "epoch_end", None)
+        if report is not None:
+            report(epoch, epochs, logs)
+
+
+def _quantization_aware(model, facts: dict, request: ExportRequest, progress: Progress):
+    """Fine-tune `model` with fake quantization on `--dataset`: (the QAT model, its record).
+
+    `model` itself keeps its float weights. The scheme keeps the sparsity or the clusters
+    that the model's sidecar records (PQAT, CQAT).
+    """
+    from edgecnn.training._toolkit import check_layers
+    from edgecnn.training.qat import qat_for_export
+
+    if (facts.get("optimization") or {}).get("qat"):
+        raise BadArgument(f"{request.model} is already quantization-aware (its sidecar says `qat: true`)")
+    check_layers(model, "quantization")  # before the data is read
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        qat_model, info = qat_for_export(
+            model, dataset=request.qat_dataset, epochs=request.qat_epochs, preprocess=facts["preprocess"],
+            optimization=facts.get("optimization"), batch_size=request.qat_batch_size, lr=request.qat_lr,
+            seed=request.seed, limit=request.qat_limit, progress=_QatProgress(request, progress))
+    return qat_model, info
+
+
 def _calibration_source(request: ExportRequest, progress: Progress):
     import calibration
 
-    source = calibration.open_source(request.calib, split="train")
+    # With --qat, `--calib default` means the training data: parity images the model knows.
+    spec = request.qat_dataset if request.qat and request.calib == "default" else request.calib
+    source = calibration.open_source(spec, split="train")
     if getattr(source, "warning", None):
         _warn(request, progress, source.warning)
     return source
@@ -301,10 +403,12 @@ def _quiet():
         root.setLevel(level)
 
 
-def _parity(path: Path, parity_batch, reference, held_out: bool):
+def _parity(path: Path, parity_batch, reference, held_out: bool, qat_reference=None):
     """Run the artifact in its own runtime against the Keras float outputs.
 
-    Returns the parity record and the session (its tensor facts go into the manifest)."""
+    After QAT, also against the QAT Keras model (fake quantization), which the artifact
+    should follow more closely. Returns the parity record and the session (its tensor
+    facts go into the manifest)."""
     from edgecnn.runtime import open_session, run_float
 
     session = open_session(path)
@@ -312,7 +416,7 @@ def _parity(path: Path, parity_batch, reference, held_out: bool):
     outputs = outputs.reshape(reference.shape)
     spread = float(np.mean(np.std(reference.reshape(len(reference), -1), axis=-1)))
     classes_predicted = int(len(np.unique(reference.argmax(-1))))
-    return {
+    record = {
         "runtime": f"{session.runtime} {session.runtime_version}",
         "samples": int(len(parity_batch)),
         "max_abs_diff": float(np.max(np.abs(outputs - reference))),
@@ -323,12 +427,19 @@ def _parity(path: Path, parity_batch, reference, held_out: bool):
         "reference_output_std": spread,
         "reference_top1_classes": classes_predicted,
         "informative": classes_predicted > 1 and spread > 1e-4,
-    }, session
+    }
+    if qat_reference is not None:
+        qat_reference = qat_reference.reshape(outputs.shape)
+        record["qat_model_max_abs_diff"] = float(np.max(np.abs(outputs - qat_reference)))
+        record["qat_model_top1_agreement"] = float(np.mean(outputs.argmax(-1) == qat_reference.argmax(-1)))
+    return record, session
 
 
-def _publish(request, fmt, artifact_bytes, model, facts, calibration, parity_data,
+def _publish(request, fmt, artifact_bytes, model, facts, calibration, parity_data, qat_info,
              export_seconds, progress) -> dict:
-    """Write artifact + manifest into a temporary folder in --out, check it, then rename."""
+    """Write artifact + manifest into a temporary folder in --out, check it, then rename.
+
+    `model` is the float Keras model (params, input shape); `qat_info` the QAT record or None."""
     stem = artifact_stem(request)
     folder_name = stem if fmt == "tflite" else f"{stem}-onnx"
     out = Path(request.out)
@@ -347,7 +458,9 @@ def _publish(request, fmt, artifact_bytes, model, facts, calibration, parity_dat
             "options": _options(request),
             "format": fmt,
             "quantization": request.quantization,
-            "optimization": facts.get("optimization", {"sparsity": None, "clusters": None, "qat": False}),
+            "optimization": qat_info["optimization"] if qat_info else
+            facts.get("optimization", {"sparsity": None, "clusters": None, "qat": False}),
+            "qat": _qat_record(qat_info),
             "weights": facts["weights"],
             "params": params,
             "artifact": artifact.name,
@@ -361,9 +474,9 @@ def _publish(request, fmt, artifact_bytes, model, facts, calibration, parity_dat
                            "color": "bgr" if facts["preprocess"] == "caffe" else
                            ("gray" if model.inputs[0].shape[-1] == 1 else "rgb")},
             "labels": facts.get("labels"),
-            "calibration": calibration.info() if request.quantization in NEEDS_CALIBRATION else None,
-            "calibration_method": ("minmax" if fmt == "tflite" else request.calib_method)
-            if request.quantization in NEEDS_CALIBRATION else None,
+            "calibration": _calibration_record(request, calibration),
+            "calibration_method": _calibration_method(request, fmt),
+            "quantization_settings": _quantization_settings(request, fmt),
             "parity": parity,
             "export_seconds": round(export_seconds, 2),  # shared preparation + this format
             "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -380,6 +493,43 @@ def _publish(request, fmt, artifact_bytes, model, facts, calibration, parity_dat
         raise
     manifest["path"] = str(final / artifact.name)
     return manifest
+
+
+def _calibration_record(request: ExportRequest, calibration) -> dict | None:
+    if request.quantization not in NEEDS_CALIBRATION:
+        return None
+    record = calibration.info()
+    if request.qat:
+        # Checked: the converter gives the same bytes whatever these images are (even noise).
+        record = {**record, "ranges": "quantization-aware training",
+                  "note": "the int8 ranges are the ones learned in QAT (the model's FakeQuant "
+                          "min/max); TFLiteConverter requires a representative dataset for int8 "
+                          "ops and io, and these images do not change the artifact"}
+    return record
+
+
+def _calibration_method(request: ExportRequest, fmt: str) -> str | None:
+    if request.quantization not in NEEDS_CALIBRATION:
+        return None
+    if request.qat:
+        return "qat"
+    return "minmax" if fmt == "tflite" else request.calib_method
+
+
+def _quantization_settings(request: ExportRequest, fmt: str) -> dict | None:
+    """ONNX Runtime's static quantization options as passed (7-bit weights for int8)."""
+    if fmt != "onnx" or request.quantization not in NEEDS_CALIBRATION:
+        return None
+    from converters.onnx import STATIC_SETTINGS
+
+    return dict(STATIC_SETTINGS[request.quantization])
+
+
+def _qat_record(info: dict | None) -> dict | None:
+    """The QAT stage as the manifest keeps it (its warnings are the manifest's own)."""
+    if info is None:
+        return None
+    return {key: value for key, value in info.items() if key not in ("optimization", "stage", "warnings")}
 
 
 def _options(request: ExportRequest) -> dict:

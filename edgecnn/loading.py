@@ -26,6 +26,9 @@ def read_keras_model(path):
     from edgecnn._tf import import_keras, muted_stderr
 
     keras = import_keras()
+    # The zoo's custom layers must be registered before safe mode will deserialize them.
+    import edgecnn.models.alexnet  # noqa: F401  (LocalResponseNormalization)
+
     path = Path(path)
     if not path.is_file():
         raise EdgecnnError(f"no such model file: {path}")
