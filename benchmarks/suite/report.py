@@ -54,6 +54,24 @@ def training_rows(workdir: Path) -> list[list]:
     return rows
 
 
+def _caveats(models: list[ModelSettings]) -> list[str]:
+    """What a reader must know about the models in this run, and which suite models it left out."""
+    lines = []
+    heavy = [m.key for m in models if m.note.startswith("not converged")]
+    if heavy:
+        lines += [f"{', '.join(heavy)}: trained on a subset of the images for a few epochs so that a run is "
+                  "feasible on two cores. They are **not converged**, and their accuracies (and the accuracy "
+                  "drops of their variants) say little about the architectures.", ""]
+    if any(not m.trained for m in models):
+        lines += ["The `*-224` rows are the MobileNets at ImageNet size (224x224x3, 1000 classes) with **random "
+                  "weights** (`--weights none`, manifest `weights: random`): latency and size only, never "
+                  "evaluated.", ""]
+    left_out = [key for key in config.MODELS if key not in {m.key for m in models}]
+    if left_out:
+        lines += [f"Not measured in this run (`--models` chose a subset): {', '.join(left_out)}.", ""]
+    return lines
+
+
 def latest_steps(suite_log: Path) -> dict[str, dict]:
     """Each step's latest entry over all runs (a later run's skip keeps the earlier result)."""
     latest = {}
@@ -104,13 +122,7 @@ def write_results_md(path: Path, *, machine: dict, slug: str, versions: dict, co
         *_table(["model", "zoo", "input", "alpha", "epochs", "batch", "lr", "schedule", "training images",
                  "val images", "val top-1", "train s", "pruned val top-1", "note"], training_rows(workdir)),
         "",
-        "ResNet-50, VGG-16 and GoogLeNet are trained on a subset of the images for a few epochs so that "
-        "a run is feasible on two cores: they are **not converged**, and their accuracies (and the "
-        "accuracy drops of their variants) say little about the architectures.",
-        "",
-        "The `*-224` rows are the MobileNets at ImageNet size (224x224x3, 1000 classes) with **random "
-        "weights** (`--weights none`, manifest `weights: random`): latency and size only, never evaluated.",
-        "",
+        *_caveats(models),
         "## Comparison (`edgecnn compare`)", "",
     ]
     if compare_md is not None:
