@@ -742,7 +742,7 @@ def markdown(record: dict) -> str:
         "## Setup",
         "",
         f"- x86: {x['cpu']} ({x['int8_dot_product']}), Python {x['python']}, " + ", ".join(f"{k} {v}" for k, v in x["packages"].items()),
-        f"- aarch64 root: Debian {a['debian']} arm64 ({record['root']['state']}, built "
+        f"- aarch64 root: Debian {a['debian']} arm64 ({'built by this run' if record['root']['state'] == 'built' else 'cached'} "
         f"{record['root'].get('built')}), Python {a['python']}, {a['libc']}, installed with "
         f"`pip install {a['wheel']}` (no extra, TensorFlow importable: {a['tensorflow_importable']}): "
         + ", ".join(f"{k} {pk[k]}" for k in ("edgecnn", "numpy", "pillow", "ai-edge-litert", "onnxruntime",
