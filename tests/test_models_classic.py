@@ -91,6 +91,15 @@ def test_minimum_input_size(name):
         create_model(name, input_shape=(size - 1, size, channels), classes=10)
 
 
+@pytest.mark.parametrize("name", ["lenet5", "alexnet"])
+def test_flattening_classifier_needs_a_fixed_size(name):
+    channels = TINY[name][0][2]
+    with pytest.raises(ValueError, match=f"`{name}` with `include_top=True` needs a fixed input size"):
+        create_model(name, input_shape=(None, None, channels))
+    features = create_model(name, include_top=False, input_shape=(None, None, channels))
+    assert features.output_shape[1:3] == (None, None)
+
+
 @pytest.mark.parametrize("name", sorted(TINY))
 def test_imagenet_weights_rejected(name):
     with pytest.raises(ValueError, match="No ImageNet weights.*weights='imagenet'"):

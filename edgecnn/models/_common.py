@@ -55,6 +55,15 @@ def check_arguments(*, model_name, weights, include_top, classes, pooling,
         )
 
 
+def require_fixed_size(input_shape, *, model_name, include_top):
+    """A classifier that flattens the feature map needs the spatial size known when it is built."""
+    if include_top and None in input_shape[:2]:
+        raise ValueError(
+            f"`{model_name}` with `include_top=True` needs a fixed input size (its classifier "
+            f"flattens the feature map). Received `input_shape={input_shape}`"
+        )
+
+
 def resolve_input_shape(input_shape, *, model_name, default_size, min_size,
                         default_channels=3, weights=None, require_default=False):
     """The (height, width, channels) to build, checked against the architecture."""

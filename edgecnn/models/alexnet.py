@@ -26,6 +26,7 @@ from edgecnn.models._common import (
     global_pool,
     input_shape_of,
     keras,
+    require_fixed_size,
     layers,
     load_weights,
     model_input,
@@ -107,11 +108,7 @@ def AlexNet(include_top=True, weights=None, input_tensor=None, input_shape=None,
         input_shape_of(input_shape, input_tensor), model_name="alexnet",
         default_size=_DEFAULT_SIZE, min_size=_MIN_SIZE,
     )
-    if include_top and None in input_shape[:2]:
-        raise ValueError(
-            "`alexnet` with `include_top=True` needs a fixed input size (its classifier "
-            f"flattens the feature map). Received `input_shape={input_shape}`"
-        )
+    require_fixed_size(input_shape, model_name="alexnet", include_top=include_top)
 
     img_input = model_input(input_shape, input_tensor)
     x = layers.ZeroPadding2D(2, name="conv1_pad")(img_input)

@@ -19,6 +19,7 @@ from edgecnn.models._common import (
     global_pool,
     input_shape_of,
     keras,
+    require_fixed_size,
     layers,
     load_weights,
     model_input,
@@ -66,11 +67,7 @@ def LeNet5(include_top=True, weights=None, input_tensor=None, input_shape=None,
         default_size=_DEFAULT_SIZE, min_size=_MIN_SIZE,
         default_channels=_DEFAULT_CHANNELS,
     )
-    if include_top and None in input_shape[:2]:
-        raise ValueError(
-            "`lenet5` with `include_top=True` needs a fixed input size (its classifier "
-            f"flattens the feature map). Received `input_shape={input_shape}`"
-        )
+    require_fixed_size(input_shape, model_name="lenet5", include_top=include_top)
 
     activation = "tanh" if original else "relu"
     pool = layers.AveragePooling2D if original else layers.MaxPooling2D

@@ -16,6 +16,7 @@ from edgecnn.models._common import (
     input_shape_of,
     check_arguments,
     keras,
+    require_fixed_size,
     layers,
     load_weights,
     model_input,
@@ -52,11 +53,7 @@ def _vgg(variant, *, include_top, weights, input_tensor, input_shape, pooling,
         default_size=_DEFAULT_SIZE, min_size=_MIN_SIZE, weights=weights,
         require_default=weights == "imagenet" and include_top,
     )
-    if include_top and None in input_shape[:2]:
-        raise ValueError(
-            f"`{variant}` with `include_top=True` needs a fixed input size (its classifier "
-            f"flattens the feature map). Received `input_shape={input_shape}`"
-        )
+    require_fixed_size(input_shape, model_name=variant, include_top=include_top)
 
     img_input = model_input(input_shape, input_tensor)
     x = img_input
