@@ -43,6 +43,7 @@ if str(REPO) not in sys.path:  # run as a script from a checkout
     sys.path.insert(0, str(REPO))
 
 from edgecnn.host import machine_info, machine_slug, write_atomic  # noqa: E402
+from edgecnn.loading import sidecar_path  # noqa: E402
 from edgecnn.manifest import tool_versions  # noqa: E402
 
 TARGET_AGREEMENT = 0.95
@@ -90,14 +91,13 @@ def test_images(manifest: dict, limit: int | None):
     return data.arrays(), data.labels()
 
 
-def predict(path: str, images: np.ndarray, threads: int, batch: int = 1) -> np.ndarray:
-    """Top-1 class per image, the artifact run in its own runtime (one image per call: TFLite
-    artifacts have a fixed batch of 1)."""
+def predict(path: str, images: np.ndarray, threads: int) -> np.ndarray:
+    """Top-1 class per image, the artifact run in its own runtime (which resizes its batch)."""
     from edgecnn.runtime import open_session, run_float
 
     session = open_session(path, threads=threads)
-    classes = [int(np.argmax(run_float(session, images[i:i + batch])[0][0])) for i in range(len(images))]
-    return np.asarray(classes)
+    chunks = [run_float(session, images[start:start + 500])[0].argmax(-1) for start in range(0, len(images), 500)]
+    return np.concatenate(chunks)
 
 
 def measure_model(model: Path, args) -> dict:
@@ -135,7 +135,7 @@ def measure_model(model: Path, args) -> dict:
     cross = None
     if {"tflite", "onnx"} <= set(args.formats):
         cross = float(np.mean(predictions[("float32", "tflite")] == predictions[("float32", "onnx")]))
-    sidecar = model.with_name(model.stem + ".edgecnn.json")
+    sidecar = sidecar_path(model)
     trained = json.loads(sidecar.read_text()) if sidecar.is_file() else {}
     return {
         "model": str(model),
