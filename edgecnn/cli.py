@@ -8,7 +8,10 @@ loads TensorFlow.
 
 from __future__ import annotations
 
+import contextlib
+import difflib
 import functools
+import inspect
 import json
 import os
 import sys
@@ -21,9 +24,115 @@ from rich.markup import escape
 from edgecnn import __version__
 from edgecnn.errors import EdgecnnError
 
+from typer._click.exceptions import BadParameter, MissingParameter, NoArgsIsHelpError, NoSuchOption, UsageError
+from typer.core import TyperGroup
+
+
+def _option_name(param) -> str:
+    """`--input-size` for an option (its long name), `MODEL` for an argument."""
+    opts = list(getattr(param, "opts", None) or [])
+    if getattr(param, "param_type_name", "") == "argument" or not opts:
+        return (param.name or "argument").upper()
+    return max(opts, key=len)
+
+
+_PYDANTIC_TYPES = {"int_parsing": "is not an integer", "int_from_float": "is not an integer",
+                   "float_parsing": "is not a number", "bool_parsing": "is not true or false"}
+
+
+def usage_error_line(exc: UsageError) -> str:
+    """Click's usage error as one line: `--input-size: 'abc' is not an integer`."""
+    if isinstance(exc, MissingParameter):
+        kind = exc.param_type or getattr(exc.param, "param_type_name", None) or "parameter"
+        name = _option_name(exc.param) if exc.param is not None else ""
+        return f"missing {kind} {name}".rstrip()
+    if isinstance(exc, BadParameter):
+        message = exc.message
+        cause = exc.__cause__
+        errors = cause.errors() if hasattr(cause, "errors") else None  # pydantic's ValidationError
+        if errors:
+            first = errors[0]
+            described = _PYDANTIC_TYPES.get(first.get("type"))
+            message = f"{first.get('input')!r} {described}" if described else str(first.get("msg", message))
+        message = message[:1].lower() + message[1:] if message[:2] != message[:2].upper() else message
+        name = _option_name(exc.param) if exc.param is not None else None
+        return f"{name}: {message}" if name else message
+    if isinstance(exc, NoSuchOption):
+        close = difflib.get_close_matches(exc.option_name, sorted(exc.possibilities or ()), n=1, cutoff=0.7)
+        return f"no such option {exc.option_name}" + (f" (did you mean {close[0]}?)" if close else "")
+    message = exc.format_message()
+    return message[:1].lower() + message[1:]
+
+
+def _plain_flags(params):
+    """An on/off flag takes no value: show no `<bool>` type beside it in --help."""
+    for param in params:
+        if getattr(param, "is_flag", False) and param.metavar is None:
+            param.metavar = ""
+    return params
+
+
+def reflow_help(text: str | None) -> str | None:
+    """Join the lines of each help paragraph, so rich wraps them to the terminal.
+
+    Typer's rich help keeps a docstring's line breaks: a sentence broken in the source
+    broke mid-line on screen. Paragraphs with list items or indented lines keep theirs.
+    """
+    if not text:
+        return text
+    paragraphs = []
+    for paragraph in inspect.cleandoc(text).split("\n\n"):
+        lines = paragraph.splitlines()
+        keep = paragraph.startswith("\b") or any(
+            line.startswith((" ", "\t", "- ", "* ")) for line in lines)
+        paragraphs.append(paragraph if keep else " ".join(line.strip() for line in lines))
+    return "\n\n".join(paragraphs)
+
+
+class OneLineGroup(TyperGroup):
+    """The `edgecnn` group: every usage error of every command is one line and exit code 2.
+
+    Click and Typer print a usage box of five or six lines; here parsing errors (unknown
+    option, a value of the wrong type, a missing argument, an unknown command) and
+    BadParameter raised by a command become `error: --input-size: 'abc' is not an integer`.
+    `--help` and `edgecnn` alone still print the help.
+    """
+
+    def make_context(self, *args: Any, **kwargs: Any):
+        with _usage_errors_in_one_line():
+            return super().make_context(*args, **kwargs)
+
+    def invoke(self, ctx):
+        with _usage_errors_in_one_line():
+            return super().invoke(ctx)
+
+    def get_params(self, ctx):
+        return _plain_flags(super().get_params(ctx))
+
+    def get_command(self, ctx, cmd_name: str):
+        command = super().get_command(ctx, cmd_name)
+        if command is not None:
+            _plain_flags([*command.params, command.get_help_option(ctx)])
+            command.help = reflow_help(command.help)
+        return command
+
+
+@contextlib.contextmanager
+def _usage_errors_in_one_line():
+    try:
+        yield
+    except NoArgsIsHelpError:
+        raise  # `edgecnn` alone: the help, as before
+    except UsageError as exc:
+        if os.environ.get("EDGECNN_DEBUG"):
+            raise
+        raise fail(usage_error_line(exc), 2) from None
+
+
 app = typer.Typer(
     name="edgecnn",
     help="From a Keras CNN to a measured, quantized TFLite or ONNX artifact.",
+    cls=OneLineGroup,
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,

@@ -197,8 +197,11 @@ def prune_command(
     seed: int = typer.Option(0, help="Seed for the shuffle and the split."),
     as_json: bool = typer.Option(False, "--json", help="Print the sidecar record as JSON."),
 ) -> None:
-    """Prune with fine-tuning (prune_low_magnitude, then strip_pruning); report the sparsity read
-    from the weights, per layer and in total, and the gzip size against the dense model."""
+    """Prune with fine-tuning; report the sparsity read from the weights and the gzip size.
+
+    Pruning is prune_low_magnitude, then strip_pruning. The sparsity is read from the
+    weights, per layer and in total; the gzip size is compared with the dense model's.
+    """
     from edgecnn.training.prune import prune_model
 
     out = out or _default_out(model, "pruned")
@@ -244,8 +247,11 @@ def cluster_command(
     seed: int = typer.Option(0, help="Seed for the shuffle and the split."),
     as_json: bool = typer.Option(False, "--json", help="Print the sidecar record as JSON."),
 ) -> None:
-    """Cluster each kernel into K shared values with fine-tuning (cluster_weights, then
-    strip_clustering); report the distinct values read from the weights."""
+    """Cluster each kernel into K shared values with fine-tuning; report the values per kernel.
+
+    Clustering is cluster_weights, then strip_clustering; the distinct values are read
+    from the weights.
+    """
     from edgecnn.training.cluster import cluster_model
 
     out = out or _default_out(model, "clustered")
