@@ -1,0 +1,154 @@
+"""What a person sees of `edgecnn compare`: labels of the plots that never cover each other,
+and the HTML page in a real browser (headless Chromium, where it is installed).
+
+The plots are checked on the committed suite results (two models, fourteen variants each,
+points that coincide) and on synthetic rows built to collide; the overlap check measures
+the drawn texts with matplotlib's own renderer.
+"""
+
+import json
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from edgecnn.reports import build_report
+from edgecnn.reports.plots import build_figure, choose_panels, render_images
+from edgecnn.results import BENCHMARK_SCHEMA, EVALUATE_SCHEMA
+
+REPO = Path(__file__).resolve().parents[1]
+SUITE = REPO / "benchmarks" / "results" / "amd-epyc-2c-x86_64" / "results.jsonl"
+HOST = {"hostname": "vm", "cpu": "AMD EPYC", "cores": 2, "arch": "x86_64", "os": "Linux 6.1", "python": "3.11.7"}
+
+
+def bench(name, model, quant, fmt, size, p50, host=HOST):
+    return {"schema": BENCHMARK_SCHEMA, "status": "ok", "error": None, "artifact": f"/a/{name}.{fmt}",
+            "artifact_name": f"{name}.{fmt}", "sha256": f"sha-{name}", "bytes": size, "format": fmt,
+            "model": model, "quantization": quant, "weights": "imagenet",
+            "variant": {"input_size": 96, "alpha": 1.0, "classes": None,
+                        "optimization": {"sparsity": None, "clusters": None, "qat": False}},
+            "runtime": "litert" if fmt == "tflite" else "onnxruntime", "runtime_version": "1",
+            "provider": "cpu", "threads": 2, "batch": 1,
+            "latency_ms": {"count": 50, "min": p50, "max": p50, "mean": p50, "std": 0.0, "p50": p50,
+                           "p90": p50, "p99": p50},
+            "host": host, "created": "2025-01-01T00:00:00+00:00"}
+
+
+def evaluation(name, model, quant, fmt, top1):
+    return {"schema": EVALUATE_SCHEMA, "artifact": f"/a/{name}.{fmt}", "artifact_name": f"{name}.{fmt}",
+            "sha256": f"sha-{name}", "format": fmt, "model": model, "quantization": quant,
+            "data": {"kind": "folder", "name": "val-500", "count": 500, "labelled": True}, "n": 500,
+            "top1": top1, "top5": top1, "runtime": "litert", "runtime_version": "1", "threads": 2,
+            "host": HOST}
+
+
+def colliding_rows():
+    """Two models whose TFLite and ONNX files of each quantization measure the same (points that
+    coincide), and variants a hair apart: the case whose labels used to print over each other."""
+    rows = []
+    quants = {"float32": (14.0e6, 20.0, 0.716), "float16": (7.0e6, 20.0, 0.7159), "dynamic": (3.6e6, 15.0, 0.714),
+              "int8": (3.7e6, 8.0, 0.712), "int16x8": (3.75e6, 8.1, 0.7155)}
+    for model, scale in (("mobilenet_v2", 1.0), ("mobilenet_v1", 1.02)):
+        for quant, (size, p50, top1) in quants.items():
+            for fmt in ("tflite", "onnx"):
+                name = f"{model}-{quant}-{fmt}"
+                rows.append(bench(name, model, quant, fmt, int(size * scale), p50 * scale))
+                rows.append(evaluation(name, model, quant, fmt, top1 - 0.001 * (scale - 1)))
+    return rows
+
+
+def crowd_rows():
+    """Thirty variants in a tiny box: more labels than the room around them, so some become numbers."""
+    rows = []
+    for i in range(30):
+        name = f"m-{i}"
+        quant = ("float32", "float16", "dynamic", "int8", "int16x8")[i % 5]
+        rows.append(bench(name, "lenet5", quant, ("tflite", "onnx")[i % 2], 70_000 + 150 * i, 0.03 + 0.0002 * i))
+        rows.append(evaluation(name, "lenet5", quant, ("tflite", "onnx")[i % 2], 0.908 + 0.00005 * (i % 7)))
+    for name, size, p50, top1 in (("far-a", 20_000, 0.003, 0.95), ("far-b", 2_000_000, 3.0, 0.50)):
+        rows.append(bench(name, "lenet5", "float32", "tflite", size, p50))
+        rows.append(evaluation(name, "lenet5", "float32", "tflite", top1))
+    return rows
+
+
+def write(path, rows):
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return path
+
+
+def _boxes(texts, renderer):
+    return [(t, t.get_window_extent(renderer)) for t in texts if t.get_visible() and t.get_text().strip()]
+
+
+def check_no_overlap(report):
+    """Every label, number and key of the drawn figure, measured: no two overlap, each label
+    inside its panel, none on the legend; and every plotted row is named by a label or the key."""
+    panels = choose_panels(report)
+    fig, spots = build_figure(report, panels)
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    labels = []
+    for ax in fig.axes:
+        frame = ax.get_window_extent(renderer)
+        for text, box in _boxes(ax.texts, renderer):
+            assert frame.x0 <= box.x0 and box.x1 <= frame.x1 and frame.y0 <= box.y0 and box.y1 <= frame.y1, \
+                f"label {text.get_text()!r} leaves its panel"
+            labels.append((text, box))
+    for i, (a, box_a) in enumerate(labels):
+        for b, box_b in labels[i + 1:]:
+            assert not box_a.overlaps(box_b), f"{a.get_text()!r} overlaps {b.get_text()!r}"
+    others = [t for legend in fig.legends for t in legend.get_texts()]
+    if fig._supxlabel is not None:
+        others.append(fig._supxlabel)
+    for other, other_box in _boxes(others, renderer):
+        for text, box in labels:
+            assert not box.overlaps(other_box), f"{text.get_text()!r} overlaps {other.get_text()!r}"
+    key = fig._supxlabel.get_text() if fig._supxlabel is not None else ""
+    drawn = {t.get_text() for t, _ in labels}
+    for panel_spots in spots:
+        for spot in panel_spots:
+            if spot.number is None:
+                assert spot.text in drawn
+            else:
+                assert f"{abs(spot.number)} {spot.text.replace(chr(10), ' / ')}" in key.replace("\n", " ")
+    plotted = sum(len(s.rows) for panel_spots in spots for s in panel_spots)
+    return fig, spots, labels, key, plotted
+
+
+def test_labels_of_the_committed_suite_results_never_overlap():
+    report = build_report([SUITE])
+    _, spots, labels, _, plotted = check_no_overlap(report)
+    with_top1 = [r for r in report.rows if r.top1 is not None and not r.failed]
+    assert plotted == 2 * len(with_top1)  # each panel has every evaluated row
+    texts = {t.get_text() for t, _ in labels}
+    # the lenet5 float32 files in TFLite and ONNX coincide on size vs top-1: one label says both
+    assert "float32 · onnx, tflite" in texts
+
+
+def test_coinciding_points_share_one_label_and_nothing_overlaps(tmp_path):
+    report = build_report([write(tmp_path / "r.jsonl", colliding_rows())])
+    _, spots, labels, _, plotted = check_no_overlap(report)
+    assert plotted == 2 * 20
+    size_panel = spots[0]
+    merged = [s for s in size_panel if len(s.rows) > 1]
+    assert merged and all({r.facts.format for r in s.rows} == {"onnx", "tflite"} for s in merged)
+
+
+def test_a_crowd_gets_numbers_spelled_out_in_the_key(tmp_path):
+    report = build_report([write(tmp_path / "r.jsonl", crowd_rows())])
+    _, spots, _, key, _ = check_no_overlap(report)
+    numbered = [s for panel_spots in spots for s in panel_spots if s.number is not None]
+    assert numbered and key.startswith("labelled by number:")
+    assert sorted(abs(s.number) for s in numbered) == list(range(1, len(numbered) + 1))
+
+
+def test_the_page_maps_every_point_to_a_hover_title(tmp_path):
+    report = build_report([SUITE])
+    images = render_images(report)
+    assert [i.title for i in images] == ["size vs top-1", "p50 latency vs top-1"]
+    for image in images:
+        assert all(0 <= p.x <= image.width and 0 <= p.y <= image.height for p in image.points)
+        assert sum(len(p.title.splitlines()) for p in image.points) == sum(
+            1 for r in report.rows if r.top1 is not None and not r.failed)
