@@ -1,0 +1,164 @@
+"""ONNX candidates through ONNX Runtime's static quantization (`onnxruntime.quantization`).
+
+The settings are export's (`converters.onnx.STATIC_INT8_SETTINGS`: QDQ, per-channel 7-bit int8
+weights, int8 activations), so a tuned file differs from `edgecnn export --int8` only in what
+the ladder changed: the calibration method and the nodes kept float (`nodes_to_exclude`).
+Needs `onnx` (the export extra), as ONNX Runtime's quantization tools do.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import logging
+import tempfile
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from edgecnn.errors import EdgecnnError
+
+METHODS = ("minmax", "entropy", "percentile")
+INPUT_NAME = "input"  # converters.onnx names the input so (importing it would import TensorFlow)
+PASS_THROUGH = frozenset({"MaxPool", "Relu", "Clip", "Reshape", "Flatten", "Transpose", "Squeeze",
+                          "Unsqueeze", "Identity", "Pad", "Slice"})
+WEIGHTED = frozenset({"Conv", "Gemm", "MatMul", "ConvTranspose"})
+_QDQ = frozenset({"QuantizeLinear", "DequantizeLinear"})
+
+
+@dataclass(frozen=True)
+class Op:
+    index: int
+    op_type: str
+    inputs: tuple[str, ...]  # activation inputs only (no initializers)
+    outputs: tuple[str, ...]
+    name: str = ""
+
+
+@contextlib.contextmanager
+def _quiet():
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.ERROR)
+    try:
+        # The entropy and percentile calibrators print their progress on stdout (--json's).
+        with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        root.setLevel(level)
+
+
+def float_onnx(model) -> bytes:
+    """The float32 .onnx of the Keras model, as `edgecnn export --format onnx` makes it."""
+    from converters.onnx import keras_to_onnx
+
+    return keras_to_onnx(model)
+
+
+def prepare(float_path, out_path) -> Path:
+    """ONNX Runtime's `quant_pre_process` (shape inference, graph optimization): the graph that
+    is quantized, and the float twin whose tensor names the numerics match."""
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    try:
+        with _quiet():
+            quant_pre_process(str(float_path), str(out_path), skip_optimization=False,
+                              skip_onnx_shape=False, skip_symbolic_shape=False, auto_merge=False)
+    except Exception as exc:
+        reason = " ".join(str(exc).split())[:300] or type(exc).__name__
+        raise EdgecnnError(f"ONNX Runtime cannot prepare {Path(float_path).name} for quantization: {reason}") from None
+    return Path(out_path)
+
+
+def graph(path) -> list[Op]:
+    import onnx
+
+    model = onnx.load(str(path))
+    constants = {t.name for t in model.graph.initializer}
+    ops = []
+    for index, node in enumerate(model.graph.node):
+        inputs = tuple(name for name in node.input if name and name not in constants)
+        ops.append(Op(index, node.op_type, inputs, tuple(node.output), node.name))
+    return ops
+
+
+def float_op_count(path) -> int:
+    """Nodes of a QDQ graph that compute in float: not Q/DQ, and an activation input that no
+    DequantizeLinear produced or an output that no QuantizeLinear alone reads."""
+    import onnx
+
+    model = onnx.load(str(path))
+    constants = {t.name for t in model.graph.initializer}
+    producer = {out: node.op_type for node in model.graph.node for out in node.output}
+    readers: dict[str, list[str]] = {}
+    for node in model.graph.node:
+        for name in node.input:
+            readers.setdefault(name, []).append(node.op_type)
+    outputs = {o.name for o in model.graph.output}
+    inputs = {i.name for i in model.graph.input}
+    count = 0
+    for node in model.graph.node:
+        if node.op_type in _QDQ or node.op_type in ("Shape", "Constant"):
+            continue
+        activations = [n for n in node.input if n and n not in constants and producer.get(n) != "Constant"]
+        # A layout op on the float graph input, before its QuantizeLinear, computes nothing.
+        fed_float = any(producer.get(n) != "DequantizeLinear"
+                        and not (n in inputs and node.op_type in PASS_THROUGH) for n in activations)
+        out_float = any(name in outputs or any(r != "QuantizeLinear" for r in readers.get(name, []))
+                        for name in node.output)
+        if fed_float or out_float:
+            count += 1
+    return count
+
+
+def quantize(prepared_path, calibration: np.ndarray, *, method: str = "minmax",
+             nodes_to_exclude=(), input_name: str = INPUT_NAME) -> tuple[bytes, dict]:
+    """int8 QDQ of the prepared float .onnx, calibrated on `calibration` with `method`; the
+    nodes named in `nodes_to_exclude` stay float. Returns (bytes, the settings as recorded)."""
+    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
+
+    from calibration._ort import make_reader
+
+    try:
+        from converters.onnx import STATIC_INT8_SETTINGS as settings  # noqa: N811
+    except ImportError:  # pragma: no cover - converters.onnx imports TensorFlow
+        raise EdgecnnError("ONNX tuning needs the export side: pip install 'edgecnn[export]'") from None
+    if method not in METHODS:
+        raise EdgecnnError(f"unknown calibration method `{method}`; use {', '.join(METHODS)}")
+    methods = {"minmax": CalibrationMethod.MinMax, "entropy": CalibrationMethod.Entropy,
+               "percentile": CalibrationMethod.Percentile}
+    batches = [calibration[i: i + 1] for i in range(len(calibration))]
+    with tempfile.TemporaryDirectory(prefix="edgecnn-tune-onnx-") as tmp:
+        out = Path(tmp) / "quant.onnx"
+        try:
+            with _quiet():
+                quantize_static(
+                    str(prepared_path), str(out),
+                    calibration_data_reader=make_reader(batches, input_name),
+                    quant_format=QuantFormat[settings["quant_format"]],
+                    op_types_to_quantize=None,
+                    per_channel=settings["per_channel"],
+                    reduce_range=settings["reduce_range"],
+                    activation_type=QuantType[settings["activation_type"]],
+                    weight_type=QuantType[settings["weight_type"]],
+                    nodes_to_quantize=None,
+                    nodes_to_exclude=list(nodes_to_exclude) or None,
+                    use_external_data_format=False,
+                    calibrate_method=methods[method],
+                    calibration_providers=["CPUExecutionProvider"],
+                    extra_options={
+                        "ActivationSymmetric": settings["activation_symmetric"],
+                        "WeightSymmetric": settings["weight_symmetric"],
+                        "UseQDQContribOps": settings["use_qdq_contrib_ops"],
+                    },
+                )
+        except Exception as exc:
+            reason = " ".join(str(exc).split())[:300] or type(exc).__name__
+            raise EdgecnnError(f"ONNX Runtime cannot quantize {Path(prepared_path).name}: {reason}") from None
+        data = out.read_bytes()
+    recorded = {"engine": "onnxruntime.quantization", **settings, "calibrate_method": method,
+                "calibration_images": int(len(calibration)), "nodes_to_exclude": list(nodes_to_exclude)}
+    return data, recorded
