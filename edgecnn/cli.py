@@ -141,6 +141,16 @@ console = Console()
 error_console = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
+# Every command that loads a Keras file takes this one option (see edgecnn/model_gate.py).
+TRUST_MODEL_HELP = ("Load a Keras file even where its config names code edgecnn does not allow (a "
+                    "Lambda layer, a custom class, a module outside Keras): like Keras's safe_mode=False, "
+                    "only for a file you made yourself.")
+
+
+def trust_model_option():
+    return typer.Option(False, "--trust-model", help=TRUST_MODEL_HELP)
+
+
 def fail(message: str, exit_code: int = 1) -> typer.Exit:
     """Print one red line on stderr and return the Exit to raise."""
     line = escape(" ".join(str(message).split()))  # a path like [x] is not markup
@@ -265,6 +275,7 @@ def profile_command(
     alpha: Optional[float] = typer.Option(None, "--alpha", help="Width multiplier (MobileNets)."),
     classes: Optional[int] = typer.Option(None, "--classes", help="Number of classes."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
+    trust_model: bool = trust_model_option(),
 ) -> None:
     """Per-layer parameters, multiply-adds and activation memory, with the totals.
 
@@ -280,7 +291,7 @@ def profile_command(
         given = [flag for flag, value in (("--alpha", alpha), ("--classes", classes)) if value is not None]
         if given:
             raise BadArgument(f"{' and '.join(given)} apply to zoo models; {model} is a saved model")
-        profile = profile_model_file(model, input_size=input_size)
+        profile = profile_model_file(model, input_size=input_size, trust_model=trust_model)
     else:
         profile = profile_zoo_model(model, input_size=input_size, alpha=alpha, classes=classes)
     if as_json:
@@ -314,6 +325,7 @@ def profile_command(
 
 # Commands that live in their own modules register themselves on `app`.
 from edgecnn import cli_benchmark, cli_compare, cli_evaluate, cli_export, cli_train  # noqa: E402,F401
+from edgecnn import cli_tune  # noqa: E402,F401
 
 
 def main() -> None:
