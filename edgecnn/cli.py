@@ -324,7 +324,7 @@ def profile_command(
 
 
 # Commands that live in their own modules register themselves on `app`.
-from edgecnn import cli_benchmark, cli_compare, cli_evaluate, cli_export, cli_train  # noqa: E402,F401
+from edgecnn import cli_benchmark, cli_compare, cli_evaluate, cli_export, cli_inspect, cli_train  # noqa: E402,F401
 from edgecnn import cli_tune  # noqa: E402,F401
 
 

@@ -89,6 +89,82 @@ def throttling_warning(throttled: str | None) -> str | None:
             "0x40000, 0x80000 the same since boot)")
 
 
+# -- the CPU features that decide int8 speed -------------------------------------------------
+
+# /proc/cpuinfo flag -> what it means for int8 and float16 inference.
+X86_FEATURES = {
+    "avx2": "AVX2 (int8 through 16-bit multiply-adds: pmaddubsw)",
+    "fma": "FMA",
+    "avx512f": "AVX-512",
+    "avx512_vnni": "AVX-512 VNNI (int8 dot product, vpdpbusd)",
+    "avx_vnni": "AVX-VNNI (256-bit int8 dot product)",
+    "avx512_bf16": "AVX-512 BF16",
+    "avx512_fp16": "AVX-512 FP16",
+    "amx_int8": "AMX-INT8 (int8 tile matrix multiply)",
+    "amx_bf16": "AMX-BF16",
+}
+ARM_FEATURES = {
+    "asimd": "Advanced SIMD (NEON)",
+    "asimddp": "dot product (SDOT/UDOT)",
+    "i8mm": "int8 matrix multiply (SMMLA)",
+    "asimdhp": "float16 arithmetic (FP16)",
+    "fphp": "float16 scalar",
+    "bf16": "BF16",
+    "sve": "SVE",
+    "sve2": "SVE2",
+}
+# (implementer, part) from /proc/cpuinfo -> core name; the cores of Raspberry Pis and common boards.
+ARM_CORES = {
+    ("0x41", "0xd03"): "Cortex-A53", ("0x41", "0xd04"): "Cortex-A35", ("0x41", "0xd05"): "Cortex-A55",
+    ("0x41", "0xd07"): "Cortex-A57", ("0x41", "0xd08"): "Cortex-A72", ("0x41", "0xd09"): "Cortex-A73",
+    ("0x41", "0xd0a"): "Cortex-A75", ("0x41", "0xd0b"): "Cortex-A76", ("0x41", "0xd0c"): "Neoverse-N1",
+    ("0x41", "0xd0d"): "Cortex-A77", ("0x41", "0xd40"): "Neoverse-V1", ("0x41", "0xd41"): "Cortex-A78",
+    ("0x41", "0xd44"): "Cortex-X1", ("0x41", "0xd46"): "Cortex-A510", ("0x41", "0xd47"): "Cortex-A710",
+    ("0x41", "0xd48"): "Cortex-X2", ("0x41", "0xd49"): "Neoverse-N2", ("0x41", "0xd4d"): "Cortex-A715",
+    ("0x41", "0xd4e"): "Cortex-X3", ("0x41", "0xd4f"): "Neoverse-V2", ("0x41", "0xd80"): "Cortex-A520",
+    ("0x41", "0xd81"): "Cortex-A720", ("0x41", "0xd82"): "Cortex-X4", ("0x41", "0xc07"): "Cortex-A7",
+    ("0x41", "0xc0f"): "Cortex-A15", ("0x61", "0x022"): "Apple M1 Icestorm", ("0x61", "0x023"): "Apple M1 Firestorm",
+}
+
+
+def cpu_features(cpuinfo_text: str | None = None, arch: str | None = None) -> dict:
+    """The CPU features that decide int8 speed, read from /proc/cpuinfo (or the text given).
+
+    {"arch", "features": {flag: bool}, "int8_dot_product": bool, "int8_path": a phrase,
+    "core_types": ["Cortex-A76", ...] (Arm)}. Under emulation (qemu-user) the kernel reports the
+    host's flags: the figures then describe the host, not the emulated core."""
+    text = cpuinfo_text if cpuinfo_text is not None else (_read("/proc/cpuinfo") or "")
+    arch = (arch or platform.machine()).lower()
+    flags: set[str] = set()
+    implementers, parts = [], []
+    for line in text.splitlines():
+        key, _, value = line.partition(":")
+        key = key.strip().lower()
+        if key in ("flags", "features"):
+            flags |= set(value.split())
+        elif key == "cpu implementer":
+            implementers.append(value.strip().lower())
+        elif key == "cpu part":
+            parts.append(value.strip().lower())
+    is_arm = arch.startswith(("arm", "aarch")) or bool(flags & {"asimd", "neon"})
+    table = ARM_FEATURES if is_arm else X86_FEATURES
+    features = {flag: flag in flags for flag in table}
+    if is_arm:
+        features["asimd"] = features["asimd"] or "neon" in flags or arch in ("aarch64", "arm64")
+        dot = features["asimddp"] or features["i8mm"]
+        path = ("i8mm + dot product" if features["i8mm"] else "dot product (SDOT)" if features["asimddp"]
+                else "NEON 16-bit multiply-adds (no int8 dot product)")
+        cores = sorted({ARM_CORES.get((i, p), f"{i}/{p}") for i, p in zip(implementers, parts)})
+    else:
+        dot = features["avx512_vnni"] or features["avx_vnni"] or features["amx_int8"]
+        path = ("AMX-INT8" if features["amx_int8"] else "AVX-512 VNNI" if features["avx512_vnni"]
+                else "AVX-VNNI" if features["avx_vnni"] else "AVX2 (no VNNI)" if features["avx2"]
+                else "SSE (no AVX2)")
+        cores = []
+    return {"arch": arch, "features": features, "int8_dot_product": bool(dot), "int8_path": path,
+            "core_types": cores}
+
+
 def describe_host() -> dict:
     """A JSON-ready description of this machine, as of now."""
     host = {
@@ -102,6 +178,8 @@ def describe_host() -> dict:
         "cpu_mhz": _cpu_mhz(),
         "temperatures_c": temperatures_c() or None,
         "throttled": pi_throttling(),
+        # What decides int8 speed: every benchmark row records it (rows carry describe_host()).
+        "cpu_features": cpu_features(),
     }
     model = _read("/proc/device-tree/model")
     if model:
