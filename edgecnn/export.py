@@ -9,12 +9,11 @@ the artifact folder atomically.
 from __future__ import annotations
 
 import contextlib
+import io
 import logging
-import math
 import os
 import shutil
 import socket
-import sys
 import tempfile
 import time
 import warnings
@@ -25,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from converters import CALIBRATION_METHODS, FORMATS, NEEDS_CALIBRATION, QUANTIZATIONS
-from edgecnn.errors import BadArgument, EdgecnnError
+from edgecnn.errors import BadArgument, EdgecnnError, check_int, check_seed
 from edgecnn.loading import is_model_file
 from edgecnn.manifest import SCHEMA, sha256_of, tool_versions, write_manifest
 
@@ -71,10 +70,27 @@ class Progress:
 
 
 def export(request: ExportRequest, progress: Progress | None = None) -> list[dict]:
-    """Export `request.model` in each requested format; return the manifests written."""
-    progress = progress or Progress()
+    """Export `request.model` in each requested format; return the manifests written.
+
+    Every option is checked before any work (`BadArgument`); the artifact folders are
+    staged as `.NAME.*.partial` in `--out` and renamed into place together once every
+    format has converted and passed its parity run, so a failure (or SIGINT/SIGTERM)
+    leaves nothing behind, not even an `--out` folder it created. A lock per artifact
+    folder makes a second export of the same artifact into the same `--out` refuse at
+    once. Warnings reach `progress` only when the export succeeds (they are in the
+    manifests either way); a failed export reports its error alone.
+    """
     started = time.perf_counter()
     _check(request)
+    shown = progress or Progress()
+    progress = _HeldWarnings(shown)
+    with _terminate_as_exit(), _OutFolder(request.out, _folder_names(request)) as out:
+        manifests = _export(request, progress, started, out)
+    progress.release()
+    return manifests
+
+
+def _export(request: ExportRequest, progress: "_HeldWarnings", started: float, out: "_OutFolder") -> list[dict]:
     source = _calibration_source(request, progress)  # cheap checks before the model is built
     model, facts = _load_model(request, progress)
     # With --qat the QAT model is converted; the float model stays the parity reference
@@ -89,16 +105,16 @@ def export(request: ExportRequest, progress: Progress | None = None) -> list[dic
     qat_reference = _predict(converted, parity_batch) if request.qat else None
     prepare_seconds = time.perf_counter() - started  # shared by every format
 
-    manifests = []
+    staged = []
     for fmt in request.formats:
         format_started = time.perf_counter()
         progress.start(f"converting to {fmt} ({request.quantization}{', QAT' if request.qat else ''})")
         with _quiet():
             artifact_bytes = _convert(converted, fmt, request, calibration, progress)
-        manifests.append(_publish(request, fmt, artifact_bytes, model, facts, calibration,
-                                  (parity_batch, reference, held_out, qat_reference), qat_info,
-                                  prepare_seconds + (time.perf_counter() - format_started), progress))
-    return manifests
+        staged.append(_stage(request, fmt, artifact_bytes, model, facts, calibration,
+                             (parity_batch, reference, held_out, qat_reference), qat_info,
+                             prepare_seconds + (time.perf_counter() - format_started), progress, out))
+    return out.publish(staged)
 
 
 def _predict(model, batch):
@@ -138,29 +154,80 @@ def _check(request: ExportRequest) -> None:
     if request.calib_method != "minmax" and request.formats == ("tflite",):
         raise BadArgument(f"TFLite's converter calibrates with min/max ranges only; "
                           f"--calib-method {request.calib_method} applies to --format onnx")
-    if request.calib_samples < 1:
-        raise BadArgument(f"--calib-samples must be at least 1. Received {request.calib_samples}")
+    check_int(request.calib_samples, "--calib-samples", minimum=1, maximum=MAX_CALIB_SAMPLES)
+    check_int(request.parity_samples, "parity_samples", minimum=1, maximum=MAX_CALIB_SAMPLES)
+    check_seed(request.seed)
     if request.preprocess not in ("auto", *PREPROCESS_MODES):
         raise BadArgument(f"unknown --preprocess `{request.preprocess}`; use auto or {', '.join(PREPROCESS_MODES)}")
+    _check_io(request)
     _check_qat(request)
     if is_model_file(request.model):
+        given = [flag for flag, value in (("--input-size", request.input_size), ("--alpha", request.alpha),
+                                          ("--classes", request.classes)) if value is not None]
+        if given:
+            raise BadArgument(f"{' and '.join(given)} {'applies' if len(given) == 1 else 'apply'} to zoo "
+                              f"models; {request.model} is a saved model with its own")
         if not Path(request.model).is_file():
             raise EdgecnnError(f"no such model file: {request.model}")
     else:
-        from edgecnn.models import get_model_info
+        from edgecnn.profiler import check_zoo_arguments
 
-        get_model_info(request.model)  # an unknown name fails here, with suggestions
+        # An unknown name fails here, with suggestions; then --input-size, --alpha, --classes.
+        check_zoo_arguments(request.model, input_size=request.input_size, alpha=request.alpha,
+                            classes=request.classes)
     if request.qat:
         from edgecnn.training.data import open_labelled_source
 
         open_labelled_source(request.qat_dataset)  # a missing or unlabelled dataset fails here
-    out = Path(request.out)
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise EdgecnnError(f"cannot create --out {out}: {exc.strerror}") from None
-    if not os.access(out, os.W_OK):
-        raise EdgecnnError(f"--out {out} is not writable")
+    _check_out(Path(request.out))
+    if not is_model_file(request.model):
+        _check_memory(request)
+
+
+MAX_CALIB_SAMPLES = 100_000  # far beyond what calibration gains from; each image is held as float32
+
+
+def _check_io(request: ExportRequest) -> None:
+    """`--io` against the quantization and every format asked for, before anything converts."""
+    if request.io is None:
+        return
+    if "onnx" in request.formats and request.io != "float":
+        raise BadArgument(f"ONNX artifacts keep float inputs and outputs (QDQ); --io {request.io} "
+                          "applies to --format tflite only")
+    if "tflite" in request.formats:
+        from converters.tflite import IO_TYPES
+
+        allowed = IO_TYPES.get(request.quantization, ())
+        if request.io not in allowed:
+            raise BadArgument(f"--io {request.io} does not apply to {request.quantization}; use "
+                              f"{' or '.join(allowed)}")
+
+
+def _check_out(out: Path) -> None:
+    """`--out` is a folder we can create and write; nothing is created yet."""
+    if out.exists() and not out.is_dir():
+        raise BadArgument(f"--out {out} is a file; name a folder")
+    existing = next((folder for folder in (out, *out.parents) if folder.exists()), Path("."))
+    if not existing.is_dir():
+        raise EdgecnnError(f"cannot create --out {out}: {existing} is a file")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise EdgecnnError(f"--out {out} is not writable" if existing == out
+                           else f"cannot create --out {out}: {existing} is not writable")
+
+
+def _check_memory(request: ExportRequest) -> None:
+    """A zoo model too large for this machine is refused before it is built (an estimate)."""
+    from edgecnn.models import get_model_info
+    from edgecnn.profiler import check_zoo_memory
+
+    info = get_model_info(request.model)
+    size = request.input_size or info.default_input_shape[0]
+    images = request.calib_samples + request.parity_samples
+    image_bytes = 4 * size * size * info.default_input_shape[2]
+    batch = max(8, 3 * request.qat_batch_size) if request.qat else 8  # QAT keeps activations for backprop
+    check_zoo_memory(request.model, input_size=request.input_size, alpha=request.alpha,
+                     classes=request.classes, batch=batch, weight_copies=5 if request.qat else 3,
+                     extra_bytes=images * image_bytes, what="exporting it")
 
 
 def _check_qat(request: ExportRequest) -> None:
@@ -188,11 +255,10 @@ def _check_qat(request: ExportRequest) -> None:
     if request.qat_limit is not None:
         counts["--qat-limit"] = request.qat_limit
     for option, value in counts.items():
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise BadArgument(f"{option} must be at least 1. Received {value!r}")
-    lr = request.qat_lr
-    if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not math.isfinite(lr) or lr <= 0:
-        raise BadArgument(f"--qat-lr must be a positive number. Received {lr!r}")
+        check_int(value, option, minimum=1)
+    from edgecnn.errors import check_number
+
+    check_number(request.qat_lr, "--qat-lr", above=0)
 
 
 def _load_model(request: ExportRequest, progress: Progress):
@@ -229,12 +295,16 @@ def _load_model(request: ExportRequest, progress: Progress):
     elif request.weights == "auto":
         model, reason = None, f"Keras publishes no ImageNet weights for {info.name}"
         if info.imagenet_weights:
+            # Keras reports downloads ("Downloading data from URL", a progress bar) on stdout,
+            # which belongs to --json; a failed download is said once, below, in short.
+            chatter = io.StringIO()
             try:
-                # Keras reports downloads on stdout, which belongs to --json.
-                with _download_timeout(20), contextlib.redirect_stdout(sys.stderr):
+                with _download_timeout(20), contextlib.redirect_stdout(chatter):
                     model = create_model(info.name, weights="imagenet", **kwargs)
                 weights_label = "imagenet"
-            except (WeightsUnavailable, BadArgument) as exc:
+            except WeightsUnavailable as exc:
+                reason = f"no ImageNet weights for {info.name} ({getattr(exc, 'reason', None) or 'offline'})"
+            except BadArgument as exc:
                 reason = f"no ImageNet weights: {exc}"
         if model is None:
             keras.backend.clear_session()  # as if the ImageNet attempt never happened
@@ -374,9 +444,6 @@ def _convert(model, fmt: str, request: ExportRequest, calibration, progress: Pro
                                representative_dataset=dataset, io=request.io)
     from converters.onnx import INPUT_NAME, keras_to_onnx, quantize_onnx
 
-    if request.io not in (None, "float"):
-        raise BadArgument(f"ONNX artifacts keep float inputs and outputs (QDQ); --io {request.io} "
-                          "applies to --format tflite")
     float_model = keras_to_onnx(model)
     if request.quantization == "float32":
         return float_model
@@ -435,16 +502,25 @@ def _parity(path: Path, parity_batch, reference, held_out: bool, qat_reference=N
     return record, session
 
 
-def _publish(request, fmt, artifact_bytes, model, facts, calibration, parity_data, qat_info,
-             export_seconds, progress) -> dict:
-    """Write artifact + manifest into a temporary folder in --out, check it, then rename.
+def _folder_name(request: ExportRequest, fmt: str) -> str:
+    stem = artifact_stem(request)
+    return stem if fmt == "tflite" else f"{stem}-onnx"
 
+
+def _folder_names(request: ExportRequest) -> list[str]:
+    return [_folder_name(request, fmt) for fmt in request.formats]
+
+
+def _stage(request, fmt, artifact_bytes, model, facts, calibration, parity_data, qat_info,
+           export_seconds, progress, out: "_OutFolder") -> tuple[Path, Path, dict]:
+    """Write artifact + manifest into a temporary folder in --out and check it there.
+
+    Returns (staging folder, final folder, manifest); `_OutFolder.publish` renames them.
     `model` is the float Keras model (params, input shape); `qat_info` the QAT record or None."""
     stem = artifact_stem(request)
-    folder_name = stem if fmt == "tflite" else f"{stem}-onnx"
-    out = Path(request.out)
-    final = out / folder_name
-    staging = Path(tempfile.mkdtemp(prefix=f".{folder_name}.", suffix=".partial", dir=out))
+    folder_name = _folder_name(request, fmt)
+    final = out.path / folder_name
+    staging = out.staging(folder_name)
     try:
         artifact = staging / f"{stem}.{fmt}"
         artifact.write_bytes(artifact_bytes)
@@ -485,14 +561,196 @@ def _publish(request, fmt, artifact_bytes, model, facts, calibration, parity_dat
         }
         write_manifest(staging, manifest)
         os.chmod(staging, 0o755)
-        if final.exists():
-            shutil.rmtree(final)
-        os.replace(staging, final)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
     manifest["path"] = str(final / artifact.name)
-    return manifest
+    return staging, final, manifest
+
+
+# -------------------------------------------------------------------- publishing, locks, signals
+
+LOCK_SUFFIX = ".lock"
+PARTIAL_SUFFIX = ".partial"
+
+
+class ExportBusy(EdgecnnError):
+    """Another live export is writing the same artifact folder into the same --out (exit code 1)."""
+
+
+def _acquire_lock(path: Path) -> int | None:
+    """An exclusive flock on `path` (created if needed); None if a live process holds it.
+
+    The lock file is removed on release; a lock taken on a file that was removed (or
+    replaced) meanwhile is dropped and taken again, so two holders never coexist.
+    """
+    import fcntl
+
+    while True:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            return None
+        try:
+            same = os.stat(path).st_ino == os.fstat(fd).st_ino
+        except FileNotFoundError:
+            same = False
+        if same:
+            return fd
+        os.close(fd)
+
+
+def _release_lock(path: Path, fd: int) -> None:
+    with contextlib.suppress(OSError):
+        os.unlink(path)  # still held: nobody else can have it open and locked
+    os.close(fd)
+
+
+def _lock_holder(path: Path) -> str:
+    with contextlib.suppress(OSError, ValueError):
+        pid = int(path.read_text().strip() or 0)
+        if pid:
+            return f" (pid {pid})"
+    return ""
+
+
+class _OutFolder:
+    """`--out` for one export: created if missing (and removed again if the export fails),
+    one lock per artifact folder, stale `.partial` folders of dead exports swept, staged
+    folders published together or not at all."""
+
+    def __init__(self, path, folder_names: list[str]):
+        self.path = Path(path)
+        self._names = list(dict.fromkeys(folder_names))
+        self._created: list[Path] = []
+        self._locks: list[tuple[Path, int]] = []
+        self._staged: list[Path] = []
+
+    def __enter__(self) -> "_OutFolder":
+        missing = []
+        for folder in (self.path, *self.path.parents):
+            if folder.exists():
+                break
+            missing.append(folder)
+        try:
+            self.path.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise EdgecnnError(f"cannot create --out {self.path}: {exc.strerror}") from None
+        self._created = missing  # deepest first
+        try:
+            for name in self._names:
+                lock = self.path / f".{name}{LOCK_SUFFIX}"
+                fd = _acquire_lock(lock)
+                if fd is None:
+                    raise ExportBusy(f"another export{_lock_holder(lock)} is writing {name} into "
+                                     f"{self.path}; wait for it to finish or choose another --out")
+                os.ftruncate(fd, 0)
+                os.write(fd, str(os.getpid()).encode())
+                self._locks.append((lock, fd))
+            self._sweep_stale()
+        except BaseException:
+            self._close(failed=True)
+            raise
+        return self
+
+    def _sweep_stale(self) -> None:
+        """Remove `.NAME.*.partial` folders whose export is gone (no one holds NAME's lock)."""
+        held = {name for name in self._names}
+        for entry in self.path.iterdir():
+            if not (entry.name.startswith(".") and entry.name.endswith(PARTIAL_SUFFIX) and entry.is_dir()):
+                continue
+            name = entry.name[1:-len(PARTIAL_SUFFIX)].rpartition(".")[0]
+            if not name:
+                continue
+            if name in held:
+                shutil.rmtree(entry, ignore_errors=True)
+                continue
+            lock = self.path / f".{name}{LOCK_SUFFIX}"
+            fd = _acquire_lock(lock)
+            if fd is None:
+                continue  # a live export of NAME owns it
+            try:
+                shutil.rmtree(entry, ignore_errors=True)
+            finally:
+                _release_lock(lock, fd)
+
+    def staging(self, folder_name: str) -> Path:
+        staging = Path(tempfile.mkdtemp(prefix=f".{folder_name}.", suffix=PARTIAL_SUFFIX, dir=self.path))
+        self._staged.append(staging)
+        return staging
+
+    def publish(self, staged: list[tuple[Path, Path, dict]]) -> list[dict]:
+        """Rename every staged folder into place (an earlier folder of the same name is replaced)."""
+        for staging, final, _ in staged:
+            if final.exists():
+                old = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=PARTIAL_SUFFIX, dir=self.path))
+                self._staged.append(old)
+                os.replace(final, old / final.name)
+            os.replace(staging, final)
+        return [manifest for _, _, manifest in staged]
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        self._close(failed=exc_type is not None)
+
+    def _close(self, *, failed: bool) -> None:
+        for folder in self._staged:
+            shutil.rmtree(folder, ignore_errors=True)
+        for lock, fd in reversed(self._locks):
+            _release_lock(lock, fd)
+        self._locks = []
+        if failed:
+            for folder in self._created:  # deepest first; only if nothing else arrived meanwhile
+                with contextlib.suppress(OSError):
+                    folder.rmdir()
+
+
+@contextlib.contextmanager
+def _terminate_as_exit():
+    """SIGTERM becomes SystemExit(143) in the main thread, so cleanups run as for Ctrl-C."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def _terminated(signum, frame):
+        raise SystemExit(128 + signum)
+
+    previous = signal.signal(signal.SIGTERM, _terminated)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+class _HeldWarnings:
+    """A Progress whose warnings wait until `release()`: a failed export shows its error alone."""
+
+    def __init__(self, progress: Progress):
+        self._progress = progress
+        self._held: list[str] = []
+
+    def start(self, label, total=None):
+        self._progress.start(label, total)
+
+    def advance(self, steps=1):
+        self._progress.advance(steps)
+
+    def warn(self, message):
+        self._held.append(message)
+
+    def epoch_end(self, epoch, epochs, logs):
+        report = getattr(self._progress, "epoch_end", None)
+        if report is not None:
+            report(epoch, epochs, logs)
+
+    def release(self):
+        held, self._held = self._held, []
+        for message in held:
+            self._progress.warn(message)
 
 
 def _calibration_record(request: ExportRequest, calibration) -> dict | None:

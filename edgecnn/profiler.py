@@ -459,6 +459,26 @@ def profile_model(model, *, input_shape=None) -> ModelProfile:
     )
 
 
+def check_zoo_arguments(name: str, *, input_size=None, alpha=None, classes=None) -> None:
+    """The --input-size, --alpha and --classes of a zoo model, checked before anything is built.
+
+    `--input-size` from the model's smallest input (its `min_input_size`); `--alpha` a finite
+    positive number, for the models that have one; `--classes` at least 1.
+    """
+    from edgecnn.errors import check_int, check_number
+    from edgecnn.models import get_model_info
+
+    info = get_model_info(name)
+    if input_size is not None:
+        check_int(input_size, "--input-size", minimum=info.min_input_size)
+    if alpha is not None:
+        if "alpha" not in info.extra_args:
+            raise BadArgument(f"--alpha applies to the MobileNets; {info.name} has no width multiplier")
+        check_number(alpha, "--alpha", above=0)
+    if classes is not None:
+        check_int(classes, "--classes", minimum=1)
+
+
 def zoo_input_shape(name: str, input_size: int | None) -> tuple[int, int, int] | None:
     """`(N, N, default channels)` of a zoo model for `--input-size N`; None keeps its default."""
     from edgecnn.models import get_model_info
@@ -473,21 +493,137 @@ def zoo_input_shape(name: str, input_size: int | None) -> tuple[int, int, int] |
     return (input_size, input_size, info.default_input_shape[2])
 
 
+# -------------------------------------------------------------------- memory, before building
+
+# Sizes that every zoo model is known to build at (its default input, ImageNet's widest
+# alpha, ImageNet's class count): no estimate is needed below them.
+_USUAL_ALPHA, _USUAL_CLASSES = 1.4, 1000
+_MAX_WEIGHT_BYTES = 2**31  # protobuf (TF graphs, ONNX) and TFLite flatbuffers stop at 2 GB
+
+
+@dataclass(frozen=True)
+class MemoryEstimate:
+    """A zoo model's size at a requested shape, estimated from two small builds."""
+
+    model: str
+    params: int
+    peak_activation_bytes: int  # batch 1, float32
+
+
+def estimate_zoo_memory(name: str, *, input_size: int | None = None, alpha: float | None = None,
+                        classes: int | None = None) -> MemoryEstimate | None:
+    """Parameters and peak activation bytes of a zoo model, without building it at that size.
+
+    Returns None for a request within the model's usual sizes (nothing to fear). Otherwise
+    the model is profiled at its smallest input `m` and at `2m` (width at most 1, at most
+    1000 classes), and the figures are extrapolated: activations and the weights of
+    flattening heads grow with the input area, the weights with the square of alpha and
+    the classifier with the class count. An estimate, to refuse requests that cannot fit,
+    not a figure to report.
+    """
+    from edgecnn.models import get_model_info
+
+    info = get_model_info(name)
+    default = info.default_input_shape[0]
+    size = default if input_size is None else input_size
+    width = 1.0 if alpha is None else float(alpha)
+    count = _USUAL_CLASSES if classes is None else int(classes)
+    if size <= default and width <= _USUAL_ALPHA and count <= _USUAL_CLASSES:
+        return None
+    from edgecnn._tf import import_keras
+
+    keras = import_keras()
+    ref_alpha = None if alpha is None else min(width, 1.0)
+    ref_classes = None if classes is None else min(count, _USUAL_CLASSES)
+    # Two sizes up to the default input (a stride's rounding matters less there).
+    low, high = max(info.min_input_size, default // 2), default
+    figures = []
+    for ref_size in (low, high):
+        profile = profile_zoo_model(info.name, input_size=ref_size, alpha=ref_alpha, classes=ref_classes,
+                                    check_memory=False)
+        head = sum(layer.params for layer in profile.layers if layer.name == "predictions")
+        figures.append((profile.peak_activation_bytes, profile.params - head, head))
+        keras.backend.clear_session()
+    area = (size**2 - low**2) / (high**2 - low**2)
+
+    def at_size(index: int) -> float:
+        small, large = figures[0][index], figures[1][index]
+        return max(small + (large - small) * area, small if size >= low else 0)
+
+    width_ratio = width / (ref_alpha or 1.0)
+    class_ratio = count / (ref_classes or _USUAL_CLASSES) if classes is not None else 1.0
+    params = at_size(1) * width_ratio**2 + at_size(2) * width_ratio * class_ratio
+    return MemoryEstimate(model=info.name, params=int(params),
+                          peak_activation_bytes=int(at_size(0) * width_ratio))
+
+
+def available_memory_bytes() -> int | None:
+    """MemAvailable of /proc/meminfo (Linux), else the physical memory; None if unknown."""
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def _gb(n: float) -> str:
+    return f"{n / 1e9:.1f} GB" if n >= 1e8 else f"{n / 1e6:.1f} MB"
+
+
+def check_zoo_memory(name: str, *, input_size: int | None = None, alpha: float | None = None,
+                     classes: int | None = None, batch: int = 8, weight_copies: int = 3,
+                     extra_bytes: int = 0, what: str = "building it") -> MemoryEstimate | None:
+    """Refuse (BadArgument, exit 2) a zoo model too large for this machine, before building it.
+
+    The need is `batch` images of peak activations, `weight_copies` float32 copies of the
+    weights (the model, the converter's graph, the written file; Adam's two moments when
+    training) and `extra_bytes` (the calibration images). Weights over 2 GB are refused
+    on any machine: TensorFlow graphs, ONNX files and TFLite flatbuffers cannot hold them.
+    """
+    estimate = estimate_zoo_memory(name, input_size=input_size, alpha=alpha, classes=classes)
+    if estimate is None:
+        return None
+    asked = ", ".join(f"{flag} {value}" for flag, value in (("--input-size", input_size), ("--alpha", alpha),
+                                                               ("--classes", classes)) if value is not None)
+    weight_bytes = 4 * estimate.params
+    if weight_bytes > _MAX_WEIGHT_BYTES:
+        raise BadArgument(f"{asked}: {estimate.model} would have about {estimate.params / 1e6:,.0f}M parameters "
+                          f"({_gb(weight_bytes)} of float32 weights); TensorFlow graphs, ONNX and TFLite "
+                          "files stop at 2 GB")
+    need = batch * estimate.peak_activation_bytes + weight_copies * weight_bytes + extra_bytes
+    available = available_memory_bytes()
+    if available is not None and need > available:
+        raise BadArgument(f"{asked}: {what} needs about {_gb(need)} of memory (estimated: "
+                          f"{_gb(estimate.peak_activation_bytes)} of activations per image, "
+                          f"{_gb(weight_bytes)} of weights), more than the {_gb(available)} available")
+    return estimate
+
+
 def profile_zoo_model(name: str, *, input_size: int | None = None, alpha: float | None = None,
-                      classes: int | None = None) -> ModelProfile:
+                      classes: int | None = None, check_memory: bool = True) -> ModelProfile:
     """Build a zoo model with `create_model` (random weights) and profile it.
 
     `input_size=N` builds an N x N input with the model's default channels. Options
-    the model does not take, or values it rejects, raise `BadArgument`.
+    the model does not take, or values it rejects, raise `BadArgument`; so does a size
+    that would not fit in memory (estimated before building, see `check_zoo_memory`).
     """
     from edgecnn.models import create_model
 
     input_shape = zoo_input_shape(name, input_size)
+    check_zoo_arguments(name, input_size=input_size, alpha=alpha, classes=classes)
+    if check_memory:
+        check_zoo_memory(name, input_size=input_size, alpha=alpha, classes=classes, batch=1,
+                         weight_copies=1, what="profiling it")
     model = create_model(name, input_shape=input_shape, alpha=alpha, classes=classes)
     return profile_model(model)
 
 
-def profile_model_file(path, *, input_size: int | None = None) -> ModelProfile:
+def profile_model_file(path, *, input_size: int | None = None, trust_model: bool = False) -> ModelProfile:
     """Load a saved Keras model (.keras or .h5, Keras safe mode) and profile it.
 
     `input_size=N` fills in the height and width of a model saved with a flexible
@@ -496,7 +632,7 @@ def profile_model_file(path, *, input_size: int | None = None) -> ModelProfile:
     """
     from edgecnn.loading import read_keras_model
 
-    model = read_keras_model(path)
+    model = read_keras_model(path, trust=trust_model)
     input_shape = None
     if input_size is not None:
         if isinstance(input_size, bool) or not isinstance(input_size, int) or input_size < 1:

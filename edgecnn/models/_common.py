@@ -21,7 +21,14 @@ class WeightsError(EdgecnnError):
 
 
 class WeightsUnavailable(WeightsError):
-    """ImageNet weights neither cached nor downloadable (offline, or EDGECNN_OFFLINE=1)."""
+    """ImageNet weights neither cached nor downloadable (offline, or EDGECNN_OFFLINE=1).
+
+    `reason` is the short why, for a one-line warning ("offline", "EDGECNN_OFFLINE is set").
+    """
+
+    def __init__(self, message: str, reason: str = "offline"):
+        super().__init__(message)
+        self.reason = reason
 
 
 def check_arguments(*, model_name, weights, include_top, classes, pooling,
@@ -148,13 +155,17 @@ def load_weights(model, weights, *, imagenet_url=None, imagenet_file=None, file_
     if weights == "imagenet":
         cache_dir = Path(os.environ.get("KERAS_HOME", "~/.keras")).expanduser() / "models"
         if os.environ.get("EDGECNN_OFFLINE") and not (cache_dir / imagenet_file).is_file():
-            raise WeightsUnavailable(f"ImageNet weights {imagenet_file} are not cached and EDGECNN_OFFLINE is set")
+            raise WeightsUnavailable(f"ImageNet weights {imagenet_file} are not cached and EDGECNN_OFFLINE is set",
+                                     reason="not cached, EDGECNN_OFFLINE is set")
         try:
             path = keras.utils.get_file(imagenet_file, imagenet_url, cache_subdir="models",
                                         file_hash=file_hash)
         except Exception as exc:  # urllib and Keras raise many kinds when offline
-            reason = " ".join(str(exc).split())[:200]
-            raise WeightsUnavailable(f"could not fetch ImageNet weights {imagenet_file}: {reason}") from None
+            detail = " ".join(str(exc).split())[:200]
+            offline = any(word in detail.lower() for word in ("name or service", "resolution", "unreachable",
+                                                              "timed out", "connection", "url fetch"))
+            raise WeightsUnavailable(f"could not fetch ImageNet weights {imagenet_file}: {detail}",
+                                     reason="offline" if offline else "the download failed") from None
     else:
         path = os.fspath(weights)
     try:

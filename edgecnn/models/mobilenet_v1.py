@@ -25,6 +25,7 @@ Reference:
 
 from __future__ import annotations
 
+import math
 import numbers
 
 from edgecnn.models._common import (
@@ -96,8 +97,8 @@ def MobileNet(
         imagenet_weights=True,
         classifier_activation=classifier_activation,
     )
-    if isinstance(alpha, bool) or not isinstance(alpha, numbers.Real) or alpha <= 0:
-        raise ValueError(f"`alpha` must be a positive number. Received `alpha={alpha!r}`")
+    if isinstance(alpha, bool) or not isinstance(alpha, numbers.Real) or not math.isfinite(alpha) or alpha <= 0:
+        raise ValueError(f"`alpha` must be a finite positive number. Received `alpha={alpha!r}`")
     if int(32 * alpha) < 1:
         raise ValueError(
             "`alpha` is too small: the first convolution would have no filters "

@@ -19,6 +19,7 @@ Reference:
 
 from __future__ import annotations
 
+import math
 import numbers
 
 from edgecnn.models._common import (
@@ -83,8 +84,8 @@ def MobileNetV2(
         imagenet_weights=True,
         classifier_activation=classifier_activation,
     )
-    if isinstance(alpha, bool) or not isinstance(alpha, numbers.Real) or alpha <= 0:
-        raise ValueError(f"`alpha` must be a positive number. Received `alpha={alpha!r}`")
+    if isinstance(alpha, bool) or not isinstance(alpha, numbers.Real) or not math.isfinite(alpha) or alpha <= 0:
+        raise ValueError(f"`alpha` must be a finite positive number. Received `alpha={alpha!r}`")
     if weights == "imagenet" and alpha not in IMAGENET_ALPHAS:
         raise ValueError(
             "If ImageNet weights are being loaded, `alpha` must be one of `0.35`, "
