@@ -73,10 +73,10 @@ def compare_command(
     elif fmt == "html":
         from edgecnn.errors import EdgecnnError
         from edgecnn.reports.html_page import render_html
-        from edgecnn.reports.plots import render_panels
+        from edgecnn.reports.plots import render_images
 
         try:
-            images, note = render_panels(report), None
+            images, note = render_images(report), None
         except EdgecnnError as exc:  # nothing plottable: the page says so
             images, note = [], str(exc)
         text = render_html(report, images, note)

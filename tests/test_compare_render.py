@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from edgecnn.reports import build_report
+from edgecnn.reports.join import input_label
 from edgecnn.reports.plots import build_figure, choose_panels, render_images
 from edgecnn.results import BENCHMARK_SCHEMA, EVALUATE_SCHEMA
 
@@ -152,3 +153,111 @@ def test_the_page_maps_every_point_to_a_hover_title(tmp_path):
         assert all(0 <= p.x <= image.width and 0 <= p.y <= image.height for p in image.points)
         assert sum(len(p.title.splitlines()) for p in image.points) == sum(
             1 for r in report.rows if r.top1 is not None and not r.failed)
+
+
+def test_hover_areas_sit_on_the_drawn_points():
+    """The image map's circles are where the PNG has its markers (not flipped, not scaled)."""
+    import io
+
+    from PIL import Image
+
+    report = build_report([SUITE])
+    for image in render_images(report):
+        picture = Image.open(io.BytesIO(image.png)).convert("RGB")
+        assert picture.size == (image.width, image.height)
+        for point in image.points:
+            x, y = round(point.x), round(point.y)
+            around = [picture.getpixel((x + dx, y + dy)) for dx in range(-5, 6) for dy in range(-5, 6)]
+            assert any(max(p) - min(p) > 80 for p in around), f"no coloured marker at {point}"
+
+
+# -- the page in a real browser --------------------------------------------------------------------------
+
+BROWSER = next((shutil.which(name) for name in ("chromium", "chromium-browser", "google-chrome")
+                if shutil.which(name)), None)
+needs_browser = pytest.mark.skipif(BROWSER is None, reason="no Chromium installed (apt-get install chromium; "
+                                   ".ci/run installs it)")
+
+# Appended to a copy of the page: writes the layout as the browser laid it out into the DOM,
+# then clicks the p50 header and records each model's p50 cells.
+PROBE = """
+<script>
+window.addEventListener("load", function () {
+  var box = document.querySelector(".table-box"), table = document.getElementById("compare");
+  var facts = {inner: window.innerWidth, page: document.documentElement.scrollWidth,
+               boxRight: box.getBoundingClientRect().right, boxWidth: box.clientWidth,
+               tableWidth: table.scrollWidth, overflowX: getComputedStyle(box).overflowX,
+               images: Array.prototype.map.call(document.images, function (i) {
+                 return [i.naturalWidth, i.getBoundingClientRect().width, i.useMap]; }),
+               groups: Array.prototype.map.call(table.tBodies, function (b) {
+                 return b.rows[0].textContent.trim(); })};
+  var heads = Array.prototype.map.call(table.tHead.rows[0].cells, function (c) { return c.textContent.trim(); });
+  var p50 = heads.indexOf("p50 ms");
+  table.tHead.rows[0].cells[p50].click();
+  facts.sorted = Array.prototype.map.call(table.tBodies, function (b) {
+    return Array.prototype.slice.call(b.rows, 1).map(function (r) { return r.cells[p50].textContent.trim(); });
+  });
+  facts.firstRows = Array.prototype.map.call(table.tBodies, function (b) { return b.rows[0].className; });
+  var pre = document.createElement("pre");
+  pre.id = "layout-facts";
+  pre.textContent = JSON.stringify(facts);
+  document.body.appendChild(pre);
+});
+</script>
+"""
+
+
+def layout(page: Path, tmp_path: Path, width: int) -> dict:
+    probe = tmp_path / f"probe-{width}.html"
+    probe.write_text(page.read_text().replace("</body>", PROBE + "</body>"))
+    result = subprocess.run(
+        [BROWSER, "--headless", "--no-sandbox", "--disable-gpu", "--run-all-compositor-stages-before-draw",
+         "--virtual-time-budget=5000", f"--window-size={width},1000", f"--user-data-dir={tmp_path / 'profile'}",
+         "--dump-dom", probe.as_uri()],
+        capture_output=True, text=True, timeout=120)
+    found = re.search(r'<pre id="layout-facts">(.*?)</pre>', result.stdout, re.S)
+    assert found, result.stderr[-2000:]
+    import html
+
+    return json.loads(html.unescape(found.group(1)))
+
+
+@pytest.fixture(scope="module")
+def suite_page(tmp_path_factory):
+    from typer.testing import CliRunner
+
+    import edgecnn.cli_compare  # noqa: F401 (registers `compare`)
+    from edgecnn.cli import app
+
+    page = tmp_path_factory.mktemp("page") / "report.html"
+    result = CliRunner().invoke(app, ["compare", str(SUITE), "--format", "html", "--out", str(page)])
+    assert result.exit_code == 0, result.stderr
+    return page
+
+
+@needs_browser
+@pytest.mark.parametrize("width", [1400, 900])
+def test_the_page_in_chromium_fits_and_its_table_scrolls_in_its_box(suite_page, tmp_path, width):
+    facts = layout(suite_page, tmp_path, width)
+    assert facts["inner"] == width
+    assert facts["page"] <= facts["inner"], facts  # nothing runs off the right edge of the page
+    assert facts["boxRight"] <= facts["inner"], facts
+    if width == 1400:  # the suite's table fits whole at 1400 px: speed-up and notes are visible
+        assert facts["tableWidth"] <= facts["boxWidth"], facts
+    else:  # narrower: it scrolls inside its own box
+        assert facts["tableWidth"] > facts["boxWidth"] and facts["overflowX"] == "auto", facts
+    report = build_report([SUITE])
+    models = {(r.model, input_label(r.facts)) for r in report.rows}
+    assert len(facts["groups"]) == len(models)  # one section per model and input
+    for natural, shown, usemap in facts["images"]:  # plots at their own size, so hover areas line up
+        assert natural == shown and usemap.startswith("#plot-")
+
+
+@needs_browser
+def test_a_click_on_a_header_sorts_each_models_rows(suite_page, tmp_path):
+    facts = layout(suite_page, tmp_path, 1400)
+    assert facts["firstRows"] == ["group"] * len(facts["groups"])  # the model's header stays on top
+    for cells in facts["sorted"]:
+        values = [float(c) for c in cells if c]
+        assert values == sorted(values) and len(values) > 1
+        assert cells[:len(values)] == [c for c in cells if c]  # empty cells last

@@ -441,8 +441,8 @@ def _attempt(report, panels: list[Panel], key: str):
     axes = fig.subplots(1, len(panels), squeeze=False)[0]
     drawn = [(ax, panel, _draw(ax, report, panel, colours, hosts)) for ax, panel in zip(axes, panels)]
     handles = _legend_handles(rows, colours, hosts)
-    fig.legend(handles=handles, loc="outside upper center", ncol=min(len(handles), 4), fontsize=7,
-               frameon=False)
+    fig.legend(handles=handles, loc="outside upper center", ncol=min(len(handles), 2 * len(panels)),
+               fontsize=7, frameon=False)
     if key:
         fig.supxlabel(KEY_TITLE + key, fontsize=FONT)
     fig.draw_without_rendering()  # the layout settles: axes, limits and scales are final
