@@ -92,6 +92,8 @@ def benchmark_command(
                                 ".tflite; ONNX Runtime for .onnx), litert, tflite-runtime, tf or onnxruntime."),
     threads: Optional[int] = typer.Option(None, help="Threads for the runtime (default: its own choice)."),
     warmup: int = typer.Option(1, help="Warm-up runs after the first inference."),
+    warmup_secs: float = typer.Option(0.5, "--warmup-secs", help="And at least this many seconds of "
+                                      "warm-up (benchmark_model's warmup_min_secs)."),
     runs: int = typer.Option(50, help="At least this many timed runs."),
     min_secs: float = typer.Option(1.0, "--min-secs", help="And at least this many seconds of them."),
     max_secs: float = typer.Option(150.0, "--max-secs", help="Stop the timed runs after this many seconds."),
@@ -104,6 +106,11 @@ def benchmark_command(
                                              "torch, unit or raw (default: the manifest's)."),
     samples: int = typer.Option(16, help="Images read from --data."),
     seed: int = typer.Option(0, help="Seed of the random inputs and of the --data sample."),
+    input_scale: Optional[float] = typer.Option(
+        None, "--input-scale", help="How an integer (uint8/int8) input holds --data's real values "
+        "where the model does not say: real = scale * (q - zero point)."),
+    input_zero_point: Optional[int] = typer.Option(None, "--input-zero-point",
+                                                   help="Zero point with --input-scale (default 0)."),
     as_json: bool = typer.Option(False, "--json", help="Print the rows as a JSON list on stdout."),
     out: Optional[Path] = typer.Option(None, "--out", help="Append the rows to this .jsonl file."),
     remote: Optional[str] = typer.Option(None, help="Run on user@host over ssh (key login); the "
@@ -117,8 +124,10 @@ def benchmark_command(
 ) -> None:
     """Time artifacts the TFLite benchmark_model way, each in its own process.
 
-    Init time and the first inference are reported apart; then at least --runs runs
-    and at least --min-secs seconds, capped at --max-secs. A file that fails (missing,
+    Init time and the first inference are reported apart; warm-up is at least --warmup
+    runs and --warmup-secs seconds; then at least --runs runs and at least --min-secs
+    seconds, capped at --max-secs. A manifest.json that is broken is ignored with a
+    warning, and the file measured as a third-party model. A file that fails (missing,
     corrupt, crashing the runtime) is one error line and the others go on; the exit
     code is 1 when any failed.
     """
@@ -126,14 +135,20 @@ def benchmark_command(
     from edgecnn.harness import BenchmarkSettings, benchmark_many, failed_count
 
     settings = BenchmarkSettings(
-        runtime=runtime, threads=threads, provider=provider, warmup=warmup, runs=runs,
+        runtime=runtime, threads=threads, provider=provider, warmup=warmup, warmup_secs=warmup_secs, runs=runs,
         min_secs=min_secs, max_secs=max_secs, batch=batch, data=data, preprocess=preprocess,
-        samples=samples, seed=seed,
+        samples=samples, seed=seed, input_scale=input_scale, input_zero_point=input_zero_point,
     ).check(local_data=remote is None)
     if remote is None and (remote_python or remote_port is not None or ssh_option):
         given = [f for f, v in (("--remote-python", remote_python), ("--remote-port", remote_port),
                                 ("--ssh-option", ssh_option)) if v]
         raise BadArgument(f"{' and '.join(given)} need --remote user@host")
+    if remote_port is not None and not 1 <= remote_port <= 65535:
+        raise BadArgument(f"--remote-port must be from 1 to 65535. Received {remote_port}")
+    if out is not None:
+        from edgecnn.results import check_writable
+
+        check_writable(out)  # before measuring, not after
 
     if remote is not None:
         from edgecnn.harness.remote import benchmark_remote
@@ -160,6 +175,7 @@ def benchmark_command(
     from rich.markup import escape
 
     _print_host_warnings(rows)
+    _print_row_warnings(rows)
     for row in rows:
         if row["status"] != "ok":
             line = " ".join(f"{row['artifact']}: {row['error']}".split())
@@ -180,6 +196,22 @@ def _print_host_warnings(rows: list[dict]) -> None:
             line = f"{row['remote']}: {message}" if row.get("remote") else message
             if line not in shown:
                 shown.add(line)
+                error_console.print(f"[yellow]warning:[/yellow] {escape(line)}", markup=True, highlight=False)
+
+
+def _print_row_warnings(rows: list[dict]) -> None:
+    """What made a row's facts doubtful (a broken manifest ignored, a manifest of another
+    build), one line each on stderr; host warnings are printed once, above."""
+    from rich.markup import escape
+
+    from edgecnn.harness import host_warnings
+
+    for row in rows:
+        shown = set(host_warnings(row.get("host")))
+        for message in row.get("warnings") or []:
+            if message not in shown:
+                shown.add(message)
+                line = " ".join(f"{row['artifact']}: {message}".split())
                 error_console.print(f"[yellow]warning:[/yellow] {escape(line)}", markup=True, highlight=False)
 
 

@@ -50,7 +50,7 @@ def _percent(value: float) -> str:
 @one_line_errors
 def evaluate_command(
     artifact: Path = typer.Argument(..., help="A .tflite or .onnx file (with its manifest.json beside it, "
-                                    "or --preprocess)."),
+                                    "or --preprocess), or a folder written by `edgecnn export`."),
     data: str = typer.Option(..., "--data", help="Labelled images: default, a folder with dataset.txt, "
                              "fashion-mnist[:DIR], or an .npz with labels."),
     limit: Optional[int] = typer.Option(None, "--limit", help="Evaluate the first N images only."),
@@ -64,13 +64,20 @@ def evaluate_command(
                                 help="auto, litert, tflite-runtime or tf for .tflite; onnxruntime for .onnx."),
     threads: Optional[int] = typer.Option(None, "--threads", help="Runtime threads (default: the runtime's)."),
     batch_size: int = typer.Option(32, "--batch-size", help="Images per inference call."),
+    input_scale: Optional[float] = typer.Option(
+        None, "--input-scale", help="How an integer (uint8/int8) input holds real values where the "
+        "model does not say: real = scale * (q - zero point)."),
+    input_zero_point: Optional[int] = typer.Option(None, "--input-zero-point",
+                                                   help="Zero point with --input-scale (default 0)."),
     out: Optional[Path] = typer.Option(None, "--out", help="Append the result row to this .jsonl file."),
     as_json: bool = typer.Option(False, "--json", help="Print the result row as JSON."),
 ) -> None:
     """Top-1 and top-5 accuracy of an artifact on labelled images, in its own runtime.
 
-    Inputs are quantized with the input tensor's scale and zero point, outputs
-    dequantized. Models with 1001 outputs (background class first) are scored
+    Inputs are quantized with the input's scale and zero point (a TFLite tensor's, or
+    the DequantizeLinear reading an ONNX input; an integer input the model says nothing
+    about needs --input-scale, or --preprocess raw for uint8 pixels), outputs
+    dequantized. A manifest.json that is broken is ignored with a warning. Models with 1001 outputs (background class first) are scored
     against 1000 labels.
     """
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -81,7 +88,13 @@ def evaluate_command(
     def run(progress):
         return evaluate_artifact(artifact, data, limit=limit, preprocess=preprocess, runtime=runtime,
                                  threads=threads, batch_size=batch_size, split=split,
-                                 crop_fraction=crop_fraction, progress=progress)
+                                 crop_fraction=crop_fraction, input_scale=input_scale,
+                                 input_zero_point=input_zero_point, progress=progress)
+
+    if out is not None:
+        from edgecnn.results import check_writable
+
+        check_writable(out)  # before evaluating, not after
 
     if error_console.is_terminal:
         columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())

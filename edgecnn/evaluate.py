@@ -47,6 +47,7 @@ import numpy as np
 from edgecnn.errors import BadArgument, EdgecnnError
 
 DEFAULT_BATCH_SIZE = 32
+MAX_BATCH_SIZE = 1 << 16
 TOP_K = 5
 BACKGROUND_CLASSES = 1001  # TF-slim / TFLite hosted ImageNet models: class 0 is "background"
 
@@ -110,8 +111,8 @@ def _classes_of(shape: tuple) -> int | None:
 
 
 def _resolve_preprocess(manifest: dict | None, preprocess: str, name: str,
-                        warn) -> tuple[str, str]:
-    """(mode, "manifest" | "option")."""
+                        warn, ignored: str | None = None) -> tuple[str, str]:
+    """(mode, "manifest" | "option"). `ignored`: why the manifest beside the file was ignored."""
     from calibration.preprocessing import check_mode
 
     recorded = (manifest or {}).get("preprocess") or {}
@@ -119,6 +120,9 @@ def _resolve_preprocess(manifest: dict | None, preprocess: str, name: str,
     if preprocess in (None, "", "auto"):
         if recorded_mode:
             return check_mode(recorded_mode).value, "manifest"
+        if ignored:
+            raise BadArgument(f"the manifest beside {name} is ignored ({ignored}), so nothing says how its "
+                              "input is preprocessed: pass --preprocess tf, caffe, torch, unit or raw")
         if manifest is None:
             raise BadArgument(
                 f"{name} has no manifest.json beside it to say how its input is preprocessed: "
@@ -144,13 +148,44 @@ def _open_checked_session(path: Path, runtime: str, threads: int | None):
     return session
 
 
-def _run(session, batch: np.ndarray, layout: str) -> np.ndarray:
+def _run(session, batch: np.ndarray, layout: str, input_info) -> np.ndarray:
     from edgecnn.runtime import run_float
 
     if layout == "NCHW":
         batch = np.ascontiguousarray(batch.transpose(0, 3, 1, 2))
-    outputs = run_float(session, batch)[0]
+    outputs = run_float(session, batch, input_info)[0]
     return outputs.reshape(len(batch), -1)
+
+
+def _quantization_source(model_info, used, option_scale) -> str | None:
+    """Where the input's scale came from: "model", "option", "raw" (uint8 pixels as they are),
+    or None for a float input."""
+    if used.scale is None:
+        return None
+    if option_scale is not None:
+        return "option"
+    return "model" if model_info.quantized else "raw"
+
+
+# --data values that name a source rather than a path (calibration.open_source's keywords).
+_DATA_KEYWORDS = ("default", "random", "fashion-mnist", "fashionmnist")
+
+
+def _check_data(data) -> None:
+    """BadArgument for a --data that names nothing: said about the data, not about calibration."""
+    text = os.fspath(data).strip()
+    if not text:
+        raise BadArgument("--data is empty: give default, a folder with a dataset.txt, fashion-mnist[:DIR] "
+                          "or an .npz with labels")
+    keyword = text.split(":", 1)[0].lower().replace("_", "-")
+    if keyword in _DATA_KEYWORDS:
+        return
+    path = Path(text).expanduser()
+    if not path.exists():
+        raise BadArgument(f"data `{text}` not found: give default, a folder with a dataset.txt, "
+                          "fashion-mnist[:DIR] or an .npz with labels")
+    if not (path.is_dir() or path.is_file()):
+        raise BadArgument(f"data {text} is neither a file nor a folder")
 
 
 # -- the public function ---------------------------------------------------------------------
@@ -166,15 +201,22 @@ def evaluate_artifact(
     batch_size: int = DEFAULT_BATCH_SIZE,
     split: str = "test",
     crop_fraction: float | None = None,
+    input_scale: float | None = None,
+    input_zero_point: int | None = None,
     progress: Progress | None = None,
 ) -> dict[str, Any]:
     """Top-1 and top-5 of the .tflite or .onnx artifact at `path` on the labelled source
-    `data` (anything `calibration.open_source` takes). Returns one JSON-ready result row
+    `data` (anything `calibration.open_source` takes). `path` may be a folder written by
+    `edgecnn export` (the artifact its manifest names). `input_scale`/`input_zero_point`
+    state how an integer input holds real values where the model does not say (see
+    `edgecnn.runtime.input_quantization`). Returns one JSON-ready result row
     (`edgecnn.results.EVALUATE_SCHEMA`)."""
     import calibration
     from calibration.preprocessing import check_crop_fraction
+    from edgecnn.harness import check_integer, resolve_artifact
     from edgecnn.host import describe_host
     from edgecnn.manifest import read_manifest_for, sha256_of
+    from edgecnn.runtime import input_quantization
     from edgecnn.results import EVALUATE_SCHEMA, now_iso
 
     progress = progress or Progress()
@@ -187,21 +229,27 @@ def evaluate_artifact(
             progress.warn(message)
 
     # Cheap checks first: arguments, the file, its manifest, the data.
-    if limit is not None and (isinstance(limit, bool) or int(limit) < 1):
-        raise BadArgument(f"--limit must be at least 1. Received {limit}")
-    if isinstance(batch_size, bool) or int(batch_size) < 1:
-        raise BadArgument(f"--batch-size must be at least 1. Received {batch_size}")
+    if limit is not None:
+        check_integer("--limit", limit, 1, 10**12)
+    check_integer("--batch-size", batch_size, 1, MAX_BATCH_SIZE)
+    if threads is not None:
+        check_integer("--threads", threads, 1, 1024)
     if crop_fraction is not None:
         crop_fraction = check_crop_fraction(crop_fraction)
-    path = Path(path)
-    if not path.exists():
-        raise EdgecnnError(f"no such file: {path}")
-    if not path.is_file():
-        raise BadArgument(f"{path} is not a file: give the .tflite or .onnx artifact")
+    if input_zero_point is not None and input_scale is None:
+        raise BadArgument("--input-zero-point needs --input-scale")
+    path = resolve_artifact(path)  # a folder written by `edgecnn export`: the artifact it names
     if path.suffix.lower() not in (".tflite", ".onnx"):
         raise BadArgument(f"{path.name}: not a .tflite or .onnx file")
-    manifest = read_manifest_for(path)
-    mode, mode_source = _resolve_preprocess(manifest, preprocess, path.name, warn)
+    ignored = None
+    try:
+        manifest = read_manifest_for(path)
+    except EdgecnnError as exc:  # a broken manifest costs its facts, not the evaluation
+        manifest, ignored = None, " ".join(str(exc).split())
+        warn(f"manifest ignored: {ignored}; evaluated as a third-party model")
+    mode, mode_source = _resolve_preprocess(manifest, preprocess, path.name, warn, ignored)
+    if not isinstance(data, calibration.ImageSource):
+        _check_data(data)
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", calibration.CalibrationWarning)  # random: refused below
@@ -226,7 +274,8 @@ def evaluate_artifact(
         warn(f"{path.name} does not match the sha256 its manifest records: the manifest may "
              "describe another build")
     session = _open_checked_session(path, runtime, threads)
-    input_info = session.inputs[0]
+    input_info = input_quantization(session.inputs[0], scale=input_scale, zero_point=input_zero_point,
+                                    preprocess=mode, artifact=path.name)
     input_shape, layout = _image_layout(input_info.shape, path.name)
     h, w, c = input_shape
     if mode in ("caffe", "torch") and c != 3:
@@ -271,22 +320,35 @@ def evaluate_artifact(
     inference_seconds = 0.0
     n = top1 = topk = 0
     k_used = None
+
+    def one_at_a_time(x: np.ndarray) -> np.ndarray:
+        try:
+            return np.concatenate([_run(session, x[i: i + 1], layout, input_info) for i in range(len(x))])
+        except EdgecnnError:
+            raise
+        except Exception as exc:  # noqa: BLE001: the runtime's own exception types
+            reason = " ".join(str(exc).split())[:300] or type(exc).__name__
+            raise EdgecnnError(f"{path.name} failed on a {h}x{w}x{c} image: {reason}") from None
+
     for x, labels in calibration.iter_batches(source, input_shape=input_shape, preprocess=mode,
                                               batch_size=batch, limit=limit, crop_fraction=fraction):
         t0 = time.perf_counter()
-        try:
-            outputs = _run(session, x, layout)
-        except EdgecnnError:
-            raise
-        except Exception as exc:  # a runtime that refuses this batch size: one image at a time
-            if len(x) == 1:
-                reason = " ".join(str(exc).split())[:300] or type(exc).__name__
-                raise EdgecnnError(f"{path.name} failed on a {h}x{w}x{c} image: {reason}") from None
-            session = _open_checked_session(path, runtime, threads)  # a failed resize may leave it broken
-            batch = 1
-            warn(f"{path.name} does not run batches of {len(x)} ({type(exc).__name__}); "
-                 "evaluating one image at a time")
-            outputs = np.concatenate([_run(session, x[i: i + 1], layout) for i in range(len(x))])
+        if batch == 1 and len(x) > 1:  # the model refused a batch before: the notice was given once
+            outputs = one_at_a_time(x)
+        else:
+            try:
+                outputs = _run(session, x, layout, input_info)
+            except EdgecnnError:
+                raise
+            except Exception as exc:  # a runtime that refuses this batch size: one image at a time
+                if len(x) == 1:
+                    reason = " ".join(str(exc).split())[:300] or type(exc).__name__
+                    raise EdgecnnError(f"{path.name} failed on a {h}x{w}x{c} image: {reason}") from None
+                session = _open_checked_session(path, runtime, threads)  # a failed resize may leave it broken
+                batch = 1
+                warn(f"{path.name} does not run batches of {len(x)} ({type(exc).__name__}); "
+                     "evaluating one image at a time")
+                outputs = one_at_a_time(x)
         inference_seconds += time.perf_counter() - t0
         if drop_background is None:  # output size known only now (dynamic output shape)
             model_classes = outputs.shape[1]
@@ -331,6 +393,7 @@ def evaluate_artifact(
                        "crop_source": "data" if crop_fraction is None else "option",
                        "input_shape": list(input_shape), "layout": layout},
         "input": input_info.to_dict(),
+        "input_quantization": _quantization_source(session.inputs[0], input_info, input_scale),
         "runtime": session.runtime,
         "runtime_version": session.runtime_version,
         "threads": threads,

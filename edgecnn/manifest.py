@@ -12,6 +12,7 @@ import os
 import platform
 import tempfile
 from importlib.metadata import PackageNotFoundError, version
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from edgecnn.errors import EdgecnnError
@@ -60,23 +61,139 @@ def write_manifest(directory, manifest: dict) -> Path:
     return target
 
 
-def read_manifest_for(artifact) -> dict | None:
-    """The manifest that describes `artifact`, or None when there is none (third-party files).
+# The fields every reader of a manifest uses (benchmark, evaluate, compare), with their JSON
+# types (see edgecnn.results.check_fields; None is allowed where a field is not required).
+MANIFEST_FIELDS = {
+    "schema": "str", "artifact": "str", "sha256": "str", "model": "str", "source": "str",
+    "format": "str", "quantization": "str", "weights": "str", "params": "int", "bytes": "int",
+    "options": "dict", "options.input_size": "int", "options.alpha": "number", "options.classes": "int",
+    "options.io": "str", "options.calib": "str",
+    "optimization": "dict", "optimization.sparsity": "number", "optimization.clusters": "int",
+    "optimization.qat": "bool",
+    "inputs": "list", "inputs[]": "dict", "inputs[].name": "str", "inputs[].shape": "list",
+    "inputs[].shape[]": "int", "inputs[].dtype": "str", "inputs[].scale": "number",
+    "inputs[].zero_point": "int",
+    "outputs": "list", "outputs[]": "dict", "outputs[].name": "str", "outputs[].shape": "list",
+    "outputs[].shape[]": "int", "outputs[].dtype": "str", "outputs[].scale": "number",
+    "outputs[].zero_point": "int",
+    "preprocess": "dict", "preprocess.mode": "str", "preprocess.input_shape": "list",
+    "preprocess.input_shape[]": "int", "preprocess.crop_fraction": "number", "preprocess.color": "str",
+    "calibration": "dict", "calibration.source": "dict", "calibration_method": "str",
+    "versions": "dict", "versions{}": "str", "warnings": "list", "warnings[]": "str",
+}
+MANIFEST_REQUIRED = ("schema", "artifact", "sha256")
 
-    A manifest in the same folder that names another file is not this artifact's.
+
+def schema_version(schema, where: str, family: str = SCHEMA.rsplit("/", 1)[0],
+                   newest: str = SCHEMA) -> int:
+    """The version number of `family/N`; EdgecnnError (one line) for another family, a version
+    that is not a number, or one newer than this edgecnn reads."""
+    name, _, number = str(schema).rpartition("/")
+    if not isinstance(schema, str) or name != family:
+        raise EdgecnnError(f"{where} is not an edgecnn manifest (schema {schema!r}; expected {newest})")
+    if not number.isdigit():  # isdigit: no sign, no space, no `1.0`
+        raise EdgecnnError(f"{where} has schema {schema!r}: its version is not a number (expected {newest})")
+    if int(number) > int(newest.rsplit("/", 1)[1]):
+        raise EdgecnnError(f"{where} has schema {schema}, newer than this edgecnn reads ({newest}): "
+                           "upgrade edgecnn")
+    return int(number)
+
+
+def check_manifest(data, where: str = MANIFEST_NAME) -> dict:
+    """`data` when it is a manifest this edgecnn reads, every field a reader uses of the right
+    type; EdgecnnError with one line naming `where` and what is wrong otherwise."""
+    from edgecnn.results import check_fields, json_kind
+
+    if not isinstance(data, dict):
+        raise EdgecnnError(f"{where} is not an edgecnn manifest ({json_kind(data)}, not a JSON object)")
+    if "schema" not in data:
+        raise EdgecnnError(f"{where} is not an edgecnn manifest (no `schema`; expected {SCHEMA})")
+    schema_version(data["schema"], where)
+    check_fields(data, MANIFEST_FIELDS, where, required=MANIFEST_REQUIRED)
+    return data
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """A checked manifest: the fields readers rely on, typed, and `data`, the whole record.
+
+    `Manifest.from_json(json.loads(text), where)` is the one way in; readers that still
+    want the dict use `data` (or `read_manifest_for`, which returns it).
     """
+
+    schema: str
+    artifact: str
+    sha256: str
+    model: str | None = None
+    format: str | None = None
+    quantization: str | None = None
+    weights: str | None = None
+    params: int | None = None
+    bytes: int | None = None
+    preprocess: dict | None = None
+    inputs: tuple = ()
+    data: dict = field(default_factory=dict, repr=False, compare=False)
+
+    @classmethod
+    def from_json(cls, data, where: str = MANIFEST_NAME) -> Manifest:
+        check_manifest(data, where)
+        return cls(schema=data["schema"], artifact=data["artifact"], sha256=data["sha256"],
+                   model=data.get("model"), format=data.get("format"),
+                   quantization=data.get("quantization"), weights=data.get("weights"),
+                   params=data.get("params"), bytes=data.get("bytes"), preprocess=data.get("preprocess"),
+                   inputs=tuple(data.get("inputs") or ()), data=data)
+
+    @property
+    def version(self) -> int:
+        return int(self.schema.rsplit("/", 1)[1])
+
+
+def read_manifest(path) -> Manifest:
+    """The manifest in the file `path`, checked; EdgecnnError (one line naming the file) when it
+    is not readable, not JSON, or not a manifest this edgecnn reads."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise EdgecnnError(f"{path} is not readable JSON: not UTF-8 text") from None
+    except OSError as exc:
+        raise EdgecnnError(f"cannot read {path}: {exc.strerror or exc}") from None
+    try:
+        data = json.loads(text)
+    except ValueError as exc:  # JSONDecodeError, and numbers too long to convert
+        raise EdgecnnError(f"{path} is not readable JSON: {exc}") from None
+    except RecursionError:
+        raise EdgecnnError(f"{path} is not readable JSON: nested too deep") from None
+    return Manifest.from_json(data, str(path))
+
+
+def read_manifest_for(artifact) -> dict | None:
+    """The manifest that describes `artifact`, as a dict, or None when there is none
+    (third-party files). A manifest in the same folder that names another file is not this
+    artifact's. A manifest.json that is there but broken raises EdgecnnError (one line);
+    benchmark and evaluate then ignore it with a warning and treat the file as third-party."""
     path = manifest_path_for(artifact)
     if not path.is_file():
         return None
-    try:
-        manifest = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as exc:
-        raise EdgecnnError(f"{path} is not readable JSON: {exc}") from None
-    schema = manifest.get("schema", "")
-    if not schema.startswith("edgecnn.manifest/"):
-        raise EdgecnnError(f"{path} is not an edgecnn manifest (schema {schema!r})")
-    if int(schema.rsplit("/", 1)[1]) > int(SCHEMA.rsplit("/", 1)[1]):
-        raise EdgecnnError(f"{path} has schema {schema}, newer than this edgecnn reads ({SCHEMA}): upgrade edgecnn")
-    if manifest.get("artifact") != Path(artifact).name:
+    manifest = read_manifest(path)
+    if manifest.artifact != Path(artifact).name:
         return None
-    return manifest
+    return manifest.data
+
+
+def artifact_in_folder(folder) -> Path:
+    """The artifact an export folder stands for: the file its manifest.json names, there.
+    EdgecnnError (one line) for a folder that has none."""
+    folder = Path(folder)
+    path = folder / MANIFEST_NAME
+    if not path.is_file():
+        raise EdgecnnError(f"{folder} is a folder without a {MANIFEST_NAME}: give the model file")
+    try:
+        manifest = read_manifest(path)
+    except EdgecnnError as exc:
+        raise EdgecnnError(f"{folder} is a folder, and {exc}: give the model file") from None
+    artifact = folder / manifest.artifact
+    if Path(manifest.artifact).name != manifest.artifact or not artifact.is_file():
+        raise EdgecnnError(f"{folder} is a folder whose {MANIFEST_NAME} names `{manifest.artifact}`, "
+                           "which is not there: give the model file")
+    return artifact

@@ -265,8 +265,10 @@ def test_rows_are_complete_with_manifest_fields(exported_int8):
         assert row["variant"]["alpha"] == 0.35 and row["variant"]["input_size"] == 32
         assert row["variant"]["manifest_sha256_matches"] is True
         assert row["threads"] == 1 and row["batch"] == 1 and row["remote"] is None
-        assert row["settings"] == {"warmup": 1, "runs": 5, "min_secs": 0.0, "max_secs": 150.0, "data": None,
-                                   "preprocess": None, "samples": None, "seed": 0}
+        assert row["settings"] == {"warmup": 1, "warmup_secs": 0.5, "runs": 5, "min_secs": 0.0, "max_secs": 150.0,
+                                   "data": None, "preprocess": None, "samples": None, "seed": 0,
+                                   "input_scale": None, "input_zero_point": None}
+        assert row["warmup_runs"] >= 1
         assert row["ops"] == sorted(row["op_counts"]) and sum(row["op_counts"].values()) > 10
         assert {"cpu", "cores", "arch", "os", "governor", "temperatures_c", "throttled"} <= set(row["host"])
         assert row["runtime_version"] and row["created"]

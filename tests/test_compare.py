@@ -389,9 +389,14 @@ def _bad_lines(tmp_path):
     }
 
 
+def _warning_lines(result):
+    assert "Traceback" not in result.stdout + result.stderr
+    return [line for line in result.stderr.splitlines() if line.strip()]
+
+
 @pytest.mark.parametrize("name", ["other-tool.jsonl", "other-schema.jsonl", "newer.jsonl", "garbage.jsonl",
                                   "empty.jsonl", "blank.jsonl"])
-def test_bad_results_files(tmp_path, name):
+def test_a_bad_results_file_is_skipped_with_one_warning(tmp_path, name):
     text, expected = _bad_lines(tmp_path)[name]
     bad = tmp_path / name
     bad.write_text(text)
@@ -399,17 +404,84 @@ def test_bad_results_files(tmp_path, name):
     out = tmp_path / "out" / "report.html"
     result = runner.invoke(app, ["compare", str(good), str(bad), "--format", "html", "--out", str(out),
                                  "--plot", str(tmp_path / "out" / "p.png")])
+    assert result.exit_code == 0, result.stderr
+    warnings = [line for line in _warning_lines(result) if line.startswith("warning: ")]
+    assert len(warnings) == 1 and expected in warnings[0] and name in warnings[0], result.stderr
+    assert out.is_file() and "int8" in out.read_text()
+
+
+@pytest.mark.parametrize("name", ["other-tool.jsonl", "newer.jsonl", "garbage.jsonl", "empty.jsonl"])
+def test_nothing_readable_is_an_error_and_writes_nothing(tmp_path, name):
+    text, _ = _bad_lines(tmp_path)[name]
+    bad = tmp_path / name
+    bad.write_text(text)
+    out = tmp_path / "out" / "report.html"
+    result = runner.invoke(app, ["compare", str(bad), "--format", "html", "--out", str(out)])
     assert result.exit_code == 1
-    line = error_line(result)
-    assert expected in line and name in line
+    errors = [line for line in _warning_lines(result) if line.startswith("error: ")]
+    assert len(errors) == 1 and "no readable edgecnn result rows" in errors[0]
     assert not (tmp_path / "out").exists()
+
+
+def _wrong_types():
+    """Rows whose fields have the wrong JSON type, as a careless script or a crash writes them."""
+    host_text = {**bench("x"), "host": "vm-1"}
+    latency_number = {**bench("x"), "latency_ms": 12.5}
+    shape_text = bench("x")
+    shape_text["variant"] = {**shape_text["variant"], "preprocess": {"mode": "tf", "input_shape": "96x96x3"}}
+    threads_list = {**bench("x"), "threads": [2]}
+    cores_text = {**bench("x"), "host": {**HOST, "cores": "two"}}
+    data_text = {**evaluation("x", 0.5), "data": "imagenet"}
+    top1_text = {**evaluation("x", 0.5), "top1": "71%"}
+    bad_manifest = {"schema": "edgecnn.manifest/1", "artifact": "x.tflite", "sha256": "sha-x", "options": [1]}
+    return {
+        "host a string": (json.dumps(host_text), "`host` is a string, not an object"),
+        "latency a number": (json.dumps(latency_number), "`latency_ms` is a number, not an object"),
+        "input shape a string": (json.dumps(shape_text), "`variant.preprocess.input_shape` is a string"),
+        "threads a list": (json.dumps(threads_list), "`threads` is a list, not an integer"),
+        "cores a string": (json.dumps(cores_text), "`host.cores` is a string, not an integer"),
+        "evaluate data a string": (json.dumps(data_text), "`data` is a string, not an object"),
+        "top-1 a string": (json.dumps(top1_text), "`top1` is a string, not a number"),
+        "a list line": (json.dumps([bench("x")]), "not an object"),
+        "a number line": ("3.5", "not an object"),
+        "a truncated line": (json.dumps(bench("x"))[:150], "not JSON"),
+        "a manifest with options a list": (json.dumps(bad_manifest), "`options` is a list, not an object"),
+    }
+
+
+@pytest.mark.parametrize("case", list(_wrong_types()))
+def test_a_row_of_wrong_types_is_skipped_naming_file_and_line(tmp_path, case):
+    line, expected = _wrong_types()[case]
+    path = tmp_path / "r.jsonl"
+    path.write_text(json.dumps(THREE[0]) + "\n" + line + "\n" + "".join(json.dumps(r) + "\n" for r in THREE[1:]))
+    for args in ([], ["--json"], ["--format", "md"], ["--format", "csv"]):
+        result = runner.invoke(app, ["compare", str(path), *args])
+        assert result.exit_code == 0, result.stderr
+        (warning,) = _warning_lines(result)
+        assert warning.startswith(f"warning: {path} line 2: ") and expected in warning, warning
+        assert "skipped" in warning
+    records = json.loads(runner.invoke(app, ["compare", str(path), "--json"]).stdout)
+    assert sorted(r["variant"] for r in records) == ["dynamic", "float32", "int8"]  # the rest reports
 
 
 def test_a_bad_line_among_good_ones_is_named(tmp_path):
     path = tmp_path / "r.jsonl"
     path.write_text(json.dumps(THREE[0]) + "\n" + json.dumps({"schema": "edgecnn.evaluate/7"}) + "\n")
-    line = error_line(runner.invoke(app, ["compare", str(path)]))
-    assert f"{path} line 2: schema edgecnn.evaluate/7 is newer" in line
+    result = runner.invoke(app, ["compare", str(path)])
+    assert result.exit_code == 0
+    (warning,) = _warning_lines(result)
+    assert f"{path} line 2: schema edgecnn.evaluate/7 is newer" in warning
+
+
+def test_the_committed_results_load_without_a_warning():
+    from edgecnn.reports.rows import read_results
+
+    results = REPO / "benchmarks" / "results"
+    files = sorted(results.glob("*/results.jsonl"))
+    assert files
+    skipped = []
+    records = read_results(files, warn=skipped.append)
+    assert skipped == [] and len(records) == sum(len(f.read_text().splitlines()) for f in files)
 
 
 @pytest.mark.parametrize("args, code, expected", [

@@ -17,6 +17,7 @@ TensorFlow-free: this runs on a Raspberry Pi with only `pip install edgecnn`.
 from __future__ import annotations
 
 import json
+import math
 import os
 import signal
 import subprocess
@@ -45,6 +46,39 @@ FORMATS = {".tflite": "tflite", ".onnx": "onnx", ".keras": "keras", ".h5": "kera
 # Seconds a worker may take beyond --max-secs (start-up, loading, warm-up, op listing).
 WORKER_MARGIN_S = 120.0
 
+# (option, lowest, highest) of the integer settings; the highest keep a typo from asking for
+# a thousand million threads or a seed numpy refuses.
+INTEGER_RANGES = (
+    ("threads", 1, 1024),
+    ("warmup", 0, 10**9),
+    ("runs", 1, 10**9),
+    ("batch", 1, 1 << 20),
+    ("samples", 1, 1 << 20),
+    ("seed", 0, 2**32 - 1),
+)
+# The longest --max-secs, --min-secs or --warmup-secs: a day.
+MAX_SECONDS = 86400.0
+
+
+def check_integer(option: str, value, low: int, high: int) -> int:
+    """`value` when it is an integer in [low, high]; BadArgument naming `option` otherwise."""
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise BadArgument(f"{option} must be an integer from {low} to {high:,}. Received {value}")
+    return value
+
+
+def check_seconds(option: str, value, low: float = 0.0, *, strictly: bool = False,
+                  high: float = MAX_SECONDS) -> float:
+    """`value` when it is a finite number of seconds above `low` (or at least `low`) and at most
+    `high`; BadArgument naming `option` otherwise (inf and nan included)."""
+    ok = (not isinstance(value, bool) and isinstance(value, (int, float)) and math.isfinite(value)
+          and (value > low if strictly else value >= low) and value <= high)
+    if not ok:
+        bound = f"more than {low:g}" if strictly else f"at least {low:g}"
+        raise BadArgument(f"{option} must be a number of seconds, {bound} and at most {high:g}. "
+                          f"Received {value}")
+    return float(value)
+
 # --data values that name a source rather than a path (see calibration.open_source).
 _DATA_KEYWORDS = frozenset({"default", "random", "fashion-mnist", "fashionmnist"})
 
@@ -53,9 +87,12 @@ ROW_KEYS = (
     "schema", "status", "error", "artifact", "artifact_name", "sha256", "bytes", "format",
     "model", "quantization", "weights", "variant",
     "runtime", "runtime_version", "provider", "threads", "batch", "settings", "inputs",
-    "latency_ms", "init_ms", "first_ms", "warmup_ms", "loop_secs", "stopped_by", "peak_rss_mb",
+    "latency_ms", "init_ms", "first_ms", "warmup_ms", "warmup_runs", "loop_secs", "stopped_by", "peak_rss_mb",
     "ops", "op_counts", "host", "remote", "warnings", "created",
 )
+
+# The start of the warning a row gets when the manifest.json beside its file is broken.
+MANIFEST_IGNORED = "manifest ignored"
 
 # What the manifest says about the variant, copied as it is (absent keys are left out).
 _VARIANT_KEYS = ("source", "params", "input_size", "alpha", "classes", "io", "calib",
@@ -64,12 +101,14 @@ _VARIANT_KEYS = ("source", "params", "input_size", "alpha", "classes", "io", "ca
 
 @dataclass(frozen=True)
 class BenchmarkSettings:
-    """How to measure. Defaults are `benchmark_model`'s: 1 warm-up, 50 runs, 1 s min, 150 s max."""
+    """How to measure. Defaults are `benchmark_model`'s: warm-up of at least 1 run and 0.5 s,
+    then at least 50 runs and 1 s, at most 150 s."""
 
     runtime: str = "auto"
     threads: int | None = None  # None: the runtime's own default
     provider: str | None = None  # ONNX Runtime only: cpu, cuda, tensorrt
     warmup: int = 1
+    warmup_secs: float = 0.5  # and at least this many seconds of warm-up (benchmark_model's warmup_min_secs)
     runs: int = 50
     min_secs: float = 1.0
     max_secs: float = 150.0
@@ -78,6 +117,8 @@ class BenchmarkSettings:
     preprocess: str | None = None  # None: the manifest's mode (needed with image --data)
     samples: int = 16  # images read from --data
     seed: int = 0  # random inputs and the --data sample
+    input_scale: float | None = None  # how an integer input holds --data's real values, where the
+    input_zero_point: int | None = None  # model does not say (real = scale * (q - zero_point))
 
     def check(self, *, local_data: bool = True) -> BenchmarkSettings:
         """Raise BadArgument (exit code 2) for settings that cannot work; return self.
@@ -90,17 +131,26 @@ class BenchmarkSettings:
         if self.provider not in (None, "cpu") and self.runtime not in ("auto", "onnxruntime"):
             raise BadArgument(f"--provider {self.provider} is an ONNX Runtime provider; "
                               f"it does not apply to --runtime {self.runtime}")
-        for name, value, low in (("threads", self.threads, 1), ("warmup", self.warmup, 0),
-                                 ("runs", self.runs, 1), ("batch", self.batch, 1),
-                                 ("samples", self.samples, 1)):
-            if value is not None and (isinstance(value, bool) or int(value) != value or value < low):
-                raise BadArgument(f"--{name} must be an integer of at least {low}. Received {value}")
-        if not self.min_secs >= 0:
-            raise BadArgument(f"--min-secs must be at least 0. Received {self.min_secs}")
-        if not self.max_secs > 0:
-            raise BadArgument(f"--max-secs must be more than 0. Received {self.max_secs}")
+        for name, low, high in INTEGER_RANGES:
+            value = getattr(self, name)
+            if value is None and name == "threads":
+                continue
+            check_integer(f"--{name}", value, low, high)
+        for name, value, low in (("--min-secs", self.min_secs, 0.0), ("--warmup-secs", self.warmup_secs, 0.0)):
+            check_seconds(name, value, low)
+        check_seconds("--max-secs", self.max_secs, 0.0, strictly=True)
         if self.max_secs < self.min_secs:
             raise BadArgument(f"--max-secs ({self.max_secs}) must be at least --min-secs ({self.min_secs})")
+        if self.input_zero_point is not None and self.input_scale is None:
+            raise BadArgument("--input-zero-point needs --input-scale")
+        if self.input_scale is not None:
+            if self.data is None:
+                raise BadArgument("--input-scale applies to --data (random inputs are made in the input's own type)")
+            if not (isinstance(self.input_scale, (int, float)) and not isinstance(self.input_scale, bool)
+                    and math.isfinite(self.input_scale) and self.input_scale > 0):
+                raise BadArgument(f"--input-scale must be a finite number above 0. Received {self.input_scale}")
+            if self.input_zero_point is not None:
+                check_integer("--input-zero-point", self.input_zero_point, -32768, 65535)
         if self.data is not None and local_data:
             keyword = str(self.data).split(":", 1)[0].strip().lower().replace("_", "-")
             if keyword not in _DATA_KEYWORDS and not Path(self.data).expanduser().exists():
@@ -117,9 +167,10 @@ class BenchmarkSettings:
 
     def recorded(self) -> dict:
         """The `settings` of a row: what shapes the measurement besides runtime/threads/batch."""
-        return {"warmup": self.warmup, "runs": self.runs, "min_secs": self.min_secs,
+        return {"warmup": self.warmup, "warmup_secs": self.warmup_secs, "runs": self.runs, "min_secs": self.min_secs,
                 "max_secs": self.max_secs, "data": self.data, "preprocess": self.preprocess,
-                "samples": self.samples if self.data else None, "seed": self.seed}
+                "samples": self.samples if self.data else None, "seed": self.seed,
+                "input_scale": self.input_scale, "input_zero_point": self.input_zero_point}
 
 
 def _one_line(text: str, limit: int = 400) -> str:
@@ -152,20 +203,13 @@ def failed_row(row: dict, reason: str) -> dict:
 
 
 def resolve_artifact(path) -> Path:
-    """A model file; a folder written by `edgecnn export` stands for the artifact its manifest names."""
+    """A model file; a folder written by `edgecnn export` stands for the artifact its manifest
+    names (benchmark, evaluate and remote runs all resolve folders here)."""
     path = Path(path)
     if path.is_dir():
-        from edgecnn.manifest import MANIFEST_NAME
+        from edgecnn.manifest import artifact_in_folder
 
-        manifest = path / MANIFEST_NAME
-        if manifest.is_file():
-            try:
-                name = json.loads(manifest.read_text()).get("artifact")
-            except (OSError, ValueError, AttributeError):
-                name = None
-            if name and (path / name).is_file():
-                return path / name
-        raise EdgecnnError(f"{path} is a folder, not a model file")
+        return artifact_in_folder(path)
     if not path.exists():
         raise EdgecnnError(f"no such file: {path}")
     if not path.is_file():
@@ -200,8 +244,8 @@ def describe_artifact(artifact, settings: BenchmarkSettings) -> tuple[dict, dict
         return failed_row(row, f"{path.name} is not a TFLite model ({reason})"), None
     try:
         manifest = read_manifest_for(path)
-    except EdgecnnError as exc:
-        row["warnings"].append(f"manifest ignored: {_one_line(str(exc))}")
+    except EdgecnnError as exc:  # a broken manifest costs its facts, not the measurement
+        row["warnings"].append(f"{MANIFEST_IGNORED}: {_one_line(str(exc))}; measured as a third-party model")
         manifest = None
     if manifest is not None:
         options = manifest.get("options") or {}
@@ -320,6 +364,11 @@ def _run_worker(job: dict, timeout: float) -> tuple[dict | None, str | None, str
     return result, reason, proc.stderr
 
 
+def worker_limit(settings: BenchmarkSettings) -> float:
+    """Seconds one worker may take: the timed runs, the warm-up, and loading."""
+    return settings.max_secs + WORKER_MARGIN_S + 10 * settings.warmup + min(settings.warmup_secs, settings.max_secs)
+
+
 def benchmark_artifact(artifact, settings: BenchmarkSettings | None = None, *,
                        timeout: float | None = None) -> dict:
     """Measure one artifact in a child process; always returns a row (failed with a reason
@@ -335,7 +384,7 @@ def benchmark_artifact(artifact, settings: BenchmarkSettings | None = None, *,
         "manifest_preprocess": (manifest or {}).get("preprocess"),
         "manifest_inputs": (manifest or {}).get("inputs"),
     }
-    limit = timeout if timeout is not None else settings.max_secs + WORKER_MARGIN_S + 10 * settings.warmup
+    limit = timeout if timeout is not None else worker_limit(settings)
     result, reason, stderr = _run_worker(job, limit)
     if result is None:
         failed_row(row, reason)

@@ -2,8 +2,9 @@
 
 - Inputs are made before the loop: seeded random values in each input's own dtype and
   range, or real samples (`--data`) preprocessed and quantized as the manifest says.
-- The first inference is timed apart, then `warmup` runs, then at least `runs` runs
-  and at least `min_secs` seconds, stopping at `max_secs`. The timer wraps `invoke()`
+- The first inference is timed apart, then at least `warmup` runs and at least
+  `warmup_secs` seconds of warm-up (benchmark_model's `warmup_runs` and `warmup_min_secs`),
+  then at least `runs` runs and at least `min_secs` seconds; each phase stops at `max_secs`. The timer wraps `invoke()`
   alone; setting the next input (only when there are several) happens outside it.
 - Statistics come from every timed invoke: count, min, max, mean, std, p50, p90, p99.
 
@@ -24,6 +25,15 @@ import numpy as np
 
 from edgecnn.errors import EdgecnnError
 from edgecnn.runtime.tensors import TensorInfo, quantize
+
+
+def _real_valued(info: TensorInfo, quantization: dict | None, preprocess: str | None) -> TensorInfo:
+    """`info` with the scale real values are quantized with (see runtime.input_quantization)."""
+    from edgecnn.runtime import input_quantization
+
+    q = quantization or {}
+    return input_quantization(info, scale=q.get("scale"), zero_point=q.get("zero_point"),
+                              preprocess=preprocess, artifact="this model")
 
 
 # -- statistics ------------------------------------------------------------------------
@@ -62,6 +72,7 @@ class Timing:
     times_s: list[float]
     loop_s: float
     stopped_by: str  # "runs" (runs and min_secs both reached) or "max_secs"
+    warmup_stopped_by: str | None = None  # "runs" or "max_secs"; None without warm-up
     outputs: list = field(default_factory=list, repr=False)
 
 
@@ -75,9 +86,10 @@ def should_stop(count: int, elapsed: float, *, runs: int, min_secs: float, max_s
 
 
 def time_invokes(session, feeds, *, warmup: int, runs: int, min_secs: float, max_secs: float,
-                 phase=lambda name: None, clock=time.perf_counter) -> Timing:
+                 warmup_secs: float = 0.0, phase=lambda name: None, clock=time.perf_counter) -> Timing:
     """Time `session.invoke()` the benchmark_model way. `feeds` is a list of input lists
-    (one per prepared batch); with more than one they are set in turn between invokes."""
+    (one per prepared batch); with more than one they are set in turn between invokes.
+    Warm-up runs until both `warmup` runs and `warmup_secs` seconds are done (or `max_secs`)."""
     if not feeds:
         raise ValueError("no inputs to feed")
     rotate = len(feeds) > 1
@@ -87,13 +99,20 @@ def time_invokes(session, feeds, *, warmup: int, runs: int, min_secs: float, max
     session.invoke()
     first = clock() - start
     phase("warmup")
-    warm = []
-    for i in range(warmup):
-        if rotate:
-            session.set_inputs(feeds[(i + 1) % len(feeds)])
-        start = clock()
-        session.invoke()
-        warm.append(clock() - start)
+    warm: list[float] = []
+    warm_stopped = None
+    if warmup > 0 or warmup_secs > 0:
+        warm_start = clock()
+        while True:
+            if rotate:
+                session.set_inputs(feeds[(len(warm) + 1) % len(feeds)])
+            start = clock()
+            session.invoke()
+            warm.append(clock() - start)
+            warm_stopped = should_stop(len(warm), clock() - warm_start, runs=warmup, min_secs=warmup_secs,
+                                       max_secs=max_secs)
+            if warm_stopped:
+                break
     phase("loop")
     times: list[float] = []
     append = times.append
@@ -101,7 +120,7 @@ def time_invokes(session, feeds, *, warmup: int, runs: int, min_secs: float, max
     gc_was_enabled = gc.isenabled()
     gc.disable()  # a collection inside the timer is the harness's cost, not the model's
     try:
-        k = warmup + 1
+        k = len(warm) + 1
         loop_start = clock()
         while True:
             if rotate:
@@ -119,7 +138,7 @@ def time_invokes(session, feeds, *, warmup: int, runs: int, min_secs: float, max
         if gc_was_enabled:
             gc.enable()
     return Timing(first_s=first, warmup_s=warm, times_s=times, loop_s=loop, stopped_by=stopped,
-                  outputs=session.get_outputs())
+                  warmup_stopped_by=warm_stopped, outputs=session.get_outputs())
 
 
 # -- inputs ----------------------------------------------------------------------------
@@ -185,7 +204,8 @@ def _batches(samples: np.ndarray, batch: int) -> list[np.ndarray]:
     return [np.ascontiguousarray(samples[[(k * batch + j) % n for j in range(batch)]]) for k in range(count)]
 
 
-def _npy_samples(path: Path, info: TensorInfo, shape: tuple[int, ...]) -> np.ndarray:
+def _npy_samples(path: Path, info: TensorInfo, shape: tuple[int, ...],
+                 quantization: dict | None = None) -> np.ndarray:
     try:
         array = np.load(path, allow_pickle=False)
     except (OSError, ValueError) as exc:
@@ -203,12 +223,13 @@ def _npy_samples(path: Path, info: TensorInfo, shape: tuple[int, ...]) -> np.nda
     if samples.dtype == np.dtype(info.dtype):
         return samples
     if np.issubdtype(samples.dtype, np.floating) or info.quantized:
-        return quantize(samples, info)  # real values: quantized with the input's scale/zero point
+        # real values: quantized with the input's scale/zero point (refused where none is known)
+        return quantize(samples, _real_valued(info, quantization, None))
     raise EdgecnnError(f"--data {path.name} holds {samples.dtype} values; input `{info.name}` is {info.dtype}")
 
 
 def _image_samples(data: str, info: TensorInfo, shape: tuple[int, ...], *, preprocess: dict | None,
-                   samples: int, seed: int) -> np.ndarray:
+                   samples: int, seed: int, quantization: dict | None = None) -> np.ndarray:
     import warnings
 
     import calibration
@@ -218,6 +239,7 @@ def _image_samples(data: str, info: TensorInfo, shape: tuple[int, ...], *, prepr
     if not preprocess or not preprocess.get("mode"):
         raise EdgecnnError("no manifest says how to preprocess --data images for this model: "
                            "pass --preprocess tf|caffe|torch|unit|raw")
+    info = _real_valued(info, quantization, preprocess["mode"])  # before reading any image
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", calibration.CalibrationWarning)
         source = calibration.open_source(data)
@@ -234,8 +256,11 @@ def _image_samples(data: str, info: TensorInfo, shape: tuple[int, ...], *, prepr
 
 def make_feeds(inputs: list[TensorInfo], *, batch: int = 1, data: str | None = None,
                preprocess: dict | None = None, samples: int = 16, seed: int = 0,
-               manifest_inputs: list | None = None) -> tuple[list[list[np.ndarray]], list[dict]]:
-    """(feeds, records): the input lists to set in turn, and what each input got."""
+               manifest_inputs: list | None = None,
+               quantization: dict | None = None) -> tuple[list[list[np.ndarray]], list[dict]]:
+    """(feeds, records): the input lists to set in turn, and what each input got.
+    `quantization` ({"scale", "zero_point"}) states how an integer input holds the real values
+    of --data where the model does not say."""
     hints = {i.get("name"): i for i in (manifest_inputs or []) if isinstance(i, dict)}
     shapes = [input_shape(info, batch, hints.get(info.name)) for info in inputs]
     if data is not None:
@@ -244,10 +269,11 @@ def make_feeds(inputs: list[TensorInfo], *, batch: int = 1, data: str | None = N
         info, shape = inputs[0], shapes[0]
         path = Path(data).expanduser()
         if path.suffix.lower() == ".npy" and path.is_file():
-            sample_arrays = _npy_samples(path, info, shape)
+            sample_arrays = _npy_samples(path, info, shape, quantization)
             kind = f"samples of {path.name}"
         else:
-            sample_arrays = _image_samples(data, info, shape, preprocess=preprocess, samples=samples, seed=seed)
+            sample_arrays = _image_samples(data, info, shape, preprocess=preprocess, samples=samples, seed=seed,
+                                           quantization=quantization)
             kind = f"{len(sample_arrays)} images of {data}, preprocessed `{preprocess['mode']}`"
         feeds = [[b] for b in _batches(sample_arrays, batch)]
         records = [{"name": info.name, "shape": list(shape), "dtype": info.dtype,

@@ -26,12 +26,12 @@ from typing import Sequence
 
 from edgecnn.errors import BadArgument, EdgecnnError
 from edgecnn.harness import (
-    WORKER_MARGIN_S,
     BenchmarkSettings,
     add_host_warnings,
     describe_artifact,
     failed_row,
     resolve_artifact,
+    worker_limit,
 )
 from edgecnn.manifest import MANIFEST_NAME
 
@@ -130,6 +130,12 @@ def remote_arguments(settings: BenchmarkSettings, data: str | None) -> list[str]
             "--runs", str(settings.runs), "--min-secs", repr(float(settings.min_secs)),
             "--max-secs", repr(float(settings.max_secs)), "--batch", str(settings.batch),
             "--samples", str(settings.samples), "--seed", str(settings.seed)]
+    if settings.warmup_secs != BenchmarkSettings.warmup_secs:  # older remotes lack the option
+        args += ["--warmup-secs", repr(float(settings.warmup_secs))]
+    if settings.input_scale is not None:
+        args += ["--input-scale", repr(float(settings.input_scale))]
+    if settings.input_zero_point is not None:
+        args += ["--input-zero-point", str(settings.input_zero_point)]
     if settings.threads is not None:
         args += ["--threads", str(settings.threads)]
     if settings.provider is not None:
@@ -202,7 +208,7 @@ def _run_remote(remote: Remote, sending: list[tuple[int, Path]], settings: Bench
             data = f"{workdir}/data-{local.name}"
         command = " ".join([_python_word(python or "python3"), "-m", "edgecnn", "benchmark",
                             *map(shlex.quote, files), *map(shlex.quote, remote_arguments(settings, data))])
-        per_artifact = settings.max_secs + WORKER_MARGIN_S + 10 * settings.warmup + 30
+        per_artifact = worker_limit(settings) + 30
         proc = remote.ssh(command, timeout=per_artifact * len(files) + 60)
         if proc.returncode == 255 and not proc.stdout.strip():
             message = _last_line(proc.stderr) or "ssh failed"

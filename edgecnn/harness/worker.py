@@ -55,12 +55,13 @@ def measure(job: dict, phase) -> dict:
         session.inputs, batch=batch, data=settings.get("data"), preprocess=preprocess,
         samples=int(settings.get("samples") or 16), seed=int(settings.get("seed") or 0),
         manifest_inputs=job.get("manifest_inputs"),
+        quantization={"scale": settings.get("input_scale"), "zero_point": settings.get("input_zero_point")},
     )
 
     try:
         timing = time_invokes(session, feeds, warmup=int(settings["warmup"]), runs=int(settings["runs"]),
                               min_secs=float(settings["min_secs"]), max_secs=float(settings["max_secs"]),
-                              phase=phase)
+                              warmup_secs=float(settings.get("warmup_secs") or 0.0), phase=phase)
     except (EdgecnnError, MemoryError):
         raise
     except Exception as exc:  # runtimes raise their own types (ORT's Fail, RuntimeError, ValueError)
@@ -98,6 +99,7 @@ def measure(job: dict, phase) -> dict:
         "init_ms": round(init_s * 1e3, 3),
         "first_ms": round(timing.first_s * 1e3, 4),
         "warmup_ms": round(sum(timing.warmup_s) / len(timing.warmup_s) * 1e3, 4) if timing.warmup_s else None,
+        "warmup_runs": len(timing.warmup_s),
         "loop_secs": round(timing.loop_s, 4),
         "stopped_by": timing.stopped_by,
         "peak_rss_mb": rss,

@@ -10,14 +10,19 @@ A RESULTS argument is one of
   (an `artifacts/` folder written by `edgecnn export`), in name order.
 
 Every record must carry an edgecnn schema this version reads (`edgecnn.benchmark/1`,
-`edgecnn.evaluate/1`, `edgecnn.manifest/1`). Anything else (a missing file, an empty
-one, a line from another tool, a newer schema) raises EdgecnnError naming the file and
-line: a report built from half the input would be wrong without saying so.
+`edgecnn.evaluate/1`, `edgecnn.manifest/1`), and every field the report reads must have
+its type (`edgecnn.results.BENCHMARK_FIELDS`, `EVALUATE_FIELDS`, `edgecnn.manifest.
+MANIFEST_FIELDS`). One bad record never costs the others: a line that is not JSON (a
+truncated line), not an object, from another tool, of a newer schema or with a field of
+the wrong type (`host` a string) is skipped with one warning naming the file and line,
+and the rest reports. Only input with nothing readable at all (a missing file, no
+record in any file) raises EdgecnnError.
 """
 
 from __future__ import annotations
 
 import json
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -67,7 +72,11 @@ def expand(paths) -> list[Path]:
 
 
 def check_record(data, where: str) -> str:
-    """The record's kind; EdgecnnError when it is not an edgecnn row this version reads."""
+    """The record's kind; EdgecnnError when it is not an edgecnn row this version reads, or a
+    field the report reads has the wrong type."""
+    from edgecnn.manifest import check_manifest
+    from edgecnn.results import BENCHMARK_FIELDS, EVALUATE_FIELDS, check_fields
+
     if not isinstance(data, dict):
         raise EdgecnnError(f"{where}: not an edgecnn result row (a JSON {type(data).__name__}, not an object)")
     schema = data.get("schema")
@@ -79,11 +88,15 @@ def check_record(data, where: str) -> str:
         raise EdgecnnError(f"{where}: not an edgecnn result row (schema {schema!r}; expected "
                            f"{BENCHMARK_SCHEMA} or {EVALUATE_SCHEMA})")
     kind, newest = KINDS[name]
+    if kind == "manifest":
+        check_manifest(data, where)
+        return kind
     if not version.isdigit():
         raise EdgecnnError(f"{where}: unreadable schema version {schema!r}")
     if int(version) > newest:
         raise EdgecnnError(f"{where}: schema {schema} is newer than this edgecnn reads "
                            f"({name}/{newest}): upgrade edgecnn")
+    check_fields(data, BENCHMARK_FIELDS if kind == "benchmark" else EVALUATE_FIELDS, where)
     if kind == "benchmark":
         if data.get("status") not in ("ok", "failed"):
             raise EdgecnnError(f"{where}: benchmark row with status {data.get('status')!r} (expected ok or failed)")
@@ -91,16 +104,21 @@ def check_record(data, where: str) -> str:
             raise EdgecnnError(f"{where}: benchmark row marked ok without `sha256` and `latency_ms`")
         if not (data.get("sha256") or data.get("artifact")):
             raise EdgecnnError(f"{where}: benchmark row names no artifact (no `sha256`, no `artifact`)")
-    elif kind == "evaluate":
-        if not data.get("sha256") or not isinstance(data.get("top1"), (int, float)) or not data.get("n"):
-            raise EdgecnnError(f"{where}: evaluate row without `sha256`, `top1` and `n`")
-    elif not data.get("sha256"):
-        raise EdgecnnError(f"{where}: manifest without `sha256`")
+    elif not data.get("sha256") or data.get("top1") is None or not data.get("n"):
+        raise EdgecnnError(f"{where}: evaluate row without `sha256`, `top1` and `n`")
     return kind
 
 
-def read_file(path: Path, start: int = 0) -> list[Record]:
-    """The records of one file: a JSON document (object or list) or JSON lines."""
+def warn_on_stderr(message: str) -> None:
+    """The default `warn` of the readers: one line on stderr."""
+    sys.stderr.write("warning: " + " ".join(str(message).split()) + "\n")
+
+
+def read_file(path: Path, start: int = 0, warn=None) -> list[Record]:
+    """The records of one file: a JSON document (object or list) or JSON lines. A record that
+    cannot be read is skipped: `warn` (default: a line on stderr) gets one line naming the
+    file and line. EdgecnnError for a file that cannot be read at all."""
+    warn = warn or warn_on_stderr
     try:
         text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError:
@@ -108,15 +126,17 @@ def read_file(path: Path, start: int = 0) -> list[Record]:
     except OSError as exc:
         raise EdgecnnError(f"cannot read {path}: {exc.strerror or exc}") from None
     if not text.strip():
-        raise EdgecnnError(f"{path} is empty: no result rows")
+        warn(f"{path} is empty: no result rows, skipped")
+        return []
     items: list[tuple[object, str]] = []
     try:
         whole = json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):
         whole = None
     if isinstance(whole, list):
         if not whole:
-            raise EdgecnnError(f"{path} is empty: no result rows (an empty JSON list)")
+            warn(f"{path} is empty: no result rows (an empty JSON list), skipped")
+            return []
         items = [(item, f"{path} item {i + 1}") for i, item in enumerate(whole)]
     elif isinstance(whole, dict):
         items = [(whole, str(path))]
@@ -127,18 +147,32 @@ def read_file(path: Path, start: int = 0) -> list[Record]:
             where = f"{path} line {number}"
             try:
                 items.append((json.loads(line), where))
-            except ValueError:
-                raise EdgecnnError(f"{where}: not JSON, so not an edgecnn result row") from None
+            except (ValueError, RecursionError):
+                items.append((_NOT_JSON, where))
     records = []
     for data, where in items:
-        kind = check_record(data, where)
+        try:
+            if data is _NOT_JSON:
+                raise EdgecnnError(f"{where}: not JSON (a truncated line?), so not an edgecnn result row")
+            kind = check_record(data, where)
+        except EdgecnnError as exc:
+            warn(f"{exc}; skipped")
+            continue
         records.append(Record(kind, data, where, start + len(records)))
     return records
 
 
-def read_results(paths) -> list[Record]:
-    """Every record of every RESULTS argument, checked, in input order."""
+_NOT_JSON = object()
+
+
+def read_results(paths, warn=None) -> list[Record]:
+    """Every readable record of every RESULTS argument, checked, in input order; each record
+    skipped is one `warn` line (default: stderr). EdgecnnError when none is readable."""
     records: list[Record] = []
-    for path in expand(paths):
-        records.extend(read_file(path, start=len(records)))
+    files = expand(paths)
+    for path in files:
+        records.extend(read_file(path, start=len(records), warn=warn))
+    if not records:
+        names = ", ".join(str(f) for f in files[:3]) + (" ..." if len(files) > 3 else "")
+        raise EdgecnnError(f"no readable edgecnn result rows in {names}")
     return records

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 
 from edgecnn.errors import BadArgument, EdgecnnError
 from edgecnn.runtime.tensors import TensorInfo
+
+# Input and output types that stand for quantized values (real = scale * (q - zero_point)).
+INTEGER_IO = ("uint8", "int8", "uint16", "int16")
 
 PROVIDERS = {
     "cpu": ["CPUExecutionProvider"],
@@ -17,7 +21,7 @@ PROVIDERS = {
 
 _ORT_TYPES = {
     "tensor(float)": "float32", "tensor(float16)": "float16", "tensor(double)": "float64",
-    "tensor(int8)": "int8", "tensor(uint8)": "uint8", "tensor(int16)": "int16",
+    "tensor(int8)": "int8", "tensor(uint8)": "uint8", "tensor(int16)": "int16", "tensor(uint16)": "uint16",
     "tensor(int32)": "int32", "tensor(int64)": "int64",
 }
 
@@ -61,8 +65,31 @@ class OnnxSession:
         self.provider = self._session.get_providers()[0].removesuffix("ExecutionProvider").lower()
         self.inputs = [_tensor_info(n) for n in self._session.get_inputs()]
         self.outputs = [_tensor_info(n) for n in self._session.get_outputs()]
+        self._read_io_quantization()
         self._feeds: dict = {}
         self._last: list = []
+
+    def _read_io_quantization(self) -> None:
+        """Integer inputs and outputs get the scale and zero point the graph gives them (the
+        DequantizeLinear reading an input, the QuantizeLinear writing an output), as a TFLite
+        tensor carries its own; where the graph says nothing they stay unquantized."""
+        if not any(info.dtype in INTEGER_IO for info in self.inputs + self.outputs):
+            return
+        from edgecnn.runtime.onnx_ops import io_quantization
+
+        try:
+            found = io_quantization(self.path)
+        except (OSError, ValueError):  # a graph this reader does not follow: ORT loaded it anyway
+            return
+
+        def fill(info: TensorInfo) -> TensorInfo:
+            if info.dtype not in INTEGER_IO or info.name not in found:
+                return info
+            scale, zero_point = found[info.name]
+            return replace(info, scale=scale, zero_point=zero_point)
+
+        self.inputs = [fill(info) for info in self.inputs]
+        self.outputs = [fill(info) for info in self.outputs]
 
     def set_inputs(self, arrays) -> None:
         self._feeds = {info.name: np.asarray(a) for info, a in zip(self.inputs, arrays)}
