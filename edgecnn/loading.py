@@ -1,4 +1,4 @@
-"""Load a saved Keras model (.keras or .h5) for export, in Keras safe mode."""
+"""Load a saved Keras model (.keras or .h5): through edgecnn's model gate, then Keras safe mode."""
 
 from __future__ import annotations
 
@@ -21,37 +21,61 @@ def sidecar_path(model_path) -> Path:
     return path.with_name(path.stem + SIDECAR_SUFFIX)
 
 
-def read_keras_model(path):
-    """A saved model loaded in safe mode, uncompiled; a missing or corrupt file is one clear error."""
+def read_sidecar(model_path) -> dict:
+    """The sidecar `edgecnn train` wrote beside a model ({} where there is none). It is as
+    untrusted as the model: anything but a JSON object with the right field types is one error."""
+    path = sidecar_path(model_path)
+    if not path.is_file():
+        return {}
+    try:
+        sidecar = json.loads(path.read_text())
+    except (OSError, ValueError, RecursionError) as exc:
+        raise EdgecnnError(f"{path} is not a readable sidecar: {exc}") from None
+    if not isinstance(sidecar, dict):
+        raise EdgecnnError(f"{path} is not an edgecnn sidecar: a JSON object is expected")
+    expected = {"model": str, "preprocess": str, "class_names": list, "optimization": dict}
+    for key, kind in expected.items():
+        if sidecar.get(key) is not None and not isinstance(sidecar[key], kind):
+            raise EdgecnnError(f"{path}: `{key}` must be a {kind.__name__}, not {type(sidecar[key]).__name__}")
+    return sidecar
+
+
+def read_keras_model(path, *, trust: bool = False):
+    """A saved model loaded uncompiled, after the model gate has read its config (TensorFlow is
+    not even imported for a refused file); a missing, corrupt or unsafe file is one clear error.
+    `trust` skips the allowlist (never the format checks): `--trust-model`, for files you made."""
+    from edgecnn.model_gate import check_model_file
+
+    path = Path(path)
+    if not path.is_file():
+        raise EdgecnnError(f"no such model file: {path}")
+    check_model_file(path, trust=trust)
+
     from edgecnn._tf import import_keras, muted_stderr
 
     keras = import_keras()
     # The zoo's custom layers must be registered before safe mode will deserialize them.
     import edgecnn.models.alexnet  # noqa: F401  (LocalResponseNormalization)
 
-    path = Path(path)
-    if not path.is_file():
-        raise EdgecnnError(f"no such model file: {path}")
     try:
         with muted_stderr():
-            return keras.models.load_model(path, compile=False, safe_mode=True)
+            return keras.models.load_model(path, compile=False, safe_mode=not trust)
     except Exception as exc:  # Keras raises ValueError, OSError, zipfile errors... for bad files
         reason = " ".join(str(exc).split())[:200] or type(exc).__name__
         raise EdgecnnError(f"{path} is not a loadable Keras model: {reason}") from None
 
 
-def load_keras_model(path, *, preprocess: str = "auto"):
+def load_keras_model(path, *, preprocess: str = "auto", trust: bool = False):
     """The model and the facts a manifest needs."""
+    path = Path(path)
+    model = read_keras_model(path, trust=trust)
+
     from edgecnn._tf import import_keras
 
     keras = import_keras()
-    path = Path(path)
-    model = read_keras_model(path)
     if len(model.inputs) != 1:
         raise EdgecnnError(f"{path}: edgecnn exports single-input models; this one has {len(model.inputs)}")
-    sidecar = {}
-    if sidecar_path(path).is_file():
-        sidecar = json.loads(sidecar_path(path).read_text())
+    sidecar = read_sidecar(path)
     if len(model.outputs) > 1 and any(layer.name == "predictions" for layer in model.layers):
         # A GoogLeNet saved with its auxiliary heads: export the main classifier only.
         model = keras.Model(model.inputs, model.get_layer("predictions").output, name=model.name)
