@@ -10,7 +10,8 @@ from typing import List, Optional
 
 import typer
 
-from edgecnn.cli import app, console, error_console, one_line_errors, print_json, print_table, si_bytes
+from edgecnn.cli import (app, console, error_console, one_line_errors, print_json, print_table, si_bytes,
+                         trust_model_option)
 
 
 def _ms(value) -> str:
@@ -121,6 +122,7 @@ def benchmark_command(
     ssh_option: List[str] = typer.Option([], "--ssh-option",
                                          help="Extra ssh -o option, Name=value (repeatable), "
                                          "e.g. IdentityFile=~/.ssh/pi."),
+    trust_model: bool = trust_model_option(),
 ) -> None:
     """Time artifacts the TFLite benchmark_model way, each in its own process.
 
@@ -138,6 +140,7 @@ def benchmark_command(
         runtime=runtime, threads=threads, provider=provider, warmup=warmup, warmup_secs=warmup_secs, runs=runs,
         min_secs=min_secs, max_secs=max_secs, batch=batch, data=data, preprocess=preprocess,
         samples=samples, seed=seed, input_scale=input_scale, input_zero_point=input_zero_point,
+        trust_model=trust_model,
     ).check(local_data=remote is None)
     if remote is None and (remote_python or remote_port is not None or ssh_option):
         given = [f for f, v in (("--remote-python", remote_python), ("--remote-port", remote_port),

@@ -9,7 +9,8 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from edgecnn.cli import app, console, error_console, fail, one_line_errors, print_json, print_table, si_bytes
+from edgecnn.cli import (app, console, error_console, fail, one_line_errors, print_json, print_table, si_bytes,
+                         trust_model_option)
 
 
 class _RichProgress:
@@ -80,6 +81,7 @@ def export_command(
     qat_limit: Optional[int] = typer.Option(None, "--qat-limit", help="With --qat: use only N training images "
                                             "(quick runs; validation keeps the whole split)."),
     as_json: bool = typer.Option(False, "--json", help="Print the manifests as a JSON list."),
+    trust_model: bool = trust_model_option(),
 ) -> None:
     """Convert a model to TFLite and/or ONNX, quantized, with a manifest.json beside each artifact.
 
@@ -112,7 +114,8 @@ def export_command(
         model=model, quantization=chosen[0] if chosen else "float32", formats=formats,
         weights=weights, input_size=input_size, alpha=alpha, classes=classes, calib=calib,
         calib_samples=calib_samples, calib_method=calib_method, io=io, preprocess=preprocess,
-        out=out, seed=seed, qat=qat, qat_dataset=dataset, qat_limit=qat_limit, **qat_settings,
+        out=out, seed=seed, qat=qat, qat_dataset=dataset, qat_limit=qat_limit, trust_model=trust_model,
+        **qat_settings,
     )
     columns = (SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                TimeElapsedColumn())

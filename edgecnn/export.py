@@ -47,6 +47,7 @@ class ExportRequest:
     calib_method: str = "minmax"
     io: str | None = None
     preprocess: str = "auto"
+    trust_model: bool = False  # skip the model gate for a Keras file you made (`--trust-model`)
     out: Path = Path("artifacts")
     seed: int = 0
     parity_samples: int = 32
@@ -267,7 +268,8 @@ def _load_model(request: ExportRequest, progress: Progress):
     if is_model_file(request.model):
         from edgecnn.loading import load_keras_model
 
-        model, facts = load_keras_model(request.model, preprocess=request.preprocess)
+        model, facts = load_keras_model(request.model, preprocess=request.preprocess,
+                                        trust=request.trust_model)
         if facts.get("preprocess_guessed"):
             _warn(request, progress, f"{request.model} records no preprocessing; assuming "
                   f"`{facts['preprocess']}` (pass --preprocess to choose)")

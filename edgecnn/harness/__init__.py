@@ -119,6 +119,7 @@ class BenchmarkSettings:
     seed: int = 0  # random inputs and the --data sample
     input_scale: float | None = None  # how an integer input holds --data's real values, where the
     input_zero_point: int | None = None  # model does not say (real = scale * (q - zero_point))
+    trust_model: bool = False  # a Keras reference skips the model gate (`--trust-model`)
 
     def check(self, *, local_data: bool = True) -> BenchmarkSettings:
         """Raise BadArgument (exit code 2) for settings that cannot work; return self.
@@ -242,6 +243,13 @@ def describe_artifact(artifact, settings: BenchmarkSettings) -> tuple[dict, dict
     if fmt == "tflite" and head[4:8] != b"TFL3":
         reason = "the file is empty" if not head else "no TFL3 flatbuffer identifier"
         return failed_row(row, f"{path.name} is not a TFLite model ({reason})"), None
+    if fmt == "keras" and not settings.trust_model:
+        from edgecnn.model_gate import check_model_file
+
+        try:  # here, before a worker starts TensorFlow: a refused file costs one row
+            check_model_file(path)
+        except EdgecnnError as exc:
+            return failed_row(row, str(exc)), None
     try:
         manifest = read_manifest_for(path)
     except EdgecnnError as exc:  # a broken manifest costs its facts, not the measurement

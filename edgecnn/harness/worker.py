@@ -44,7 +44,8 @@ def measure(job: dict, phase) -> dict:
 
     start = time.perf_counter()
     session = open_session(job["path"], runtime=settings.get("runtime") or "auto",
-                           threads=settings.get("threads"), provider=settings.get("provider"))
+                           threads=settings.get("threads"), provider=settings.get("provider"),
+                           trust_model=bool(settings.get("trust_model")))
     init_s = time.perf_counter() - start
 
     phase("inputs")

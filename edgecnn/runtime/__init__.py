@@ -20,9 +20,10 @@ ONNX_RUNTIMES = ("auto", "onnxruntime")
 
 
 def open_session(path, *, runtime: str = "auto", threads: int | None = None,
-                 provider: str | None = None):
+                 provider: str | None = None, trust_model: bool = False):
     """A loaded artifact, ready to run: a TFLiteSession or an OnnxSession (or, as the float
-    reference, a KerasSession for a saved .keras/.h5 model)."""
+    reference, a KerasSession for a saved .keras/.h5 model, through the model gate unless
+    `trust_model`)."""
     path = Path(path)
     if not path.is_file():
         raise EdgecnnError(f"no such file: {path}")
@@ -48,7 +49,7 @@ def open_session(path, *, runtime: str = "auto", threads: int | None = None,
             raise BadArgument(f"a Keras model runs on TensorFlow (--runtime auto or tf), not `{runtime}`")
         from edgecnn.runtime.keras import KerasSession
 
-        return KerasSession(path, threads=threads)
+        return KerasSession(path, threads=threads, trust_model=trust_model)
     raise BadArgument(f"{path.name}: not a .tflite, .onnx or Keras (.keras, .h5) file")
 
 

@@ -18,10 +18,12 @@ class KerasSession:
     format = "keras"
     runtime = "tensorflow"
 
-    def __init__(self, path, *, threads: int | None = None):
+    def __init__(self, path, *, threads: int | None = None, trust_model: bool = False):
         from edgecnn._tf import import_keras
         from edgecnn.loading import read_keras_model
+        from edgecnn.model_gate import check_model_file
 
+        check_model_file(path, trust=trust_model)  # before TensorFlow starts: a refusal is quick
         import_keras()
         import tensorflow as tf
 
@@ -35,7 +37,7 @@ class KerasSession:
         self.threads = threads
         self.runtime_version = tf.__version__
         self.provider = "gpu" if tf.config.list_physical_devices("GPU") else "cpu"
-        self._model = read_keras_model(self.path)
+        self._model = read_keras_model(self.path, trust=trust_model)
         # One traced graph, as a deployed Keras model runs; the first call traces it.
         self._call = tf.function(lambda x: self._model(x, training=False), reduce_retracing=True)
         shape = tuple(-1 if d is None else int(d) for d in self._model.inputs[0].shape)
