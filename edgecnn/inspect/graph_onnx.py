@@ -119,7 +119,7 @@ def read_graph(path: Path, model=None) -> Graph:
     _classify(result, producer)
     result.conversions = Counter(op.op_type for op in ops if op.op_type in CONVERSIONS)
     result.opsets = {o.domain or "ai.onnx": o.version for o in model.opset_import}
-    _input_quantization(result, producer, ops)
+    _input_quantization(result, model, ops)
     return result
 
 
@@ -215,10 +215,8 @@ def _macs(op: Op, tensors: dict, producer: dict) -> int | None:
     return None
 
 
-def _input_quantization(graph: Graph, producer: dict, ops: list) -> None:
+def _input_quantization(graph: Graph, model, ops: list) -> None:
     """An integer graph input's scale and zero point, from the first node that dequantizes it."""
-    from onnx import numpy_helper  # noqa: F401 (values were read into int_range/records already)
-
     for record in graph.inputs:
         if record.dtype not in ("int8", "uint8", "int16", "uint16"):
             continue
@@ -226,8 +224,11 @@ def _input_quantization(graph: Graph, producer: dict, ops: list) -> None:
             if record.name in op.inputs and (op.op_type == "DequantizeLinear" or op.op_type.startswith("QLinear")
                                              or op.op_type == "QGemm"):
                 position = op.inputs.index(record.name)
-                record.scale_tensor = op.inputs[position + 1] if len(op.inputs) > position + 1 else None
-                record.zero_point_tensor = op.inputs[position + 2] if len(op.inputs) > position + 2 else None
+                scale = constant_value(model, op.inputs[position + 1]) if len(op.inputs) > position + 1 else None
+                zero = constant_value(model, op.inputs[position + 2]) if len(op.inputs) > position + 2 else None
+                if scale is not None and scale.size == 1:
+                    record.scale = float(scale.reshape(-1)[0])
+                    record.zero_point = int(zero.reshape(-1)[0]) if zero is not None and zero.size == 1 else 0
                 break
 
 
