@@ -193,10 +193,6 @@ def tune(request: TuneRequest, progress: Progress | None = None) -> dict:
         raise BadArgument(f"--qat trains on what the three parts leave of {source.name}: {train_count} "
                           f"image(s), fewer than {MIN_QAT_IMAGES}; give more data or --no-qat")
     out = Path(request.out)
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise EdgecnnError(f"cannot create --out {out}: {exc.strerror}") from None
 
     from edgecnn.export import ExportRequest, _load_model  # the model loading export uses
 
@@ -212,6 +208,11 @@ def tune(request: TuneRequest, progress: Progress | None = None) -> dict:
     if source.num_classes is not None and source.num_classes != classes:
         raise BadArgument(f"{request.model} has {classes} outputs but {source.name} has "
                           f"{source.num_classes} classes")
+    created = not out.exists()
+    try:  # only now: a model that does not load leaves nothing behind
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise EdgecnnError(f"cannot create --out {out}: {exc.strerror}") from None
     workdir = Path(tempfile.mkdtemp(prefix=".tune-", suffix=".partial", dir=out))
     try:
         ctx = _Context(request, parts, facts, input_shape, workdir, progress)
@@ -228,6 +229,11 @@ def tune(request: TuneRequest, progress: Progress | None = None) -> dict:
 
         return publish(request, facts, model, parts, ctx, runs, out, workdir,
                        time.perf_counter() - started, progress)
+    except BaseException:
+        shutil.rmtree(workdir, ignore_errors=True)
+        if created and out.is_dir() and not any(out.iterdir()):
+            out.rmdir()  # a failed run leaves no empty --out behind
+        raise
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
 

@@ -47,3 +47,14 @@ def rescale_channel(model, layer: str, next_layer: str, *, channel: int = 0, fac
         raise BadArgument(f"{next_layer} is neither a Conv2D nor a Dense layer")
     second.set_weights([k2.astype(np.float32), *rest2])
     return model
+
+
+def most_active_channel(model, layer: str, images) -> int:
+    """The output channel of `layer` with the largest mean activation on `images`: the one whose
+    rescale hurts per-tensor int8 most, as the other channels then carry the information."""
+    from edgecnn._tf import import_keras
+
+    keras = import_keras()
+    probe = keras.Model(model.inputs, model.get_layer(layer).output)
+    activations = np.asarray(probe.predict(np.asarray(images, np.float32), verbose=0))
+    return int(np.argmax(activations.reshape(-1, activations.shape[-1]).mean(axis=0)))

@@ -1,0 +1,195 @@
+#!/usr/bin/env python
+"""`edgecnn tune` on trained Fashion-MNIST models: what the ladder chooses, against plain int8.
+
+    python benchmarks/tune.py [--models lenet5 mobilenet_v2 lenet5-rescaled] [--budgets 1.0 0.1]
+        [--threads 2] [--workdir DIR] [--reuse] [--out benchmarks/results]
+
+For each model, trained here by `edgecnn.training.train_model` on the Fashion-MNIST training
+split (epochs below: short runs, the machine is shared), it runs `edgecnn.tune.tune` with
+`--format all` for each budget, on the Fashion-MNIST test split (calibration 200, validation
+1000, test 1000, the remaining 7800 the QAT training part; seed 0), and records per format: the
+chosen candidate's settings, its test drop, size and latency against step 1's plain int8, every
+candidate, and the wall time of the run.
+
+`lenet5-rescaled` is the trained LeNet-5 given a function-preserving rescale
+(`edgecnn.tune.stress.rescale_channel`: conv1's channel 0 times 100, conv2's matching input
+weights divided by 100), so that one channel's activations span 100 times the others': plain
+int8 with per-tensor activation ranges loses accuracy, the ladder has to win it back.
+
+Writes <out>/<machine slug>/tune.json and tune.md atomically, after each run (a long run that is
+stopped keeps what finished). Tests never assert these figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from edgecnn.host import machine_info, machine_slug, write_atomic  # noqa: E402
+
+MODELS = {
+    "lenet5": {"zoo": "lenet5", "input_size": 32, "alpha": None, "epochs": 5, "batch_size": 64, "lr": 2e-3,
+               "limit": None},
+    "mobilenet_v2": {"zoo": "mobilenet_v2", "input_size": 32, "alpha": 0.35, "epochs": 4, "batch_size": 128,
+                     "lr": 3e-3, "limit": 30000},
+}
+
+
+def log(message: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+class LogProgress:
+    def step(self, label, total=None):
+        log(f"  {label}" + (f" ({total})" if total else ""))
+
+    def start(self, label, total=None):
+        pass
+
+    def advance(self, steps=1):
+        pass
+
+    def warn(self, message):
+        log(f"  warning: {message}")
+
+    def note(self, message):
+        log(f"  {message}")
+
+    def epoch_end(self, epoch, epochs, logs):
+        log(f"  epoch {epoch + 1}/{epochs}: acc {logs.get('accuracy')}, val_acc {logs.get('val_accuracy')}")
+
+
+def trained(name: str, workdir: Path, reuse: bool, seed: int) -> tuple[Path, dict]:
+    from edgecnn.loading import sidecar_path
+    from edgecnn.training.train import train_model
+
+    base = "lenet5" if name == "lenet5-rescaled" else name
+    cfg = MODELS[base]
+    path = workdir / f"{base}.keras"
+    if not (reuse and path.is_file()):
+        log(f"training {base}: {cfg['epochs']} epochs")
+        train_model(cfg["zoo"], "fashion-mnist:train", epochs=cfg["epochs"], batch_size=cfg["batch_size"],
+                    lr=cfg["lr"], lr_schedule="cosine", input_size=cfg["input_size"], alpha=cfg["alpha"],
+                    out=path, seed=seed, limit=cfg["limit"], progress=LogProgress())
+    info = json.loads(sidecar_path(path).read_text())
+    train = {"epochs": info["epochs"], "train_count": info["data"]["train_count"],
+             "val_accuracy_keras": info["val_accuracy"], "seconds": info["seconds"]}
+    if name != "lenet5-rescaled":
+        return path, train
+    rescaled = workdir / "lenet5-rescaled.keras"
+    from edgecnn.loading import read_keras_model
+    from edgecnn.tune.stress import rescale_channel
+
+    model = read_keras_model(path)
+    rescale_channel(model, "conv1", "conv2", channel=0, factor=100.0)
+    model.save(rescaled)
+    shutil.copyfile(sidecar_path(path), sidecar_path(rescaled))
+    return rescaled, {**train, "rescale": "conv1 channel 0 x100, conv2 input weights of channel 0 /100"}
+
+
+def summary(record: dict) -> dict:
+    out = {}
+    for fmt, data in record["formats"].items():
+        cands = {c["id"]: c for c in data["candidates"]}
+        chosen = cands[data["choice"]["id"]]
+        plain = cands.get(f"{fmt}-1-int8")
+
+        def facts(c):
+            if c is None:
+                return None
+            return {"id": c["id"], "label": c["label"], "float_layers": len(c["float_layers"]),
+                    "val_drop": c["val_drop"], "test_drop": c["test_drop"], "bytes": c["bytes"],
+                    "latency_ms": c["latency_ms"], "integer_only": c["integer_only"],
+                    "within_budget": c["within_budget"]}
+
+        out[fmt] = {"float": data["float_reference"], "chosen": facts(chosen), "plain_int8": facts(plain),
+                    "within_budget": data["choice"]["within_budget"], "why": data["choice"]["why"],
+                    "candidates": len(data["candidates"]),
+                    "steps": [s["step"] for s in data["steps"] if s.get("candidates")]}
+    return out
+
+
+def markdown(report: dict) -> str:
+    lines = ["# edgecnn tune on trained Fashion-MNIST models", "",
+             f"Machine: {report['machine'].get('cpu')}, {report['machine'].get('cores')} cores; threads "
+             f"{report['threads']}. Parts of the Fashion-MNIST test split: calibration 200, validation 1000, "
+             "test 1000 (seed 0). Drops in top-1 points below the float artifact of the same format "
+             "(validation chooses, test reports).", "",
+             "| model | budget | format | chosen | float layers | test drop | size | p50 ms | int-only | "
+             "plain int8 val / test drop | plain int8 p50 ms | within | steps | wall s |",
+             "|---|---:|---|---|---:|---:|---:|---:|---|---:|---:|---|---|---:|"]
+    for run in report["runs"]:
+        for fmt, s in run["summary"].items():
+            c, p = s["chosen"], s["plain_int8"] or {}
+            lines.append(
+                f"| {run['model']} | {run['max_drop']:g} | {fmt} | {c['label']} | {c['float_layers']} | "
+                f"{c['test_drop']:.2f} | {c['bytes'] / 1e3:.1f} kB | {c['latency_ms'] or float('nan'):.3f} | "
+                f"{'yes' if c['integer_only'] else 'no'} | {p.get('val_drop', float('nan')):.2f} / "
+                f"{p.get('test_drop', float('nan')):.2f} | {p.get('latency_ms') or float('nan'):.3f} | "
+                f"{'yes' if s['within_budget'] else 'NO'} | {', '.join(map(str, s['steps']))} | {run['seconds']:.0f} |")
+    lines += ["", "Float references (validation / test top-1):", ""]
+    seen = set()
+    for run in report["runs"]:
+        for fmt, s in run["summary"].items():
+            key = (run["model"], fmt)
+            if key in seen:
+                continue
+            seen.add(key)
+            f = s["float"]
+            lines.append(f"- {run['model']} {fmt}: {100 * f['val_top1']:.2f}% / {100 * f['test_top1']:.2f}%, "
+                         f"{f['bytes'] / 1e3:.1f} kB, p50 {f['latency_ms'] or float('nan'):.3f} ms")
+    lines += ["", "Training: " + "; ".join(f"{m}: {t['epochs']} epochs on {t['train_count']} images, Keras val "
+                                            f"{100 * t['val_accuracy_keras']:.2f}%"
+                                            for m, t in report["training"].items())]
+    if report.get("unfinished"):
+        lines += ["", f"Not run (time): {', '.join(report['unfinished'])}"]
+    return "\n".join(lines) + "\n"
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--models", nargs="+", default=["lenet5", "lenet5-rescaled", "mobilenet_v2"])
+    parser.add_argument("--budgets", nargs="+", type=float, default=[1.0, 0.1])
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--workdir", type=Path, default=Path("/tmp/edgecnn-tune-bench"))
+    parser.add_argument("--reuse", action="store_true", help="reuse trained models in --workdir")
+    parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+
+    from edgecnn.manifest import tool_versions
+    from edgecnn.tune import TuneRequest, tune
+
+    args.workdir.mkdir(parents=True, exist_ok=True)
+    machine = machine_info()
+    report = {"benchmark": "tune", "machine": machine, "machine_slug": machine_slug(machine),
+              "threads": args.threads, "versions": tool_versions(), "runs": [], "training": {}}
+    folder = args.out / report["machine_slug"]
+    plan = [(m, b) for m in args.models for b in ([1.0] if m == "lenet5-rescaled" else args.budgets)]
+    for i, (name, budget) in enumerate(plan):
+        path, train = trained(name, args.workdir, args.reuse or i > 0, args.seed)
+        report["training"][name] = train
+        log(f"tune {name} --max-drop {budget:g} --format all")
+        started = time.perf_counter()
+        record = tune(TuneRequest(str(path), data="fashion-mnist", max_drop=budget, formats=("tflite", "onnx"),
+                                  threads=args.threads, out=args.workdir / "tuned" / f"{name}-{budget:g}",
+                                  seed=args.seed), LogProgress())
+        seconds = time.perf_counter() - started
+        report["runs"].append({"model": name, "max_drop": budget, "seconds": round(seconds, 1),
+                               "summary": summary(record), "record": record})
+        report["unfinished"] = [f"{m} {b:g}" for m, b in plan[i + 1:]]
+        write_atomic(folder / "tune.json", json.dumps(report, indent=2, default=str) + "\n")
+        write_atomic(folder / "tune.md", markdown(report))
+        log(f"  done in {seconds:.0f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
