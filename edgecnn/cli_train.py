@@ -52,7 +52,10 @@ def _run(call):
     """Run a training stage under a transient progress display on stderr."""
     columns = (SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                TimeElapsedColumn())
-    with Progress(*columns, console=error_console, transient=True) as bar:
+    # Transient, and drawn only on a terminal: in a pipe or a log a stopped bar leaves a blank
+    # line, which came before the error line of a failed run.
+    with Progress(*columns, console=error_console, transient=True,
+                  disable=not error_console.is_terminal) as bar:
         drawer = _RichProgress(bar)
         result = call(drawer)
         drawer.finish()

@@ -614,8 +614,8 @@ def profile_zoo_model(name: str, *, input_size: int | None = None, alpha: float 
     """
     from edgecnn.models import create_model
 
-    input_shape = zoo_input_shape(name, input_size)
     check_zoo_arguments(name, input_size=input_size, alpha=alpha, classes=classes)
+    input_shape = zoo_input_shape(name, input_size)
     if check_memory:
         check_zoo_memory(name, input_size=input_size, alpha=alpha, classes=classes, batch=1,
                          weight_copies=1, what="profiling it")

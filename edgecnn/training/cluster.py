@@ -25,6 +25,7 @@ from edgecnn.training.train import (
     finetune_sidecar,
     check_out,
     check_training_arguments,
+    check_zoo_size,
     evaluate_model,
     batchnorm_recalibration,
     fit,
@@ -110,10 +111,12 @@ def cluster_model(
     progress = progress or Progress()
     if init not in INITS:
         raise BadArgument(f"--init must be one of {', '.join(INITS)}. Received `{init}`")
-    check_training_arguments(epochs=epochs, batch_size=batch_size, lr=lr)
+    check_training_arguments(epochs=epochs, batch_size=batch_size, lr=lr, seed=seed,
+                             val_fraction=val_fraction, limit=limit, val_limit=val_limit, classes=classes)
     check_clusters(clusters)
     out = check_out(out)
     spec = ModelSpec.resolve(model, input_size=input_size, alpha=alpha, preprocess=preprocess)
+    check_zoo_size(spec, input_size=input_size, alpha=alpha, classes=classes, batch_size=batch_size)
     spec.kwargs.pop("aux_logits", None)
     if spec.optimization.get("qat"):
         raise BadArgument(f"{spec.source} is a quantization-aware model; cluster the float model, "

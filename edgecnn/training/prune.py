@@ -32,6 +32,7 @@ from edgecnn.training.train import (
     finetune_sidecar,
     check_out,
     check_training_arguments,
+    check_zoo_size,
     evaluate_model,
     batchnorm_recalibration,
     fit,
@@ -212,13 +213,15 @@ def prune_model(
     sparsity = check_sparsity(sparsity)
     if schedule not in SCHEDULES:
         raise BadArgument(f"--schedule must be {' or '.join(SCHEDULES)}. Received `{schedule}`")
-    check_training_arguments(epochs=epochs, batch_size=batch_size, lr=lr)
+    check_training_arguments(epochs=epochs, batch_size=batch_size, lr=lr, seed=seed,
+                             val_fraction=val_fraction, limit=limit, val_limit=val_limit, classes=classes)
     if cluster is not None:
         from edgecnn.training.cluster import check_clusters
 
         check_clusters(cluster, preserve_sparsity=True)
     out = check_out(out)
     spec = ModelSpec.resolve(model, input_size=input_size, alpha=alpha, preprocess=preprocess)
+    check_zoo_size(spec, input_size=input_size, alpha=alpha, classes=classes, batch_size=batch_size)
     spec.kwargs.pop("aux_logits", None)  # pruning from scratch: no auxiliary heads
     if spec.optimization.get("qat"):
         raise BadArgument(f"{spec.source} is a quantization-aware model; prune the float model, "

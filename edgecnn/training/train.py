@@ -19,8 +19,8 @@ same `fit` and save with the same `save_model`.
 
 from __future__ import annotations
 
+import contextlib
 import json
-import math
 import os
 import tempfile
 import time
@@ -28,7 +28,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from edgecnn.errors import BadArgument, EdgecnnError
+from edgecnn.errors import BadArgument, EdgecnnError, check_int, check_number, check_seed
 from edgecnn.loading import is_model_file
 from edgecnn.training.data import Progress, TrainingData, load_training_data
 
@@ -40,21 +40,38 @@ LR_SCHEDULES = ("constant", "cosine")
 
 # -- checks ----------------------------------------------------------------------------
 def check_epochs(epochs) -> int:
-    if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
-        raise BadArgument(f"--epochs must be at least 1. Received {epochs!r}")
-    return epochs
+    return check_int(epochs, "--epochs", minimum=1)
 
 
-def check_training_arguments(*, epochs, batch_size, lr) -> None:
+def check_training_arguments(*, epochs, batch_size, lr, seed=0, val_fraction=0.1, limit=None,
+                             val_limit=None, classes=None) -> None:
+    """The numeric options every training stage takes, checked before anything is read or built."""
     check_epochs(epochs)
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise BadArgument(f"--batch-size must be at least 1. Received {batch_size!r}")
-    if not isinstance(lr, (int, float)) or not math.isfinite(lr) or lr <= 0:
-        raise BadArgument(f"--lr must be a positive number. Received {lr!r}")
+    check_int(batch_size, "--batch-size", minimum=1)
+    check_number(lr, "--lr", above=0)
+    check_seed(seed)
+    check_number(val_fraction, "--val-fraction", above=0, below=1)
+    for option, value in (("--limit", limit), ("--val-limit", val_limit), ("--classes", classes)):
+        if value is not None:
+            check_int(value, option, minimum=1)
 
 
-def check_out(out) -> Path | None:
-    """`--out` must name a `.keras` file in a folder we can create and write."""
+def check_zoo_size(spec: "ModelSpec", *, input_size=None, alpha=None, classes=None, batch_size: int = 64) -> None:
+    """A zoo model too large to train here is refused before it is built (an estimate)."""
+    if spec.model is not None or spec.path is not None:
+        return
+    from edgecnn.profiler import check_zoo_memory
+
+    # Training holds activations for backprop and the weights four times (gradients, Adam's moments).
+    check_zoo_memory(spec.name, input_size=input_size, alpha=alpha, classes=classes, batch=3 * batch_size,
+                     weight_copies=4, what="training it")
+
+
+def check_out(out, *, create: bool = False) -> Path | None:
+    """`--out` must name a `.keras` file in a folder we can create and write.
+
+    Nothing is created unless `create` (when saving): a run that fails leaves no folder behind.
+    """
     if out is None:
         return None
     out = Path(out)
@@ -62,12 +79,17 @@ def check_out(out) -> Path | None:
         raise BadArgument(f"--out must name a .keras file. Received `{out}`")
     if out.is_dir():
         raise BadArgument(f"--out {out} is a folder; name a .keras file")
-    try:
-        out.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise EdgecnnError(f"cannot create the folder of --out {out}: {exc.strerror}") from None
-    if not os.access(out.parent, os.W_OK):
-        raise EdgecnnError(f"the folder of --out {out} is not writable")
+    existing = next((folder for folder in out.parents if folder.exists()), Path("."))
+    if not existing.is_dir():
+        raise EdgecnnError(f"cannot create the folder of --out {out}: {existing} is a file")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise EdgecnnError(f"the folder of --out {out} is not writable" if existing == out.parent
+                           else f"cannot create the folder of --out {out}: {existing} is not writable")
+    if create:
+        try:
+            out.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise EdgecnnError(f"cannot create the folder of --out {out}: {exc.strerror}") from None
     return out
 
 
@@ -142,12 +164,13 @@ class ModelSpec:
 
         from edgecnn.models import get_model_info
 
+        from edgecnn.profiler import check_zoo_arguments
+
         info = get_model_info(model)
         spec.name = info.name
         channels = info.default_input_shape[-1]
         size = input_size if input_size is not None else None
-        if size is not None and (isinstance(size, bool) or not isinstance(size, int) or size < 1):
-            raise BadArgument(f"--input-size must be a positive integer. Received {size!r}")
+        check_zoo_arguments(info.name, input_size=input_size, alpha=alpha)
         spec.input_shape = (size, size, channels) if size else tuple(info.default_input_shape)
         spec.preprocess = info.preprocess if preprocess == "auto" else preprocess
         if alpha is not None:
@@ -489,15 +512,18 @@ def save_model(model, out, sidecar: dict) -> Path:
     from edgecnn.loading import sidecar_path
 
     keras = import_keras()
-    out = check_out(out)
+    out = Path(out)
+    created = [folder for folder in out.parents if not folder.exists()]  # deepest first
+    out = check_out(out, create=True)
     # A fresh functional view of the same layers is uncompiled: no optimizer state in the file.
     model = keras.Model(model.inputs, model.outputs, name=model.name)
     final_sidecar = sidecar_path(out)
-    handle, tmp_model = tempfile.mkstemp(prefix=f".{out.stem}.", suffix=".keras", dir=out.parent)
-    os.close(handle)
-    handle, tmp_sidecar = tempfile.mkstemp(prefix=f".{out.stem}.", suffix=".json.tmp", dir=out.parent)
-    os.close(handle)
+    tmp_model = tmp_sidecar = None
     try:
+        handle, tmp_model = tempfile.mkstemp(prefix=f".{out.stem}.", suffix=".keras", dir=out.parent)
+        os.close(handle)
+        handle, tmp_sidecar = tempfile.mkstemp(prefix=f".{out.stem}.", suffix=".json.tmp", dir=out.parent)
+        os.close(handle)
         with muted_stderr():
             model.save(tmp_model, overwrite=True)
         Path(tmp_sidecar).write_text(json.dumps(sidecar, indent=2, default=_json_default) + "\n")
@@ -507,7 +533,11 @@ def save_model(model, out, sidecar: dict) -> Path:
         os.replace(tmp_sidecar, final_sidecar)
     except BaseException:
         for tmp in (tmp_model, tmp_sidecar):
-            Path(tmp).unlink(missing_ok=True)
+            if tmp is not None:
+                Path(tmp).unlink(missing_ok=True)
+        for folder in created:
+            with contextlib.suppress(OSError):
+                folder.rmdir()
         raise
     return out
 
@@ -596,14 +626,16 @@ def train_model(
     """
     started = time.perf_counter()
     progress = progress or Progress()
-    check_training_arguments(epochs=epochs, batch_size=batch_size, lr=lr)
+    check_training_arguments(epochs=epochs, batch_size=batch_size, lr=lr, seed=seed,
+                             val_fraction=val_fraction, limit=limit, val_limit=val_limit, classes=classes)
     if lr_schedule not in LR_SCHEDULES:
         raise BadArgument(f"--lr-schedule must be {' or '.join(LR_SCHEDULES)}. Received `{lr_schedule}`")
-    if bn_momentum is not None and (isinstance(bn_momentum, bool) or not 0.0 <= float(bn_momentum) < 1.0):
-        raise BadArgument(f"--bn-momentum must be in [0, 1). Received {bn_momentum!r}")
+    if bn_momentum is not None:
+        check_number(bn_momentum, "--bn-momentum", minimum=0, below=1)
     out = check_out(out)
     spec = ModelSpec.resolve(model, input_size=input_size, alpha=alpha, weights=weights,
                              preprocess=preprocess)
+    check_zoo_size(spec, input_size=input_size, alpha=alpha, classes=classes, batch_size=batch_size)
     data = load_training_data(dataset, input_shape=spec.input_shape, preprocess=spec.preprocess,
                               num_classes=classes, val_fraction=val_fraction, limit=limit,
                               val_limit=val_limit, seed=seed, progress=progress)
