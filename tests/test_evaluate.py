@@ -282,7 +282,7 @@ def test_1001_outputs_drop_the_background_class(tiny_models):
 def test_batch_refused_falls_back_to_one_at_a_time(tiny_models):
     row = evaluate_artifact(tiny_models["batch1"], FMNIST, preprocess="unit", limit=40, batch_size=16)
     assert row["n"] == 40 and row["batch_size"] == 1
-    assert any("one image at a time" in w for w in row["warnings"])
+    assert len([w for w in row["warnings"] if "one image at a time" in w]) == 1  # once, not once per batch
     x, y = _fashion_float(unit=False)
     pixels = np.stack([np.asarray(Image.fromarray(im, "L").resize((8, 8), Image.BILINEAR)) for im in x[:40]])
     predictions = _litert_top1(tiny_models["batch1"], pixels[..., None].astype(np.float32) / 255.0)
@@ -359,6 +359,7 @@ def test_cli_bad_input_is_one_line(trained, tmp_path, case):
                 "not-a-model-onnx": "not a loadable ONNX model", "wrong-suffix": "not a .tflite or .onnx",
                 "unlabelled": "unlabelled", "caffe-on-gray": "3 channels",
                 "class-mismatch": "1000 classes", "bad-data": "not found"}[case]
+    code = {"missing": 1, "not-a-model-tflite": 1, "not-a-model-onnx": 1}.get(case, 2)
     if case == "missing":
         model = str(tmp_path / "nothing.tflite")
     elif case.startswith("not-a-model"):
@@ -381,9 +382,10 @@ def test_cli_bad_input_is_one_line(trained, tmp_path, case):
     elif case == "bad-data":
         data = str(tmp_path / "no-such-data")
     result = runner.invoke(app, ["evaluate", str(model), "--data", data, *extra])
-    assert result.exit_code != 0
+    assert result.exit_code == code
     line = _one_error_line(result)
     assert line.startswith("error:") and expected in line, line
+    assert "calibration data" not in line  # evaluate's data is not calibration data
     assert result.stdout == ""
 
 
