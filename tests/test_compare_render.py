@@ -100,6 +100,17 @@ def check_no_overlap(report):
     for i, (a, box_a) in enumerate(labels):
         for b, box_b in labels[i + 1:]:
             assert not box_a.overlaps(box_b), f"{a.get_text()!r} overlaps {b.get_text()!r}"
+    for ax in fig.axes:  # nor across a step line of the front
+        for line in ax.lines:
+            if line.get_drawstyle() != "steps-post":
+                continue
+            corners = ax.transData.transform(line.get_xydata())
+            for (x0, y0), (x1, y1) in zip(corners[:-1], corners[1:]):
+                for p, q in (((x0, y0), (x1, y0)), ((x1, y0), (x1, y1))):
+                    samples = [(p[0] + t / 50 * (q[0] - p[0]), p[1] + t / 50 * (q[1] - p[1])) for t in range(51)]
+                    for text, box in labels:
+                        assert not any(box.contains(x, y) for x, y in samples), \
+                            f"a step line crosses {text.get_text()!r}"
     others = [t for legend in fig.legends for t in legend.get_texts()]
     if fig._supxlabel is not None:
         others.append(fig._supxlabel)
@@ -120,7 +131,7 @@ def check_no_overlap(report):
 
 def test_labels_of_the_committed_suite_results_never_overlap():
     report = build_report([SUITE])
-    _, spots, labels, _, plotted = check_no_overlap(report)
+    _, _, labels, _, plotted = check_no_overlap(report)
     with_top1 = [r for r in report.rows if r.top1 is not None and not r.failed]
     assert plotted == 2 * len(with_top1)  # each panel has every evaluated row
     texts = {t.get_text() for t, _ in labels}
@@ -130,11 +141,23 @@ def test_labels_of_the_committed_suite_results_never_overlap():
 
 def test_coinciding_points_share_one_label_and_nothing_overlaps(tmp_path):
     report = build_report([write(tmp_path / "r.jsonl", colliding_rows())])
-    _, spots, labels, _, plotted = check_no_overlap(report)
+    _, spots, _, _, plotted = check_no_overlap(report)
     assert plotted == 2 * 20
     size_panel = spots[0]
     merged = [s for s in size_panel if len(s.rows) > 1]
     assert merged and all({r.facts.format for r in s.rows} == {"onnx", "tflite"} for s in merged)
+
+
+def test_rows_of_two_hosts_are_labelled_with_their_host_and_do_not_overlap(tmp_path):
+    pi = {**HOST, "hostname": "pi", "cpu": "Cortex-A72", "cores": 4, "arch": "aarch64",
+          "board": "Raspberry Pi 4 Model B"}
+    rows = colliding_rows()
+    rows += [dict(r, host=pi, latency_ms={**r["latency_ms"], "p50": r["latency_ms"]["p50"] * 4})
+             for r in colliding_rows() if r["schema"] == BENCHMARK_SCHEMA]
+    report = build_report([write(tmp_path / "r.jsonl", rows)])
+    _, _, labels, key, plotted = check_no_overlap(report)
+    assert plotted == 2 * 40
+    assert any("on Raspberry Pi 4 Model B" in t.get_text() for t, _ in labels) or "Raspberry" in key
 
 
 def test_a_crowd_gets_numbers_spelled_out_in_the_key(tmp_path):

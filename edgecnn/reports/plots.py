@@ -97,6 +97,7 @@ class _Spot:
     front: bool
     number: int | None = None  # set when the label did not fit and the key spells it out
     box: tuple | None = None  # (x0, y0, x1, y1) in display pixels, once placed
+    parts: list = field(default_factory=list)  # each row's label parts, until merged into `text`
     artists: list = field(default_factory=list)
 
 
@@ -195,8 +196,8 @@ def describe(row: ComparedRow) -> str:
     return " · ".join(p for p in parts if p) + (": " + ", ".join(numbers) if numbers else "")
 
 
-def _draw(ax, report, panel: Panel, colours: dict, hosts: list[str]) -> list[_Spot]:
-    """The points and step lines of one panel; returns the places to label (not yet labelled)."""
+def _draw(ax, report, panel: Panel, colours: dict, hosts: list[str]) -> list[tuple]:
+    """The points and step lines of one panel; returns (row, colour, label parts) per point."""
     _, fx, x_sense = AXES[panel.x]
     _, fy, y_sense = AXES[panel.y]
     rows = _points(report, panel.x, panel.y)
@@ -208,8 +209,7 @@ def _draw(ax, report, panel: Panel, colours: dict, hosts: list[str]) -> list[_Sp
     for key, members in groups.items():
         colour = colours[key]
         varying = _varying(members)
-        if len(hosts) > 1:
-            varying.add("host")
+        several_hosts = len({host_label(r.host) for r in members}) > 1  # the marker says which
         for host_index, host in enumerate(hosts):
             subset = [r for r in members if host_label(r.host) == host]
             if not subset:
@@ -227,8 +227,8 @@ def _draw(ax, report, panel: Panel, colours: dict, hosts: list[str]) -> list[_Sp
                 ax.plot([p[0] for p in steps], [p[1] for p in steps], drawstyle="steps-post", color=colour,
                         alpha=0.6, linewidth=1.2, zorder=2)
             for row in subset:
-                parts = _label_parts(row, varying - {"host"}, not all_random)
-                if len(hosts) > 1:
+                parts = _label_parts(row, varying, not all_random)
+                if several_hosts:
                     parts.append(f"on {host}")
                 pending.append((row, colour, parts))
     if _wide([fx(r) for r in rows]):  # sizes and latencies spanning decades: log scale
@@ -243,30 +243,26 @@ def _draw(ax, report, panel: Panel, colours: dict, hosts: list[str]) -> list[_Sp
     ax.set_ylabel(AXES[panel.y][0])
     ax.margins(x=0.12, y=0.1)
     ax.grid(True, alpha=0.3)
-    return [_Spot(rows=[row], colour=colour, px=0.0, py=0.0, text="", front=row.front, artists=[parts])
-            for row, colour, parts in pending]
+    return pending
 
 
-def _merge(ax, panel: Panel, spots: list[_Spot]) -> list[_Spot]:
+def _merge(ax, panel: Panel, points: list[tuple]) -> list[_Spot]:
     """Display positions, and one spot for the points of one colour that coincide."""
     fx, fy = AXES[panel.x][1], AXES[panel.y][1]
     merged: list[_Spot] = []
-    for spot in spots:
-        row = spot.rows[0]
+    for row, colour, parts in points:
         px, py = ax.transData.transform((fx(row), fy(row)))
-        parts = spot.artists[0]
         for other in merged:
-            if other.colour == spot.colour and math.hypot(other.px - px, other.py - py) <= MERGE_PX:
+            if other.colour == colour and math.hypot(other.px - px, other.py - py) <= MERGE_PX:
                 other.rows.append(row)
-                other.artists.append(parts)
+                other.parts.append(parts)
                 other.front = other.front or row.front
                 break
         else:
-            merged.append(_Spot(rows=[row], colour=spot.colour, px=float(px), py=float(py), text="",
-                                front=row.front, artists=[parts]))
+            merged.append(_Spot(rows=[row], colour=colour, px=float(px), py=float(py), text="",
+                                front=row.front, parts=[parts]))
     for spot in merged:
-        spot.text = _merged_label(spot.artists)
-        spot.artists = []
+        spot.text = _merged_label(spot.parts)
     return merged
 
 
@@ -305,6 +301,18 @@ def _near_point(box: tuple, px: float, py: float) -> tuple[float, float]:
     return min(max(px, box[0]), box[2]), min(max(py, box[1]), box[3])
 
 
+def _step_segments(ax) -> list[tuple]:
+    """The segments, in display pixels, of the step lines drawn so far (`drawstyle="steps-post"`)."""
+    segments = []
+    for line in ax.lines:
+        if line.get_drawstyle() != "steps-post":
+            continue
+        points = ax.transData.transform(line.get_xydata())
+        for (x0, y0), (x1, y1) in zip(points[:-1], points[1:]):
+            segments += [((x0, y0), (x1, y0)), ((x1, y0), (x1, y1))]
+    return segments
+
+
 def _place_labels(ax, spots: list[_Spot], renderer, taken: list[tuple], first_number: int = 1) -> list[_Spot]:
     """Put each spot's label at the first free place; returns the spots that got a number instead."""
     from matplotlib.lines import Line2D
@@ -315,6 +323,7 @@ def _place_labels(ax, spots: list[_Spot], renderer, taken: list[tuple], first_nu
     marks = [(s.px - POINT_PX, s.py - POINT_PX, s.px + POINT_PX, s.py + POINT_PX) for s in spots]
     leaders: list[tuple] = []
     unplaced: list[_Spot] = []
+    steps = _step_segments(ax)  # the front's step lines: a label is not written across them
 
     def fits(box, spot, leader, strict) -> bool:
         padded = (box[0] - PAD_PX, box[1] - PAD_PX, box[2] + PAD_PX, box[3] + PAD_PX)
@@ -323,7 +332,7 @@ def _place_labels(ax, spots: list[_Spot], renderer, taken: list[tuple], first_nu
             return False
         if any(_overlaps(padded, other) for other in taken) or any(_overlaps(padded, m) for m in marks):
             return False
-        if any(_segment_hits(p, q, padded) for p, q in leaders):
+        if any(_segment_hits(p, q, padded) for p, q in leaders) or any(_segment_hits(p, q, box) for p, q in steps):
             return False
         if leader is None:  # without a leader, a label must be nearer its own point than any other
             own = _distance(box, spot.px, spot.py)
@@ -450,8 +459,8 @@ def _attempt(report, panels: list[Panel], key: str):
     renderer = fig.canvas.get_renderer()
     result = []
     numbered = 0
-    for ax, panel, spots in drawn:
-        spots = _merge(ax, panel, spots)
+    for ax, panel, points in drawn:
+        spots = _merge(ax, panel, points)
         numbered += len(_place_labels(ax, spots, renderer, taken=[], first_number=numbered + 1))
         result.append((panel, spots))
     return fig, result
@@ -488,7 +497,7 @@ def _png(fig) -> bytes:
 
 
 def _image(fig, spots_per_panel, title: str) -> PanelImage:
-    width, height = (int(round(v)) for v in fig.canvas.get_width_height())
+    width, height = fig.canvas.get_width_height()
     points = [PlotPoint(x=round(s.px, 1), y=round(height - s.py, 1),
                         title="\n".join(describe(r) for r in s.rows))
               for spots in spots_per_panel for s in spots]
