@@ -515,9 +515,9 @@ def estimate_zoo_memory(name: str, *, input_size: int | None = None, alpha: floa
     """Parameters and peak activation bytes of a zoo model, without building it at that size.
 
     Returns None for a request within the model's usual sizes (nothing to fear). Otherwise
-    the model is profiled at its smallest input `m` and at `2m` (width at most 1, at most
-    1000 classes), and the figures are extrapolated: activations and the weights of
-    flattening heads grow with the input area, the weights with the square of alpha and
+    the model is profiled at three sizes up to its default input (width at most 1, at
+    most 1000 classes), and the figures are extrapolated: activations and the weights of
+    flattening heads grow as a quadratic of the input size, the weights with the square of alpha and
     the classifier with the class count. An estimate, to refuse requests that cannot fit,
     not a figure to report.
     """
@@ -535,20 +535,26 @@ def estimate_zoo_memory(name: str, *, input_size: int | None = None, alpha: floa
     keras = import_keras()
     ref_alpha = None if alpha is None else min(width, 1.0)
     ref_classes = None if classes is None else min(count, _USUAL_CLASSES)
-    # Two sizes up to the default input (a stride's rounding matters less there).
+    # Three sizes up to the default input: every figure is a quadratic in the input size
+    # (`valid` convolutions make (s - k)^2 of a flattened head), fitted through them.
     low, high = max(info.min_input_size, default // 2), default
+    sizes = (low, (low + high) // 2, high)
     figures = []
-    for ref_size in (low, high):
+    for ref_size in sizes:
         profile = profile_zoo_model(info.name, input_size=ref_size, alpha=ref_alpha, classes=ref_classes,
                                     check_memory=False)
         head = sum(layer.params for layer in profile.layers if layer.name == "predictions")
         figures.append((profile.peak_activation_bytes, profile.params - head, head))
         keras.backend.clear_session()
-    area = (size**2 - low**2) / (high**2 - low**2)
-
     def at_size(index: int) -> float:
-        small, large = figures[0][index], figures[1][index]
-        return max(small + (large - small) * area, small if size >= low else 0)
+        total = 0.0  # Lagrange's quadratic through the three (size, figure) points
+        for i, (s_i, row) in enumerate(zip(sizes, figures)):
+            term = float(row[index])
+            for j, s_j in enumerate(sizes):
+                if j != i:
+                    term *= (size - s_j) / (s_i - s_j)
+            total += term
+        return max(total, float(figures[0][index]))
 
     width_ratio = width / (ref_alpha or 1.0)
     class_ratio = count / (ref_classes or _USUAL_CLASSES) if classes is not None else 1.0
