@@ -124,7 +124,8 @@ def check_no_overlap(report):
             if spot.number is None:
                 assert spot.text in drawn
             else:
-                assert f"{abs(spot.number)} {spot.text.replace(chr(10), ' / ')}" in key.replace("\n", " ")
+                entry = f"{abs(spot.number)} {spot.rows[0].model} "
+                assert entry in key.replace("\n", " ") and spot.text.replace("\n", " / ") in key.replace("\n", " ")
     plotted = sum(len(s.rows) for panel_spots in spots for s in panel_spots)
     return fig, spots, labels, key, plotted
 
@@ -166,6 +167,25 @@ def test_a_crowd_gets_numbers_spelled_out_in_the_key(tmp_path):
     numbered = [s for panel_spots in spots for s in panel_spots if s.number is not None]
     assert numbered and key.startswith("labelled by number:")
     assert sorted(abs(s.number) for s in numbered) == list(range(1, len(numbered) + 1))
+
+
+def test_many_models_the_key_makes_the_figure_taller_not_the_panels_smaller(tmp_path):
+    import random
+
+    random.seed(0)
+    rows = []
+    for m in range(6):
+        for i in range(14):
+            name, quant, fmt = f"m{m}-{i}", ("float32", "float16", "dynamic", "int8", "int16x8")[i % 5], "tflite"
+            rows.append(bench(name, f"model{m}", quant, fmt, int(random.uniform(1e5, 1e7)), random.uniform(0.1, 20)))
+            rows.append(evaluation(name, f"model{m}", quant, fmt, random.uniform(0.6, 0.9)))
+    report = build_report([write(tmp_path / "r.jsonl", rows)])
+    fig, _, _, key, plotted = check_no_overlap(report)
+    assert plotted == 2 * 84 and key
+    renderer = fig.canvas.get_renderer()
+    for ax in fig.axes:  # the panels keep a readable size however long the key
+        frame = ax.get_window_extent(renderer)
+        assert frame.width > 500 and frame.height > 350
 
 
 def test_the_page_maps_every_point_to_a_hover_title(tmp_path):

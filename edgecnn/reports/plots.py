@@ -271,14 +271,23 @@ def _overlaps(a: tuple, b: tuple) -> bool:
 
 
 def _segment_hits(p: tuple, q: tuple, box: tuple) -> bool:
-    """Whether the segment p-q passes through the box (sampled: boxes are wider than the step)."""
-    steps = max(2, int(math.hypot(q[0] - p[0], q[1] - p[1]) / 2))
-    for i in range(steps + 1):
-        t = i / steps
-        x, y = p[0] + t * (q[0] - p[0]), p[1] + t * (q[1] - p[1])
-        if box[0] <= x <= box[2] and box[1] <= y <= box[3]:
-            return True
-    return False
+    """Whether the segment p-q passes through the box (Liang-Barsky clipping)."""
+    (x0, y0), (x1, y1) = p, q
+    dx, dy = x1 - x0, y1 - y0
+    low, high = 0.0, 1.0
+    for step, room in ((-dx, x0 - box[0]), (dx, box[2] - x0), (-dy, y0 - box[1]), (dy, box[3] - y0)):
+        if step == 0:
+            if room < 0:
+                return False
+            continue
+        t = room / step
+        if step < 0:
+            low = max(low, t)
+        else:
+            high = min(high, t)
+        if low > high:
+            return False
+    return True
 
 
 def _candidate(px: float, py: float, w: float, h: float, radius: float, angle: float):
@@ -425,7 +434,7 @@ def _key_text(panel_spots: list[tuple[Panel, list[_Spot]]], many: bool) -> str:
             if spot.number < 0:  # not even the number found a place: say where the point is
                 row = spot.rows[0]
                 text += f" (at {fx(row):.3g}, {fy(row):.3g})"
-            entries.append(f"{abs(spot.number)} {text}")
+            entries.append(f"{abs(spot.number)} {_group_name(spot.rows[0])}: {text}")
         if entries:
             lines += textwrap.wrap((f"{panel.title}: " if many else "") + "; ".join(entries),
                                    width=KEY_CHARS_PER_PANEL * len(panel_spots))
@@ -445,13 +454,17 @@ def _attempt(report, panels: list[Panel], key: str):
         colours.setdefault(_group_key(row), cmap(len(colours) % 10))
     hosts = sorted({host_label(r.host) for r in rows})
 
-    fig = Figure(figsize=(PANEL_INCHES[0] * len(panels), PANEL_INCHES[1]), dpi=DPI, layout="constrained")
+    handles = _legend_handles(rows, colours, hosts)
+    ncol = min(len(handles), 2 * len(panels))
+    # The panels keep their size: the legend's extra rows and the key's lines make the figure taller.
+    legend_rows = -(-len(handles) // ncol)
+    key_lines = key.count("\n") + 2 if key else 0
+    height = PANEL_INCHES[1] + (max(0, legend_rows - 3) * 1.6 + key_lines * 1.3) * FONT / 72
+    fig = Figure(figsize=(PANEL_INCHES[0] * len(panels), height), dpi=DPI, layout="constrained")
     FigureCanvasAgg(fig)
     axes = fig.subplots(1, len(panels), squeeze=False)[0]
     drawn = [(ax, panel, _draw(ax, report, panel, colours, hosts)) for ax, panel in zip(axes, panels)]
-    handles = _legend_handles(rows, colours, hosts)
-    fig.legend(handles=handles, loc="outside upper center", ncol=min(len(handles), 2 * len(panels)),
-               fontsize=7, frameon=False)
+    fig.legend(handles=handles, loc="outside upper center", ncol=ncol, fontsize=7, frameon=False)
     if key:
         fig.supxlabel(KEY_TITLE + key, fontsize=FONT)
     fig.draw_without_rendering()  # the layout settles: axes, limits and scales are final
@@ -469,9 +482,9 @@ def _attempt(report, panels: list[Panel], key: str):
 def build_figure(report, panels: list[Panel]):
     """The figure, drawn and labelled (its texts are final), and each panel's spots.
 
-    Labels that find no place become numbers spelled out under the panels; the key takes
-    room from the layout, so the figure is drawn again with it (at most a few times, until
-    the same labels are numbered)."""
+    Labels that find no place become numbers spelled out under the panels; the key makes the
+    figure taller, so it is drawn again with the room for it (at most a few times, until the
+    same labels are numbered)."""
     try:
         import matplotlib  # noqa: F401
     except ImportError:
