@@ -241,6 +241,17 @@ window.addEventListener("load", function () {
     return Array.prototype.slice.call(b.rows, 1).map(function (r) { return r.cells[p50].textContent.trim(); });
   });
   facts.firstRows = Array.prototype.map.call(table.tBodies, function (b) { return b.rows[0].className; });
+  // what the browser finds under each hover area's centre: the area itself, with a title
+  facts.hits = [];
+  Array.prototype.forEach.call(document.images, function (img) {
+    img.scrollIntoView();
+    var map = document.getElementsByName(img.useMap.slice(1))[0];
+    Array.prototype.forEach.call(map.areas, function (area) {
+      var c = area.coords.split(",").map(Number), r = img.getBoundingClientRect();
+      var hit = document.elementFromPoint(r.left + c[0], r.top + c[1]);
+      facts.hits.push([hit ? hit.tagName : null, hit && hit.title ? hit.title.length : 0]);
+    });
+  });
   var pre = document.createElement("pre");
   pre.id = "layout-facts";
   pre.textContent = JSON.stringify(facts);
@@ -294,6 +305,8 @@ def test_the_page_in_chromium_fits_and_its_table_scrolls_in_its_box(suite_page, 
     assert len(facts["groups"]) == len(models)  # one section per model and input
     for natural, shown, usemap in facts["images"]:  # plots at their own size, so hover areas line up
         assert natural == shown and usemap.startswith("#plot-")
+    if width == 1400:  # each point's place answers a hover with its rows
+        assert facts["hits"] and all(tag == "AREA" and title > 0 for tag, title in facts["hits"]), facts["hits"]
 
 
 @needs_browser
