@@ -118,7 +118,7 @@ def summary(record: dict) -> dict:
 
 def markdown(report: dict) -> str:
     lines = ["# edgecnn tune on trained Fashion-MNIST models", "",
-             f"Machine: {report['machine'].get('cpu')}, {report['machine'].get('cores')} cores; threads "
+             f"Machine: {report['machine'].get('cpu_model')}, {report['machine'].get('cores_usable')} usable cores; threads "
              f"{report['threads']}. Parts of the Fashion-MNIST test split: calibration 200, validation 1000, "
              "test 1000 (seed 0). Drops in top-1 points below the float artifact of the same format "
              "(validation chooses, test reports).", "",
@@ -172,19 +172,26 @@ def main(argv=None) -> int:
     report = {"benchmark": "tune", "machine": machine, "machine_slug": machine_slug(machine),
               "threads": args.threads, "versions": tool_versions(), "runs": [], "training": {}}
     folder = args.out / report["machine_slug"]
-    plan = [(m, b) for m in args.models for b in ([1.0] if m == "lenet5-rescaled" else args.budgets)]
-    for i, (name, budget) in enumerate(plan):
+    plan = []
+    for m in args.models:
+        for b in ([1.0] if m == "lenet5-rescaled" else args.budgets):
+            plan.append((m, b, {}))
+        if m == "lenet5-rescaled":  # the same case with step 3 off: QAT has to do it, integer-only
+            plan.append((m, 1.0, {"max_float_layers": 0, "formats": ("tflite",), "qat": True}))
+    for i, (name, budget, options) in enumerate(plan):
         path, train = trained(name, args.workdir, args.reuse or i > 0, args.seed)
         report["training"][name] = train
-        log(f"tune {name} --max-drop {budget:g} --format all")
+        label = name + (" (--max-float-layers 0 --qat)" if options else "")
+        log(f"tune {label} --max-drop {budget:g}")
         started = time.perf_counter()
-        record = tune(TuneRequest(str(path), data="fashion-mnist", max_drop=budget, formats=("tflite", "onnx"),
-                                  threads=args.threads, out=args.workdir / "tuned" / f"{name}-{budget:g}",
-                                  seed=args.seed), LogProgress())
+        settings = {"formats": ("tflite", "onnx"), **options}
+        record = tune(TuneRequest(str(path), data="fashion-mnist", max_drop=budget, threads=args.threads,
+                                  out=args.workdir / "tuned" / f"{name}-{budget:g}-{i}", seed=args.seed,
+                                  **settings), LogProgress())
         seconds = time.perf_counter() - started
-        report["runs"].append({"model": name, "max_drop": budget, "seconds": round(seconds, 1),
+        report["runs"].append({"model": label, "max_drop": budget, "seconds": round(seconds, 1),
                                "summary": summary(record), "record": record})
-        report["unfinished"] = [f"{m} {b:g}" for m, b in plan[i + 1:]]
+        report["unfinished"] = [f"{m} {b:g}" for m, b, _ in plan[i + 1:]]
         write_atomic(folder / "tune.json", json.dumps(report, indent=2, default=str) + "\n")
         write_atomic(folder / "tune.md", markdown(report))
         log(f"  done in {seconds:.0f} s")
