@@ -283,7 +283,7 @@ def evaluate_artifact(
             f"{path.name} takes {h}x{w}x{c} input; preprocessing `{mode}` needs 3 channels (RGB)"
         )
     recorded_shape = ((manifest or {}).get("preprocess") or {}).get("input_shape")
-    if recorded_shape and tuple(int(v) for v in recorded_shape) != input_shape:
+    if recorded_shape and tuple(recorded_shape) != tuple(input_shape):  # checked: integers or null
         warn(f"the manifest of {path.name} records input {recorded_shape}, the model takes "
              f"{list(input_shape)}: using the model's")
 

@@ -575,3 +575,59 @@ print("ok")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=REPO)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip().endswith("ok")
+
+
+# -- any field of any type: skipped or reported, never a crash ------------------------------------
+
+_ODD_VALUES = ([], {}, "text", 3, 2.5, True, None, [1, "a"], {"a": [1]}, -1, float("nan"))
+
+
+def _field_paths(row, prefix=()):
+    for key, value in row.items():
+        yield prefix + (key,)
+        if isinstance(value, dict):
+            yield from _field_paths(value, prefix + (key,))
+
+
+def _with(row, path, value):
+    row = json.loads(json.dumps(row))
+    target = row
+    for key in path[:-1]:
+        target = target[key]
+    target[path[-1]] = value
+    return row
+
+
+@pytest.mark.parametrize("kind", ["benchmark", "evaluate", "manifest"])
+def test_any_field_of_any_type_is_skipped_or_reported(tmp_path, kind):
+    """Every field (nested ones too) of a good record, replaced by values of every JSON type:
+    the report either skips the record with one warning or reports it, in every format."""
+    from edgecnn.reports import to_csv, to_markdown, to_table_text
+    from edgecnn.reports.join import join
+    from edgecnn.reports.pareto import mark_fronts
+    from edgecnn.reports.report import Report
+    from edgecnn.reports.rows import read_results
+
+    good = {"benchmark": bench("odd", quant="int8"), "evaluate": evaluation("odd", 0.7, quant="int8"),
+            "manifest": {"schema": "edgecnn.manifest/1", "model": "mobilenet_v2", "artifact": "odd.tflite",
+                         "sha256": "sha-odd", "format": "tflite", "quantization": "int8", "bytes": 10,
+                         "options": {"alpha": 1.0, "classes": None, "input_size": 96},
+                         "optimization": NO_OPT, "preprocess": {"mode": "tf", "input_shape": [96, 96, 3]},
+                         "versions": {"python": "3.11"}}}[kind]
+    lines = [json.dumps(r) for r in THREE]
+    cases = 0
+    for path in _field_paths(good):
+        for value in _ODD_VALUES:
+            cases += 1
+            results = tmp_path / "r.jsonl"
+            results.write_text("\n".join(lines + [json.dumps(_with(good, path, value))]) + "\n")
+            skipped = []
+            rows = join(read_results([results], warn=skipped.append))
+            mark_fronts(rows)
+            report = Report(rows=rows)
+            assert len(skipped) <= 1 and all(f"{results} line 7" in w for w in skipped), (path, value, skipped)
+            assert len(report.rows) >= 3
+            to_markdown(report), to_csv(report), json.dumps(report.records(), default=str)
+            if value in ([], "text", None):  # the rich table is the slow one: a few types suffice
+                to_table_text(report)
+    assert cases > 100

@@ -219,6 +219,61 @@ def test_evaluate_ignores_a_broken_manifest_with_one_warning(graphs, float_folde
     assert row["top1"] == 1.0 and row["model"] is None and row["preprocess"]["source"] == "option"
 
 
+_ODD_VALUES = ([], {}, "text", 3, True, None, [None], {"a": [1]}, -2.5)
+
+
+def _field_paths(record, prefix=()):
+    for key, value in record.items():
+        yield prefix + (key,)
+        if isinstance(value, dict):
+            yield from _field_paths(value, prefix + (key,))
+        elif isinstance(value, list) and value and isinstance(value[0], dict):
+            yield from _field_paths(value[0], prefix + (key, 0))
+
+
+def test_any_manifest_field_of_any_type_is_ignored_or_used_never_a_crash(graphs, float_folder):
+    """Every field (nested too) of a full manifest, replaced by values of every JSON type:
+    benchmark's reading of it and evaluate either use the manifest, ignore it with a warning,
+    or refuse in one line (EdgecnnError); no other exception."""
+    from edgecnn.evaluate import evaluate_artifact
+    from edgecnn.harness import BenchmarkSettings, describe_artifact
+    from edgecnn.harness.measure import make_feeds
+    from edgecnn.runtime import open_session
+
+    model = float_folder / "brightness.onnx"
+    (info,) = open_session(model).inputs
+    good = _manifest_for(model, options={"alpha": None, "input_size": 8, "classes": 10, "io": None, "calib": "x"},
+                         inputs=[{"name": "x", "shape": [None, 8, 8, 1], "dtype": "float32", "scale": None,
+                                  "zero_point": None}],
+                         outputs=[{"name": "logits", "shape": [None, 10], "dtype": "float32"}],
+                         optimization={"sparsity": None, "clusters": None, "qat": False},
+                         calibration={"source": {"kind": "npz", "name": "other", "path": "/elsewhere"}},
+                         versions={"python": "3.11.7"}, warnings=[], params=650, weights="file")
+    settings = BenchmarkSettings(data=str(graphs["data"]), samples=4)
+    outcomes = set()
+    for path in _field_paths(good):
+        for value in _ODD_VALUES:
+            data = json.loads(json.dumps(good))
+            target = data
+            for key in path[:-1]:
+                target = target[key]
+            target[path[-1]] = value
+            (float_folder / "manifest.json").write_text(json.dumps(data))
+            row, manifest = describe_artifact(model, settings)
+            assert row["status"] == "ok", (path, value, row["error"])
+            ignored = any("manifest ignored" in w for w in row["warnings"])
+            try:
+                make_feeds([info], data=settings.data, samples=4, manifest_inputs=(manifest or {}).get("inputs"),
+                           preprocess=(manifest or {}).get("preprocess") or {"mode": "tf"})
+                evaluated = evaluate_artifact(model, graphs["data"], limit=8, preprocess="auto" if manifest else "tf")
+                outcomes.add("ignored" if ignored else "used")
+                assert evaluated["n"] == 8
+            except EdgecnnError as exc:
+                assert "\n" not in str(exc)
+                outcomes.add("refused")
+    assert {"ignored", "used"} <= outcomes
+
+
 # -- 3. ONNX integer inputs: the graph's scale, or a line saying how to state it -------------------
 
 def test_the_graph_gives_a_uint8_input_its_scale(graphs):
