@@ -26,7 +26,8 @@ def choose(candidates, *, max_drop: float, optimize: str) -> tuple[object | None
                     f"{max_drop:g} on validation (ties: smaller, then smaller drop)")
         chosen = min(within, key=key)
         return chosen, {"rule": rule, "within_budget": True, "optimize": optimize,
-                        "why": f"{chosen.id}: validation drop {chosen.val_drop:.2f} <= {max_drop:g} points"}
+                        "why": f"{chosen.id}: {-chosen.val_drop:+.2f} top-1 points against float on validation, "
+                               f"within the budget of -{max_drop:g}"}
     best = min(done, key=lambda c: (c.val_drop, c.latency_ms if c.latency_ms is not None else math.inf))
     steps = sorted({c.step for c in done})
     return best, {

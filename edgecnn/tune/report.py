@@ -10,9 +10,9 @@ import json
 from html import escape
 from pathlib import Path
 
-HEADERS = ("format", "candidate", "step", "settings", "float layers", "size", "val top-1", "val drop",
-           "test top-1", "test drop", "p50 ms", "vs float", "int-only", "within", "chosen")
-RIGHT = {"step", "float layers", "size", "val top-1", "val drop", "test top-1", "test drop", "p50 ms", "vs float"}
+HEADERS = ("format", "candidate", "step", "settings", "float layers", "size", "val top-1", "Δ val",
+           "test top-1", "Δ test", "p50 ms", "vs float", "int-only", "within", "chosen")
+RIGHT = {"step", "float layers", "size", "val top-1", "Δ val", "test top-1", "Δ test", "p50 ms", "vs float"}
 SENS_HEADERS = ("format", "layer", "type", "SQNR dB", "own SQNR dB", "rel RMSE", "kept float")
 
 
@@ -74,7 +74,8 @@ def footer(record) -> list[str]:
              "parts: " + ", ".join(f"{k} {v['count']}" for k, v in record["parts"].items()
                                    if k != "source" and isinstance(v, dict) and "count" in v)
              + f" (seed {record['parts']['seed']}, of {record['parts']['source']['name']})",
-             "drops are in points (negative: below float); test figures are reported, never used to choose"]
+             "Δ val, Δ test: top-1 points against the float artifact of the same format (negative: below it); "
+             "test figures are reported, never used to choose"]
     for fmt, data in record["formats"].items():
         lines.append(f"{fmt}: {data['choice']['why']} ({data['choice']['rule']})")
         for step in data["steps"]:
