@@ -34,7 +34,8 @@ def _artifact_facts(path: Path) -> tuple[dict, dict | None]:
         manifest, ignored = None, str(exc)
     facts = {"path": str(path), "name": path.name, "format": path.suffix.lower().lstrip("."),
              "bytes": path.stat().st_size, "sha256": sha256_of(path), "manifest": manifest is not None,
-             "model": (manifest or {}).get("model"), "quantization": (manifest or {}).get("quantization")}
+             "model": (manifest or {}).get("model"), "quantization": (manifest or {}).get("quantization"),
+             "weights": (manifest or {}).get("weights")}
     if ignored:
         facts["manifest_ignored"] = ignored
     return facts, manifest
