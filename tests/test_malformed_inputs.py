@@ -285,6 +285,31 @@ def test_the_graph_gives_a_uint8_input_its_scale(graphs):
     assert raw.dtype == "uint8" and raw.scale is None
 
 
+def test_scales_from_constant_nodes_default_zero_points_and_quantized_outputs(tmp_path):
+    """The scale as a Constant node, no zero point (0), and a uint8 output written by a
+    QuantizeLinear: the output is dequantized with its scale (the answer, 0.5, comes back)."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    from edgecnn.runtime import open_session, run_float
+
+    nodes = [helper.make_node("Constant", [], ["s_in"], value=numpy_helper.from_array(np.array(0.25, np.float32))),
+             helper.make_node("DequantizeLinear", ["x", "s_in"], ["real"]),
+             helper.make_node("ReduceMean", ["real"], ["mean"], axes=[1], keepdims=0),
+             helper.make_node("QuantizeLinear", ["mean", "s_out", "z_out"], ["y"])]
+    graph = helper.make_graph(nodes, "constants", [helper.make_tensor_value_info("x", TensorProto.UINT8, [1, 4])],
+                              [helper.make_tensor_value_info("y", TensorProto.UINT8, [1])],
+                              initializer=[numpy_helper.from_array(np.array(0.01, np.float32), "s_out"),
+                                           numpy_helper.from_array(np.array(7, np.uint8), "z_out")])
+    path = tmp_path / "constants.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)], ir_version=8), path)
+    session = open_session(path)
+    (inp,), (out,) = session.inputs, session.outputs
+    assert (inp.scale, inp.zero_point) == (0.25, 0) and (out.scale, out.zero_point) == (pytest.approx(0.01), 7)
+    (y,) = run_float(session, np.array([[0.0, 0.5, 0.75, 0.75]], np.float32))
+    assert y.tolist() == pytest.approx([0.5])
+
+
 def test_evaluate_quantizes_with_the_scale_of_the_dequantize_linear(graphs):
     from edgecnn.evaluate import evaluate_artifact
 
