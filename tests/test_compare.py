@@ -418,9 +418,23 @@ def test_nothing_readable_is_an_error_and_writes_nothing(tmp_path, name):
     out = tmp_path / "out" / "report.html"
     result = runner.invoke(app, ["compare", str(bad), "--format", "html", "--out", str(out)])
     assert result.exit_code == 1
-    errors = [line for line in _warning_lines(result) if line.startswith("error: ")]
-    assert len(errors) == 1 and "no readable edgecnn result rows" in errors[0]
+    (line,) = _warning_lines(result)  # the error alone, no warning before it
+    assert line.startswith("error: no readable edgecnn result rows") and name in line
     assert not (tmp_path / "out").exists()
+
+
+def test_a_damaged_or_binary_file_costs_only_its_own_lines(tmp_path):
+    lines = [json.dumps(r).encode() for r in THREE]
+    lines.insert(1, b'{"schema": "edgecnn.benchmark/1", "artifact": "\xff\xfe"}')
+    damaged = tmp_path / "damaged.jsonl"
+    damaged.write_bytes(b"\n".join(lines) + b"\n")
+    binary = tmp_path / "plot.png"
+    binary.write_bytes(PNG_MAGIC + bytes(range(256)) * 20)
+    result = runner.invoke(app, ["compare", str(damaged), str(binary), "--json"])
+    assert result.exit_code == 0, result.stderr
+    assert _warning_lines(result) == [f"warning: {damaged} line 2: not UTF-8 text, so not an edgecnn result "
+                                      "row; skipped", f"warning: {binary} is not a text file of JSON lines, skipped"]
+    assert sorted(r["variant"] for r in json.loads(result.stdout)) == ["dynamic", "float32", "int8"]
 
 
 def _wrong_types():

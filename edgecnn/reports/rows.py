@@ -120,11 +120,13 @@ def read_file(path: Path, start: int = 0, warn=None) -> list[Record]:
     file and line. EdgecnnError for a file that cannot be read at all."""
     warn = warn or warn_on_stderr
     try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError:
-        raise EdgecnnError(f"{path} is not a text file of JSON lines") from None
+        raw = path.read_bytes()
     except OSError as exc:
         raise EdgecnnError(f"cannot read {path}: {exc.strerror or exc}") from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:  # a damaged line, or not a text file at all: line by line
+        return _read_damaged(path, raw, start, warn)
     if not text.strip():
         warn(f"{path} is empty: no result rows, skipped")
         return []
@@ -165,14 +167,49 @@ def read_file(path: Path, start: int = 0, warn=None) -> list[Record]:
 _NOT_JSON = object()
 
 
+def _read_damaged(path: Path, raw: bytes, start: int, warn) -> list[Record]:
+    """The records of a file that is not UTF-8 throughout: each line that decodes is read;
+    a file where none does is one warning, not one per line."""
+    notes: list[str] = []
+    records: list[Record] = []
+    for number, chunk in enumerate(raw.split(b"\n"), 1):
+        if not chunk.strip():
+            continue
+        where = f"{path} line {number}"
+        try:
+            data = json.loads(chunk.decode("utf-8"))
+            kind = check_record(data, where)
+        except UnicodeDecodeError:
+            notes.append(f"{where}: not UTF-8 text, so not an edgecnn result row; skipped")
+            continue
+        except (ValueError, RecursionError):
+            notes.append(f"{where}: not JSON (a truncated line?), so not an edgecnn result row; skipped")
+            continue
+        except EdgecnnError as exc:
+            notes.append(f"{exc}; skipped")
+            continue
+        records.append(Record(kind, data, where, start + len(records)))
+    if not records:
+        warn(f"{path} is not a text file of JSON lines, skipped")
+        return []
+    for note in notes:
+        warn(note)
+    return records
+
+
 def read_results(paths, warn=None) -> list[Record]:
     """Every readable record of every RESULTS argument, checked, in input order; each record
     skipped is one `warn` line (default: stderr). EdgecnnError when none is readable."""
     records: list[Record] = []
+    skipped: list[str] = []
     files = expand(paths)
     for path in files:
-        records.extend(read_file(path, start=len(records), warn=warn))
-    if not records:
+        records.extend(read_file(path, start=len(records), warn=skipped.append))
+    if not records:  # the error alone, with the first reason, not warnings before it
         names = ", ".join(str(f) for f in files[:3]) + (" ..." if len(files) > 3 else "")
-        raise EdgecnnError(f"no readable edgecnn result rows in {names}")
+        first = skipped[0].removesuffix("; skipped").removesuffix(", skipped") if skipped else ""
+        more = f" (and {len(skipped) - 1} more)" if len(skipped) > 1 else ""
+        raise EdgecnnError(f"no readable edgecnn result rows in {names}" + (f": {first}{more}" if first else ""))
+    for message in skipped:
+        (warn or warn_on_stderr)(message)
     return records
