@@ -255,3 +255,51 @@ def test_a_model_with_a_lambda_is_refused_and_nothing_is_written(tmp_path):
     assert result.exit_code == 1, result.output
     assert "lambda" in _one_error_line(result).lower()
     assert not out.exists()
+
+
+@needs_fashion_mnist
+def test_the_time_budget_stops_the_ladder_after_plain_int8_and_says_so(rescaled_lenet, tmp_path):
+    from edgecnn.tune import TuneRequest, tune
+
+    notes = []
+
+    class Progress:
+        def step(self, label, total=None): ...
+        def start(self, label, total=None): ...
+        def advance(self, steps=1): ...
+        def note(self, message): ...
+        def warn(self, message):
+            notes.append(message)
+
+    record = tune(TuneRequest(str(rescaled_lenet), data="fashion-mnist", max_drop=0.0, formats=("onnx",),
+                              qat=False, calib_size=100, val_size=200, test_size=200, time_budget=0.0001,
+                              bench_runs=3, bench_min_secs=0.01, out=tmp_path), Progress())
+    data = record["formats"]["onnx"]
+    assert [c["id"] for c in data["candidates"]] == ["onnx-1-int8"]
+    assert "--time-budget" in data["stopped"]
+    assert data["choice"]["within_budget"] is False and "no candidate of steps 1" in data["choice"]["why"]
+    assert any("--time-budget" in n for n in notes) and any("within_budget: false" in n for n in notes)
+    assert (tmp_path / "lenet-rescaled-tuned-onnx" / "lenet-rescaled-tuned-onnx.onnx").is_file()
+
+
+def test_the_cli_maps_its_options_onto_the_request(monkeypatch, tmp_path):
+    import edgecnn.tune
+
+    seen = {}
+
+    def fake_tune(request, progress=None):
+        seen["request"] = request
+        return {"model": "m", "report": str(tmp_path / "r"), "formats": {}, "seconds": 1.0, "versions": {},
+                "budget": {"max_drop_points": request.max_drop, "optimize": request.optimize},
+                "parts": {"seed": 0, "source": {"name": "s"}}}
+
+    monkeypatch.setattr(edgecnn.tune, "tune", fake_tune)
+    result = runner.invoke(app, ["tune", "m.keras", "--data", "fashion-mnist", "--max-drop", "0.25", "--format",
+                                 "all", "--optimize", "size", "--threads", "2", "--time-budget", "3", "--no-qat",
+                                 "--val-size", "500", "--max-float-layers", "2", "--out", str(tmp_path), "--json"])
+    assert result.exit_code == 0, result.output
+    r = seen["request"]
+    assert (r.model, r.data, r.max_drop, r.formats, r.optimize, r.threads, r.time_budget, r.qat, r.val_size,
+            r.max_float_layers, r.out) == ("m.keras", "fashion-mnist", 0.25, ("tflite", "onnx"), "size", 2, 3.0,
+                                           False, 500, 2, tmp_path)
+    assert json.loads(result.stdout)["model"] == "m"

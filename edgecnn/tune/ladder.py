@@ -134,7 +134,8 @@ class Ladder:
         self.progress.step(f"{self.fmt} step {number}: {title}", len(plans))
         ids = []
         for i, (cid, label, build, floats) in enumerate(plans):
-            if self._out_of_time(len(plans) - i):
+            # Step 1 always runs: without plain int8 there is nothing to choose or compare with.
+            if number > 1 and self._out_of_time(len(plans) - i):
                 break
             ids.append(self._make(cid, number, label, build, floats).id)
         self.run.steps.append({"step": number, "title": title, "candidates": ids})
@@ -189,10 +190,10 @@ class Ladder:
                               self._quantizer(calib_all, method="minmax"), []))
             plan2 += [(f"{f}-2-{m}", f"int8, {m}, {n_all} images", self._quantizer(calib_all, method=m), [])
                       for m in ("entropy", "percentile")]
-        if self._step(2, "calibration variants", plan2):
+        if self._step(2, "calibration variants", plan2) or self.run.stopped:
             return self.run
         # 3. sensitivity: keep the k most sensitive layers float
-        if self._sensitivity_step():
+        if self._sensitivity_step() or self.run.stopped:
             return self.run
         # 4. QAT
         self._qat_step()
