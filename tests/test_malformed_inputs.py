@@ -531,3 +531,13 @@ def test_the_row_records_the_warmup(graphs):
     from edgecnn.harness import BenchmarkSettings
 
     assert BenchmarkSettings().warmup_secs == 0.5
+
+
+def test_a_batch_too_large_for_memory_is_refused_before_arrays_are_made():
+    from edgecnn.harness.measure import check_input_memory
+    from edgecnn.runtime import TensorInfo
+
+    info = TensorInfo("x", (-1, 224, 224, 3), "uint8")
+    check_input_memory([info], [(8, 224, 224, 3)], 8, available=2**30)
+    with pytest.raises(EdgecnnError, match=r"--batch 4096: the inputs alone need 2\.3 GiB, more than the 1\.0 GiB"):
+        check_input_memory([info], [(4096, 224, 224, 3)], 4096, available=2**30)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import gc
 import math
+import os
 import resource
 import sys
 import time
@@ -254,6 +255,24 @@ def _image_samples(data: str, info: TensorInfo, shape: tuple[int, ...], *, prepr
     return quantize(arrays, info)
 
 
+def _available_bytes() -> int | None:
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (AttributeError, OSError, ValueError):  # not on this OS
+        return None
+
+
+def check_input_memory(inputs: list[TensorInfo], shapes: list[tuple[int, ...]], batch: int,
+                       available: int | None = None) -> None:
+    """EdgecnnError, one line naming --batch, when the inputs alone (float32 working copies
+    included) would not fit in the memory free now: refused before any array is made."""
+    needed = sum(math.prod(shape) * max(4, np.dtype(info.dtype).itemsize) for info, shape in zip(inputs, shapes))
+    available = _available_bytes() if available is None else available
+    if available is not None and needed > available:
+        raise EdgecnnError(f"--batch {batch}: the inputs alone need {needed / 2**30:.1f} GiB, more than the "
+                           f"{available / 2**30:.1f} GiB of memory free; use a smaller --batch")
+
+
 def make_feeds(inputs: list[TensorInfo], *, batch: int = 1, data: str | None = None,
                preprocess: dict | None = None, samples: int = 16, seed: int = 0,
                manifest_inputs: list | None = None,
@@ -263,6 +282,7 @@ def make_feeds(inputs: list[TensorInfo], *, batch: int = 1, data: str | None = N
     of --data where the model does not say."""
     hints = {i.get("name"): i for i in (manifest_inputs or []) if isinstance(i, dict)}
     shapes = [input_shape(info, batch, hints.get(info.name)) for info in inputs]
+    check_input_memory(inputs, shapes, batch)
     if data is not None:
         if len(inputs) != 1:
             raise EdgecnnError(f"--data feeds models with one input; this one has {len(inputs)}")
