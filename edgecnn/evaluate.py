@@ -6,8 +6,10 @@
 
 The steps, each in the open:
 
-1. the artifact's manifest (if any) gives the preprocessing mode; `preprocess=` gives it
-   for a file without one (and overrides the manifest's, with a warning);
+1. the artifact (a file, or an export folder: the file its manifest names) and its manifest
+   (if any) give the preprocessing mode; `preprocess=` gives it for a file without one (and
+   overrides the manifest's, with a warning). A manifest.json that is broken is ignored with
+   a warning, as `edgecnn benchmark` does, and the file scored as a third-party model;
 2. the data source (`calibration.open_source`) gives the images, labels, class count and
    the crop fraction (its `default_crop_fraction`: 0.875 for photos, 1.0 for small prepared
    datasets such as Fashion-MNIST; `crop_fraction=` overrides it). The manifest's
@@ -15,9 +17,10 @@ The steps, each in the open:
 3. the model's own input tensor gives the input size and channel count (NHWC, or NCHW
    for third-party ONNX files); `calibration.iter_batches` crops, resizes and converts
    colour to fit;
-4. each float32 batch is quantized with the input tensor's own scale and zero point
-   (uint8, int8, int16 inputs; float16 and float32 are cast) and the outputs are
-   dequantized (`edgecnn.runtime.run_float`);
+4. each float32 batch is quantized with the input's own scale and zero point (a TFLite
+   tensor's; for ONNX, the DequantizeLinear's that reads the input; else `input_scale=`, or
+   raw uint8 pixels, see `edgecnn.runtime.input_quantization`; float16 and float32 are cast)
+   and the outputs are dequantized (`edgecnn.runtime.run_float`);
 5. scoring: a model with 1001 outputs, background class first (TF-slim and the TFLite
    hosted models), has column 0 dropped and is scored against labels 0..999 when the
    source has 1000 classes or does not say how many (an .npz without class names); any
