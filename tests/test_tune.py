@@ -303,3 +303,18 @@ def test_the_cli_maps_its_options_onto_the_request(monkeypatch, tmp_path):
             r.max_float_layers, r.out) == ("m.keras", "fashion-mnist", 0.25, ("tflite", "onnx"), "size", 2, 3.0,
                                            False, 500, 2, tmp_path)
     assert json.loads(result.stdout)["model"] == "m"
+
+
+@needs_fashion_mnist
+def test_qat_is_step_four_on_the_training_part_and_stays_integer_only(rescaled_lenet, tmp_path):
+    from edgecnn.tune import TuneRequest, tune
+
+    record = tune(TuneRequest(str(rescaled_lenet), data="fashion-mnist", max_drop=0.0, formats=("tflite",),
+                              qat=True, max_float_layers=0, calib_size=100, val_size=200, test_size=200,
+                              bench_runs=3, bench_min_secs=0.01, out=tmp_path))
+    data = record["formats"]["tflite"]
+    steps = {s["step"]: s for s in data["steps"]}
+    assert "max_float_layers is 0" in steps[3]["skipped"]
+    (qat,) = [c for c in data["candidates"] if c["step"] == 4]
+    assert qat["error"] is None and qat["integer_only"] and qat["settings"]["train_images"] == 10000 - 500
+    assert record["parts"]["train"]["count"] == 9500 and 0 < qat["test_top1"] <= 1
