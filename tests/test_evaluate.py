@@ -252,12 +252,14 @@ def test_top1_equals_straight_line_script(trained, variant):
 
 def test_quantized_rgb_fixture_equals_straight_line_script(exported_int8, fashion_rgb_npz):
     """int8 input quantized with its own scale/zero point; gray 28x28 replicated and resized
-    to 32x32 RGB; the manifest's photo crop (0.875) is not applied to Fashion-MNIST."""
+    to 32x32 RGB; the manifest's photo crop (0.875) is not applied to Fashion-MNIST.
+    The fixture is trained on these images: its answers vary, so equal counts mean something."""
     assert exported_int8["tflite"]["preprocess"]["crop_fraction"] == 0.875
     x, y = _fashion_rgb32_tf()
     for key, reference in (("tflite", _litert_top1), ("onnx", _ort_top1)):
         row = evaluate_artifact(exported_int8[key]["path"], fashion_rgb_npz, limit=64, batch_size=16)
         predictions = reference(exported_int8[key]["path"], x[:64])
+        assert len(np.unique(predictions)) >= 3 and np.mean(predictions == y[:64]) > 0.3, key
         assert row["n"] == 64
         assert row["correct"]["top1"] == int(np.sum(predictions == y[:64])), key
         assert row["preprocess"]["crop_fraction"] == 1.0
@@ -300,8 +302,18 @@ def test_nchw_onnx(tiny_models, fashion_rgb_npz):
 
 
 def test_crop_fraction_option(trained):
-    row = evaluate_artifact(trained["float32"]["path"], FMNIST, limit=10, crop_fraction=0.5)
+    """`crop_fraction=0.5` crops the centre 14x14 of each 28x28 image and scales it back up: the
+    count is a straight-line script's on such images, and differs from the uncropped one."""
+    row = evaluate_artifact(trained["float32"]["path"], FMNIST, limit=100, crop_fraction=0.5)
     assert row["preprocess"]["crop_fraction"] == 0.5 and row["preprocess"]["crop_source"] == "option"
+    x, y = _fashion_float(unit=False)
+    cropped = np.stack([np.asarray(Image.fromarray(im, "L").resize((28, 28), Image.BILINEAR, box=(7, 7, 21, 21)))
+                        for im in x[:100]])[..., None].astype(np.float32) / 255.0
+    predictions = _litert_top1(trained["float32"]["path"], cropped)
+    assert row["correct"]["top1"] == int(np.sum(predictions == y[:100]))
+    whole = evaluate_artifact(trained["float32"]["path"], FMNIST, limit=100)
+    assert whole["preprocess"]["crop_fraction"] == 1.0
+    assert whole["correct"]["top1"] != row["correct"]["top1"]
 
 
 # -- the command ---------------------------------------------------------------------------------
