@@ -91,7 +91,7 @@ def schema_version(schema, where: str, family: str = SCHEMA.rsplit("/", 1)[0],
     name, _, number = str(schema).rpartition("/")
     if not isinstance(schema, str) or name != family:
         raise EdgecnnError(f"{where} is not an edgecnn manifest (schema {schema!r}; expected {newest})")
-    if not number.isdigit():  # isdigit: no sign, no space, no `1.0`
+    if not (number.isascii() and number.isdigit()):  # no sign, no space, no `1.0`, no `²`
         raise EdgecnnError(f"{where} has schema {schema!r}: its version is not a number (expected {newest})")
     if int(number) > int(newest.rsplit("/", 1)[1]):
         raise EdgecnnError(f"{where} has schema {schema}, newer than this edgecnn reads ({newest}): "

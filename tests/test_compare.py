@@ -383,6 +383,8 @@ def _bad_lines(tmp_path):
         "other-tool.jsonl": (json.dumps({"name": "resnet50", "latency": 3.1}) + "\n", "not an edgecnn result row"),
         "other-schema.jsonl": (json.dumps({"schema": "mlperf.result/1"}) + "\n", "schema 'mlperf.result/1'"),
         "newer.jsonl": (json.dumps(newer) + "\n", "newer than this edgecnn reads"),
+        "superscript.jsonl": (json.dumps({**bench("x"), "schema": "edgecnn.benchmark/\u00b2"}) + "\n",
+                              "unreadable schema version"),
         "garbage.jsonl": ("fine?\n", "line 1: not JSON"),
         "empty.jsonl": ("", "is empty"),
         "blank.jsonl": ("\n\n", "is empty"),
@@ -394,8 +396,8 @@ def _warning_lines(result):
     return [line for line in result.stderr.splitlines() if line.strip()]
 
 
-@pytest.mark.parametrize("name", ["other-tool.jsonl", "other-schema.jsonl", "newer.jsonl", "garbage.jsonl",
-                                  "empty.jsonl", "blank.jsonl"])
+@pytest.mark.parametrize("name", ["other-tool.jsonl", "other-schema.jsonl", "newer.jsonl", "superscript.jsonl",
+                                  "garbage.jsonl", "empty.jsonl", "blank.jsonl"])
 def test_a_bad_results_file_is_skipped_with_one_warning(tmp_path, name):
     text, expected = _bad_lines(tmp_path)[name]
     bad = tmp_path / name

@@ -137,6 +137,8 @@ BROKEN_MANIFESTS = {
     "no schema": (json.dumps({"artifact": "m.onnx", "sha256": "x"}), "no `schema`"),
     "schema abc": (json.dumps({"schema": "edgecnn.manifest/abc", "artifact": "m.onnx", "sha256": "x"}),
                    "its version is not a number"),
+    "schema version ²": (json.dumps({"schema": "edgecnn.manifest/\u00b2", "artifact": "m.onnx", "sha256": "x"}),
+                         "its version is not a number"),
     "schema a number": (json.dumps({"schema": 1, "artifact": "m.onnx", "sha256": "x"}), "not an edgecnn manifest"),
     "other tool": (json.dumps({"schema": "webapp.manifest/1", "name": "x"}), "not an edgecnn manifest"),
     "newer": (json.dumps({"schema": "edgecnn.manifest/9", "artifact": "m.onnx", "sha256": "x"}), "newer than"),

@@ -91,7 +91,7 @@ def check_record(data, where: str) -> str:
     if kind == "manifest":
         check_manifest(data, where)
         return kind
-    if not version.isdigit():
+    if not (version.isascii() and version.isdigit()):  # int() refuses `²`
         raise EdgecnnError(f"{where}: unreadable schema version {schema!r}")
     if int(version) > newest:
         raise EdgecnnError(f"{where}: schema {schema} is newer than this edgecnn reads "
