@@ -148,9 +148,74 @@ def markdown(report: dict) -> str:
     lines += ["", "Training: " + "; ".join(f"{m}: {t['epochs']} epochs on {t['train_count']} images, Keras val "
                                             f"{100 * t['val_accuracy_keras']:.2f}%"
                                             for m, t in report["training"].items())]
+    if report.get("engines"):
+        lines += ["", "TFLite int8 engines on the same 100 calibration images (top-1 on validation + test, "
+                  "2000 images; p50 at the default harness settings):", "",
+                  "| model | engine | seconds | size | top-1 | p50 ms | same ops | io |", "|---|---|---:|---:|---:|---:|---|---|"]
+        for model_name, e in report["engines"].items():
+            for engine in ("converter", "ai-edge-quantizer"):
+                r = e[engine]
+                secs = (f"{r['convert_s']:.1f} (int8 conversion)" if engine == "converter" else
+                        f"{r['float_convert_s']:.1f} float conversion + {r['quantize_s']:.1f} quantization")
+                lines.append(f"| {model_name} | {engine} | {secs} | {r['bytes'] / 1e3:.1f} kB | "
+                             f"{100 * r['top1']:.2f}% | {r['p50_ms']} | {'yes' if e['same_ops'] else 'no'} | "
+                             f"{'/'.join(r['io'])} |")
     if report.get("unfinished"):
         lines += ["", f"Not run (time): {', '.join(report['unfinished'])}"]
     return "\n".join(lines) + "\n"
+
+
+def engine_comparison(path: Path, threads: int, seed: int) -> dict:
+    """TensorFlow's converter int8 against AI Edge Quantizer's on the same 100 calibration images
+    (tune's step 1): conversion time, ops, top-1 on validation+test (2000 images), latency."""
+    import tempfile
+
+    import numpy as np
+
+    import calibration
+    from converters.tflite import keras_to_tflite
+    from edgecnn.evaluate import evaluate_artifact
+    from edgecnn.harness import BenchmarkSettings, benchmark_artifact
+    from edgecnn.loading import load_keras_model
+    from edgecnn.runtime import open_session
+    from edgecnn.tune import engines_tflite
+    from edgecnn.tune.split import split_source
+
+    model, facts = load_keras_model(path)
+    shape = tuple(int(d) for d in model.inputs[0].shape[1:])
+    parts = split_source(calibration.open_source("fashion-mnist"), seed=seed)
+    calib = calibration.CalibrationData(parts.calibration, input_shape=shape, preprocess=facts["preprocess"],
+                                        samples=100, seed=None).arrays()
+    out = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        t = time.perf_counter()
+        converter = keras_to_tflite(model, quantization="int8",
+                                    representative_dataset=lambda: ([calib[i: i + 1]] for i in range(len(calib))))
+        converter_s = time.perf_counter() - t
+        t = time.perf_counter()
+        float_bytes = engines_tflite.float_tflite(model)
+        float_s = time.perf_counter() - t
+        (Path(tmp) / "float.tflite").write_bytes(float_bytes)
+        t = time.perf_counter()
+        aeq, _ = engines_tflite.quantize(Path(tmp) / "float.tflite", calib, threads=threads)
+        aeq_s = time.perf_counter() - t
+        for name, data, seconds in (("converter", converter, {"convert_s": round(converter_s, 2)}),
+                                    ("ai-edge-quantizer", aeq, {"float_convert_s": round(float_s, 2),
+                                                                "quantize_s": round(aeq_s, 2)})):
+            file = Path(tmp) / f"{name}.tflite"
+            file.write_bytes(data)
+            top1 = [evaluate_artifact(file, part, preprocess=facts["preprocess"], threads=threads)
+                    for part in (parts.validation, parts.test)]
+            correct = sum(r["correct"]["top1"] for r in top1)
+            n = sum(r["n"] for r in top1)
+            row = benchmark_artifact(file, BenchmarkSettings(threads=threads))
+            session = open_session(file)
+            out[name] = {**seconds, "bytes": len(data), "top1": round(correct / n, 5), "n": n,
+                         "p50_ms": (row.get("latency_ms") or {}).get("p50"), "ops": session.op_types(),
+                         "io": [session.inputs[0].dtype, session.outputs[0].dtype]}
+    out["top1_difference_points"] = round(100 * (out["ai-edge-quantizer"]["top1"] - out["converter"]["top1"]), 2)
+    out["same_ops"] = out["ai-edge-quantizer"]["ops"] == out["converter"]["ops"]
+    return out
 
 
 def main(argv=None) -> int:
@@ -162,6 +227,9 @@ def main(argv=None) -> int:
     parser.add_argument("--reuse", action="store_true", help="reuse trained models in --workdir")
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--engines-only", action="store_true",
+                        help="only the converter vs AI Edge Quantizer comparison (trained models reused), "
+                             "added to an existing tune.json")
     args = parser.parse_args(argv)
 
     from edgecnn.manifest import tool_versions
@@ -172,6 +240,16 @@ def main(argv=None) -> int:
     report = {"benchmark": "tune", "machine": machine, "machine_slug": machine_slug(machine),
               "threads": args.threads, "versions": tool_versions(), "runs": [], "training": {}}
     folder = args.out / report["machine_slug"]
+    if args.engines_only:
+        report = json.loads((folder / "tune.json").read_text())
+        report["engines"] = {}
+        for name in ("lenet5", "mobilenet_v2"):
+            path, _ = trained(name, args.workdir, True, args.seed)
+            log(f"engines: {name}")
+            report["engines"][name] = engine_comparison(path, args.threads, args.seed)
+        write_atomic(folder / "tune.json", json.dumps(report, indent=2, default=str) + "\n")
+        write_atomic(folder / "tune.md", markdown(report))
+        return 0
     plan = []
     for m in args.models:
         for b in ([1.0] if m == "lenet5-rescaled" else args.budgets):
