@@ -32,7 +32,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from edgecnn.host import machine_info, machine_slug, write_atomic  # noqa: E402
+from edgecnn.host import machine_info, machine_slug, write_atomic
 
 MODELS = {
     "lenet5": {"zoo": "lenet5", "input_size": 32, "alpha": None, "epochs": 5, "batch_size": 64, "lr": 2e-3,
@@ -169,8 +169,6 @@ def engine_comparison(path: Path, threads: int, seed: int) -> dict:
     """TensorFlow's converter int8 against AI Edge Quantizer's on the same 100 calibration images
     (tune's step 1): conversion time, ops, top-1 on validation+test (2000 images), latency."""
     import tempfile
-
-    import numpy as np
 
     import calibration
     from converters.tflite import keras_to_tflite

@@ -3,11 +3,19 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
 
 import typer
 
-from edgecnn.cli import app, console, error_console, fail, one_line_errors, print_json, print_table, trust_model_option
+from edgecnn.cli import (
+    app,
+    console,
+    error_console,
+    fail,
+    one_line_errors,
+    print_json,
+    print_table,
+    trust_model_option,
+)
 
 
 class _RichProgress:
@@ -70,17 +78,17 @@ def tune_command(
                                    "float artifact, on the validation part."),
     fmt: str = typer.Option("tflite", "--format", help="tflite, onnx or all."),
     optimize: str = typer.Option("latency", "--optimize", help="latency (fastest within budget) or size."),
-    threads: Optional[int] = typer.Option(None, "--threads", help="Runtime threads for evaluation and latency."),
-    time_budget: Optional[float] = typer.Option(None, "--time-budget", help="Minutes; the ladder stops before "
+    threads: int | None = typer.Option(None, "--threads", help="Runtime threads for evaluation and latency."),
+    time_budget: float | None = typer.Option(None, "--time-budget", help="Minutes; the ladder stops before "
                                                 "a candidate that would not fit."),
-    qat: Optional[bool] = typer.Option(None, "--qat/--no-qat", help="Step 4, quantization-aware fine-tuning "
+    qat: bool | None = typer.Option(None, "--qat/--no-qat", help="Step 4, quantization-aware fine-tuning "
                                        "(TFLite) on what the three parts leave of --data (default: when "
                                        "there are enough images)."),
     qat_epochs: int = typer.Option(1, "--qat-epochs", help="QAT epochs."),
     calib_size: int = typer.Option(200, "--calib-size", help="Calibration part, images."),
-    val_size: Optional[int] = typer.Option(None, "--val-size", help="Validation part (default: half of the "
+    val_size: int | None = typer.Option(None, "--val-size", help="Validation part (default: half of the "
                                            "rest, at most 1000)."),
-    test_size: Optional[int] = typer.Option(None, "--test-size", help="Test part (default: as validation)."),
+    test_size: int | None = typer.Option(None, "--test-size", help="Test part (default: as validation)."),
     max_float_layers: int = typer.Option(6, "--max-float-layers", help="Step 3's limit on the layers kept float."),
     seed: int = typer.Option(0, "--seed", help="Seed of the split."),
     weights: str = typer.Option("auto", "--weights", help="Zoo models: auto, none or a weights file."),
@@ -99,8 +107,14 @@ def tune_command(
     """
     import math
 
-    from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn,
-                               TimeRemainingColumn)
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
 
     from edgecnn.tune import TuneRequest, tune
 

@@ -126,9 +126,9 @@ def rescaled_lenet(tmp_path_factory):
     """A LeNet-5 trained for a few seconds, then rescaled: same function, one 100x channel."""
     import shutil
 
+    from calibration import open_source
     from edgecnn.loading import read_keras_model, sidecar_path
     from edgecnn.training.train import train_model
-    from calibration import open_source
     from edgecnn.tune.stress import most_active_channel, rescale_channel
 
     folder = tmp_path_factory.mktemp("tune-models")
@@ -182,9 +182,9 @@ def test_plain_int8_misses_the_budget_and_the_ladder_brings_it_within(tuned):
 
 @needs_fashion_mnist
 def test_the_chosen_artifact_is_published_with_its_tuning_and_scores_as_recorded(tuned):
+    from calibration import open_source
     from edgecnn.evaluate import evaluate_artifact
     from edgecnn.tune.split import split_source
-    from calibration import open_source
 
     record, out = tuned["record"], tuned["out"]
     assert sorted(p.name for p in out.iterdir()) == ["lenet-rescaled-tune-report", "lenet-rescaled-tuned",

@@ -28,7 +28,7 @@ from edgecnn.tune.choose import OPTIMIZE, choose
 from edgecnn.tune.ladder import Candidate, FormatRun, Ladder, Progress
 from edgecnn.tune.split import DEFAULT_CALIBRATION, split_source
 
-__all__ = ["Progress", "TuneRequest", "tune", "TUNE_SCHEMA"]
+__all__ = ["TUNE_SCHEMA", "Progress", "TuneRequest", "tune"]
 
 TUNE_SCHEMA = "edgecnn.tune/1"
 FORMATS = ("tflite", "onnx")
@@ -194,7 +194,10 @@ def tune(request: TuneRequest, progress: Progress | None = None) -> dict:
                           f"image(s), fewer than {MIN_QAT_IMAGES}; give more data or --no-qat")
     out = Path(request.out)
 
-    from edgecnn.export import ExportRequest, _load_model  # the model loading export uses
+    from edgecnn.export import (  # the model loading export uses
+        ExportRequest,
+        _load_model,
+    )
 
     progress.step(f"loading {request.model}", None)
     trust = {"trust_model": request.trust_model} if "trust_model" in ExportRequest.__dataclass_fields__ else {}
@@ -292,8 +295,8 @@ def _qat_builder(model, facts, parts, ctx, request, progress):
             raise EdgecnnError(f"QAT failed: {reason}") from None
         settings = {"engine": "tensorflow-model-optimization QAT + TFLiteConverter", "io": "int8",
                     "epochs": request.qat_epochs, "lr": request.qat_lr, "batch_size": request.qat_batch_size,
-                    "train_images": int(len(x_train)), "scheme": info.get("scheme"),
-                    "calibration_images": int(len(ctx.calibration))}
+                    "train_images": len(x_train), "scheme": info.get("scheme"),
+                    "calibration_images": len(ctx.calibration)}
         return data_bytes, settings
 
     return build

@@ -118,12 +118,17 @@ def quantize(prepared_path, calibration: np.ndarray, *, method: str = "minmax",
              nodes_to_exclude=(), input_name: str = INPUT_NAME) -> tuple[bytes, dict]:
     """int8 QDQ of the prepared float .onnx, calibrated on `calibration` with `method`; the
     nodes named in `nodes_to_exclude` stay float. Returns (bytes, the settings as recorded)."""
-    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
+    from onnxruntime.quantization import (
+        CalibrationMethod,
+        QuantFormat,
+        QuantType,
+        quantize_static,
+    )
 
     from calibration._ort import make_reader
 
     try:
-        from converters.onnx import STATIC_INT8_SETTINGS as settings  # noqa: N811
+        from converters.onnx import STATIC_INT8_SETTINGS as settings
     except ImportError:  # pragma: no cover - converters.onnx imports TensorFlow
         raise EdgecnnError("ONNX tuning needs the export side: pip install 'edgecnn[export]'") from None
     if method not in METHODS:
@@ -160,5 +165,5 @@ def quantize(prepared_path, calibration: np.ndarray, *, method: str = "minmax",
             raise EdgecnnError(f"ONNX Runtime cannot quantize {Path(prepared_path).name}: {reason}") from None
         data = out.read_bytes()
     recorded = {"engine": "onnxruntime.quantization", **settings, "calibrate_method": method,
-                "calibration_images": int(len(calibration)), "nodes_to_exclude": list(nodes_to_exclude)}
+                "calibration_images": len(calibration), "nodes_to_exclude": list(nodes_to_exclude)}
     return data, recorded

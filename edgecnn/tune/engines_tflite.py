@@ -186,7 +186,7 @@ def quantize(float_path, calibration: np.ndarray, *, qsv_update: str = "moving_a
     settings = {"engine": "ai-edge-quantizer", "activations": "int8 per-tensor asymmetric",
                 "weights": "int8 per-channel symmetric", "io": "int8",
                 "range_update": qsv_update, "weight_algorithm": WEIGHT_ALGORITHMS[weight_algorithm],
-                "calibration_images": int(len(calibration)), "float_ops": list(float_tensors)}
+                "calibration_images": len(calibration), "float_ops": list(float_tensors)}
     return bytes(result.quantized_model), settings
 
 

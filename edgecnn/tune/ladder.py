@@ -19,9 +19,9 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable
 
 import numpy as np
 
@@ -255,7 +255,7 @@ class Ladder:
             entry.kept_float = entry.layer in kept
         self.run.sensitivity = [e.to_dict() for e in ranked]
         self.run.steps.append({"step": 3, "title": "per-layer sensitivity, k most sensitive layers float",
-                               "measured_on": best.id, "images": int(len(self.ctx.sensitivity_images)),
+                               "measured_on": best.id, "images": len(self.ctx.sensitivity_images),
                                "limit": limit, "candidates": ids})
         return bool(self._within())
 

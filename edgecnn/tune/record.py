@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from edgecnn.errors import EdgecnnError
@@ -32,7 +32,7 @@ def publish(request, facts, model, parts, ctx, runs, out: Path, workdir: Path, s
     from edgecnn.tune.choose import choose
 
     stem = _stem(request)
-    created = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    created = datetime.now(UTC).isoformat(timespec="seconds")
     record = {
         "schema": TUNE_SCHEMA,
         "model": facts["name"],
