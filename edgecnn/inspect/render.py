@@ -37,6 +37,12 @@ def _db(value) -> str:
     return f"{value:.1f}" if isinstance(value, (int, float)) else str(value)
 
 
+def _short(name: str) -> str:
+    """TFLite names a fused op's output after every op it fused ("a/Relu6;a/BN;a/Conv2D"): the first part
+    is the layer. The JSON keeps the whole name."""
+    return name.split(";")[0]
+
+
 def blocks(report: dict, *, top_nodes: int = 15) -> list[Block]:
     art, graph, runtime = report["artifact"], report["graph"], report["runtime"]
     prof, hardware, numerics = report.get("profile"), report["hardware"], report.get("numerics")
@@ -47,15 +53,15 @@ def blocks(report: dict, *, top_nodes: int = 15) -> list[Block]:
             f"ops {graph['ops']}, params {_si(graph['params'])}, MACs {_si(graph['macs'])} (batch 1), "
             f"{'quantized' if graph['quantized'] else 'float'} graph"]
     out.append(("lines", "Artifact", head))
-    out.append(("table", "1. Findings", ["#", "Finding", "What to do"],
-                [[str(f["rank"]), f["text"], f["action"]] for f in report["findings"]]))
+    out.append(("lines", "1. Findings (ranked; each with what to do)",
+                [f"{f['rank']}. {f['text']}\n   -> {f['action']}" for f in report["findings"]]))
     out.append(("table", "2. Ops by type and compute dtype", ["Op", "Dtype", "Count", "MACs"],
                 [[r["op_type"], r["compute_dtype"], str(r["count"]), _si(r["macs"]) if r["macs"] else ""]
                  for r in graph["ops_by_type"]]))
     lines = [f"input  {_io(t)}" for t in graph["inputs"]] + [f"output {_io(t)}" for t in graph["outputs"]]
     conv = graph["conversions"]
     lines.append("quantize/dequantize: " + (", ".join(f"{k} x{v}" for k, v in conv.items()) or "none"))
-    lines.append("float ops in the quantized graph: " + (", ".join(f"{o['op_type']} ({o['name']})"
+    lines.append("float ops in the quantized graph: " + (", ".join(f"{o['op_type']} ({_short(o['name'])})"
                                                                      for o in graph["float_ops"][:10]) or "none"))
     dyn = graph["dynamic_dims"]
     lines.append("dynamic dimensions: " + (", ".join(f"{d['role']} {d['tensor']}[{d['axis']}]"
@@ -114,7 +120,7 @@ def blocks(report: dict, *, top_nodes: int = 15) -> list[Block]:
                    + (f"; top-1 {100 * top1['quantized']:.1f}% vs {100 * top1['reference']:.1f}%" if top1 else
                       f"; {numerics.get('top1_note')}"))
         out.append(("table", f"8. Numerics per layer: {summary}", ["Tensor", "Op", "SQNR dB", "rel RMSE"],
-                    [[l["name"], l["op_type"], _db(l["sqnr_db"]),
+                    [[_short(l["name"]), l["op_type"], _db(l["sqnr_db"]),
                       f"{l['rel_rmse']:.4f}" if isinstance(l["rel_rmse"], (int, float)) else str(l["rel_rmse"])]
                      for l in numerics["layers"]]))
     if report.get("warnings"):
@@ -126,7 +132,8 @@ def to_markdown(report: dict) -> str:
     parts = [f"# edgecnn inspect: {report['artifact']['name']}\n"]
     for block in blocks(report):
         if block[0] == "lines":
-            parts.append(f"## {block[1]}\n\n" + "\n".join(f"- {line}" for line in block[2]) + "\n")
+            items = [line.replace("\n   -> ", " *") + "*" if "\n   -> " in line else line for line in block[2]]
+            parts.append(f"## {block[1]}\n\n" + "\n".join(f"- {item}" for item in items) + "\n")
         else:
             _, title, headers, rows = block
             esc = lambda s: str(s).replace("|", "\\|")  # noqa: E731
@@ -141,7 +148,9 @@ def to_html(report: dict) -> str:
     for block in blocks(report):
         body.append(f"<h2>{html.escape(block[1])}</h2>")
         if block[0] == "lines":
-            body.append("<ul>" + "".join(f"<li>{html.escape(line)}</li>" for line in block[2]) + "</ul>")
+            body.append("<ul>" + "".join(f"<li>{html.escape(line).replace(chr(10) + '   -&gt; ', '<br><i>')}"
+                                         + ("</i>" if "\n   -> " in line else "") + "</li>" for line in block[2])
+                        + "</ul>")
         else:
             _, _, headers, rows = block
             body.append("<table><tr>" + "".join(f"<th>{html.escape(h)}</th>" for h in headers) + "</tr>"
@@ -161,7 +170,7 @@ def print_tables(report: dict, print_table, console) -> None:
         if block[0] == "lines":
             console.print(f"[bold]{block[1]}[/bold]", highlight=False)
             for line in block[2]:
-                console.print(f"  {line}", markup=False, highlight=False)
+                console.print(f"  {line}", markup=False, highlight=False, soft_wrap=True)
             console.print()
         else:
             _, title, headers, rows = block
