@@ -57,11 +57,12 @@ def test_unknown_model_suggests_the_closest_name():
 
 
 @pytest.mark.parametrize("args, expected", [
-    (["lenet5", "--alpha", "0.5"], "does not take `alpha`"),
-    (["mobilenet_v2", "--input-size", "8"], "at least 32x32"),
-    (["lenet5", "--classes", "0"], "`classes=0`"),
-    (["lenet5", "--input-size", "0"], "`input_size=0`"),
-    (["mobilenet_v2", "--alpha", "0", "--input-size", "32"], "`alpha=0.0`"),
+    # Checked before the model is built, naming the option (edgecnn.profiler.check_zoo_arguments).
+    (["lenet5", "--alpha", "0.5"], "--alpha applies to the MobileNets; lenet5 has no width multiplier"),
+    (["mobilenet_v2", "--input-size", "8"], "--input-size must be at least 32. Received 8"),
+    (["lenet5", "--classes", "0"], "--classes must be at least 1. Received 0"),
+    (["lenet5", "--input-size", "0"], "--input-size must be at least 16. Received 0"),
+    (["mobilenet_v2", "--alpha", "0", "--input-size", "32"], "--alpha must be a finite number > 0. Received 0.0"),
     (["some/dir/model.keras", "--alpha", "0.5"], "apply to zoo models"),
 ])
 def test_bad_options_exit_2_with_one_line(args, expected):
