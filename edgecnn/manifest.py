@@ -110,7 +110,34 @@ def check_manifest(data, where: str = MANIFEST_NAME) -> dict:
         raise EdgecnnError(f"{where} is not an edgecnn manifest (no `schema`; expected {SCHEMA})")
     schema_version(data["schema"], where)
     check_fields(data, MANIFEST_FIELDS, where, required=MANIFEST_REQUIRED)
+    _check_values(data, where)
     return data
+
+
+def _check_values(data: dict, where: str) -> None:
+    """The values readers act on, in range: a preprocessing mode that exists, a crop in (0, 1],
+    positive input sizes, finite non-negative scales."""
+    import math
+
+    from calibration.preprocessing import PREPROCESS_MODES
+
+    pre = data.get("preprocess") or {}
+    mode = pre.get("mode")
+    if mode is not None and mode.strip().lower() not in PREPROCESS_MODES:
+        raise EdgecnnError(f"{where}: `preprocess.mode` {mode!r} is not one of {', '.join(PREPROCESS_MODES)}")
+    crop = pre.get("crop_fraction")
+    if crop is not None and not 0.0 < crop <= 1.0:
+        raise EdgecnnError(f"{where}: `preprocess.crop_fraction` {crop!r} is not in (0, 1]")
+    if any(d is not None and d <= 0 for d in pre.get("input_shape") or ()):
+        raise EdgecnnError(f"{where}: `preprocess.input_shape` {pre['input_shape']} has a size below 1")
+    for group in ("inputs", "outputs"):
+        for i, tensor in enumerate(data.get(group) or ()):
+            tensor = tensor or {}
+            if any(d is not None and d < -1 for d in tensor.get("shape") or ()):
+                raise EdgecnnError(f"{where}: `{group}[{i}].shape` {tensor['shape']} has a negative size")
+            scale = tensor.get("scale")
+            if scale is not None and not (math.isfinite(scale) and scale >= 0):
+                raise EdgecnnError(f"{where}: `{group}[{i}].scale` {scale!r} is not a finite number >= 0")
 
 
 @dataclass(frozen=True)

@@ -153,6 +153,14 @@ BROKEN_MANIFESTS = {
                                "`inputs[0].shape[0]` is a string, not an integer"),
     "bytes true": (json.dumps({"schema": SCHEMA, "artifact": "m.onnx", "sha256": "x", "bytes": True}),
                    "`bytes` is true or false, not an integer"),
+    "unknown preprocessing": (json.dumps({"schema": SCHEMA, "artifact": "m.onnx", "sha256": "x",
+                                          "preprocess": {"mode": "yolo"}}), "`preprocess.mode` 'yolo' is not one of"),
+    "crop above 1": (json.dumps({"schema": SCHEMA, "artifact": "m.onnx", "sha256": "x",
+                                 "preprocess": {"mode": "tf", "crop_fraction": 5}}), "`preprocess.crop_fraction` 5"),
+    "input size 0": (json.dumps({"schema": SCHEMA, "artifact": "m.onnx", "sha256": "x",
+                                 "preprocess": {"mode": "tf", "input_shape": [0, 8, 1]}}), "has a size below 1"),
+    "scale NaN": ('{"schema": "edgecnn.manifest/1", "artifact": "m.onnx", "sha256": "x", '
+                  '"inputs": [{"name": "x", "scale": NaN}]}', "`inputs[0].scale` nan is not a finite number"),
     "not JSON": ('{"schema": "edgecnn.manifest/1", ', "not readable JSON"),
     "not UTF-8": (b"\xff\xfe\x00".decode("latin-1"), "not readable JSON"),
 }
