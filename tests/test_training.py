@@ -256,6 +256,21 @@ def test_lr_schedule_and_bad_values():
 
     _, info = train_model("lenet5", NPZ, epochs=1, limit=32, val_limit=8, lr_schedule="cosine")
     assert info["lr_schedule"] == "cosine" and info["history"][0]["seconds"] > 0
+    # What the schedule does: the rate starts at --lr and decays to 0 over every step of every
+    # epoch (cosine); "constant" keeps --lr to the last step.
+    for schedule in ("constant", "cosine"):
+        model, info = train_model("lenet5", NPZ, epochs=2, limit=32, val_limit=8, batch_size=8, lr=0.01,
+                                  lr_schedule=schedule)
+        optimizer = model.optimizer
+        assert int(optimizer.iterations) == 2 * 4 == len(info["history"]) * 4
+        rate = optimizer._learning_rate  # the schedule itself, or the constant's variable
+        if schedule == "cosine":
+            assert float(rate(0)) == pytest.approx(0.01)
+            assert float(rate(4)) == pytest.approx(0.005, rel=1e-4)  # half-way: cos(pi/2)
+            assert float(rate(8)) == pytest.approx(0.0, abs=1e-9)
+            assert float(optimizer.learning_rate) < 0.001  # the last step ran near 0
+        else:
+            assert float(rate) == pytest.approx(0.01) and float(optimizer.learning_rate) == pytest.approx(0.01)
     with pytest.raises(BadArgument, match="--lr-schedule"):
         train_model("lenet5", NPZ, lr_schedule="step")
     with pytest.raises(BadArgument, match="--bn-momentum"):
