@@ -537,7 +537,14 @@ def open_npz(path: str | os.PathLike, *, split: str = "test") -> ArraySource:
             y = None
             if y_key is not None:
                 y = np.asarray(npz[y_key])
-                if y.ndim == 2:
+                if y.ndim == 2 and y.shape[1] == 1:
+                    y = y[:, 0]  # a column of labels, as keras.datasets gives CIFAR's
+                elif y.ndim == 2:
+                    if not (np.isin(y, (0, 1)).all() and (y.sum(axis=1) == 1).all()):
+                        raise BadArgument(
+                            f"{path}: 2-D labels `{y_key}` must be one-hot (one 1 per row, the rest 0). "
+                            f"Received shape {y.shape}, dtype {y.dtype}"
+                        )
                     y = y.argmax(axis=1)  # one-hot
                 if y.ndim != 1 or len(y) != len(x) or not np.issubdtype(y.dtype, np.integer) and not (
                     np.issubdtype(y.dtype, np.floating) and np.all(y == np.round(y))

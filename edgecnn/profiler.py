@@ -591,11 +591,14 @@ def check_zoo_memory(name: str, *, input_size: int | None = None, alpha: float |
     training) and `extra_bytes` (the calibration images). Weights over 2 GB are refused
     on any machine: TensorFlow graphs, ONNX files and TFLite flatbuffers cannot hold them.
     """
-    estimate = estimate_zoo_memory(name, input_size=input_size, alpha=alpha, classes=classes)
-    if estimate is None:
-        return None
     asked = ", ".join(f"{flag} {value}" for flag, value in (("--input-size", input_size), ("--alpha", alpha),
                                                                ("--classes", classes)) if value is not None)
+    try:
+        estimate = estimate_zoo_memory(name, input_size=input_size, alpha=alpha, classes=classes)
+    except OverflowError:  # a width or size so large that the estimate itself overflows a float
+        raise BadArgument(f"{asked}: {name} would be too large for any machine to build") from None
+    if estimate is None:
+        return None
     weight_bytes = 4 * estimate.params
     if weight_bytes > _MAX_WEIGHT_BYTES:
         raise BadArgument(f"{asked}: {estimate.model} would have about {estimate.params / 1e6:,.0f}M parameters "

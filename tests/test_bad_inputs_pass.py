@@ -1,0 +1,70 @@
+"""Regression tests for what the adversarial bad-input pass over every command found (issue 12).
+
+Each test pins one case that the pass saw fail: a Python exception name on stderr, a wrong exit
+code, or a number that came out silently wrong. The cases that already passed are covered by
+tests/test_cli_validation.py, tests/test_malformed_inputs.py, tests/test_untrusted_models.py and
+tests/test_export_cleanup.py.
+"""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from edgecnn.cli import app
+from edgecnn.errors import BadArgument
+
+runner = CliRunner()
+
+
+def _one_error_line(result) -> str:
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("error: "), lines[0]
+    assert "Traceback" not in result.output + result.stderr
+    return lines[0]
+
+
+# ------------------------------------------------------------- labels of an .npz, read as given
+
+def test_a_column_of_labels_is_read_as_labels_not_as_one_hot(tmp_path):
+    """keras.datasets gives CIFAR's labels as an (n, 1) column; argmax over its one column made
+    every label 0, and evaluate reported the share of class 0 as top-1 without a word."""
+    from calibration.sources import open_npz
+
+    labels = np.array([3, 1, 4, 1, 5, 9, 2, 6])
+    np.savez(tmp_path / "column.npz", x=np.zeros((8, 28, 28), np.uint8), y=labels[:, None])
+    _, y = open_npz(tmp_path / "column.npz").load_arrays()
+    assert sorted(y.tolist()) == sorted(labels.tolist())
+
+    one_hot = np.eye(10, dtype=np.uint8)[labels]  # real one-hot rows still work
+    np.savez(tmp_path / "onehot.npz", x=np.zeros((8, 28, 28), np.uint8), y=one_hot)
+    _, y = open_npz(tmp_path / "onehot.npz").load_arrays()
+    assert sorted(y.tolist()) == sorted(labels.tolist())
+
+
+@pytest.mark.parametrize("labels", [np.full((8, 3), 0.2), np.ones((8, 4), np.int64), np.zeros((8, 2), np.int64)],
+                         ids=["scores", "several-ones", "no-one"])
+def test_two_d_labels_that_are_not_one_hot_are_refused(tmp_path, labels):
+    from calibration.sources import open_npz
+
+    np.savez(tmp_path / "bad.npz", x=np.zeros((8, 28, 28), np.uint8), y=labels)
+    with pytest.raises(BadArgument, match="must be one-hot"):
+        open_npz(tmp_path / "bad.npz").load_arrays()
+
+
+# ------------------------------------------------------------- sizes too large to estimate
+
+def test_an_alpha_too_large_for_the_estimate_is_refused_not_an_overflow(monkeypatch):
+    """`profile mobilenet_v2 --alpha 1e308` printed `error: OverflowError: (34, 'Numerical result
+    out of range')` with exit 1: alpha squared overflows a float in the memory estimate."""
+    import edgecnn.profiler as profiler
+
+    small = SimpleNamespace(peak_activation_bytes=1000, params=5000,
+                            layers=(SimpleNamespace(name="predictions", params=100),))
+    monkeypatch.setattr(profiler, "profile_zoo_model", lambda *a, **k: small)  # no builds: the arithmetic alone
+    with pytest.raises(BadArgument, match="--alpha 1e\\+308: mobilenet_v2 would be too large"):
+        profiler.check_zoo_memory("mobilenet_v2", alpha=1e308)
