@@ -24,7 +24,12 @@ from rich.markup import escape
 from edgecnn import __version__
 from edgecnn.errors import EdgecnnError
 
-from typer._click.exceptions import BadParameter, MissingParameter, NoArgsIsHelpError, NoSuchOption, UsageError
+try:  # typer 0.24+ vendors Click as typer._click; earlier versions use the click package
+    from typer._click.exceptions import (BadParameter, ClickException, MissingParameter, NoArgsIsHelpError,
+                                         NoSuchOption, UsageError)
+except ImportError:  # pragma: no cover - depends on the installed typer
+    from click.exceptions import (BadParameter, ClickException, MissingParameter, NoArgsIsHelpError,
+                                  NoSuchOption, UsageError)
 from typer.core import TyperGroup
 
 
@@ -127,6 +132,11 @@ def _usage_errors_in_one_line():
         if os.environ.get("EDGECNN_DEBUG"):
             raise
         raise fail(usage_error_line(exc), 2) from None
+    except ClickException as exc:  # a file option that cannot be opened, and the like
+        if os.environ.get("EDGECNN_DEBUG"):
+            raise
+        message = exc.format_message()
+        raise fail(message[:1].lower() + message[1:], exc.exit_code) from None
 
 
 app = typer.Typer(
