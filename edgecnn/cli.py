@@ -24,12 +24,14 @@ from rich.markup import escape
 from edgecnn import __version__
 from edgecnn.errors import EdgecnnError
 
-try:  # typer 0.24+ vendors Click as typer._click; earlier versions use the click package
-    from typer._click.exceptions import (BadParameter, ClickException, MissingParameter, NoArgsIsHelpError,
-                                         NoSuchOption, UsageError)
+try:  # recent typer vendors Click as typer._click; older versions use the click package
+    from typer._click import exceptions as _click_exceptions
 except ImportError:  # pragma: no cover - depends on the installed typer
-    from click.exceptions import (BadParameter, ClickException, MissingParameter, NoArgsIsHelpError,
-                                  NoSuchOption, UsageError)
+    from click import exceptions as _click_exceptions
+BadParameter, ClickException = _click_exceptions.BadParameter, _click_exceptions.ClickException
+MissingParameter, NoSuchOption = _click_exceptions.MissingParameter, _click_exceptions.NoSuchOption
+UsageError = _click_exceptions.UsageError
+NoArgsIsHelpError = getattr(_click_exceptions, "NoArgsIsHelpError", ())  # Click < 8.2 has none
 from typer.core import TyperGroup
 
 
