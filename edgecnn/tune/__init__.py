@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from edgecnn.errors import BadArgument, EdgecnnError
-from edgecnn.tune.choose import OPTIMIZE, choose
+from edgecnn.tune.choose import OPTIMIZE
 from edgecnn.tune.ladder import Candidate, FormatRun, Ladder, Progress
 from edgecnn.tune.split import DEFAULT_CALIBRATION, split_source
 
@@ -253,6 +253,8 @@ def _climb(fmt: str, model, ctx: _Context, progress: Progress) -> FormatRun:
         float_path.write_bytes(engines_onnx.float_onnx(model))
         reference = engines_onnx.prepare(float_path, ctx.workdir / "float-prepared.onnx")
     latency, _, error = ctx.latency(float_path)
+    if error:
+        progress.warn(f"{fmt} float reference: latency not measured: {error}")
     run = FormatRun(fmt, float_path, reference, ctx.top1(float_path, ctx.parts.validation),
                     ctx.top1(float_path, ctx.parts.test), float_path.stat().st_size, latency)
     return Ladder(fmt, ctx, run, progress).climb()
