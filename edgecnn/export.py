@@ -389,9 +389,33 @@ def _calibration_source(request: ExportRequest, progress: Progress):
     # With --qat, `--calib default` means the training data: parity images the model knows.
     spec = request.qat_dataset if request.qat and request.calib == "default" else request.calib
     source = calibration.open_source(spec, split="train")
+    _check_image_memory(request, source)
     if getattr(source, "warning", None):
         _warn(request, progress, source.warning)
     return source
+
+
+def _check_image_memory(request: ExportRequest, source) -> None:
+    """The calibration and parity images are held as float32 at the model's input size: a
+    large source (Fashion-MNIST's 60,000) at 224 px would not fit. Refused before building."""
+    if is_model_file(request.model):
+        return  # its input size is known once loaded
+    from edgecnn.models import get_model_info
+    from edgecnn.profiler import _gb, available_memory_bytes
+
+    shape = get_model_info(request.model).default_input_shape
+    size = request.input_size or shape[0]
+    asked = request.calib_samples + request.parity_samples
+    try:
+        count = min(asked, len(source))
+    except TypeError:  # a source without a length (random images) gives what is asked
+        count = asked
+    need = count * size * size * shape[2] * 4
+    available = available_memory_bytes()
+    if available is not None and need > available // 2:
+        raise BadArgument(f"--calib-samples {request.calib_samples}: {count} images at {size}x{size}x{shape[2]} "
+                          f"need {_gb(need)} as float32, more than half of the {_gb(available)} available; "
+                          "ask for fewer")
 
 
 def _calibration_and_parity_data(request: ExportRequest, source, preprocess: str, input_shape,

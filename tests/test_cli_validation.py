@@ -5,6 +5,8 @@ out of range (checked by the library, so Python callers get the same BadArgument
 help screens (no `<bool>` beside flags, no sentence broken mid-line).
 """
 
+from pathlib import Path
+
 import pytest
 from typer.testing import CliRunner
 
@@ -248,3 +250,19 @@ def test_python_callers_get_the_same_errors(tmp_path):
     with pytest.raises(BadArgument, match="--seed"):
         train_model("lenet5", "fashion-mnist", seed=-1)
     assert not (tmp_path / "out").exists()
+
+
+def test_calibration_images_that_would_not_fit_are_refused_before_building(tmp_path, monkeypatch):
+    """The images are counted as the source has them (200 here, though 5000 were asked)."""
+    import edgecnn.profiler as profiler
+
+    npz = Path(__file__).parent / "data" / "fashion-mnist-test-200.npz"
+    monkeypatch.setattr(profiler, "available_memory_bytes", lambda: 10**6)
+    out = tmp_path / "out"
+    result = runner.invoke(app, ["export", "lenet5", "--int8", "--calib", str(npz), "--calib-samples", "5000",
+                                 "--weights", "none", "--out", str(out)])
+    assert result.exit_code == 2
+    assert _one_error_line(result) == (
+        "error: --calib-samples 5000: 200 images at 32x32x1 need 0.8 MB as float32, more than half of "
+        "the 1.0 MB available; ask for fewer")
+    assert not out.exists()
