@@ -170,6 +170,36 @@ def test_pruned_model_keeps_its_sparsity(trained, tmp_path):
     assert zeros >= sparsity - 0.01
 
 
+@pytest.mark.slow
+def test_clustered_model_keeps_its_clusters(trained, tmp_path):
+    """Cluster-preserving QAT (CQAT): a model clustered to 16 values per kernel keeps them
+    through QAT and conversion: each int8 output channel of each kernel holds at most 16."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    from edgecnn.training import cluster_model
+
+    clustered = tmp_path / "clustered.keras"
+    _, info = cluster_model(str(trained), "fashion-mnist", clusters=16, epochs=1, batch_size=64, limit=500,
+                            val_limit=200, out=clustered, measure_size=False)
+    (manifest,) = export(ExportRequest(model=str(clustered), quantization="int8", qat=True,
+                                       qat_dataset="fashion-mnist", qat_limit=300, calib_samples=8,
+                                       out=tmp_path / "out"))
+    assert Path(manifest["path"]).parent.name == "clustered-int8-qat"
+    assert manifest["optimization"]["clusters"] == 16 and manifest["optimization"]["qat"] is True
+    qat = manifest["qat"]
+    assert qat["preserve"] == "clusters" and "ClusterPreserve" in qat["scheme"]
+    assert qat["unique_values_after"] and all(n <= 16 for n in qat["unique_values_after"].values())
+    interpreter = Interpreter(model_path=manifest["path"])
+    kernels = [interpreter.get_tensor(d["index"]) for d in interpreter.get_tensor_details()
+               if "LastValueQuant" in d["name"] and d["dtype"] == np.int8]
+    assert len(kernels) == 5
+    per_channel = [len(np.unique(kernel[channel])) for kernel in kernels for channel in range(kernel.shape[0])]
+    assert max(per_channel) <= 16, per_channel
+    assert np.median(per_channel) >= 8  # the channels use their clusters, not one or two values
+    parity = manifest["parity"]
+    assert parity["informative"] is True and parity["top1_agreement"] >= 0.9
+
+
 # -- names and bad input ------------------------------------------------------------------------
 def test_artifact_stem_says_qat():
     assert artifact_stem(ExportRequest(model="lenet5", quantization="int8", qat=True)) == "lenet5-int8-qat"
