@@ -263,3 +263,21 @@ print("HEAVY", heavy)
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-2000:]
     assert "HEAVY []" in result.stdout
+
+
+def test_dynamic_range_tflite_is_weight_only_not_float(tmp_path):
+    """int8 weights, float activations (Optimize.DEFAULT without calibration data): not 'no integer op'."""
+    import tensorflow as tf
+
+    from edgecnn._tf import import_keras
+
+    keras = import_keras()
+    inputs = keras.layers.Input((8, 8, 3))
+    model = keras.Model(inputs, keras.layers.Dense(64)(keras.layers.Flatten()(inputs)))
+    converter = tf.lite.TFLiteConverter.from_keras_model(model)
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    path = tmp_path / "dynamic.tflite"
+    path.write_bytes(converter.convert())
+    report = inspect_artifact(path)
+    assert not report["graph"]["quantized"] and report["graph"]["weights"]["int8"] == 1
+    assert "weight_only" in _kinds(report) and "float_graph" not in _kinds(report)

@@ -61,7 +61,15 @@ def findings(report: dict) -> list[dict]:
             "give these ops an int8 kernel (an int8-capable op in the model, or the converter's "
             "TFLITE_BUILTINS_INT8 to fail loudly instead of falling back), or accept the float islands.",
             ops=len(float_ops), macs_share=round(share, 4))
-    if not graph["quantized"]:
+    weights = graph["weights"]
+    if not graph["quantized"] and weights.get("int8"):
+        add(45, "weight_only",
+            f"{weights['int8']} of {weights['tensors']} weight tensors are int8 but every op takes float "
+            "activations (dynamic-range or weight-only quantization): a quarter of the weight bytes, float "
+            "compute, plus the cost of (de)quantizing on the fly.",
+            "for int8 compute, export full integer quantization with calibration data (edgecnn export --int8).",
+            int8_weights=weights["int8"])
+    elif not graph["quantized"]:
         add(40, "float_graph", f"The graph computes in {graph['ops_by_type'][0]['compute_dtype'] if graph['ops_by_type'] else 'float'} "
             "throughout: no integer op.",
             "export with --int8 for int8 kernels and weights a quarter of the size (edgecnn export --int8).")
@@ -94,7 +102,6 @@ def findings(report: dict) -> list[dict]:
         else:
             add(10, "int8_dot", f"This CPU has int8 dot-product instructions ({hardware['int8_path']}).",
                 "int8 kernels should beat float here; if they do not, the graph (above) is why.")
-    weights = graph["weights"]
     if fmt == "onnx" and weights["int8"] and weights["int8_within_7_bits"] == weights["int8"]:
         if hardware["int8_dot_product"] and hardware["arch"] in ("x86_64", "amd64"):
             add(22, "reduce_range",
