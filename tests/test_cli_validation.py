@@ -266,3 +266,18 @@ def test_calibration_images_that_would_not_fit_are_refused_before_building(tmp_p
         "error: --calib-samples 5000: 200 images at 32x32x1 need 0.8 MB as float32, more than half of "
         "the 1.0 MB available; ask for fewer")
     assert not out.exists()
+
+
+def test_training_errors_have_no_blank_line_before_them_off_a_terminal(tmp_path):
+    """stderr a pipe: the progress display is off, so the error is the first and only line."""
+    import os
+    import subprocess
+    import sys
+
+    env = dict(os.environ, EDGECNN_OFFLINE="1")
+    for command in (["train", "lenet5"], ["prune", "lenet5", "--sparsity", "0.5"],
+                    ["cluster", "lenet5", "--clusters", "4"]):
+        done = subprocess.run([sys.executable, "-m", "edgecnn", *command, "--dataset", str(tmp_path / "none.npz"),
+                               "--out", str(tmp_path / "m.keras")], capture_output=True, text=True, env=env)
+        assert done.returncode == 2
+        assert done.stderr.startswith("error: dataset ") and done.stderr.count("\n") == 1, repr(done.stderr)
