@@ -58,6 +58,10 @@ KERAS_ACTIVATIONS = frozenset("""
     elu exponential gelu hard_sigmoid linear mish relu relu6 selu sigmoid silu softmax softplus
     softsign swish tanh leaky_relu log_softmax hard_silu hard_swish
 """.split())
+# Config keys whose string value Keras resolves to a callable (tf_keras's activations.get, which also
+# finds the module's other callables: `deserialize`, `get`, `keras_export`) and calls on the tensors.
+ACTIVATION_KEYS = ("activation", "recurrent_activation")
+ACTIVATION_LAYER_NAMES = frozenset("ELU LeakyReLU PReLU ReLU Softmax ThresholdedReLU".split())
 # The zoo's own layers, by the name Keras registers them under (a test checks this list
 # against Keras's registry, so a new registered layer cannot be forgotten).
 EDGECNN_LAYERS = {"edgecnn>LocalResponseNormalization": "LocalResponseNormalization"}
@@ -120,6 +124,12 @@ def _walk(node, *, source: str, layer: str | None) -> None:
     if "class_name" in node:
         layer = _layer_name(node) or layer
         _check_object(node, source=source, layer=layer)
+    for key in ACTIVATION_KEYS:  # a plain string is looked up by Keras and called on the tensors
+        named = node.get(key)
+        if isinstance(named, str) and named not in KERAS_ACTIVATIONS | ACTIVATION_LAYER_NAMES:
+            where = f"{source}: layer '{layer}'" if layer else source
+            raise UntrustedModel(f"{where} names activation {named!r}, which is not a Keras activation; "
+                                 f"refused, {TRUST_HINT}")
     for value in node.values():
         _walk(value, source=source, layer=layer)
 

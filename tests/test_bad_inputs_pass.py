@@ -68,3 +68,42 @@ def test_an_alpha_too_large_for_the_estimate_is_refused_not_an_overflow(monkeypa
     monkeypatch.setattr(profiler, "profile_zoo_model", lambda *a, **k: small)  # no builds: the arithmetic alone
     with pytest.raises(BadArgument, match="--alpha 1e\\+308: mobilenet_v2 would be too large"):
         profiler.check_zoo_memory("mobilenet_v2", alpha=1e308)
+
+
+# ------------------------------------------------------------- the model gate: string activations
+
+def _lenet_archive(tmp_path):
+    from edgecnn._tf import import_keras
+    from edgecnn.models import create_model
+
+    import_keras()
+    path = tmp_path / "lenet5.keras"
+    create_model("lenet5", input_shape=(32, 32, 1), classes=10).save(path)
+    return path
+
+
+@pytest.mark.parametrize("activation", ["deserialize", "keras_export", "os.system", "get"])
+def test_a_string_activation_off_the_allowlist_is_refused(tmp_path, activation):
+    """A plain-string activation is looked up among *all* callables of tf_keras's activations
+    module (`deserialize` was found and called on the tensors while loading) and was never checked."""
+    import json
+    import zipfile
+
+    from edgecnn.model_gate import UntrustedModel, check_model_file
+
+    clean = _lenet_archive(tmp_path)
+    crafted = tmp_path / "crafted.keras"
+    with zipfile.ZipFile(clean) as original, zipfile.ZipFile(crafted, "w") as copy:
+        for item in original.infolist():
+            data = original.read(item)
+            if item.filename == "config.json":
+                config = json.loads(data)
+                config["config"]["layers"][1]["config"]["activation"] = activation
+                data = json.dumps(config).encode()
+            copy.writestr(item, data)
+    check_model_file(clean)  # the zoo's own strings ('relu', 'softmax') pass
+    with pytest.raises(UntrustedModel, match=f"names activation '{activation}'"):
+        check_model_file(crafted)
+    result = runner.invoke(app, ["profile", str(crafted)])
+    assert result.exit_code == 1
+    assert "--trust-model" in _one_error_line(result)
