@@ -14,6 +14,7 @@ import logging
 import os
 import shutil
 import socket
+import sys
 import tempfile
 import time
 import warnings
@@ -92,30 +93,272 @@ def export(request: ExportRequest, progress: Progress | None = None) -> list[dic
 
 
 def _export(request: ExportRequest, progress: "_HeldWarnings", started: float, out: "_OutFolder") -> list[dict]:
-    source = _calibration_source(request, progress)  # cheap checks before the model is built
-    model, facts = _load_model(request, progress)
+    if _process_per_format(request):
+        staged = [_export_in_child(request, fmt, request.formats[index:], progress, out)
+                  for index, fmt in enumerate(request.formats)]
+    else:
+        staged = _export_formats(request, request.formats, progress, started, out)
+    return out.publish(staged)
+
+
+def _process_per_format(request: ExportRequest) -> bool:
+    """Several formats convert each in a process of its own, which gives its memory back
+    when it ends (TensorFlow keeps what it once allocated: in one process the ONNX
+    conversion starts on top of what the TFLite one left). Not after QAT (one format),
+    and not for small models (a zoo model at 64 px or less, a Keras file under 64 MB),
+    whose conversions take little memory and for which starting a process (TensorFlow's
+    import, the model built again) costs more than it saves.
+    `EDGECNN_EXPORT_PROCESSES=one` (or `per-format`) decides for every export."""
+    choice = os.environ.get("EDGECNN_EXPORT_PROCESSES", "auto")
+    if len(request.formats) < 2 or request.qat or choice == "one":
+        return False
+    if choice == "per-format":
+        return True
+    if is_model_file(request.model):
+        return Path(request.model).stat().st_size > 64 * 2**20
+    from edgecnn.models import get_model_info
+
+    return (request.input_size or get_model_info(request.model).default_input_shape[0]) > 64
+
+
+def _export_formats(request: ExportRequest, formats, progress: Progress, started: float, out,
+                    stages: "Stages | None" = None, memory_formats=None) -> list:
+    """Build, calibrate and convert `formats` in this process; the staged folders.
+
+    The memory check covers `memory_formats` (default `formats`): a process for the
+    first of several formats refuses at once if a later one would not fit either."""
+    stages = stages or Stages()
+    with stages("source"):
+        source = _calibration_source(request, progress)  # cheap checks before the model is built
+    with stages("build"):
+        model, facts = _load_model(request, progress)
     # With --qat the QAT model is converted; the float model stays the parity reference
     # (and gives `params`: the QAT model also holds its quantizers' min/max variables).
     converted, qat_info = model, None
     if request.qat:
-        converted, qat_info = _quantization_aware(model, facts, request, progress)
+        with stages("qat"):
+            converted, qat_info = _quantization_aware(model, facts, request, progress)
     input_shape = tuple(int(d) for d in model.inputs[0].shape[1:])
-    calibration, parity_batch, held_out = _calibration_and_parity_data(
-        request, source, facts["preprocess"], input_shape, progress)
-    reference = _predict(model, parity_batch)
-    qat_reference = _predict(converted, parity_batch) if request.qat else None
+    with stages("calibration_data"):
+        calibration, parity_batch, held_out = _calibration_and_parity_data(
+            request, source, facts["preprocess"], input_shape, progress)
+    with stages("reference"):
+        reference = _predict(model, parity_batch)
+        qat_reference = _predict(converted, parity_batch) if request.qat else None
+    _check_conversion_memory(request, converted, tuple(memory_formats or formats), calibration,
+                             one_process=stages.process == "shared" and len(formats) > 1)
     prepare_seconds = time.perf_counter() - started  # shared by every format
 
     staged = []
-    for fmt in request.formats:
+    for fmt in formats:
         format_started = time.perf_counter()
         progress.start(f"converting to {fmt} ({request.quantization}{', QAT' if request.qat else ''})")
         with _quiet():
-            artifact_bytes = _convert(converted, fmt, request, calibration, progress)
+            artifact_bytes = _convert(converted, fmt, request, calibration, progress, stages)
         staged.append(_stage(request, fmt, artifact_bytes, model, facts, calibration,
                              (parity_batch, reference, held_out, qat_reference), qat_info,
-                             prepare_seconds + (time.perf_counter() - format_started), progress, out))
-    return out.publish(staged)
+                             prepare_seconds + (time.perf_counter() - format_started), progress, out,
+                             stages))
+    return staged
+
+
+def peak_rss_bytes() -> int | None:
+    """This process's peak resident memory so far (VmHWM), or None where unknown."""
+    try:
+        import resource
+    except ImportError:  # Windows
+        return None
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return int(peak) if sys.platform == "darwin" else int(peak) * 1024
+
+
+class Stages:
+    """The wall seconds of each export stage and this process's peak RSS when it ended.
+
+    The manifest keeps them as `export_stages`: the stages shared by every format
+    (`build`, `calibration_data`, ...), then the format's own (`tflite.convert`,
+    `onnx.tf2onnx`, `onnx.quantize`, `onnx.parity`, ...). `peak_rss_mb` is the high-water
+    mark of the process since it started, so the stage where it rises is the one that
+    needed the memory.
+    """
+
+    def __init__(self, process: str = "shared"):
+        self.records: dict[str, dict] = {}
+        self.process = process
+
+    @contextlib.contextmanager
+    def __call__(self, name: str):
+        started = time.perf_counter()
+        yield
+        self.add(name, time.perf_counter() - started)
+
+    def add(self, name: str, seconds: float, **extra) -> None:
+        peak = peak_rss_bytes()
+        self.records[name] = {"seconds": round(seconds, 2),
+                              "peak_rss_mb": None if peak is None else round(peak / 2**20), **extra}
+
+    def for_format(self, fmt: str) -> dict:
+        """The shared stages and `fmt`'s, for its manifest."""
+        formats = tuple(f"{f}." for f in FORMATS)
+        return {"process": self.process,
+                **{name: dict(record) for name, record in self.records.items()
+                   if not name.startswith(formats) or name.startswith(f"{fmt}.")}}
+
+
+def _check_conversion_memory(request: ExportRequest, model, formats, calibration, *, one_process: bool) -> None:
+    """Refuse, in one line, a conversion whose estimated peak exceeds the memory available."""
+    if os.environ.get("EDGECNN_MEMORY_CHECK", "1") == "0":
+        return
+    from converters.memory import check_export_memory
+
+    check_export_memory(params=int(model.count_params()), quantization=request.quantization,
+                        formats=tuple(formats), calib_method=request.calib_method,
+                        calib_samples=len(calibration.arrays()),
+                        activation_bytes=_activation_bytes(model),
+                        current_rss=_current_rss_bytes(), one_process=one_process)
+
+
+def _activation_bytes(model) -> int:
+    """float32 bytes of every layer output of one image (what ONNX Runtime's histogram
+    calibrators keep per calibration sample)."""
+    total = 0
+    for layer in model.layers:
+        for node_output in (layer.output if isinstance(layer.output, (list, tuple)) else [layer.output]):
+            shape = getattr(node_output, "shape", None)
+            if shape is None:
+                continue
+            total += 4 * int(np.prod([d for d in shape[1:] if d is not None], dtype=np.int64))
+    return total
+
+
+# -------------------------------------------------------------------- one process per format
+
+_CHILD = "from edgecnn.export import _child_main; _child_main()"
+
+
+def _export_in_child(request: ExportRequest, fmt: str, memory_formats, progress: Progress,
+                     out: "_OutFolder") -> tuple[Path, Path, dict]:
+    """`_export_formats(request, [fmt])` in a new Python process; its staged folder.
+
+    The child builds the model again (same seed, same weights), converts, checks parity
+    and stages the folder that this process made for it; it reports progress, warnings
+    and the result as JSON lines on a pipe. Its stderr (the converters' C++ chatter) goes
+    to a temporary file, whose last line explains a child that died.
+    """
+    import json
+    import pickle
+    import subprocess
+
+    staging = out.staging(_folder_name(request, fmt))
+    job = {"request": request, "format": fmt, "memory_formats": list(memory_formats),
+           "staging": str(staging), "out": str(out.path), "launched": time.time()}
+    result = None
+    with tempfile.TemporaryFile() as errors:
+        child = subprocess.Popen([sys.executable, "-c", _CHILD], stdin=subprocess.PIPE,
+                                 stdout=subprocess.PIPE, stderr=errors)
+        try:
+            child.stdin.write(pickle.dumps(job))
+            child.stdin.close()
+            for line in child.stdout:
+                message = json.loads(line)
+                kind = message.pop("kind")
+                if kind == "start":
+                    progress.start(message["label"], message.get("total"))
+                elif kind == "advance":
+                    progress.advance(message["steps"])
+                elif kind == "warn":
+                    _warn(request, progress, message["message"])
+                elif kind == "epoch_end":
+                    report = getattr(progress, "epoch_end", None)
+                    if report is not None:
+                        report(message["epoch"], message["epochs"], message["logs"])
+                else:
+                    result = {"kind": kind, **message}
+            code = child.wait()
+        finally:
+            if child.poll() is None:
+                child.kill()
+                child.wait()
+        errors.seek(0)
+        last = next((line for line in reversed(errors.read().decode(errors="replace").splitlines())
+                     if line.strip()), "")
+    if result is not None and result["kind"] == "error":
+        error = BadArgument if result["error"] == "BadArgument" else EdgecnnError
+        raise error(result["message"])
+    if result is None or code != 0:
+        why = (f"was killed by signal {-code}" + (" (out of memory?)" if code == -9 else "")
+               if code < 0 else f"exited with code {code}")
+        raise EdgecnnError(f"the {fmt} conversion process {why}" + (f": {last.strip()[:300]}" if last else ""))
+    return staging, Path(result["final"]), result["manifest"]
+
+
+class _ChildOut:
+    """The `_OutFolder` of a child: the parent made the staging folder and publishes it."""
+
+    def __init__(self, path: str, staging: str):
+        self.path, self._staging = Path(path), Path(staging)
+
+    def staging(self, folder_name: str) -> Path:
+        return self._staging
+
+
+class _ChannelProgress(Progress):
+    """A child's progress, as JSON lines to the parent."""
+
+    def __init__(self, channel):
+        self._channel = channel
+
+    def send(self, **message) -> None:
+        import json
+
+        self._channel.write(json.dumps(message, default=str) + "\n")
+        self._channel.flush()
+
+    def start(self, label, total=None):
+        self.send(kind="start", label=label, total=total)
+
+    def advance(self, steps=1):
+        self.send(kind="advance", steps=steps)
+
+    def warn(self, message):
+        self.send(kind="warn", message=message)
+
+    def epoch_end(self, epoch, epochs, logs):
+        self.send(kind="epoch_end", epoch=epoch, epochs=epochs, logs=logs)
+
+
+def _child_main() -> None:
+    """The child of `_export_in_child`: read the job on stdin, answer on stdout."""
+    import pickle
+
+    channel = os.fdopen(os.dup(1), "w")
+    os.dup2(2, 1)  # what the converters print on stdout must not mix with the answers
+    job = pickle.load(sys.stdin.buffer)
+    progress = _ChannelProgress(channel)
+    started = time.perf_counter() - max(0.0, time.time() - job["launched"])
+    stages = Stages(process="per-format")
+    stages.add("process_start", time.perf_counter() - started)
+    try:
+        (_, final, manifest), = _export_formats(job["request"], [job["format"]], progress, started,
+                                                _ChildOut(job["out"], job["staging"]), stages=stages,
+                                                memory_formats=job["memory_formats"])
+        progress.send(kind="done", final=str(final), manifest=manifest)
+    except EdgecnnError as exc:
+        progress.send(kind="error", error=type(exc).__name__ if isinstance(exc, BadArgument) else "EdgecnnError",
+                      message=str(exc))
+    except Exception as exc:  # reported by the parent as a failed conversion
+        reason = " ".join(str(exc).split())[:400] or type(exc).__name__
+        progress.send(kind="error", error="EdgecnnError", message=f"{job['format']} export failed: {reason}")
+
+
+def _current_rss_bytes() -> int | None:
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
 
 
 def _predict(model, batch):
@@ -447,37 +690,50 @@ def _calibration_and_parity_data(request: ExportRequest, source, preprocess: str
 
 
 class _Counting:
-    """Wrap a representative_dataset so the progress bar moves with calibration."""
+    """Wrap a representative_dataset so the progress bar moves with calibration (and
+    the seconds from its first image to its last are known)."""
 
     def __init__(self, generator_fn, progress: Progress, total: int):
         self._generator_fn, self._progress, self._total = generator_fn, progress, total
+        self.seconds = 0.0
 
     def __call__(self):
         self._progress.start("calibrating", total=self._total)
+        started = time.perf_counter()
         for sample in self._generator_fn():
             yield sample
             self._progress.advance()
+        self.seconds += time.perf_counter() - started
 
 
-def _convert(model, fmt: str, request: ExportRequest, calibration, progress: Progress) -> bytes:
+def _convert(model, fmt: str, request: ExportRequest, calibration, progress: Progress,
+             stages: "Stages | None" = None) -> bytes:
+    stages = stages or Stages()
     needs_calibration = request.quantization in NEEDS_CALIBRATION
     count = len(calibration.arrays())
     if fmt == "tflite":
         from converters.tflite import keras_to_tflite
 
         dataset = _Counting(calibration.representative_dataset(), progress, count) if needs_calibration else None
-        return keras_to_tflite(model, quantization=request.quantization,
-                               representative_dataset=dataset, io=request.io)
+        started = time.perf_counter()
+        artifact = keras_to_tflite(model, quantization=request.quantization,
+                                   representative_dataset=dataset, io=request.io)
+        # TFLite calibrates inside its converter: its share is said apart.
+        stages.add("tflite.convert", time.perf_counter() - started,
+                   **({"calibration_seconds": round(dataset.seconds, 2)} if dataset else {}))
+        return artifact
     from converters.onnx import INPUT_NAME, keras_to_onnx, quantize_onnx
 
-    float_model = keras_to_onnx(model)
+    with stages("onnx.tf2onnx"):
+        float_model = keras_to_onnx(model)
     if request.quantization == "float32":
         return float_model
     if needs_calibration:
         progress.start("calibrating (ONNX Runtime)", total=None)
     return quantize_onnx(float_model, quantization=request.quantization,
                          calibration_reader_factory=lambda: calibration.ort_reader(INPUT_NAME),
-                         calib_method=request.calib_method)
+                         calib_method=request.calib_method,
+                         stage=lambda name: stages(f"onnx.{name}"))
 
 
 @contextlib.contextmanager
@@ -538,7 +794,7 @@ def _folder_names(request: ExportRequest) -> list[str]:
 
 
 def _stage(request, fmt, artifact_bytes, model, facts, calibration, parity_data, qat_info,
-           export_seconds, progress, out: "_OutFolder") -> tuple[Path, Path, dict]:
+           export_seconds, progress, out: "_OutFolder", stages: "Stages | None" = None) -> tuple[Path, Path, dict]:
     """Write artifact + manifest into a temporary folder in --out and check it there.
 
     Returns (staging folder, final folder, manifest); `_OutFolder.publish` renames them.
@@ -551,7 +807,9 @@ def _stage(request, fmt, artifact_bytes, model, facts, calibration, parity_data,
         artifact = staging / f"{stem}.{fmt}"
         artifact.write_bytes(artifact_bytes)
         progress.start(f"checking {artifact.name} against the Keras model")
-        parity, session = _parity(artifact, *parity_data)
+        stages = stages or Stages()
+        with stages(f"{fmt}.parity"):
+            parity, session = _parity(artifact, *parity_data)
         params = int(model.count_params())
         manifest = {
             "schema": SCHEMA,
@@ -581,6 +839,7 @@ def _stage(request, fmt, artifact_bytes, model, facts, calibration, parity_data,
             "quantization_settings": _quantization_settings(request, fmt),
             "parity": parity,
             "export_seconds": round(export_seconds, 2),  # shared preparation + this format
+            "export_stages": stages.for_format(fmt),  # seconds and peak RSS of each stage
             "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "versions": tool_versions(),
             "warnings": list(request.warnings),

@@ -1,0 +1,111 @@
+"""How much memory a conversion needs at its peak, estimated before it starts.
+
+An export that would not fit is refused in one line with the estimate and what would
+lower it, instead of being killed by the kernel half-way. The figures are fits to what
+benchmarks/export_memory.py measured on this project's 24 GB build machine (peak RSS
+of each stage of every zoo model at 224, float32 and int8, both formats; see
+benchmarks/results/*/export_memory.md): the growth over the memory in use when the
+conversion starts, as a multiple of the float32 weight bytes plus a fixed part.
+An estimate to refuse what cannot fit, erring high; not a figure to report.
+
+Standard library only (no TensorFlow): the numbers come from the built model.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from edgecnn.errors import EdgecnnError
+
+# Growth of the peak RSS over the RSS when the conversion starts: weight_factor x float32
+# weight bytes + fixed bytes. Fitted from benchmarks/results/*/export_memory.json
+# (largest ratio over the zoo models, rounded up).
+GROWTH = {
+    # TFLiteConverter: SavedModel, MLIR, the float flatbuffer, the calibrator's copy
+    # with intermediate tensors, the quantized model.
+    ("tflite", "calibrated"): (8.0, 600 * 2**20),
+    ("tflite", "plain"): (6.0, 500 * 2**20),
+    # tf2onnx (grappler's copies of the frozen graph), then ONNX Runtime's
+    # pre-processing and calibration sessions over the float model.
+    ("onnx", "calibrated"): (8.0, 600 * 2**20),
+    ("onnx", "plain"): (6.0, 500 * 2**20),
+}
+# What one process keeps of a conversion after it ends (TensorFlow does not give its
+# memory back), as a multiple of the weight bytes: in one process the next format's
+# conversion starts on top of it.
+RETAINED_WEIGHT_FACTOR = 4.0
+# ONNX Runtime's histogram calibrators (entropy, percentile) keep every layer output
+# of every calibration image until they build their histograms: samples x activation
+# bytes, and a second reference to each while merging.
+HISTOGRAM_METHODS = frozenset({"entropy", "percentile"})
+
+
+def estimate_peak_bytes(*, params: int, quantization: str, formats: tuple[str, ...], calib_method: str,
+                        calib_samples: int, activation_bytes: int, current_rss: int,
+                        one_process: bool) -> int:
+    """The process's estimated peak RSS while converting `formats`.
+
+    With `one_process`, the formats convert one after the other in this process (each
+    starting on what the previous one kept); otherwise each in a process of its own,
+    which starts from the RSS this one has now.
+    """
+    weights = 4 * int(params)
+    kind = "calibrated" if quantization in ("int8", "int16x8") else "plain"
+    peaks = []
+    kept = 0
+    for fmt in formats:
+        factor, fixed = GROWTH[(fmt, kind)]
+        need = factor * weights + fixed
+        if fmt == "onnx" and kind == "calibrated" and calib_method in HISTOGRAM_METHODS:
+            need += 2 * calib_samples * activation_bytes
+        peaks.append(current_rss + kept + need)
+        if one_process:
+            kept += RETAINED_WEIGHT_FACTOR * weights
+    return int(max(peaks))
+
+
+def available_bytes() -> int | None:
+    """MemAvailable of /proc/meminfo (Linux); None where unknown."""
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
+def _gb(n: float) -> str:
+    return f"{n / 1e9:.1f} GB"
+
+
+def check_export_memory(*, params: int, quantization: str, formats: tuple[str, ...], calib_method: str,
+                        calib_samples: int, activation_bytes: int, current_rss: int | None,
+                        one_process: bool, available: int | None = None) -> int | None:
+    """Raise EdgecnnError (exit 1) when the estimated peak exceeds the memory available.
+
+    Available is this process's RSS plus MemAvailable (what it may still take). Returns
+    the estimate, or None where the machine does not say what is available.
+    """
+    available = available_bytes() if available is None else available
+    if available is None or current_rss is None:
+        return None
+    peak = estimate_peak_bytes(params=params, quantization=quantization, formats=formats,
+                               calib_method=calib_method, calib_samples=calib_samples,
+                               activation_bytes=activation_bytes, current_rss=current_rss,
+                               one_process=one_process)
+    room = current_rss + available
+    if peak <= room:
+        return peak
+    remedies = []
+    if len(formats) > 1:
+        remedies.append(f"export one format at a time (--format {formats[0]}, then --format {formats[1]})")
+    histogram = quantization in ("int8", "int16x8") and calib_method in HISTOGRAM_METHODS and "onnx" in formats
+    if histogram:
+        per_image = 2 * activation_bytes
+        remedies.append(f"lower --calib-samples ({calib_samples} now; --calib-method {calib_method} holds "
+                        f"{per_image / 1e6:,.0f} MB per image) or use --calib-method minmax")
+    remedies.append("free memory (other programs use the rest)")
+    raise EdgecnnError(f"this export needs about {_gb(peak)} of memory at its peak (estimated from "
+                       f"{params / 1e6:,.1f}M parameters, {_gb(current_rss)} in use now), only "
+                       f"{_gb(room)} can be had; " + ", or ".join(remedies))
