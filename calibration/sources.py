@@ -521,6 +521,8 @@ def open_npz(path: str | os.PathLike, *, split: str = "test") -> ArraySource:
     """Arrays from an .npz: `x`/`images` (or `x_<split>`), optional `y`/`labels`
     (or `y_<split>`; integer or one-hot), optional `class_names`."""
     path = Path(path)
+    if path.is_file() and not zipfile.is_zipfile(path):  # np.load would take it for a pickle or an .npy
+        raise BadArgument(f"{path} is not an .npz (a zip archive of .npy arrays, as numpy.savez writes)")
     try:
         with np.load(path, allow_pickle=False) as npz:
             keys = set(npz.files)
@@ -534,6 +536,8 @@ def open_npz(path: str | os.PathLike, *, split: str = "test") -> ArraySource:
             if y_key not in keys:
                 y_key = next((k for k in ("y", "labels") if k in keys), None)
             x = _npz_images(npz[x_key], path)
+            if len(x) == 0:
+                raise BadArgument(f"{path}: `{x_key}` holds no images")
             y = None
             if y_key is not None:
                 y = np.asarray(npz[y_key])

@@ -56,6 +56,32 @@ def test_two_d_labels_that_are_not_one_hot_are_refused(tmp_path, labels):
         open_npz(tmp_path / "bad.npz").load_arrays()
 
 
+@pytest.mark.parametrize("case", ["npy-named-npz", "text", "empty", "no-images"])
+def test_an_npz_that_is_not_one_or_holds_no_images_is_one_clear_refusal(tmp_path, case):
+    """An .npy saved under an .npz name crashed with `TypeError: 'numpy.ndarray' object does not
+    support the context manager protocol`; a text file was called "pickled (object) data"; zero
+    images reached the converter as `ValueError: Expected input data to be non-empty`."""
+    from calibration.sources import open_npz
+
+    path = tmp_path / "data.npz"
+    if case == "npy-named-npz":
+        with open(path, "wb") as handle:
+            np.save(handle, np.zeros((4, 28, 28), np.uint8))
+    elif case == "text":
+        path.write_text("not a zip")
+    elif case == "empty":
+        path.write_bytes(b"")
+    else:
+        np.savez(path, x=np.zeros((0, 28, 28), np.uint8), y=np.zeros(0, np.int64))
+    with pytest.raises(BadArgument, match="holds no images" if case == "no-images" else "is not an .npz"):
+        open_npz(path)
+    result = runner.invoke(app, ["export", "lenet5", "--int8", "--weights", "none", "--calib", str(path),
+                                 "--out", str(tmp_path / "out")])
+    assert result.exit_code == 2
+    _one_error_line(result)
+    assert not (tmp_path / "out").exists()
+
+
 # ------------------------------------------------------------- sizes too large to estimate
 
 def test_an_alpha_too_large_for_the_estimate_is_refused_not_an_overflow(monkeypatch):
