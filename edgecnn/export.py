@@ -405,6 +405,7 @@ def _check(request: ExportRequest) -> None:
         raise BadArgument(f"unknown --preprocess `{request.preprocess}`; use auto or {', '.join(PREPROCESS_MODES)}")
     _check_io(request)
     _check_qat(request)
+    _check_weights(request)
     if is_model_file(request.model):
         given = [flag for flag, value in (("--input-size", request.input_size), ("--alpha", request.alpha),
                                           ("--classes", request.classes)) if value is not None]
@@ -431,10 +432,15 @@ def _check(request: ExportRequest) -> None:
 MAX_CALIB_SAMPLES = 100_000  # far beyond what calibration gains from; each image is held as float32
 
 
+IO_CHOICES = ("int8", "uint8", "int16", "float")
+
+
 def _check_io(request: ExportRequest) -> None:
     """`--io` against the quantization and every format asked for, before anything converts."""
     if request.io is None:
         return
+    if request.io not in IO_CHOICES:
+        raise BadArgument(f"unknown --io `{request.io}`; use {', '.join(IO_CHOICES)}")
     if "onnx" in request.formats and request.io != "float":
         raise BadArgument(f"ONNX artifacts keep float inputs and outputs (QDQ); --io {request.io} "
                           "applies to --format tflite only")
@@ -445,6 +451,19 @@ def _check_io(request: ExportRequest) -> None:
         if request.io not in allowed:
             raise BadArgument(f"--io {request.io} does not apply to {request.quantization}; use "
                               f"{' or '.join(allowed)}")
+
+
+def _check_weights(request: ExportRequest) -> None:
+    """`--weights`: auto, none or a weights file that exists (zoo models only)."""
+    weights = request.weights
+    if not isinstance(weights, (str, os.PathLike)) or not str(weights).strip():
+        raise BadArgument(f"--weights must be auto, none or a weights file. Received {weights!r}")
+    if str(weights) in ("auto", "none"):
+        return
+    if is_model_file(request.model):
+        raise BadArgument(f"--weights applies to zoo models; {request.model} is a saved model with its own")
+    if not Path(weights).is_file():
+        raise EdgecnnError(f"weights file not found: {weights}")
 
 
 def _check_out(out: Path) -> None:

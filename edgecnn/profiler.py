@@ -578,7 +578,18 @@ def available_memory_bytes() -> int | None:
 
 
 def _gb(n: float) -> str:
+    if n >= 1e15:
+        return f"{n:.1e} bytes"
+    if n >= 1e12:
+        return f"{n / 1e12:,.0f} TB"
     return f"{n / 1e9:.1f} GB" if n >= 1e8 else f"{n / 1e6:.1f} MB"
+
+
+def _count(n: float) -> str:
+    """12.3M, 8.9G (billion), 1.2e+15 parameters."""
+    if n >= 1e12:
+        return f"{n:.1e}"
+    return f"{n / 1e9:,.1f}G" if n >= 1e9 else f"{n / 1e6:,.1f}M"
 
 
 def check_zoo_memory(name: str, *, input_size: int | None = None, alpha: float | None = None,
@@ -601,7 +612,7 @@ def check_zoo_memory(name: str, *, input_size: int | None = None, alpha: float |
         return None
     weight_bytes = 4 * estimate.params
     if weight_bytes > _MAX_WEIGHT_BYTES:
-        raise BadArgument(f"{asked}: {estimate.model} would have about {estimate.params / 1e6:,.0f}M parameters "
+        raise BadArgument(f"{asked}: {estimate.model} would have about {_count(estimate.params)} parameters "
                           f"({_gb(weight_bytes)} of float32 weights); TensorFlow graphs, ONNX and TFLite "
                           "files stop at 2 GB")
     need = batch * estimate.peak_activation_bytes + weight_copies * weight_bytes + extra_bytes

@@ -281,3 +281,17 @@ def test_training_errors_have_no_blank_line_before_them_off_a_terminal(tmp_path)
                                "--out", str(tmp_path / "m.keras")], capture_output=True, text=True, env=env)
         assert done.returncode == 2
         assert done.stderr.startswith("error: dataset ") and done.stderr.count("\n") == 1, repr(done.stderr)
+
+
+@pytest.mark.parametrize("args, code, expected", [
+    (["lenet5", "--weights", "/no/such/weights.h5"], 1, "error: weights file not found: /no/such/weights.h5"),
+    (["lenet5", "--weights", ""], 2, "error: --weights must be auto, none or a weights file"),
+    (["lenet5", "--io", "bogus"], 2, "error: unknown --io `bogus`; use int8, uint8, int16, float"),
+    (["lenet5", "--input-size", "99999999999999999999"], 2, "parameters (4.8e+42 bytes of float32 weights)"),
+])
+def test_export_refuses_bad_weights_io_and_absurd_sizes_before_work(tmp_path, args, code, expected):
+    out = tmp_path / "out"
+    result = runner.invoke(app, ["export", *args, "--out", str(out)])
+    assert result.exit_code == code
+    assert expected in _one_error_line(result)
+    assert not out.exists()
