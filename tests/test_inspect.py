@@ -191,6 +191,12 @@ def test_numerics_through_the_cli(trained_tiny, tmp_path):
     assert numerics["images"] == 40 and numerics["preprocess"] == "unit"
     assert [l["op_type"] for l in numerics["layers"]][-1] == "FULLY_CONNECTED"
     assert numerics["top1_agreement"] > 0.8 and numerics["top1"]["reference"] > 0.4
+    result = runner.invoke(app, ["inspect", trained_tiny["int8-onnx"]["path"], "--data",
+                                 "tests/data/fashion-mnist-test-200.npz", "--reference",
+                                 trained_tiny["float32-onnx"]["path"], "--samples", "40", "--json"])
+    assert result.exit_code == 0, result.output
+    kernels = json.loads(result.stdout)["numerics"]["kernels"]  # fused kernels vs the QDQ arithmetic
+    assert kernels["images"] == 40 and kernels["top1_agreement"] >= 0.9 and kernels["max_abs_diff"] >= 0
     for fmt, marker in (("md", "## 8. Numerics per layer"), ("html", "<h2>8. Numerics per layer")):
         result = runner.invoke(app, ["inspect", trained_tiny["int8-onnx"]["path"], "--data",
                                      "tests/data/fashion-mnist-test-200.npz", "--reference",

@@ -182,6 +182,8 @@ def _numerics_section(path: Path, reference: Path, images, labels, read: dict) -
     q_top, r_top = outputs["quantized"].argmax(1), outputs["reference"].argmax(1)
     section = {**read, "reference": str(reference), "layers": [e.to_dict() for e in layers],
                "top1_agreement": round(float(np.mean(q_top == r_top)), 4)}
+    if path.suffix.lower() == ".onnx":
+        section["kernels"] = _kernel_agreement(path, images, outputs["quantized"])
     if labels is not None and outputs["quantized"].shape[1] > int(np.max(labels)):
         section["top1"] = {"quantized": round(float(np.mean(q_top == labels)), 4),
                            "reference": round(float(np.mean(r_top == labels)), 4)}
@@ -190,6 +192,37 @@ def _numerics_section(path: Path, reference: Path, images, labels, read: dict) -
         section["top1_note"] = ("the data has no labels: top-1 agreement between the two files only"
                                 if labels is None else "the labels do not fit the model's outputs")
     return section
+
+
+def _kernel_agreement(path: Path, images, fused) -> dict:
+    """The fused int8 kernels ONNX Runtime runs (what the benchmark measures) against the file's own QDQ
+    arithmetic (graph optimization off: each Q/DQ pair as written, the ops between them in float). They
+    differ by the kernels' rounding, which differs between CPUs (x86 with or without VNNI, Arm)."""
+    import numpy as np
+    import onnxruntime as ort
+
+    from edgecnn.runtime.tensors import TensorInfo, quantize
+
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    options.log_severity_level = 3
+    session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    node = session.get_inputs()[0]
+    from edgecnn.runtime.onnx import _ORT_TYPES
+
+    info = TensorInfo(node.name, (), _ORT_TYPES.get(node.type, "float32"))
+    if np.dtype(info.dtype).kind in "iu":
+        from edgecnn.inspect.graph_onnx import read_graph
+
+        record = read_graph(path).inputs[0]
+        info = TensorInfo(node.name, (), info.dtype, scale=record.scale, zero_point=record.zero_point)
+    step = 1 if node.shape and node.shape[0] == 1 else 32
+    reference = np.concatenate([session.run(None, {node.name: quantize(images[i:i + step], info)})[0]
+                                for i in range(0, len(images), step)]).reshape(len(images), -1).astype(np.float32)
+    return {"images": int(len(images)),
+            "top1_agreement": round(float(np.mean(fused.argmax(1) == reference.argmax(1))), 4),
+            "max_abs_diff": round(float(np.max(np.abs(fused - reference))), 6),
+            "note": "ONNX Runtime's fused kernels (ORT_ENABLE_ALL) against the QDQ graph as written (ORT_DISABLE_ALL)"}
 
 
 def _fixed_batch_one(session) -> bool:

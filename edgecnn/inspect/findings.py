@@ -167,5 +167,15 @@ def findings(report: dict) -> list[dict]:
                 "below ~97% look at the layers with the lowest SQNR first." if agreement < 0.97 else
                 "the quantization keeps the answers; nothing to do.")
 
+    kernels = (numerics or {}).get("kernels")
+    if kernels and kernels["top1_agreement"] < 1.0:
+        add(65, "kernels",
+            f"ONNX Runtime's fused int8 kernels give another top-1 than the file's own QDQ arithmetic on "
+            f"{round((1 - kernels['top1_agreement']) * kernels['images'])} of {kernels['images']} images "
+            "(largest output difference "
+            f"{kernels['max_abs_diff']:.4g}): the answer depends on which CPU's kernels run it.",
+            "compare the same images on the other CPUs (x86 with and without VNNI, Arm); reduce_range or int16 "
+            "activations on the layers with the lowest SQNR narrow the rounding the kernels disagree on.",
+            agreement=kernels["top1_agreement"], max_abs_diff=kernels["max_abs_diff"])
     found.sort(key=lambda item: -item[0])
     return [{"rank": rank, **item} for rank, (_, item) in enumerate(found, 1)]

@@ -119,6 +119,10 @@ def blocks(report: dict, *, top_nodes: int = 15) -> list[Block]:
                    f"reference {numerics['reference']}; top-1 agreement {100 * numerics['top1_agreement']:.1f}%"
                    + (f"; top-1 {100 * top1['quantized']:.1f}% vs {100 * top1['reference']:.1f}%" if top1 else
                       f"; {numerics.get('top1_note')}"))
+        kernels = numerics.get("kernels")
+        if kernels:
+            summary += (f"; fused kernels vs the file's QDQ arithmetic: top-1 {100 * kernels['top1_agreement']:.1f}%, "
+                        f"max |diff| {kernels['max_abs_diff']:.4g}")
         out.append(("table", f"8. Numerics per layer: {summary}", ["Tensor", "Op", "SQNR dB", "rel RMSE"],
                     [[_short(l["name"]), l["op_type"], _db(l["sqnr_db"]),
                       f"{l['rel_rmse']:.4f}" if isinstance(l["rel_rmse"], (int, float)) else str(l["rel_rmse"])]
