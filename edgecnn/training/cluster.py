@@ -26,6 +26,7 @@ from edgecnn.training.train import (
     check_out,
     check_training_arguments,
     check_zoo_size,
+    check_dataset,
     evaluate_model,
     batchnorm_recalibration,
     fit,
@@ -114,6 +115,7 @@ def cluster_model(
     check_training_arguments(epochs=epochs, batch_size=batch_size, lr=lr, seed=seed,
                              val_fraction=val_fraction, limit=limit, val_limit=val_limit, classes=classes)
     check_clusters(clusters)
+    check_dataset(dataset)
     out = check_out(out)
     spec = ModelSpec.resolve(model, input_size=input_size, alpha=alpha, preprocess=preprocess)
     check_zoo_size(spec, input_size=input_size, alpha=alpha, classes=classes, batch_size=batch_size)

@@ -33,6 +33,7 @@ from edgecnn.training.train import (
     check_out,
     check_training_arguments,
     check_zoo_size,
+    check_dataset,
     evaluate_model,
     batchnorm_recalibration,
     fit,
@@ -219,6 +220,7 @@ def prune_model(
         from edgecnn.training.cluster import check_clusters
 
         check_clusters(cluster, preserve_sparsity=True)
+    check_dataset(dataset)
     out = check_out(out)
     spec = ModelSpec.resolve(model, input_size=input_size, alpha=alpha, preprocess=preprocess)
     check_zoo_size(spec, input_size=input_size, alpha=alpha, classes=classes, batch_size=batch_size)

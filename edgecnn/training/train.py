@@ -56,6 +56,15 @@ def check_training_arguments(*, epochs, batch_size, lr, seed=0, val_fraction=0.1
             check_int(value, option, minimum=1)
 
 
+def check_dataset(dataset) -> None:
+    """A missing or unlabelled dataset is refused before any model is loaded or built."""
+    if isinstance(dataset, TrainingData):
+        return
+    from edgecnn.training.data import open_labelled_source
+
+    open_labelled_source(dataset)
+
+
 def check_zoo_size(spec: "ModelSpec", *, input_size=None, alpha=None, classes=None, batch_size: int = 64) -> None:
     """A zoo model too large to train here is refused before it is built (an estimate)."""
     if spec.model is not None or spec.path is not None:
@@ -632,6 +641,7 @@ def train_model(
         raise BadArgument(f"--lr-schedule must be {' or '.join(LR_SCHEDULES)}. Received `{lr_schedule}`")
     if bn_momentum is not None:
         check_number(bn_momentum, "--bn-momentum", minimum=0, below=1)
+    check_dataset(dataset)
     out = check_out(out)
     spec = ModelSpec.resolve(model, input_size=input_size, alpha=alpha, weights=weights,
                              preprocess=preprocess)
