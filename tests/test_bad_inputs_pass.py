@@ -133,3 +133,46 @@ def test_a_string_activation_off_the_allowlist_is_refused(tmp_path, activation):
     result = runner.invoke(app, ["profile", str(crafted)])
     assert result.exit_code == 1
     assert "--trust-model" in _one_error_line(result)
+
+
+# ------------------------------------------------------------- benchmark --data of an .npy that is not one
+
+@pytest.fixture(scope="module")
+def tiny_onnx(tmp_path_factory):
+    """A float (1, 4) -> (1, 4) ONNX graph: enough for the harness to read --data against."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4])
+    graph = helper.make_graph([helper.make_node("Relu", ["x"], ["y"])], "tiny", [x], [y])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    path = tmp_path_factory.mktemp("tiny") / "tiny.onnx"
+    onnx.save(model, path)
+    return path
+
+
+@pytest.mark.parametrize("case", ["empty", "npz-named-npy"])
+def test_benchmark_data_npy_that_is_not_one_is_one_line(tiny_onnx, tmp_path, case):
+    """An empty .npy gave `error: ...: EOFError: No data left in file`; an .npz under an .npy name
+    reached `.shape` of an NpzFile."""
+    data = tmp_path / "inputs.npy"
+    if case == "empty":
+        data.write_bytes(b"")
+    else:
+        with open(data, "wb") as handle:
+            np.savez(handle, x=np.zeros((2, 4), np.float32))
+    result = runner.invoke(app, ["benchmark", str(tiny_onnx), "--data", str(data), "--runs", "1",
+                                 "--min-secs", "0", "--warmup-secs", "0"])
+    assert result.exit_code == 1
+    line = _one_error_line(result)
+    assert "cannot read --data" in line and "Error" not in line
+
+
+def test_benchmark_data_npy_that_is_good_still_runs(tiny_onnx, tmp_path):
+    data = tmp_path / "inputs.npy"
+    np.save(data, np.ones((3, 4), np.float32))
+    result = runner.invoke(app, ["benchmark", str(tiny_onnx), "--data", str(data), "--runs", "1",
+                                 "--min-secs", "0", "--warmup-secs", "0", "--json"])
+    assert result.exit_code == 0, result.stderr

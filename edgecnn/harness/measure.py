@@ -209,8 +209,11 @@ def _npy_samples(path: Path, info: TensorInfo, shape: tuple[int, ...],
                  quantization: dict | None = None) -> np.ndarray:
     try:
         array = np.load(path, allow_pickle=False)
-    except (OSError, ValueError) as exc:
-        raise EdgecnnError(f"cannot read --data {path} as a .npy array: {exc}") from None
+    except (OSError, ValueError, EOFError) as exc:  # EOFError: an empty file
+        raise EdgecnnError(f"cannot read --data {path} as a .npy array: {exc or 'the file is empty'}") from None
+    if not isinstance(array, np.ndarray):  # an .npz archive under an .npy name
+        array.close()
+        raise EdgecnnError(f"cannot read --data {path} as a .npy array: it is an .npz archive")
     if array.shape[1:] == shape[1:]:
         samples = array
     elif array.shape == shape[1:]:
