@@ -287,3 +287,22 @@ def test_dynamic_range_tflite_is_weight_only_not_float(tmp_path):
     report = inspect_artifact(path)
     assert not report["graph"]["quantized"] and report["graph"]["weights"]["int8"] == 1
     assert "weight_only" in _kinds(report) and "float_graph" not in _kinds(report)
+
+
+def test_dynamic_spatial_dims_census_without_a_run(tmp_path):
+    """A third-party graph with named dynamic dimensions everywhere: no input can be made to run it,
+    so the census stands, the runtime says why nothing ran, and --profile says so too."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    dims = ["N", 3, "H", "W"]
+    graph = helper.make_graph([helper.make_node("Add", ["a", "b"], ["c"]), helper.make_node("Relu", ["c"], ["y"])],
+                              "two", [helper.make_tensor_value_info("a", TensorProto.FLOAT, dims),
+                                      helper.make_tensor_value_info("b", TensorProto.FLOAT, dims)],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, dims)])
+    path = _save(graph, tmp_path / "two_inputs.onnx")
+    report = inspect_artifact(path, profile=True)
+    assert len(report["graph"]["dynamic_dims"]) == 9 and report["graph"]["ops"] == 2
+    assert report["runtime"]["note"].startswith("not run: input `a` has dynamic dimensions")
+    assert report["profile"]["available"] is False
+    assert {"dynamic", "no_profiler", "float_graph"} <= set(_kinds(report))

@@ -113,8 +113,14 @@ def _onnx_sections(path: Path, threads: int | None, profile: bool, data) -> tupl
     left = graph_onnx.unfused(optimized)
     float_after = optimized.float_ops(conversions=graph_onnx.CONVERSIONS, ignore=graph_onnx.SHAPE_OPS)
     # A short profile even without --profile: it is where ORT says which provider ran each node.
-    placement = ort_profile(path, threads=threads, runs=50 if profile else 1, warmup_secs=0.5 if profile else 0.0,
-                            data=data)
+    try:
+        placement = ort_profile(path, threads=threads, runs=50 if profile else 1,
+                                warmup_secs=0.5 if profile else 0.0, data=data)
+        not_run = None
+    except EdgecnnError as exc:  # e.g. dynamic dimensions no manifest fixes: the census stands without a run
+        placement = {"providers": {}, "nodes": [], "runs": 0, "warmup_runs": 0, "total_ms": 0.0,
+                     "model_run_p50_ms": None}
+        not_run = f"not run: {exc}"
     import onnxruntime as ort
 
     runtime = {
@@ -129,9 +135,12 @@ def _onnx_sections(path: Path, threads: int | None, profile: bool, data) -> tupl
         "fused": sorted({op.op_type for op in optimized.ops if op.op_type.startswith(("QLinear", "QGemm", "Nhwc",
                                                                                        "QAttention", "Fused"))}),
         "providers": placement["providers"],
+        "note": not_run,
     }
     prof = None
-    if profile:
+    if profile and not_run:
+        prof = {"available": False, "note": f"ONNX Runtime's profiler was {not_run}"}
+    elif profile:
         prof = {"available": True, "source": "onnxruntime SessionOptions.enable_profiling",
                 "runs": placement["runs"], "warmup_runs": placement["warmup_runs"],
                 "total_ms": placement["total_ms"], "model_run_p50_ms": placement["model_run_p50_ms"],

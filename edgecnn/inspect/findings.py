@@ -124,7 +124,9 @@ def findings(report: dict) -> list[dict]:
 
     # 5. time
     if prof is not None and not prof.get("available"):
-        add(15, "no_profiler", prof["note"] + ".", "use benchmark_model for per-op times of .tflite files.")
+        add(15, "no_profiler", prof["note"] + ".",
+            "use benchmark_model for per-op times of .tflite files." if fmt == "tflite" else
+            "fix the input's dimensions (at export, or in a manifest beside the file) to profile it.")
     if prof and prof.get("available") and by_type_time:
         top = max(by_type_time.values(), key=lambda r: r["ms"])
         add(30, "time", f"{top['op_type']} takes {_pct(top['share'])} of the per-op time ({top['ms']:.3f} of "

@@ -85,7 +85,8 @@ def blocks(report: dict, *, top_nodes: int = 15) -> list[Block]:
     else:
         lines = [f"onnxruntime {runtime['runtime_version']}, threads {runtime['threads'] or 'default'}, "
                  f"{runtime['optimization_level']}",
-                 "providers: " + ", ".join(f"{k} ({v} nodes)" for k, v in runtime["providers"].items()),
+                 "providers: " + (", ".join(f"{k} ({v} nodes)" for k, v in runtime["providers"].items())
+                                  or runtime.get("note") or "none"),
                  "fused int8 kernels: " + (", ".join(runtime["fused"]) or "none"),
                  "Q/DQ left after optimization: " + (", ".join(f"{k} x{v}" for k, v in runtime["optimized_conversions"].items())
                                                      or "none"),
