@@ -9,7 +9,8 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from edgecnn.cli import app, console, error_console, one_line_errors, print_json, print_table, si_bytes
+from edgecnn.cli import (app, console, error_console, one_line_errors, print_json, print_table, si_bytes,
+                         trust_model_option)
 
 
 class _RichProgress:
@@ -151,6 +152,7 @@ def train_command(
     val_limit: Optional[int] = typer.Option(None, help="Validate on at most N images."),
     seed: int = typer.Option(0, help="Seed for the weights, the shuffle and the split."),
     as_json: bool = typer.Option(False, "--json", help="Print the sidecar record as JSON."),
+    trust_model: bool = trust_model_option(),
 ) -> None:
     """Train a zoo model (or fine-tune a saved one) on labelled images; save it with a sidecar.
 
@@ -167,7 +169,7 @@ def train_command(
         bn_momentum=bn_momentum,
         input_size=input_size,
         alpha=alpha, classes=classes, weights=weights, out=out, seed=seed, val_fraction=val_fraction,
-        limit=limit, val_limit=val_limit, progress=progress))
+        limit=limit, val_limit=val_limit, trust_model=trust_model, progress=progress))
     if as_json:
         print_json(info)
         return
@@ -199,6 +201,7 @@ def prune_command(
     val_limit: Optional[int] = typer.Option(None, help="Validate on at most N images."),
     seed: int = typer.Option(0, help="Seed for the shuffle and the split."),
     as_json: bool = typer.Option(False, "--json", help="Print the sidecar record as JSON."),
+    trust_model: bool = trust_model_option(),
 ) -> None:
     """Prune with fine-tuning; report the sparsity read from the weights and the gzip size.
 
@@ -211,7 +214,7 @@ def prune_command(
     _, info = _run(lambda progress: prune_model(
         model, dataset, sparsity=sparsity, schedule=schedule, structured=structured, cluster=cluster,
         epochs=epochs, batch_size=batch_size, lr=lr, classes=classes, input_size=input_size,
-        alpha=alpha, out=out, seed=seed, limit=limit, val_limit=val_limit, progress=progress))
+        alpha=alpha, out=out, seed=seed, limit=limit, val_limit=val_limit, trust_model=trust_model, progress=progress))
     if as_json:
         print_json(info)
         return
@@ -249,6 +252,7 @@ def cluster_command(
     val_limit: Optional[int] = typer.Option(None, help="Validate on at most N images."),
     seed: int = typer.Option(0, help="Seed for the shuffle and the split."),
     as_json: bool = typer.Option(False, "--json", help="Print the sidecar record as JSON."),
+    trust_model: bool = trust_model_option(),
 ) -> None:
     """Cluster each kernel into K shared values with fine-tuning; report the values per kernel.
 
@@ -261,7 +265,7 @@ def cluster_command(
     _, info = _run(lambda progress: cluster_model(
         model, dataset, clusters=clusters, init=init, preserve_sparsity=keep_sparsity, epochs=epochs,
         batch_size=batch_size, lr=lr, classes=classes, input_size=input_size, alpha=alpha, out=out,
-        seed=seed, limit=limit, val_limit=val_limit, progress=progress))
+        seed=seed, limit=limit, val_limit=val_limit, trust_model=trust_model, progress=progress))
     if as_json:
         print_json(info)
         return

@@ -101,6 +101,7 @@ def cluster_model(
     limit: int | None = None,
     val_limit: int | None = None,
     measure_size: bool = True,
+    trust_model: bool = False,
     progress: Progress | None = None,
 ):
     """Cluster the kernels of `model` into `clusters` values while fine-tuning; strip the wrappers.
@@ -117,7 +118,8 @@ def cluster_model(
     check_clusters(clusters)
     check_dataset(dataset)
     out = check_out(out)
-    spec = ModelSpec.resolve(model, input_size=input_size, alpha=alpha, preprocess=preprocess)
+    spec = ModelSpec.resolve(model, input_size=input_size, alpha=alpha, preprocess=preprocess,
+                             trust_model=trust_model)
     check_zoo_size(spec, input_size=input_size, alpha=alpha, classes=classes, batch_size=batch_size)
     spec.kwargs.pop("aux_logits", None)
     if spec.optimization.get("qat"):

@@ -192,6 +192,7 @@ def prune_model(
     limit: int | None = None,
     val_limit: int | None = None,
     measure_size: bool = True,
+    trust_model: bool = False,
     progress: Progress | None = None,
 ):
     """Prune `model` (a saved .keras path, a Keras model, or a zoo name trained from scratch)
@@ -222,7 +223,8 @@ def prune_model(
         check_clusters(cluster, preserve_sparsity=True)
     check_dataset(dataset)
     out = check_out(out)
-    spec = ModelSpec.resolve(model, input_size=input_size, alpha=alpha, preprocess=preprocess)
+    spec = ModelSpec.resolve(model, input_size=input_size, alpha=alpha, preprocess=preprocess,
+                             trust_model=trust_model)
     check_zoo_size(spec, input_size=input_size, alpha=alpha, classes=classes, batch_size=batch_size)
     spec.kwargs.pop("aux_logits", None)  # pruning from scratch: no auxiliary heads
     if spec.optimization.get("qat"):
