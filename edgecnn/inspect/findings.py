@@ -76,13 +76,21 @@ def findings(report: dict) -> list[dict]:
 
     # 2. delegation (TFLite)
     if fmt == "tflite":
-        if runtime.get("default_kernel_ops"):
+        staying = [{"op_type": r["op_type"]} for r in runtime.get("default_kernels", []) for _ in range(r["count"])]
+        if runtime.get("default_kernel_ops") and not runtime.get("delegated_ops"):
+            add(85, "not_delegated",
+                f"XNNPACK took none of the {graph['ops']} ops: all run on LiteRT's default kernels "
+                f"({_types(staying)}).",
+                "XNNPACK has no kernels for these ops or types (int16 activations, control flow): expect "
+                "reference-kernel speed; use int8 or float32 ops where XNNPACK should run them.",
+                ops=runtime["default_kernel_ops"], partitions=0)
+        elif runtime.get("default_kernel_ops"):
             share = runtime["default_kernel_macs"] / macs if macs else 0.0
             # A few ops at the end, holding no multiply-adds, cost one hand-over: rank by what they hold.
             add(15 + 70 * share + 10 * (runtime["partitions"] - 1), "not_delegated",
-                f"{runtime['default_kernel_ops']} of {graph['ops']} ops ({_types(runtime['default_kernels'] and [{'op_type': r['op_type']} for r in runtime['default_kernels'] for _ in range(r['count'])])}) "
-                f"stay on LiteRT's default kernels; XNNPACK took the rest in {runtime['partitions']} "
-                f"partition(s)" + (f"; the default kernels hold {_pct(share)} of the multiply-adds" if share else "") + ".",
+                f"{runtime['default_kernel_ops']} of {graph['ops']} ops ({_types(staying)}) stay on LiteRT's "
+                f"default kernels; XNNPACK took the rest in {runtime['partitions']} partition(s)"
+                + (f"; the default kernels hold {_pct(share)} of the multiply-adds" if share else "") + ".",
                 "each partition boundary costs a hand-over: replace those ops with ones XNNPACK supports, "
                 "or move them to the end of the graph.",
                 ops=runtime["default_kernel_ops"], partitions=runtime["partitions"])
