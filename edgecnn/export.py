@@ -223,12 +223,22 @@ def _activation_bytes(model) -> int:
     calibrators keep per calibration sample)."""
     total = 0
     for layer in model.layers:
-        for node_output in (layer.output if isinstance(layer.output, (list, tuple)) else [layer.output]):
-            shape = getattr(node_output, "shape", None)
-            if shape is None:
-                continue
-            total += 4 * int(np.prod([d for d in shape[1:] if d is not None], dtype=np.int64))
+        for node in getattr(layer, "_inbound_nodes", []):  # a shared layer has several
+            for tensor in tf_nest_flatten(getattr(node, "outputs", None)):
+                shape = getattr(tensor, "shape", None)
+                if shape is not None and shape.rank is not None:
+                    total += 4 * int(np.prod([d or 1 for d in shape[1:]], dtype=np.int64))
     return total
+
+
+def tf_nest_flatten(structure) -> list:
+    if structure is None:
+        return []
+    if isinstance(structure, (list, tuple)):
+        return [item for part in structure for item in tf_nest_flatten(part)]
+    if isinstance(structure, dict):
+        return [item for part in structure.values() for item in tf_nest_flatten(part)]
+    return [structure]
 
 
 # -------------------------------------------------------------------- one process per format

@@ -1,0 +1,203 @@
+"""Export memory and time: per-stage records, a process per format, tf2onnx without its
+copies, and the refusal of an export that would not fit (issue 16)."""
+
+import hashlib
+import os
+
+import numpy as np
+import pytest
+
+from edgecnn.errors import EdgecnnError
+
+SHARED_STAGES = ("source", "build", "calibration_data", "reference")
+
+
+def _stage_names(manifest):
+    return [name for name in manifest["export_stages"] if name != "process"]
+
+
+def test_manifest_records_every_stage_with_seconds_and_peak_rss(exported_int8):
+    tflite, onnx = exported_int8["tflite"], exported_int8["onnx"]
+    assert _stage_names(tflite) == [*SHARED_STAGES, "tflite.convert", "tflite.parity"]
+    assert _stage_names(onnx) == [*SHARED_STAGES, "onnx.tf2onnx", "onnx.preprocess", "onnx.quantize",
+                                  "onnx.parity"]
+    for manifest in (tflite, onnx):
+        stages = manifest["export_stages"]
+        assert stages["process"] == "shared"  # a 32 px model converts both formats in one process
+        for name in _stage_names(manifest):
+            assert stages[name]["seconds"] >= 0
+            assert stages[name]["peak_rss_mb"] > 0
+        peaks = [stages[name]["peak_rss_mb"] for name in _stage_names(manifest)]
+        assert peaks == sorted(peaks)  # a high-water mark: it never goes down
+        assert stages["build"]["seconds"] < manifest["export_seconds"]
+    convert = tflite["export_stages"]["tflite.convert"]
+    assert 0 < convert["calibration_seconds"] <= convert["seconds"]
+
+
+def test_a_process_per_format_gives_the_same_bytes(exported_int8, tmp_path, monkeypatch):
+    from edgecnn.export import ExportRequest, export
+
+    monkeypatch.setenv("EDGECNN_EXPORT_PROCESSES", "per-format")
+    fixture = exported_int8["request"]
+    request = ExportRequest(model=fixture.model, quantization="int8", formats=("tflite", "onnx"),
+                            input_size=32, alpha=0.35, classes=10, weights=fixture.weights,
+                            calib_samples=16, out=tmp_path)
+    tflite, onnx = export(request)
+    assert tflite["sha256"] == exported_int8["tflite"]["sha256"]
+    assert onnx["sha256"] == exported_int8["onnx"]["sha256"]
+    for manifest in (tflite, onnx):
+        assert manifest["export_stages"]["process"] == "per-format"
+        assert "process_start" in manifest["export_stages"]
+        assert manifest["parity"] == exported_int8[manifest["format"]]["parity"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["mobilenet_v2-a0.35-32-int8",
+                                                          "mobilenet_v2-a0.35-32-int8-onnx"]
+
+
+def _tiny_keras_model():
+    from edgecnn._tf import import_keras
+
+    keras = import_keras()
+    keras.utils.set_random_seed(0)
+    inputs = keras.layers.Input((16, 16, 3))
+    x = keras.layers.Conv2D(8, 3, name="conv")(inputs)
+    x = keras.layers.BatchNormalization(name="bn")(x)
+    x = keras.layers.ReLU(6.0, name="relu6")(x)
+    x = keras.layers.Conv2D(8, 1, name="pw")(x)
+    x = keras.layers.GlobalAveragePooling2D(name="pool")(x)
+    return keras.Model(inputs, keras.layers.Dense(4, name="predictions")(x))
+
+
+def _default_tf2onnx_bytes(model):
+    """What tf2onnx makes in its own default mode (deep copies, every attribute re-copied)."""
+    import tensorflow as tf
+    import tf2onnx
+
+    from converters.fold_batchnorm import fold_batchnorm
+    from converters.onnx import INPUT_NAME, OPSET, _canonical
+
+    signature = [tf.TensorSpec((None, 16, 16, 3), tf.float32, name=INPUT_NAME)]
+    folded, _ = fold_batchnorm(model)
+    proto, _ = tf2onnx.convert.from_keras(folded, input_signature=signature, opset=OPSET)
+    return _canonical(proto).SerializeToString()
+
+
+def _batch_named(model_bytes: bytes) -> bytes:
+    """The model with its batch dimension named `batch`: tf2onnx numbers that name
+    (`unk__N`) from a process-wide counter, so two conversions in one process differ
+    there (a fresh process's first conversion always gets the same one)."""
+    import onnx
+
+    model = onnx.load_from_string(model_bytes)
+    for value in (*model.graph.input, *model.graph.output, *model.graph.value_info):
+        for dim in value.type.tensor_type.shape.dim:
+            if dim.dim_param:
+                dim.dim_param = "batch"
+    return model.SerializeToString()
+
+
+def test_lean_tf2onnx_makes_the_same_model_and_restores_tf2onnx():
+    from tf2onnx import graph as tf2onnx_graph
+
+    from converters.onnx import keras_to_onnx
+
+    model = _tiny_keras_model()
+    original = tf2onnx_graph.Node.update_proto
+    assert "TF2ONNX_CATCH_ERRORS" not in os.environ
+    lean = keras_to_onnx(model)
+    assert tf2onnx_graph.Node.update_proto is original
+    assert "TF2ONNX_CATCH_ERRORS" not in os.environ
+    default = _default_tf2onnx_bytes(model)
+    assert len(lean) == len(default)
+    assert hashlib.sha256(_batch_named(lean)).digest() == hashlib.sha256(_batch_named(default)).digest()
+
+
+def test_lean_tf2onnx_falls_back_when_an_optimizer_fails(monkeypatch):
+    """Without tf2onnx's copies a failing optimizer would fail the conversion: it is then
+    converted again in tf2onnx's default mode, which skips that optimizer."""
+    import tf2onnx.convert
+    import tf2onnx.optimizer
+
+    from converters.onnx import keras_to_onnx
+
+    model = _tiny_keras_model()
+    expected = keras_to_onnx(model)
+    calls = []
+    real = tf2onnx.optimizer.optimize_graph
+
+    def flaky(graph, catch_errors=True, optimizers=None):
+        calls.append(catch_errors)
+        if not catch_errors:
+            raise RuntimeError("an optimizer failed")
+        return real(graph, catch_errors, optimizers=optimizers)
+
+    monkeypatch.setattr(tf2onnx.convert.optimizer, "optimize_graph", flaky)
+    assert _batch_named(keras_to_onnx(model)) == _batch_named(expected)
+    assert calls == [False, True]
+
+
+def test_estimate_one_process_adds_up_and_histograms_grow_with_samples():
+    from converters.memory import estimate_peak_bytes
+
+    common = dict(params=25_000_000, quantization="int8", calib_samples=100, activation_bytes=40_000_000,
+                  current_rss=10**9)
+    apart = estimate_peak_bytes(formats=("tflite", "onnx"), calib_method="minmax", one_process=False, **common)
+    together = estimate_peak_bytes(formats=("tflite", "onnx"), calib_method="minmax", one_process=True, **common)
+    alone = estimate_peak_bytes(formats=("onnx",), calib_method="minmax", one_process=False, **common)
+    assert together > apart == alone
+    entropy = estimate_peak_bytes(formats=("onnx",), calib_method="entropy", one_process=False, **common)
+    assert entropy - alone == 100 * 40_000_000
+
+
+def test_check_refuses_in_one_line_with_the_estimate_and_remedies():
+    from converters.memory import check_export_memory
+
+    common = dict(params=138_000_000, quantization="int8", calib_samples=100, activation_bytes=60_000_000,
+                  current_rss=3 * 10**9, one_process=False)
+    assert check_export_memory(formats=("tflite", "onnx"), calib_method="minmax", available=20 * 10**9,
+                               **common) > 3 * 10**9
+    with pytest.raises(EdgecnnError) as caught:
+        check_export_memory(formats=("tflite", "onnx"), calib_method="entropy", available=10**9, **common)
+    message = str(caught.value)
+    assert "\n" not in message and caught.value.exit_code == 1
+    assert "GB of memory at its peak" in message and "138.0M parameters" in message
+    assert "--format tflite, then --format onnx" in message
+    assert "lower --calib-samples (100 now" in message
+    with pytest.raises(EdgecnnError) as caught:
+        check_export_memory(formats=("tflite",), calib_method="minmax", available=10**9, **common)
+    assert "--format" not in str(caught.value) and "--calib-samples" not in str(caught.value)
+
+
+def test_export_that_would_not_fit_stops_before_converting_and_leaves_nothing(tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    import converters.memory
+    from edgecnn.cli import app
+
+    monkeypatch.setattr(converters.memory, "available_bytes", lambda: 1000)
+    out = tmp_path / "out"
+    result = CliRunner().invoke(app, ["export", "lenet5", "--int8", "--format", "all", "--out", str(out)])
+    assert result.exit_code == 1
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and "needs about" in lines[0] and "--format tflite, then --format onnx" in lines[0]
+    assert not out.exists()
+
+
+def test_patched_update_proto_writes_what_changed_and_keeps_what_did_not():
+    """tf2onnx 1.17 empties and refills every node's attributes after each optimizer (with
+    upb the removed copies stay in memory); the patched method refills them only when
+    they changed, and the NodeProto then says what the node holds, as before."""
+    from onnx import helper, numpy_helper
+    from tf2onnx.graph import Graph
+
+    from converters.onnx import _update_proto_if_changed
+
+    weights = numpy_helper.from_array(np.arange(1000, dtype=np.float32), "w")
+    graph = Graph([helper.make_node("Const", [], ["w:0"], name="w", value=weights)],
+                  output_shapes={}, dtypes={}, opset=17)
+    const = graph.get_node_by_name("w")
+    before = const.op.SerializeToString()
+    _update_proto_if_changed(const)
+    assert const.op.SerializeToString() == before
+    const.set_attr("value", numpy_helper.from_array(np.arange(10, dtype=np.float32), "w"))
+    _update_proto_if_changed(const)
+    assert numpy_helper.to_array(const.op.attribute[0].t).tolist() == list(range(10))
