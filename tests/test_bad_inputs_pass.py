@@ -176,3 +176,27 @@ def test_benchmark_data_npy_that_is_good_still_runs(tiny_onnx, tmp_path):
     result = runner.invoke(app, ["benchmark", str(tiny_onnx), "--data", str(data), "--runs", "1",
                                  "--min-secs", "0", "--warmup-secs", "0", "--json"])
     assert result.exit_code == 0, result.stderr
+
+
+# ------------------------------------------------------------- training data: no calibration warning before the error
+
+@pytest.mark.parametrize("command", [
+    ["train", "lenet5", "--dataset", "random", "--epochs", "1"],
+    ["prune", "lenet5", "--dataset", "random", "--sparsity", "0.5", "--epochs", "1"],
+    ["export", "lenet5", "--int8", "--qat", "--dataset", "random", "--weights", "none"],
+], ids=["train", "prune", "export-qat"])
+def test_random_as_training_data_is_one_line_without_a_python_warning(tmp_path, command):
+    """`train --dataset random` printed Python's own warning format first (a file path of
+    edgecnn/training/data.py, the source line, `CalibrationWarning: calibrating on random noise`),
+    then the error: three lines, one of them source code. A real process, so pytest's warning
+    capture cannot hide the line."""
+    import subprocess
+    import sys
+
+    out = tmp_path / ("out" if command[0] == "export" else "m.keras")
+    result = subprocess.run([sys.executable, "-m", "edgecnn", *command, "--out", str(out)], capture_output=True,
+                            text=True, timeout=300, cwd=tmp_path)
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and "holds no labels" in lines[0], result.stderr
+    assert list(tmp_path.iterdir()) == []

@@ -188,7 +188,13 @@ def open_labelled_source(spec, *, split: str = "train"):
         if keyword not in _KEYWORDS and path.is_dir() and not (path / "dataset.txt").is_file():
             raise BadArgument(f"dataset {text} holds no labels: a folder needs a dataset.txt of "
                               "`path, label` lines")
-        source = open_source(text, split=split)
+        import warnings
+
+        from calibration import CalibrationWarning
+
+        with warnings.catch_warnings():  # they speak of calibration ("random noise"); random is refused below
+            warnings.simplefilter("ignore", CalibrationWarning)
+            source = open_source(text, split=split)
     if not source.labelled:
         where = getattr(source, "path", source.name)
         raise BadArgument(f"dataset {where} holds no labels: training needs labelled images ({DATASET_HELP})")
