@@ -7,6 +7,7 @@ import os
 from pathlib import Path
 
 from edgecnn.errors import EdgecnnError
+from edgecnn.records import Optimization, Sidecar
 
 SIDECAR_SUFFIX = ".edgecnn.json"  # written by `edgecnn train`: dataset, preprocessing, labels
 
@@ -21,23 +22,24 @@ def sidecar_path(model_path) -> Path:
     return path.with_name(path.stem + SIDECAR_SUFFIX)
 
 
-def read_sidecar(model_path) -> dict:
-    """The sidecar `edgecnn train` wrote beside a model ({} where there is none). It is as
-    untrusted as the model: anything but a JSON object with the right field types is one error."""
+def sidecar_for(model_path) -> Sidecar | None:
+    """The sidecar `edgecnn train` wrote beside a model, as its record (None where there is
+    none). It is as untrusted as the model: anything but a JSON object with the right field
+    types (`edgecnn.records.Sidecar`) is one error naming the file."""
     path = sidecar_path(model_path)
     if not path.is_file():
-        return {}
+        return None
     try:
-        sidecar = json.loads(path.read_text())
+        data = json.loads(path.read_text())
     except (OSError, ValueError, RecursionError) as exc:
         raise EdgecnnError(f"{path} is not a readable sidecar: {exc}") from None
-    if not isinstance(sidecar, dict):
-        raise EdgecnnError(f"{path} is not an edgecnn sidecar: a JSON object is expected")
-    expected = {"model": str, "preprocess": str, "class_names": list, "optimization": dict}
-    for key, kind in expected.items():
-        if sidecar.get(key) is not None and not isinstance(sidecar[key], kind):
-            raise EdgecnnError(f"{path}: `{key}` must be a {kind.__name__}, not {type(sidecar[key]).__name__}")
-    return sidecar
+    return Sidecar.from_json(data, str(path))
+
+
+def read_sidecar(model_path) -> dict:
+    """`sidecar_for(model_path)` as a JSON object ({} where there is none)."""
+    sidecar = sidecar_for(model_path)
+    return {} if sidecar is None else sidecar.to_json()
 
 
 def read_keras_model(path, *, trust: bool = False):
@@ -75,19 +77,19 @@ def load_keras_model(path, *, preprocess: str = "auto", trust: bool = False):
     keras = import_keras()
     if len(model.inputs) != 1:
         raise EdgecnnError(f"{path}: edgecnn exports single-input models; this one has {len(model.inputs)}")
-    sidecar = read_sidecar(path)
+    sidecar = sidecar_for(path) or Sidecar(schema=None)
     if len(model.outputs) > 1 and any(layer.name == "predictions" for layer in model.layers):
         # A GoogLeNet saved with its auxiliary heads: export the main classifier only.
         model = keras.Model(model.inputs, model.get_layer("predictions").output, name=model.name)
-    guessed = preprocess == "auto" and "preprocess" not in sidecar
+    guessed = preprocess == "auto" and sidecar.preprocess is None
     if preprocess == "auto":
-        preprocess = sidecar.get("preprocess", "tf")
+        preprocess = sidecar.preprocess or "tf"
     return model, {
-        "name": sidecar.get("model", path.stem),
+        "name": sidecar.model or path.stem,
         "source": str(path),
         "weights": f"file:{path.name}",
         "preprocess": preprocess,
         "preprocess_guessed": guessed,
-        "labels": sidecar.get("class_names"),
-        "optimization": sidecar.get("optimization", {"sparsity": None, "clusters": None, "qat": False}),
+        "labels": list(sidecar.class_names) if sidecar.class_names is not None else None,
+        "optimization": (sidecar.optimization or Optimization.NONE).to_json(),
     }

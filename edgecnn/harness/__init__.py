@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Callable, Iterable, Sequence
 
 from edgecnn.errors import BadArgument, EdgecnnError
+from edgecnn.records import BENCHMARK_SCHEMA, BenchmarkRow, Manifest
 
 __all__ = [
     "BenchmarkSettings",
@@ -82,14 +83,8 @@ def check_seconds(option: str, value, low: float = 0.0, *, strictly: bool = Fals
 # --data values that name a source rather than a path (see calibration.open_source).
 _DATA_KEYWORDS = frozenset({"default", "random", "fashion-mnist", "fashionmnist"})
 
-# Every row has these keys, in this order (None where unknown).
-ROW_KEYS = (
-    "schema", "status", "error", "artifact", "artifact_name", "sha256", "bytes", "format",
-    "model", "quantization", "weights", "variant",
-    "runtime", "runtime_version", "provider", "threads", "batch", "settings", "inputs",
-    "latency_ms", "init_ms", "first_ms", "warmup_ms", "warmup_runs", "loop_secs", "stopped_by", "peak_rss_mb",
-    "ops", "op_counts", "host", "remote", "warnings", "created",
-)
+# Every row has these keys, in this order (None where unknown): the typed record's.
+ROW_KEYS = BenchmarkRow.keys()
 
 # The start of the warning a row gets when the manifest.json beside its file is broken.
 MANIFEST_IGNORED = "manifest ignored"
@@ -187,8 +182,6 @@ def now_iso() -> str:
 
 def empty_row(artifact, settings: BenchmarkSettings) -> dict:
     """A row with every key, nothing measured yet."""
-    from edgecnn.results import BENCHMARK_SCHEMA
-
     row = dict.fromkeys(ROW_KEYS)
     path = Path(artifact)
     row.update(schema=BENCHMARK_SCHEMA, status="ok", artifact=str(artifact), artifact_name=path.name,
@@ -221,7 +214,7 @@ def resolve_artifact(path) -> Path:
 def describe_artifact(artifact, settings: BenchmarkSettings) -> tuple[dict, dict | None]:
     """(row with the file's facts and the manifest's, manifest or None). Never raises for a
     bad artifact: the row comes back failed with the reason."""
-    from edgecnn.manifest import read_manifest_for, sha256_of
+    from edgecnn.manifest import manifest_for, sha256_of
 
     row = empty_row(artifact, settings)
     try:
@@ -251,33 +244,37 @@ def describe_artifact(artifact, settings: BenchmarkSettings) -> tuple[dict, dict
         except EdgecnnError as exc:
             return failed_row(row, str(exc)), None
     try:
-        manifest = read_manifest_for(path)
+        manifest = manifest_for(path)
     except EdgecnnError as exc:  # a broken manifest costs its facts, not the measurement
         row["warnings"].append(f"{MANIFEST_IGNORED}: {_one_line(str(exc))}; measured as a third-party model")
         manifest = None
     if manifest is not None:
-        options = manifest.get("options") or {}
-        row["model"] = manifest.get("model")
-        row["quantization"] = manifest.get("quantization")
-        row["weights"] = manifest.get("weights")
-        variant = {
-            "source": manifest.get("source"),
-            "params": manifest.get("params"),
-            "input_size": options.get("input_size"),
-            "alpha": options.get("alpha"),
-            "classes": options.get("classes"),
-            "io": options.get("io"),
-            "calib": options.get("calib"),
-            "calibration_method": manifest.get("calibration_method"),
-            "optimization": manifest.get("optimization"),
-            "preprocess": manifest.get("preprocess"),
-            "manifest_sha256_matches": manifest.get("sha256") == row["sha256"],
-        }
-        row["variant"] = {k: variant[k] for k in _VARIANT_KEYS if k in variant}
-        if not variant["manifest_sha256_matches"]:
+        row.update(manifest_facts(manifest, row["sha256"]))
+        if not row["variant"]["manifest_sha256_matches"]:
             row["warnings"].append("the file's sha256 differs from its manifest's: "
                                    "the manifest describes another build")
-    return row, manifest
+    return row, (manifest.data if manifest is not None else None)
+
+
+def manifest_facts(manifest: Manifest, sha256: str | None) -> dict:
+    """The manifest's facts a row copies (`model`, `quantization`, `weights`, `variant`), for
+    readers of a single results file; `edgecnn compare` joins rows to the manifest of the same
+    sha256 instead, and prefers its facts to these copies."""
+    variant = {
+        "source": manifest.source,
+        "params": manifest.params,
+        "input_size": manifest.option.get("input_size"),
+        "alpha": manifest.option.get("alpha"),
+        "classes": manifest.option.get("classes"),
+        "io": manifest.option.get("io"),
+        "calib": manifest.option.get("calib"),
+        "calibration_method": manifest.calibration_method,
+        "optimization": manifest.optimization.to_json() if manifest.optimization is not None else None,
+        "preprocess": manifest.preprocess,
+        "manifest_sha256_matches": manifest.sha256 == sha256,
+    }
+    return {"model": manifest.model, "quantization": manifest.quantization, "weights": manifest.weights,
+            "variant": {k: variant[k] for k in _VARIANT_KEYS}}
 
 
 def host_warnings(host: dict | None) -> list[str]:

@@ -1,9 +1,11 @@
 """Join benchmark rows, evaluate rows and manifests into one row per measured configuration.
 
-- **Facts** about an artifact are pooled by its sha256: the manifest (given as RESULTS, or
-  found beside the artifact path a row names, when its sha256 matches) first, then what
-  benchmark rows copied from it (`model`, `quantization`, `weights`, `variant`), then
-  evaluate rows. A sha256 is one artifact wherever it was measured.
+- **Facts** about an artifact are pooled by its sha256, read through the typed records
+  (`edgecnn.records`): rows are joined to the manifest of the same sha256 (given as RESULTS,
+  or found beside the artifact path a row names, when its sha256 matches) and its facts come
+  first; only what no manifest says is taken from what benchmark rows copied (`model`,
+  `quantization`, `weights`, `variant`), then from evaluate rows. A sha256 is one artifact
+  wherever it was measured.
 - **One row per configuration**: a benchmark row's key is sha256 + runtime + provider +
   threads + batch + host (architecture, CPU model, cores). A later line with the same key
   wins (a rerun). A failed row stays, with its reason, unless a later successful row
@@ -27,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from edgecnn.errors import EdgecnnError
+from edgecnn.records import BenchmarkRow, EvaluateRow, Manifest, Optimization
 from edgecnn.reports.rows import Record
 
 _FACT_KEYS = ("model", "quantization", "weights", "format", "bytes", "input_shape", "alpha", "classes",
@@ -287,57 +290,60 @@ def _round(value: float | None, digits: int) -> float | None:
 
 # -- facts ------------------------------------------------------------------------------
 
-def _from_manifest(facts: Facts, manifest: dict) -> None:
-    options = manifest.get("options") or {}
-    shape = (manifest.get("preprocess") or {}).get("input_shape")
-    facts.fill(model=manifest.get("model"), quantization=manifest.get("quantization"),
-               weights=manifest.get("weights"), format=manifest.get("format"), bytes=manifest.get("bytes"),
-               input_shape=tuple(shape) if shape else None, alpha=options.get("alpha"),
-               classes=options.get("classes"), optimization=manifest.get("optimization"),
-               params=manifest.get("params"), artifact_name=manifest.get("artifact"),
-               versions=manifest.get("versions"))
+def _optimization(record) -> dict | None:
+    return record.to_json() if record is not None else None
 
 
-def _from_benchmark(facts: Facts, row: dict) -> None:
-    variant = row.get("variant") or {}
+def _from_manifest(facts: Facts, manifest: Manifest) -> None:
+    facts.fill(model=manifest.model, quantization=manifest.quantization, weights=manifest.weights,
+               format=manifest.format, bytes=manifest.bytes, input_shape=manifest.input_shape,
+               alpha=manifest.option.get("alpha"), classes=manifest.option.get("classes"),
+               optimization=_optimization(manifest.optimization), params=manifest.params,
+               artifact_name=manifest.artifact, versions=manifest.versions)
+
+
+def _from_benchmark(facts: Facts, row: BenchmarkRow) -> None:
+    """What a benchmark row copied from its manifest: only what no manifest of the same sha256 said."""
+    variant = row.variant or {}
     shape = (variant.get("preprocess") or {}).get("input_shape")
-    facts.fill(model=row.get("model"), quantization=row.get("quantization"), weights=row.get("weights"),
-               format=row.get("format"), bytes=row.get("bytes"),
+    optimization = variant.get("optimization")
+    facts.fill(model=row.model, quantization=row.quantization, weights=row.weights,
+               format=row.format, bytes=row.bytes,
                input_shape=tuple(shape) if shape else None, alpha=variant.get("alpha"),
-               classes=variant.get("classes"), optimization=variant.get("optimization"),
-               params=variant.get("params"), artifact_name=row.get("artifact_name"),
+               classes=variant.get("classes"),
+               optimization=_optimization(Optimization.from_json(optimization)) if optimization else None,
+               params=variant.get("params"), artifact_name=row.artifact_name,
                manifest_mismatch=variant.get("manifest_sha256_matches") is False)
 
 
-def _from_evaluation(facts: Facts, row: dict) -> None:
+def _from_evaluation(facts: Facts, row: EvaluateRow) -> None:
     # alpha and classes are export options, unknown here; the input shape is the model's own
-    shape = (row.get("preprocess") or {}).get("input_shape")
-    facts.fill(model=row.get("model"), quantization=row.get("quantization"), format=row.get("format"),
-               input_shape=tuple(shape) if shape else None, artifact_name=row.get("artifact_name"))
+    shape = (row.preprocess or {}).get("input_shape")
+    facts.fill(model=row.model, quantization=row.quantization, format=row.format,
+               input_shape=tuple(shape) if shape else None, artifact_name=row.artifact_name)
 
 
-def _manifest_beside(path: str, sha256: str) -> dict | None:
+def _manifest_beside(path: str, sha256: str) -> Manifest | None:
     """The manifest next to an artifact a row names, if the file is here and it is this build."""
-    from edgecnn.manifest import read_manifest_for
+    from edgecnn.manifest import manifest_for
 
     try:
         if not Path(path).is_file():
             return None
-        manifest = read_manifest_for(path)
+        manifest = manifest_for(path)
     except (EdgecnnError, OSError, ValueError):
         return None
-    return manifest if manifest and manifest.get("sha256") == sha256 else None
+    return manifest if manifest is not None and manifest.sha256 == sha256 else None
 
 
-def collect_facts(records: list[Record]) -> dict[str, Facts]:
-    facts: dict[str, Facts] = {}
-
-    def of(sha: str) -> Facts:
-        return facts.setdefault(sha, Facts(sha256=sha))
-
-    # Later manifests win over earlier ones, so fill from the last one backwards.
-    for record in reversed([r for r in records if r.kind == "manifest"]):
-        _from_manifest(of(record.data["sha256"]), record.data)
+def manifests_by_sha256(records: list[Record]) -> dict[str, list[Manifest]]:
+    """The manifests of each artifact the records are about, by sha256, latest first: those
+    given as RESULTS, else the first one found beside an artifact path a row names whose
+    sha256 matches."""
+    manifests: dict[str, list[Manifest]] = {}
+    for record in reversed(records):
+        if record.kind == "manifest":
+            manifests.setdefault(record.record.sha256, []).append(record.record)
     named: dict[str, list] = {}
     for record in records:
         sha = record.data.get("sha256")
@@ -346,14 +352,29 @@ def collect_facts(records: list[Record]) -> dict[str, Facts]:
             if record.data["artifact"] not in paths:
                 paths.append(record.data["artifact"])
     for sha, paths in named.items():
-        if sha not in facts:
+        if sha not in manifests:
             manifest = next(filter(None, (_manifest_beside(path, sha) for path in paths)), None)
             if manifest is not None:
-                _from_manifest(of(sha), manifest)
+                manifests[sha] = [manifest]
+    return manifests
+
+
+def collect_facts(records: list[Record]) -> dict[str, Facts]:
+    """The facts of each sha256: its manifests' first (rows join manifests by sha256; a later
+    manifest wins), then what the latest benchmark rows copied, then evaluate rows; a fact once
+    known is not overwritten."""
+    facts: dict[str, Facts] = {}
+
+    def of(sha: str) -> Facts:
+        return facts.setdefault(sha, Facts(sha256=sha))
+
+    for sha, manifests in manifests_by_sha256(records).items():
+        for manifest in manifests:
+            _from_manifest(of(sha), manifest)
     for kind, fill in (("benchmark", _from_benchmark), ("evaluate", _from_evaluation)):
         for record in reversed([r for r in records if r.kind == kind]):
             if record.data.get("sha256"):
-                fill(of(record.data["sha256"]), record.data)
+                fill(of(record.data["sha256"]), record.record)
     return facts
 
 

@@ -23,8 +23,9 @@ from __future__ import annotations
 
 import json
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from edgecnn.errors import BadArgument, EdgecnnError
 from edgecnn.manifest import SCHEMA as MANIFEST_SCHEMA
@@ -46,6 +47,16 @@ class Record:
     data: dict
     origin: str  # "results.jsonl line 3"
     order: int  # position in the whole input: later records win over earlier ones
+    typed: Any = field(default=None, compare=False, repr=False)  # its edgecnn.records record
+
+    @property
+    def record(self):
+        """The typed record (`Manifest`, `BenchmarkRow`, `EvaluateRow`), parsed when not given."""
+        if self.typed is not None:
+            return self.typed
+        from edgecnn.records import ROW_RECORDS
+
+        return ROW_RECORDS[self.data["schema"].rpartition("/")[0]].from_json(self.data, self.origin)
 
 
 def expand(paths) -> list[Path]:
@@ -71,11 +82,11 @@ def expand(paths) -> list[Path]:
     return files
 
 
-def check_record(data, where: str) -> str:
-    """The record's kind; EdgecnnError when it is not an edgecnn row this version reads, or a
-    field the report reads has the wrong type."""
-    from edgecnn.manifest import check_manifest
-    from edgecnn.results import BENCHMARK_FIELDS, EVALUATE_FIELDS, check_fields
+def parse_record(data, where: str):
+    """The typed record (`edgecnn.records.BenchmarkRow`, `EvaluateRow` or `Manifest`) when
+    `data` is an edgecnn row this version reads and every field the report reads has its type;
+    EdgecnnError (one line naming `where`) otherwise."""
+    from edgecnn.records import ROW_RECORDS
 
     if not isinstance(data, dict):
         raise EdgecnnError(f"{where}: not an edgecnn result row (a JSON {type(data).__name__}, not an object)")
@@ -83,30 +94,20 @@ def check_record(data, where: str) -> str:
     if not isinstance(schema, str) or "/" not in schema:
         raise EdgecnnError(f"{where}: not an edgecnn result row (no `schema`; expected "
                            f"{BENCHMARK_SCHEMA} or {EVALUATE_SCHEMA})")
-    name, _, version = schema.rpartition("/")
-    if name not in KINDS:
+    name = schema.rpartition("/")[0]
+    if name not in ROW_RECORDS:
         raise EdgecnnError(f"{where}: not an edgecnn result row (schema {schema!r}; expected "
                            f"{BENCHMARK_SCHEMA} or {EVALUATE_SCHEMA})")
-    kind, newest = KINDS[name]
-    if kind == "manifest":
-        check_manifest(data, where)
-        return kind
-    if not (version.isascii() and version.isdigit()):  # int() refuses `²`
-        raise EdgecnnError(f"{where}: unreadable schema version {schema!r}")
-    if int(version) > newest:
-        raise EdgecnnError(f"{where}: schema {schema} is newer than this edgecnn reads "
-                           f"({name}/{newest}): upgrade edgecnn")
-    check_fields(data, BENCHMARK_FIELDS if kind == "benchmark" else EVALUATE_FIELDS, where)
-    if kind == "benchmark":
-        if data.get("status") not in ("ok", "failed"):
-            raise EdgecnnError(f"{where}: benchmark row with status {data.get('status')!r} (expected ok or failed)")
-        if data["status"] == "ok" and not (data.get("sha256") and isinstance(data.get("latency_ms"), dict)):
-            raise EdgecnnError(f"{where}: benchmark row marked ok without `sha256` and `latency_ms`")
-        if not (data.get("sha256") or data.get("artifact")):
-            raise EdgecnnError(f"{where}: benchmark row names no artifact (no `sha256`, no `artifact`)")
-    elif not data.get("sha256") or data.get("top1") is None or not data.get("n"):
-        raise EdgecnnError(f"{where}: evaluate row without `sha256`, `top1` and `n`")
-    return kind
+    return ROW_RECORDS[name].from_json(data, where)
+
+
+def check_record(data, where: str) -> str:
+    """The record's kind ("benchmark", "evaluate", "manifest"); EdgecnnError as parse_record."""
+    return _kind(parse_record(data, where))
+
+
+def _kind(record) -> str:
+    return KINDS[record.SCHEMA.rsplit("/", 1)[0]][0]
 
 
 def warn_on_stderr(message: str) -> None:
@@ -156,11 +157,11 @@ def read_file(path: Path, start: int = 0, warn=None) -> list[Record]:
         try:
             if data is _NOT_JSON:
                 raise EdgecnnError(f"{where}: not JSON (a truncated line?), so not an edgecnn result row")
-            kind = check_record(data, where)
+            typed = parse_record(data, where)
         except EdgecnnError as exc:
             warn(f"{exc}; skipped")
             continue
-        records.append(Record(kind, data, where, start + len(records)))
+        records.append(Record(_kind(typed), data, where, start + len(records), typed))
     return records
 
 
@@ -178,7 +179,7 @@ def _read_damaged(path: Path, raw: bytes, start: int, warn) -> list[Record]:
         where = f"{path} line {number}"
         try:
             data = json.loads(chunk.decode("utf-8"))
-            kind = check_record(data, where)
+            typed = parse_record(data, where)
         except UnicodeDecodeError:
             notes.append(f"{where}: not UTF-8 text, so not an edgecnn result row; skipped")
             continue
@@ -188,7 +189,7 @@ def _read_damaged(path: Path, raw: bytes, start: int, warn) -> list[Record]:
         except EdgecnnError as exc:
             notes.append(f"{exc}; skipped")
             continue
-        records.append(Record(kind, data, where, start + len(records)))
+        records.append(Record(_kind(typed), data, where, start + len(records), typed))
     if not records:
         warn(f"{path} is not a text file of JSON lines, skipped")
         return []

@@ -24,6 +24,7 @@ import time
 from typing import Any
 
 from edgecnn.errors import BadArgument
+from edgecnn.records import Optimization
 from edgecnn.training import _toolkit
 from edgecnn.training.data import Progress, TrainingData, load_training_data
 from edgecnn.training.train import (
@@ -194,5 +195,5 @@ def qat_for_export(
         (progress or Progress()).warn(message)
     qat, info = quantize_aware_finetune(model, data, epochs, batch_size=batch_size, lr=lr,
                                         optimization=optimization, seed=seed, progress=progress)
-    info["optimization"] = {"sparsity": None, "clusters": None, **(optimization or {}), "qat": True}
+    info["optimization"] = {**Optimization.NONE.to_json(), **(optimization or {}), "qat": True}
     return qat, info

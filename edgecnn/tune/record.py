@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from edgecnn.errors import EdgecnnError
+from edgecnn.records import Optimization
 
 
 def _stem(request) -> str:
@@ -88,7 +89,7 @@ def publish(request, facts, model, parts, ctx, runs, out: Path, workdir: Path, s
                 "options": {"command": "tune", **request.to_dict()},
                 "format": fmt,
                 "quantization": "int8",
-                "optimization": facts.get("optimization", {"sparsity": None, "clusters": None, "qat": False}),
+                "optimization": facts.get("optimization", Optimization.NONE.to_json()),
                 "weights": facts["weights"],
                 "params": int(model.count_params()),
                 "artifact": artifact.name,
