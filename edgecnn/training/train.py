@@ -30,11 +30,11 @@ from typing import Any
 
 from edgecnn.errors import BadArgument, EdgecnnError, check_int, check_number, check_seed
 from edgecnn.loading import is_model_file
+from edgecnn.records import SIDECAR_SCHEMA, Optimization, Sidecar
 from edgecnn.training.data import Progress, TrainingData, load_training_data
 
-SIDECAR_SCHEMA = "edgecnn.trained/1"
 AUX_LOSS_WEIGHT = 0.3  # Szegedy et al. 2014, section 5
-NO_OPTIMIZATION = {"sparsity": None, "clusters": None, "qat": False}
+NO_OPTIMIZATION = Optimization.NONE.to_json()
 LR_SCHEDULES = ("constant", "cosine")
 
 
@@ -535,7 +535,9 @@ def save_model(model, out, sidecar: dict) -> Path:
         os.close(handle)
         with muted_stderr():
             model.save(tmp_model, overwrite=True)
-        Path(tmp_sidecar).write_text(json.dumps(sidecar, indent=2, default=_json_default) + "\n")
+        # Through the record: what `edgecnn export` will read back, checked before anything is published.
+        record = Sidecar.from_json(json.loads(json.dumps(sidecar, default=_json_default)), str(final_sidecar))
+        Path(tmp_sidecar).write_text(json.dumps(record.to_json(), indent=2) + "\n")
         os.chmod(tmp_model, 0o644)
         os.chmod(tmp_sidecar, 0o644)
         os.replace(tmp_model, out)
