@@ -200,3 +200,21 @@ def test_random_as_training_data_is_one_line_without_a_python_warning(tmp_path, 
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: ") and "holds no labels" in lines[0], result.stderr
     assert list(tmp_path.iterdir()) == []
+
+
+# ------------------------------------------------------------- a failure inside a traced Keras step, on one line
+
+def test_a_failure_inside_model_fit_is_reported_by_its_reason_not_tensorflows_frames():
+    """`prune --structured 1:99999999999` ended in `error: training failed: in user code: File
+    "/root/.pyenv/.../tf_keras/src/engine/training.py", line 1398, in train_function * return
+    step_function(...` cut at 300 characters: frames of TensorFlow, not the reason."""
+    from edgecnn.training.train import _error_reason
+
+    traced = ValueError('in user code:\n\n    File "/x/tf_keras/src/engine/training.py", line 1398, in train_function  *\n'
+                        '        return step_function(self, iterator)\n\n'
+                        "    TypeError: Input 'y' of 'Less' Op has type int64 that does not match type int32 of argument 'x'.\n")
+    assert _error_reason(traced) == ("Input 'y' of 'Less' Op has type int64 that does not match type int32 "
+                                     "of argument 'x'.")
+    assert _error_reason(ValueError("Shapes (None, 3) and (None, 10) are incompatible")) == \
+        "Shapes (None, 3) and (None, 10) are incompatible"
+    assert _error_reason(ValueError("")) == "ValueError"

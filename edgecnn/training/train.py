@@ -76,6 +76,22 @@ def check_zoo_size(spec: "ModelSpec", *, input_size=None, alpha=None, classes=No
                      weight_copies=4, what="training it")
 
 
+def _error_reason(exc: BaseException) -> str:
+    """The message of an error raised inside a traced Keras function, on one line.
+
+    TensorFlow prefixes it with `in user code:` and the frames it went through (file paths of
+    tf_keras); the reason is the last `SomeError: message` line, given without the class name.
+    """
+    text = str(exc)
+    if "in user code:" in text:
+        for line in reversed(text.splitlines()):
+            name, sep, message = line.strip().partition(": ")
+            if sep and name.isidentifier() and name.endswith(("Error", "Exception")) and message.strip():
+                text = message
+                break
+    return " ".join(text.split())[:300] or type(exc).__name__
+
+
 def check_out(out, *, create: bool = False) -> Path | None:
     """`--out` must name a `.keras` file in a folder we can create and write.
 
@@ -470,8 +486,7 @@ def fit(model, data: TrainingData, *, epochs: int, batch_size: int, lr: float, s
     except (ValueError, TypeError) as exc:  # shapes that do not fit, mostly
         if os.environ.get("EDGECNN_DEBUG"):
             raise
-        reason = " ".join(str(exc).split())[:300] or type(exc).__name__
-        raise EdgecnnError(f"training failed: {reason}") from None
+        raise EdgecnnError(f"training failed: {_error_reason(exc)}") from None
     logs = history.history
     rows = []
     for epoch in range(len(logs.get("loss", []))):
