@@ -218,3 +218,22 @@ def test_a_failure_inside_model_fit_is_reported_by_its_reason_not_tensorflows_fr
     assert _error_reason(ValueError("Shapes (None, 3) and (None, 10) are incompatible")) == \
         "Shapes (None, 3) and (None, 10) are incompatible"
     assert _error_reason(ValueError("")) == "ValueError"
+
+
+# ------------------------------------------------------------- inspect
+
+def test_inspect_names_why_an_onnx_file_does_not_parse_not_the_exception_class(tmp_path):
+    """`inspect random.onnx` said `is not a readable ONNX model: DecodeError`."""
+    path = tmp_path / "random.onnx"
+    path.write_bytes(bytes(np.random.default_rng(0).integers(0, 256, 5000, dtype=np.uint8)))
+    result = runner.invoke(app, ["inspect", str(path)])
+    assert result.exit_code == 1
+    line = _one_error_line(result)
+    assert "not a readable ONNX model" in line and "DecodeError" not in line
+
+
+def test_inspect_refuses_an_unknown_preprocess_mode_even_without_data(tiny_onnx):
+    """`inspect model.onnx --preprocess evil` printed the report with exit 0."""
+    result = runner.invoke(app, ["inspect", str(tiny_onnx), "--preprocess", "evil"])
+    assert result.exit_code == 2
+    assert "--preprocess" in _one_error_line(result)

@@ -257,6 +257,10 @@ def inspect_artifact(artifact, *, data: str | None = None, reference=None, threa
         raise BadArgument(f"--threads must be an integer of at least 1. Received {threads}")
     if samples < 1:
         raise BadArgument(f"--samples must be at least 1. Received {samples}")
+    from calibration.preprocessing import PREPROCESS_MODES
+
+    if preprocess not in ("auto", *PREPROCESS_MODES):  # checked even without --data: a typo is a typo
+        raise BadArgument(f"unknown --preprocess `{preprocess}`; use auto or {', '.join(PREPROCESS_MODES)}")
     if data is not None and reference is None:
         raise BadArgument("--data feeds the numerics: give --reference FLOAT_ARTIFACT too (the float file "
                           "of the same model and format)")

@@ -61,7 +61,8 @@ def load_model(path: Path):
     try:
         model = onnx.load(str(path), load_external_data=False)
     except Exception as exc:  # noqa: BLE001: protobuf's DecodeError and friends
-        raise EdgecnnError(f"{path.name} is not a readable ONNX model: {type(exc).__name__}") from None
+        reason = " ".join(str(exc).split())[:200] or "the bytes do not parse as an ONNX protobuf"
+        raise EdgecnnError(f"{path.name} is not a readable ONNX model: {reason}") from None
     if not model.graph.node:
         raise EdgecnnError(f"{path.name} is not an ONNX model with a graph (no nodes)")
     return model
