@@ -37,9 +37,9 @@ def sidecar_for(model_path) -> Sidecar | None:
 
 
 def read_sidecar(model_path) -> dict:
-    """`sidecar_for(model_path)` as a JSON object ({} where there is none)."""
+    """`sidecar_for(model_path)` as the JSON object it was read from ({} where there is none)."""
     sidecar = sidecar_for(model_path)
-    return {} if sidecar is None else sidecar.to_json()
+    return {} if sidecar is None else sidecar.data
 
 
 def read_keras_model(path, *, trust: bool = False):

@@ -397,12 +397,12 @@ class Manifest(_Record):
 class Sidecar(_Record):
     """NAME.edgecnn.json beside a trained model: what it was trained as and on. As untrusted as
     the model: a JSON object whose read fields have their types, or one error. Sidecars older
-    than the `schema` key load; another schema, or a newer version, is refused."""
+    than the `schema` key load; another schema, or a newer version, is refused. `data` is the
+    object it was read from."""
 
     SCHEMA: ClassVar[str] = SIDECAR_SCHEMA
     _SUB: ClassVar[dict] = {"optimization": Optimization}
     _TUPLES: ClassVar[tuple] = ("class_names",)
-    _OMIT_NONE: ClassVar[tuple] = ("schema", "model", "preprocess", "class_names", "optimization")
 
     schema: str | None = SIDECAR_SCHEMA
     model: str | None = None
@@ -410,6 +410,7 @@ class Sidecar(_Record):
     class_names: tuple | None = None
     optimization: Optimization | None = None
     extra: dict = field(default_factory=dict, hash=False)
+    data: dict = field(default_factory=dict, repr=False, compare=False, hash=False)
 
     @classmethod
     def check(cls, data, where: str = "sidecar") -> dict:
@@ -423,7 +424,8 @@ class Sidecar(_Record):
 
     @classmethod
     def from_json(cls, data, where: str = "sidecar") -> Sidecar:
-        return cls._build(cls.check(data, where))
+        """The record; `data` keeps the object as it was read (keys it lacked stay absent there)."""
+        return cls._build(cls.check(data, where), data=data)
 
 
 
