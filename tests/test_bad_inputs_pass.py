@@ -237,3 +237,15 @@ def test_inspect_refuses_an_unknown_preprocess_mode_even_without_data(tiny_onnx)
     result = runner.invoke(app, ["inspect", str(tiny_onnx), "--preprocess", "evil"])
     assert result.exit_code == 2
     assert "--preprocess" in _one_error_line(result)
+
+
+# ------------------------------------------------------------- tune
+
+@pytest.mark.parametrize("args, option", [(["--seed", "-1"], "--seed"), (["--seed", "4294967296"], "--seed"),
+                                          (["--max-float-layers", "-1"], "--max-float-layers")])
+def test_tune_refuses_a_seed_out_of_range_before_reading_anything(tmp_path, args, option):
+    """`tune --seed -1` got as far as numpy: `error: ValueError: expected non-negative integer`, exit 1."""
+    result = runner.invoke(app, ["tune", "lenet5", "--data", "fashion-mnist", "--out", str(tmp_path / "tuned"), *args])
+    assert result.exit_code == 2
+    assert _one_error_line(result).startswith(f"error: {option} must be")
+    assert not (tmp_path / "tuned").exists()

@@ -91,7 +91,10 @@ def check(request: TuneRequest) -> None:
         value = getattr(request, name)
         low = 0 if name == "max_float_layers" else 1
         if isinstance(value, bool) or not isinstance(value, int) or value < low:
-            raise BadArgument(f"{name.replace('_', '-')} must be an integer of at least {low}. Received {value!r}")
+            raise BadArgument(f"--{name.replace('_', '-')} must be an integer of at least {low}. Received {value!r}")
+    from edgecnn.errors import check_seed
+
+    check_seed(request.seed)  # a negative seed reached numpy: `ValueError: expected non-negative integer`
     from edgecnn.loading import is_model_file
 
     if is_model_file(request.model):
