@@ -48,19 +48,12 @@ from typing import Any
 import numpy as np
 
 from edgecnn.errors import BadArgument, EdgecnnError
+from edgecnn.progress import Progress  # noqa: F401  (re-exported: the protocol callers pass)
 
 DEFAULT_BATCH_SIZE = 32
 MAX_BATCH_SIZE = 1 << 16
 TOP_K = 5
 BACKGROUND_CLASSES = 1001  # TF-slim / TFLite hosted ImageNet models: class 0 is "background"
-
-
-class Progress:
-    """What evaluate reports as it goes; the CLI draws it with rich (the protocol of export's)."""
-
-    def start(self, label: str, total: int | None = None) -> None: ...
-    def advance(self, steps: int = 1) -> None: ...
-    def warn(self, message: str) -> None: ...
 
 
 # -- scoring: pure functions ----------------------------------------------------------------

@@ -28,6 +28,7 @@ from converters import CALIBRATION_METHODS, FORMATS, NEEDS_CALIBRATION, QUANTIZA
 from edgecnn.errors import BadArgument, EdgecnnError, check_int, check_seed
 from edgecnn.loading import is_model_file
 from edgecnn.manifest import SCHEMA, sha256_of, tool_versions, write_manifest
+from edgecnn.progress import Progress  # noqa: F401  (re-exported: the protocol callers pass)
 
 PREPROCESS_MODES = ("tf", "caffe", "torch", "unit", "raw")
 
@@ -60,15 +61,6 @@ class ExportRequest:
     qat_batch_size: int = 64
     qat_limit: int | None = None  # training images (quick runs); validation is not limited
     warnings: list[str] = field(default_factory=list, repr=False)
-
-
-class Progress:
-    """What export reports as it goes; the CLI draws it with rich."""
-
-    def start(self, label: str, total: int | None = None) -> None: ...
-    def advance(self, steps: int = 1) -> None: ...
-    def warn(self, message: str) -> None: ...
-    def epoch_end(self, epoch: int, epochs: int, logs: dict) -> None: ...
 
 
 def export(request: ExportRequest, progress: Progress | None = None) -> list[dict]:

@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-import edgecnn.cli_benchmark  # noqa: F401 (registers `benchmark` on the app, as edgecnn.cli does)
+import edgecnn.cli.benchmark  # noqa: F401 (registers `benchmark` on the app, as edgecnn.cli does)
 from edgecnn.cli import app
 from edgecnn.errors import EdgecnnError
 from edgecnn.harness import ROW_KEYS, BenchmarkSettings, benchmark_artifact, interpret_worker

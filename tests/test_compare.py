@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-import edgecnn.cli_compare  # noqa: F401 (registers `compare` on the app, as edgecnn.cli does)
+import edgecnn.cli.compare  # noqa: F401 (registers `compare` on the app, as edgecnn.cli does)
 from edgecnn.cli import app
 from edgecnn.harness import ROW_KEYS
 from edgecnn.reports import build_report, dominates, front, variant_label

@@ -280,7 +280,7 @@ def layout(page: Path, tmp_path: Path, width: int) -> dict:
 def suite_page(tmp_path_factory):
     from typer.testing import CliRunner
 
-    import edgecnn.cli_compare  # noqa: F401 (registers `compare`)
+    import edgecnn.cli.compare  # noqa: F401 (registers `compare`)
     from edgecnn.cli import app
 
     page = tmp_path_factory.mktemp("page") / "report.html"

@@ -262,7 +262,7 @@ inspect_artifact({trained_tiny['int8-tflite']['path']!r}, profile=True, data="te
                  reference={trained_tiny['float32-tflite']['path']!r}, samples=4)
 inspect_artifact({trained_tiny['int8-onnx']['path']!r}, data="tests/data/fashion-mnist-test-200.npz",
                  reference={trained_tiny['float32-onnx']['path']!r}, samples=4)
-import edgecnn.cli_inspect
+import edgecnn.cli.inspect
 heavy = sorted(m for m in sys.modules if m.split(".")[0] in ("tensorflow", "tf_keras", "keras", "tf2onnx"))
 print("HEAVY", heavy)
 """

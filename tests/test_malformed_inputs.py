@@ -22,8 +22,8 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-import edgecnn.cli_benchmark  # noqa: F401 (registers the commands, as edgecnn.cli does)
-import edgecnn.cli_evaluate  # noqa: F401
+import edgecnn.cli.benchmark  # noqa: F401 (registers the commands, as edgecnn.cli does)
+import edgecnn.cli.evaluate  # noqa: F401
 from edgecnn.cli import app
 from edgecnn.errors import EdgecnnError
 from edgecnn.manifest import SCHEMA, Manifest, check_manifest, read_manifest_for, sha256_of

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-import edgecnn.cli_train  # noqa: F401  (registers train/prune/cluster on the app)
+import edgecnn.cli.train  # noqa: F401  (registers train/prune/cluster on the app)
 from edgecnn.cli import app
 from edgecnn.errors import BadArgument
 

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-import edgecnn.cli_benchmark  # noqa: F401 (registers `benchmark` on the app, as edgecnn.cli does)
+import edgecnn.cli.benchmark  # noqa: F401 (registers `benchmark` on the app, as edgecnn.cli does)
 from edgecnn.cli import app
 from edgecnn.harness import BenchmarkSettings
 from edgecnn.harness.remote import remote_arguments

@@ -28,21 +28,13 @@ from typing import Any
 import numpy as np
 
 from edgecnn.errors import BadArgument
+from edgecnn.progress import Progress  # noqa: F401  (re-exported: the protocol callers pass)
 
 DATASET_HELP = (
     "expected `fashion-mnist[:DIR]`, a labelled image folder (a dataset.txt of `path, label` "
     "lines), or an .npz with labels (`y`/`labels`)"
 )
 _KEYWORDS = ("default", "fashion-mnist", "fashionmnist", "random")
-
-
-class Progress:
-    """What a stage reports as it goes; the CLI draws it with rich. Every method is optional."""
-
-    def start(self, label: str, total: int | None = None) -> None: ...
-    def advance(self, steps: int = 1) -> None: ...
-    def warn(self, message: str) -> None: ...
-    def epoch_end(self, epoch: int, epochs: int, logs: dict) -> None: ...
 
 
 @dataclass

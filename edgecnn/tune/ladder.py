@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from edgecnn.errors import EdgecnnError
+from edgecnn.progress import Progress  # noqa: F401  (re-exported: the protocol callers pass)
 
 DEFAULT_CALIBRATION_IMAGES = 100  # edgecnn export's --calib-samples
 
@@ -54,16 +55,6 @@ class Candidate:
 
     def to_dict(self) -> dict:
         return asdict(self)
-
-
-class Progress:
-    """What tune reports as it goes; the CLI draws one bar per step."""
-
-    def step(self, label: str, total: int | None) -> None: ...
-    def start(self, label: str, total: int | None = None) -> None: ...  # export's model loading
-    def advance(self, steps: int = 1) -> None: ...
-    def warn(self, message: str) -> None: ...
-    def note(self, message: str) -> None: ...
 
 
 @dataclass

@@ -6,48 +6,11 @@ from pathlib import Path
 from typing import Optional
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from edgecnn.cli import (app, console, error_console, fail, one_line_errors, print_json, print_table, si_bytes,
+from edgecnn.cli._app import (app, console, fail, one_line_errors, print_json, print_table, si_bytes,
                          trust_model_option)
-
-
-class _RichProgress:
-    """edgecnn.export.Progress drawn on stderr, so --json output stays clean."""
-
-    def __init__(self, progress: Progress):
-        self._progress = progress
-        self._task = None
-
-    def start(self, label, total=None):
-        if self._task is not None:
-            self._progress.update(self._task, completed=self._progress.tasks[-1].total or 1,
-                                  total=self._progress.tasks[-1].total or 1)
-        self._task = self._progress.add_task(label, total=total)
-
-    def advance(self, steps=1):
-        if self._task is not None:
-            self._progress.advance(self._task, steps)
-
-    def warn(self, message):
-        self._progress.console.print(f"[yellow]warning:[/yellow] {message}", highlight=False)
-
-    def epoch_end(self, epoch, epochs, logs):
-        """One line per QAT epoch, kept above the bar."""
-        parts = [f"QAT epoch {epoch + 1}/{epochs}"]
-        for key, label in (("loss", "loss"), ("accuracy", "acc"), ("val_loss", "val_loss"),
-                           ("val_accuracy", "val_acc")):
-            if logs.get(key) is not None:
-                parts.append(f"{label} {logs[key]:.4f}")
-        if logs.get("seconds") is not None:
-            parts.append(f"{logs['seconds']:.1f} s")
-        self._progress.console.print("  ".join(parts), highlight=False)
-
-    def finish(self):
-        if self._task is not None:
-            total = self._progress.tasks[-1].total or 1
-            self._progress.update(self._task, completed=total, total=total)
+from edgecnn.cli._progress import rich_progress
 
 
 @app.command("export")
@@ -117,15 +80,8 @@ def export_command(
         out=out, seed=seed, qat=qat, qat_dataset=dataset, qat_limit=qat_limit, trust_model=trust_model,
         **qat_settings,
     )
-    columns = (SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-               TimeElapsedColumn())
-    # Transient: the bar goes away, so a failure leaves one error line on stderr.
-    # Drawn only on a terminal (in a pipe or a log it would leave a stray empty line).
-    with Progress(*columns, console=error_console, transient=True,
-                  disable=not error_console.is_terminal) as bar:
-        drawer = _RichProgress(bar)
-        manifests = export(request, progress=drawer)
-        drawer.finish()
+    with rich_progress(epoch_label="QAT epoch") as progress:
+        manifests = export(request, progress=progress)
     if as_json:
         print_json(manifests)
         return

@@ -10,7 +10,7 @@ from typing import List, Optional
 
 import typer
 
-from edgecnn.cli import (app, console, error_console, one_line_errors, print_json, print_table, si_bytes,
+from edgecnn.cli._app import (app, console, error_console, one_line_errors, print_json, print_table, si_bytes,
                          trust_model_option)
 
 

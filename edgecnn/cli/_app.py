@@ -1,9 +1,8 @@
-"""The `edgecnn` command line: each command maps options onto one library call.
+"""What every command shares: the app, one-line errors, output helpers, formatters.
 
 Errors from the library become one red line on stderr and a non-zero exit code
 (2 for a bad argument, 1 for a failure), never a traceback; EDGECNN_DEBUG=1 shows it.
-Heavy imports happen inside the commands, so `edgecnn benchmark` on a board never
-loads TensorFlow.
+Command modules import this one; only edgecnn/cli/__init__.py imports the commands.
 """
 
 from __future__ import annotations
@@ -15,7 +14,7 @@ import inspect
 import json
 import os
 import sys
-from typing import Any, Callable, Optional
+from typing import Any, Callable
 
 import typer
 from rich.console import Console
@@ -221,10 +220,10 @@ def _root(
     """edgecnn: model zoo, cost profiler, quantized export and on-device benchmarks."""
 
 
-# --------------------------------------------------------------------------- models, profile
+# --------------------------------------------------------------------------- formatters
 
 
-def _si(n: float, unit: str = "") -> str:
+def si_count(n: float, unit: str = "") -> str:
     """3.54M, 15.47G, 61.7K: counts for people."""
     for factor, prefix in ((1e9, "G"), (1e6, "M"), (1e3, "K")):
         if abs(n) >= factor:
@@ -240,112 +239,7 @@ def si_bytes(n: int) -> str:
     return f"{n} B"
 
 
-def _shape(shape) -> str:
+def shape_text(shape) -> str:
     if shape and isinstance(shape[0], (tuple, list)):
-        return ", ".join(_shape(s) for s in shape)
+        return ", ".join(shape_text(s) for s in shape)
     return "x".join(str(d) for d in shape) if shape else "scalar"
-
-
-@app.command("models")
-@one_line_errors
-def models_command(
-    as_json: bool = typer.Option(False, "--json", help="Print a JSON list of objects."),
-) -> None:
-    """List the model zoo with each model's default input shape, parameters and MACs.
-
-    Counting builds each model once (about a minute for the zoo); the results are
-    cached in ~/.cache/edgecnn (EDGECNN_CACHE_DIR) until the model code changes.
-    """
-    from edgecnn.profiler import zoo_costs
-
-    with error_console.status("counting the zoo") as status:
-        rows = zoo_costs(progress=lambda name: status.update(f"building {name}"))
-    if as_json:
-        print_json(rows)
-        return
-    from rich.table import Table
-
-    table = Table(title="edgecnn model zoo", title_justify="left")
-    table.add_column("Model")
-    table.add_column("Aliases")
-    table.add_column("Input", justify="right")
-    table.add_column("Params", justify="right")
-    table.add_column("MACs", justify="right")
-    for row in rows:
-        table.add_row(row["name"], ", ".join(row["aliases"]), _shape(row["input_shape"]),
-                      _si(row["params"]), _si(row["macs"]))
-    console.print(table)
-
-
-@app.command("profile")
-@one_line_errors
-def profile_command(
-    model: str = typer.Argument(..., help="A zoo name or alias (see `edgecnn models`), "
-                                "or a saved Keras model (.keras, .h5)."),
-    input_size: Optional[int] = typer.Option(None, "--input-size",
-                                             help="Input height and width (default: the model's)."),
-    alpha: Optional[float] = typer.Option(None, "--alpha", help="Width multiplier (MobileNets)."),
-    classes: Optional[int] = typer.Option(None, "--classes", help="Number of classes."),
-    as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
-    trust_model: bool = trust_model_option(),
-) -> None:
-    """Per-layer parameters, multiply-adds and activation memory, with the totals.
-
-    MACs count convolutions and dense layers (the papers' convention); activation
-    memory is batch 1, float32, and the peak is what a perfect memory planner needs.
-    """
-    from edgecnn.errors import BadArgument
-    from edgecnn.profiler import profile_model_file, profile_zoo_model
-
-    from edgecnn.loading import is_model_file
-
-    if is_model_file(model):
-        given = [flag for flag, value in (("--alpha", alpha), ("--classes", classes)) if value is not None]
-        if given:
-            raise BadArgument(f"{' and '.join(given)} apply to zoo models; {model} is a saved model")
-        profile = profile_model_file(model, input_size=input_size, trust_model=trust_model)
-    else:
-        profile = profile_zoo_model(model, input_size=input_size, alpha=alpha, classes=classes)
-    if as_json:
-        print_json(profile.to_dict())
-        return
-    from rich.table import Table
-
-    table = Table(title=f"{profile.model}  (input {_shape(profile.input_shape)}, batch 1, float32)",
-                  title_justify="left")
-    table.add_column("Layer", overflow="fold")
-    table.add_column("Type")
-    table.add_column("Output", justify="right")
-    table.add_column("Params", justify="right")
-    table.add_column("MACs", justify="right")
-    table.add_column("Activation", justify="right")
-    for layer in profile.layers:
-        table.add_row(layer.name, layer.type, _shape(layer.output_shape),
-                      f"{layer.params:,}" if layer.params else "",
-                      _si(layer.macs) if layer.macs else "", si_bytes(layer.activation_bytes))
-    console.print(table)
-    console.print(
-        f"params            {_si(profile.params)} ({profile.params:,})\n"
-        f"MACs              {_si(profile.macs)} ({profile.macs:,})\n"
-        f"peak activations  {si_bytes(profile.peak_activation_bytes)} "
-        f"(at {profile.peak_activation_layer})\n"
-        f"weights           {si_bytes(profile.weight_bytes_float32)} float32, "
-        f"~{si_bytes(profile.weight_bytes_int8)} int8",
-        highlight=False,
-    )
-
-
-# Commands that live in their own modules register themselves on `app`.
-from edgecnn import cli_benchmark, cli_compare, cli_evaluate, cli_export, cli_inspect, cli_train  # noqa: E402,F401
-from edgecnn import cli_tune  # noqa: E402,F401
-
-
-def main() -> None:
-    app()
-
-
-if __name__ == "__main__":  # `python -m edgecnn.cli`: use the module that has every command
-    from edgecnn.cli import main as _main
-
-    _main()
-

@@ -10,7 +10,7 @@ from typing import List, Optional
 
 import typer
 
-from edgecnn.cli import app, console, error_console, one_line_errors, print_json, print_table
+from edgecnn.cli._app import app, console, error_console, one_line_errors, print_json, print_table
 
 FORMATS = ("table", "md", "csv", "html")
 

@@ -6,66 +6,16 @@ from pathlib import Path
 
 import typer
 
-from edgecnn.cli import (
+from edgecnn.cli._app import (
     app,
     console,
-    error_console,
     fail,
     one_line_errors,
     print_json,
     print_table,
     trust_model_option,
 )
-
-
-class _RichProgress:
-    """edgecnn.tune.Progress drawn on stderr: one bar per step, elapsed and estimated time."""
-
-    def __init__(self, progress):
-        self._progress = progress
-        self._task = None
-
-    def _close(self):
-        if self._task is not None:
-            task = self._progress.tasks[-1]
-            self._progress.update(self._task, completed=task.total or 1, total=task.total or 1)
-
-    def step(self, label, total=None):
-        self._close()
-        self._task = self._progress.add_task(label, total=total)
-
-    def start(self, label, total=None):
-        pass
-
-    def advance(self, steps=1):
-        if self._task is not None:
-            self._progress.advance(self._task, steps)
-
-    def warn(self, message):
-        self._progress.console.print(f"[yellow]warning:[/yellow] {message}", highlight=False)
-
-    def note(self, message):
-        self._progress.console.print(message, highlight=False)
-
-    def finish(self):
-        self._close()
-
-
-class _PlainProgress:
-    def step(self, label, total=None):
-        pass
-
-    def start(self, label, total=None):
-        pass
-
-    def advance(self, steps=1):
-        pass
-
-    def warn(self, message):
-        error_console.print(f"[yellow]warning:[/yellow] {message}", highlight=False)
-
-    def note(self, message):
-        pass
+from edgecnn.cli._progress import rich_progress
 
 
 @app.command("tune")
@@ -107,14 +57,6 @@ def tune_command(
     """
     import math
 
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeElapsedColumn,
-        TimeRemainingColumn,
-    )
 
     from edgecnn.tune import TuneRequest, tune
 
@@ -128,15 +70,8 @@ def tune_command(
                           calib_size=calib_size, val_size=val_size, test_size=test_size,
                           max_float_layers=max_float_layers, seed=seed, weights=weights,
                           preprocess=preprocess, out=out, trust_model=trust_model)
-    if error_console.is_terminal:
-        columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                   TextColumn("eta"), TimeRemainingColumn())
-        with Progress(*columns, console=error_console, transient=False) as bar:
-            progress = _RichProgress(bar)
-            record = tune(request, progress)
-            progress.finish()
-    else:
-        record = tune(request, _PlainProgress())
+    with rich_progress(remaining=True, transient=False, bars_from="step") as progress:
+        record = tune(request, progress)
     if as_json:
         print_json(record)
         return

@@ -6,61 +6,17 @@ from pathlib import Path
 from typing import Optional
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from edgecnn.cli import (app, console, error_console, one_line_errors, print_json, print_table, si_bytes,
+from edgecnn.cli._app import (app, console, one_line_errors, print_json, print_table, si_bytes,
                          trust_model_option)
-
-
-class _RichProgress:
-    """edgecnn.training's Progress drawn on stderr (so --json output stays clean), one line per epoch."""
-
-    def __init__(self, progress: Progress):
-        self._progress = progress
-        self._task = None
-
-    def start(self, label, total=None):
-        self.finish()
-        self._task = self._progress.add_task(label, total=total)
-
-    def advance(self, steps=1):
-        if self._task is not None:
-            self._progress.advance(self._task, steps)
-
-    def warn(self, message):
-        self._progress.console.print(f"[yellow]warning:[/yellow] {message}", highlight=False)
-
-    def epoch_end(self, epoch, epochs, logs):
-        parts = [f"epoch {epoch + 1}/{epochs}"]
-        for key, label in (("loss", "loss"), ("accuracy", "acc"), ("val_loss", "val_loss"),
-                           ("val_accuracy", "val_acc")):
-            if logs.get(key) is not None:
-                parts.append(f"{label} {logs[key]:.4f}")
-        if logs.get("seconds") is not None:
-            parts.append(f"{logs['seconds']:.1f} s")
-        self._progress.console.print("  ".join(parts), highlight=False)
-
-    def finish(self):
-        if self._task is not None:
-            task = self._progress.tasks[-1]
-            total = task.total or 1
-            self._progress.update(self._task, completed=total, total=total)
-            self._task = None
+from edgecnn.cli._progress import rich_progress
 
 
 def _run(call):
     """Run a training stage under a transient progress display on stderr."""
-    columns = (SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-               TimeElapsedColumn())
-    # Transient, and drawn only on a terminal: in a pipe or a log a stopped bar leaves a blank
-    # line, which came before the error line of a failed run.
-    with Progress(*columns, console=error_console, transient=True,
-                  disable=not error_console.is_terminal) as bar:
-        drawer = _RichProgress(bar)
-        result = call(drawer)
-        drawer.finish()
-    return result
+    with rich_progress() as progress:
+        return call(progress)
 
 
 def _default_out(model: str, suffix: str | None) -> Path:

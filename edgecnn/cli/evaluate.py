@@ -10,36 +10,8 @@ from typing import Optional
 
 import typer
 
-from edgecnn.cli import app, console, error_console, one_line_errors, print_json
-
-
-class _RichProgress:
-    """edgecnn.evaluate.Progress drawn on stderr, so --json output stays clean."""
-
-    def __init__(self, progress):
-        self._progress = progress
-        self._task = None
-
-    def start(self, label, total=None):
-        self._task = self._progress.add_task(label, total=total)
-
-    def advance(self, steps=1):
-        if self._task is not None:
-            self._progress.advance(self._task, steps)
-
-    def warn(self, message):
-        self._progress.console.print(f"[yellow]warning:[/yellow] {message}", highlight=False)
-
-
-class _PlainProgress:
-    def start(self, label, total=None):
-        pass
-
-    def advance(self, steps=1):
-        pass
-
-    def warn(self, message):
-        error_console.print(f"[yellow]warning:[/yellow] {message}", highlight=False)
+from edgecnn.cli._app import app, console, error_console, one_line_errors, print_json
+from edgecnn.cli._progress import rich_progress
 
 
 def _percent(value: float) -> str:
@@ -80,7 +52,6 @@ def evaluate_command(
     dequantized. A manifest.json that is broken is ignored with a warning. Models with 1001 outputs (background class first) are scored
     against 1000 labels.
     """
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from edgecnn.evaluate import evaluate_artifact
     from edgecnn.results import append_rows
@@ -96,13 +67,8 @@ def evaluate_command(
 
         check_writable(out)  # before evaluating, not after
 
-    if error_console.is_terminal:
-        columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
-        # Transient: the bar goes away, so a failure leaves one error line on stderr.
-        with Progress(*columns, console=error_console, transient=True) as bar:
-            row = run(_RichProgress(bar))
-    else:  # stderr is a file or a pipe: no bar, warnings as plain lines
-        row = run(_PlainProgress())
+    with rich_progress() as progress:
+        row = run(progress)
     if out is not None:
         append_rows(out, [row])
     if as_json:
