@@ -239,7 +239,7 @@ class ModelSpec:
 
     @property
     def optimization(self) -> dict[str, Any]:
-        return {**NO_OPTIMIZATION, **self.sidecar.get("optimization", {})}
+        return {**NO_OPTIMIZATION, **(self.sidecar.get("optimization") or {})}
 
     @property
     def source(self) -> str:
@@ -552,7 +552,7 @@ def save_model(model, out, sidecar: dict) -> Path:
             model.save(tmp_model, overwrite=True)
         # Through the record: what `edgecnn export` will read back, checked before anything is published.
         record = Sidecar.from_json(json.loads(json.dumps(sidecar, default=_json_default)), str(final_sidecar))
-        Path(tmp_sidecar).write_text(json.dumps(record.to_json(), indent=2) + "\n")
+        Path(tmp_sidecar).write_text(json.dumps(record.data, indent=2) + "\n")
         os.chmod(tmp_model, 0o644)
         os.chmod(tmp_sidecar, 0o644)
         os.replace(tmp_model, out)
