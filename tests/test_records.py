@@ -276,7 +276,7 @@ def test_the_sidecar_writer_goes_through_the_record(tmp_path):
     assert "refused:" in done.stdout and "`class_names` is a string, not a list" in done.stdout
     assert sorted(p.name for p in tmp_path.iterdir()) == ["good.edgecnn.json", "good.keras"]
     assert json.loads((tmp_path / "good.edgecnn.json").read_text()) == {
-        "schema": SIDECAR_SCHEMA, "model": "x", "preprocess": None, "class_names": ["a", "b"], "optimization": None}
+        "schema": SIDECAR_SCHEMA, "model": "x", "class_names": ["a", "b"], "optimization": None}
 
 
 # -- compare joins rows to manifests by sha256 ------------------------------------------------------------
