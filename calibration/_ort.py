@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from edgecnn.errors import BadArgument, EdgecnnError
+from calibration.errors import BadArgument, EdgecnnError
 
 LAYOUTS = ("NHWC", "NCHW")
 

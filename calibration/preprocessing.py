@@ -24,7 +24,7 @@ from collections.abc import Iterable, Sequence
 import numpy as np
 from PIL import Image
 
-from edgecnn.errors import BadArgument
+from calibration.errors import BadArgument
 
 
 class PreprocessMode(enum.StrEnum):

@@ -24,7 +24,7 @@ from calibration.preprocessing import (
     resize_image,
 )
 from calibration.sources import ImageSource, open_source
-from edgecnn.errors import BadArgument
+from calibration.errors import BadArgument
 
 
 class CalibrationData:

@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from edgecnn.errors import BadArgument, EdgecnnError
+from calibration.errors import BadArgument, EdgecnnError
 
 IMAGE_SUFFIXES = frozenset({
     ".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff",

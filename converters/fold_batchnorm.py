@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from edgecnn._tf import import_keras
+from converters._tf import import_keras
 
 LOG = logging.getLogger(__name__)
 FOLDABLE_CONVS = ("Conv2D", "DepthwiseConv2D")

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from edgecnn.errors import EdgecnnError
+from calibration.errors import EdgecnnError
 
 # Growth of the peak RSS over the RSS when the conversion starts: weight_factor x float32
 # weight bytes + fixed bytes. Fitted from benchmarks/results/*/export_memory.json

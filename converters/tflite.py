@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from edgecnn._tf import import_keras
-from edgecnn.errors import BadArgument, EdgecnnError
+from converters._tf import import_keras
+from calibration.errors import BadArgument, EdgecnnError
 
 import_keras()
 import tensorflow as tf  # noqa: E402
