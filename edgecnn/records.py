@@ -51,8 +51,8 @@ def _is(value, kind: str) -> bool:
         return False
     if kind == "int":
         return isinstance(value, int)
-    if kind == "number":
-        return isinstance(value, (int, float))
+    if kind == "number":  # NaN and Infinity parse from JSON but are no measurement: top-1 `inf%`
+        return isinstance(value, int) or (isinstance(value, float) and math.isfinite(value))
     if kind == "dict":
         return isinstance(value, dict)
     if kind == "list":
@@ -103,6 +103,8 @@ def check_fields(data, spec: dict, where: str, required: tuple = ()) -> dict:
         kinds = (kinds,) if isinstance(kinds, str) else kinds
         for location, value in _values_at(data, path):
             if value is not None and not any(_is(value, kind) for kind in kinds):
+                if isinstance(value, float) and not math.isfinite(value):
+                    raise EdgecnnError(f"{where}: `{location}` {value!r} is not a finite number")
                 wanted = " or ".join(_TYPE_NAMES[k] for k in kinds)
                 raise EdgecnnError(f"{where}: `{location}` is {json_kind(value)}, not {wanted}")
     return data
@@ -554,6 +556,9 @@ class EvaluateRow(_Record):
         _check_row(data, where, EVALUATE_SCHEMA, EVALUATE_FIELDS)
         if not data.get("sha256") or data.get("top1") is None or not data.get("n"):
             raise EdgecnnError(f"{where}: evaluate row without `sha256`, `top1` and `n`")
+        for key in ("top1", "top5"):  # fractions of the images: 7.5 printed as a top-1 of 750.00%
+            if data.get(key) is not None and not 0 <= data[key] <= 1:
+                raise EdgecnnError(f"{where}: `{key}` {data[key]!r} is not a fraction in [0, 1]")
         return data
 
     @classmethod

@@ -249,3 +249,33 @@ def test_tune_refuses_a_seed_out_of_range_before_reading_anything(tmp_path, args
     assert result.exit_code == 2
     assert _one_error_line(result).startswith(f"error: {option} must be")
     assert not (tmp_path / "tuned").exists()
+
+
+# ------------------------------------------------------------- compare: numbers that are not measurements
+
+def _evaluate_row(**changes) -> dict:
+    row = {"schema": "edgecnn.evaluate/1", "artifact": "m.tflite", "artifact_name": "m.tflite", "sha256": "ab" * 32,
+           "format": "tflite", "model": "lenet5", "quantization": "int8", "n": 200, "top1": 0.5, "top5": 0.9}
+    row.update(changes)
+    return row
+
+
+@pytest.mark.parametrize("changes, message", [
+    ({"top1": 7.5}, "`top1` 7.5 is not a fraction in [0, 1]"),
+    ({"top5": -0.1}, "`top5` -0.1 is not a fraction in [0, 1]"),
+    ({"top1": float("inf")}, "`top1` inf is not a finite number"),
+    ({"top1": float("nan")}, "`top1` nan is not a finite number"),
+], ids=["top1-7.5", "top5-negative", "top1-inf", "top1-nan"])
+def test_compare_skips_an_accuracy_that_is_not_a_fraction(tmp_path, changes, message):
+    """A row with `top1` 7.5 was printed as a top-1 of 750.00%, Infinity as `inf%` (exit 0, no word):
+    JSON lines may carry NaN and Infinity, which Python's json reads as numbers."""
+    import json
+
+    path = tmp_path / "rows.jsonl"
+    path.write_text(json.dumps(_evaluate_row(sha256="cd" * 32)) + "\n" + json.dumps(_evaluate_row(**changes)) + "\n")
+    result = runner.invoke(app, ["compare", str(path), "--json"])
+    assert result.exit_code == 0, result.stderr
+    warnings = result.stderr.strip().splitlines()
+    assert len(warnings) == 1 and "line 2" in warnings[0] and message in warnings[0], result.stderr
+    rows = json.loads(result.stdout)
+    assert len(rows) == 1 and rows[0]["top1"] == 0.5
