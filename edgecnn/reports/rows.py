@@ -10,9 +10,9 @@ A RESULTS argument is one of
   (an `artifacts/` folder written by `edgecnn export`), in name order.
 
 Every record must carry an edgecnn schema this version reads (`edgecnn.benchmark/1`,
-`edgecnn.evaluate/1`, `edgecnn.manifest/1`), and every field the report reads must have
-its type (`edgecnn.results.BENCHMARK_FIELDS`, `EVALUATE_FIELDS`, `edgecnn.manifest.
-MANIFEST_FIELDS`). One bad record never costs the others: a line that is not JSON (a
+`edgecnn.evaluate/1`, `edgecnn.manifest/1`) and parse as its typed record
+(`edgecnn.records.BenchmarkRow`, `EvaluateRow`, `Manifest`: every field the report reads of
+its type; `Record.record` holds it). One bad record never costs the others: a line that is not JSON (a
 truncated line), not an object, from another tool, of a newer schema or with a field of
 the wrong type (`host` a string) is skipped with one warning naming the file and line,
 and the rest reports. Only input with nothing readable at all (a missing file, no
