@@ -8,14 +8,7 @@ from calibration.errors import BadArgument, EdgecnnError
 import_keras()
 import tensorflow as tf  # noqa: E402
 
-# --io for each quantization: the first entry is the default.
-IO_TYPES = {
-    "float32": ("float",),
-    "float16": ("float",),
-    "dynamic": ("float",),
-    "int8": ("int8", "uint8", "float"),
-    "int16x8": ("float", "int16"),
-}
+from converters import IO_TYPES  # noqa: E402  (--io for each quantization, the first the default)
 _TF_DTYPES = {"int8": tf.int8, "uint8": tf.uint8, "int16": tf.int16, "float": tf.float32}
 
 

@@ -447,7 +447,7 @@ def _check_io(request: ExportRequest) -> None:
         raise BadArgument(f"ONNX artifacts keep float inputs and outputs (QDQ); --io {request.io} "
                           "applies to --format tflite only")
     if "tflite" in request.formats:
-        from converters.tflite import IO_TYPES
+        from converters import IO_TYPES  # no TensorFlow: checked before it loads
 
         allowed = IO_TYPES.get(request.quantization, ())
         if request.io not in allowed:

@@ -279,3 +279,21 @@ def test_compare_skips_an_accuracy_that_is_not_a_fraction(tmp_path, changes, mes
     assert len(warnings) == 1 and "line 2" in warnings[0] and message in warnings[0], result.stderr
     rows = json.loads(result.stdout)
     assert len(rows) == 1 and rows[0]["top1"] == 0.5
+
+
+# ------------------------------------------------------------- export --io refused before TensorFlow loads
+
+@pytest.mark.parametrize("args", [["--io", "uint8"], ["--int8", "--io", "int16"], ["--int16x8", "--io", "int8"]])
+def test_an_io_that_does_not_fit_is_refused_without_importing_tensorflow(tmp_path, args):
+    """The --io table lived beside `import tensorflow` in converters/tflite.py: the refusal (right,
+    one line, exit 2) came after TensorFlow loaded, 50-60 s on a busy two-core machine."""
+    import subprocess
+    import sys
+
+    code = ("import sys\nfrom typer.testing import CliRunner\nfrom edgecnn.cli import app\n"
+            f"r = CliRunner().invoke(app, ['export', 'lenet5', '--weights', 'none', *{args!r}, '--out', {str(tmp_path / 'out')!r}])\n"
+            "assert r.exit_code == 2, r.output\nassert 'does not apply to' in r.stderr, r.stderr\n"
+            "assert 'tensorflow' not in sys.modules, 'TensorFlow was imported to refuse --io'\n")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert not (tmp_path / "out").exists()
