@@ -297,3 +297,17 @@ def test_an_io_that_does_not_fit_is_refused_without_importing_tensorflow(tmp_pat
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
     assert not (tmp_path / "out").exists()
+
+
+# ------------------------------------------------------------- train --out into a folder that takes no files
+
+def test_train_out_in_a_folder_that_takes_no_files_is_refused_before_training(tmp_path):
+    """As root `os.access` says yes everywhere: `train --out /proc/m.keras` trained, then failed saving
+    with `No such file or directory: /proc/.m.xhj20se2.keras` (the temporary name)."""
+    from edgecnn.errors import EdgecnnError
+    from edgecnn.training.train import check_out
+
+    with pytest.raises(EdgecnnError, match="takes no files"):
+        check_out("/proc/m.keras")
+    assert check_out(tmp_path / "sub" / "m.keras") == tmp_path / "sub" / "m.keras"
+    assert list(tmp_path.iterdir()) == []  # the probe leaves nothing, and no folder is created

@@ -110,6 +110,11 @@ def check_out(out, *, create: bool = False) -> Path | None:
     if not os.access(existing, os.W_OK | os.X_OK):
         raise EdgecnnError(f"the folder of --out {out} is not writable" if existing == out.parent
                            else f"cannot create the folder of --out {out}: {existing} is not writable")
+    try:  # root passes os.access everywhere: a folder that takes no files (/proc) is found before training
+        with tempfile.TemporaryFile(dir=existing):
+            pass
+    except OSError as exc:
+        raise EdgecnnError(f"cannot write --out {out}: {existing} takes no files ({exc.strerror})") from None
     if create:
         try:
             out.parent.mkdir(parents=True, exist_ok=True)
