@@ -181,14 +181,13 @@ def now_iso() -> str:
 
 
 def empty_row(artifact, settings: BenchmarkSettings) -> dict:
-    """A row with every key, nothing measured yet."""
-    row = dict.fromkeys(ROW_KEYS)
+    """A row with every key (the BenchmarkRow record's), nothing measured yet; filled in as a
+    dict by the worker's report."""
     path = Path(artifact)
-    row.update(schema=BENCHMARK_SCHEMA, status="ok", artifact=str(artifact), artifact_name=path.name,
-               format=FORMATS.get(path.suffix.lower()), runtime=settings.runtime,
-               provider=settings.provider, threads=settings.threads, batch=settings.batch,
-               settings=settings.recorded(), warnings=[], created=now_iso())
-    return row
+    return BenchmarkRow(schema=BENCHMARK_SCHEMA, status="ok", artifact=str(artifact), artifact_name=path.name,
+                        format=FORMATS.get(path.suffix.lower()), runtime=settings.runtime,
+                        provider=settings.provider, threads=settings.threads, batch=settings.batch,
+                        settings=settings.recorded(), warnings=(), created=now_iso()).to_json()
 
 
 def failed_row(row: dict, reason: str) -> dict:
