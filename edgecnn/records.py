@@ -38,8 +38,14 @@ MANIFEST_NAME = "manifest.json"
 # list at a, "a{}" each value of the object at a. Parents come before their children, so a
 # child is only looked at inside a parent of the right type.
 
-_TYPE_NAMES = {"str": "a string", "int": "an integer", "number": "a number", "bool": "true or false",
-               "dict": "an object", "list": "a list"}
+_TYPE_NAMES = {
+    "str": "a string",
+    "int": "an integer",
+    "number": "a number",
+    "bool": "true or false",
+    "dict": "an object",
+    "list": "a list",
+}
 
 
 def _is(value, kind: str) -> bool:
@@ -115,8 +121,13 @@ def _nested(prefix: str, spec: dict) -> dict:
     return {f"{prefix}.{path}": kinds for path, kinds in spec.items()}
 
 
-def schema_version(schema, where: str, family: str = MANIFEST_SCHEMA.rsplit("/", 1)[0],
-                   newest: str = MANIFEST_SCHEMA, noun: str = "an edgecnn manifest") -> int:
+def schema_version(
+    schema,
+    where: str,
+    family: str = MANIFEST_SCHEMA.rsplit("/", 1)[0],
+    newest: str = MANIFEST_SCHEMA,
+    noun: str = "an edgecnn manifest",
+) -> int:
     """The version number of `family/N`; EdgecnnError (one line) for another family, a version
     that is not a number, or one newer than this edgecnn reads."""
     name, _, number = str(schema).rpartition("/")
@@ -125,8 +136,7 @@ def schema_version(schema, where: str, family: str = MANIFEST_SCHEMA.rsplit("/",
     if not (number.isascii() and number.isdigit()):  # no sign, no space, no `1.0`, no `²`
         raise EdgecnnError(f"{where} has schema {schema!r}: its version is not a number (expected {newest})")
     if int(number) > int(newest.rsplit("/", 1)[1]):
-        raise EdgecnnError(f"{where} has schema {schema}, newer than this edgecnn reads ({newest}): "
-                           "upgrade edgecnn")
+        raise EdgecnnError(f"{where} has schema {schema}, newer than this edgecnn reads ({newest}): upgrade edgecnn")
     return int(number)
 
 
@@ -137,8 +147,10 @@ def row_schema_version(schema, where: str, newest: str) -> int:
     if not (version.isascii() and version.isdigit()):  # int() refuses `²`
         raise EdgecnnError(f"{where}: unreadable schema version {schema!r}")
     if int(version) > int(newest.rsplit("/", 1)[1]):
-        raise EdgecnnError(f"{where}: schema {schema} is newer than this edgecnn reads "
-                           f"({name}/{newest.rsplit('/', 1)[1]}): upgrade edgecnn")
+        raise EdgecnnError(
+            f"{where}: schema {schema} is newer than this edgecnn reads "
+            f"({name}/{newest.rsplit('/', 1)[1]}): upgrade edgecnn"
+        )
     return int(version)
 
 
@@ -153,64 +165,159 @@ PREPROCESS_MODES = ("tf", "caffe", "torch", "unit", "raw")
 # The fields every reader of a manifest uses (benchmark, evaluate, compare), with their JSON
 # types (None is allowed where a field is not required).
 MANIFEST_FIELDS = {
-    "schema": "str", "artifact": "str", "sha256": "str", "model": "str", "source": "str",
-    "format": "str", "quantization": "str", "weights": "str", "params": "int", "bytes": "int",
-    "options": "dict", "options.input_size": "int", "options.alpha": "number", "options.classes": "int",
-    "options.io": "str", "options.calib": "str",
-    "optimization": "dict", **_nested("optimization", OPTIMIZATION_FIELDS),
-    "inputs": "list", "inputs[]": "dict", "inputs[].name": "str", "inputs[].shape": "list",
-    "inputs[].shape[]": "int", "inputs[].dtype": "str", "inputs[].scale": "number",
+    "schema": "str",
+    "artifact": "str",
+    "sha256": "str",
+    "model": "str",
+    "source": "str",
+    "format": "str",
+    "quantization": "str",
+    "weights": "str",
+    "params": "int",
+    "bytes": "int",
+    "options": "dict",
+    "options.input_size": "int",
+    "options.alpha": "number",
+    "options.classes": "int",
+    "options.io": "str",
+    "options.calib": "str",
+    "optimization": "dict",
+    **_nested("optimization", OPTIMIZATION_FIELDS),
+    "inputs": "list",
+    "inputs[]": "dict",
+    "inputs[].name": "str",
+    "inputs[].shape": "list",
+    "inputs[].shape[]": "int",
+    "inputs[].dtype": "str",
+    "inputs[].scale": "number",
     "inputs[].zero_point": "int",
-    "outputs": "list", "outputs[]": "dict", "outputs[].name": "str", "outputs[].shape": "list",
-    "outputs[].shape[]": "int", "outputs[].dtype": "str", "outputs[].scale": "number",
+    "outputs": "list",
+    "outputs[]": "dict",
+    "outputs[].name": "str",
+    "outputs[].shape": "list",
+    "outputs[].shape[]": "int",
+    "outputs[].dtype": "str",
+    "outputs[].scale": "number",
     "outputs[].zero_point": "int",
-    "preprocess": "dict", "preprocess.mode": "str", "preprocess.input_shape": "list",
-    "preprocess.input_shape[]": "int", "preprocess.crop_fraction": "number", "preprocess.color": "str",
-    "calibration": "dict", "calibration.source": "dict", "calibration_method": "str",
-    "versions": "dict", "versions{}": "str", "warnings": "list", "warnings[]": "str",
+    "preprocess": "dict",
+    "preprocess.mode": "str",
+    "preprocess.input_shape": "list",
+    "preprocess.input_shape[]": "int",
+    "preprocess.crop_fraction": "number",
+    "preprocess.color": "str",
+    "calibration": "dict",
+    "calibration.source": "dict",
+    "calibration_method": "str",
+    "versions": "dict",
+    "versions{}": "str",
+    "warnings": "list",
+    "warnings[]": "str",
 }
 MANIFEST_REQUIRED = ("schema", "artifact", "sha256")
 
-_HOST_FIELDS = {"host": "dict", "host.hostname": "str", "host.cpu": "str", "host.cores": "int",
-                "host.arch": "str", "host.os": "str", "host.board": "str", "host.governor": "str",
-                "host.cpu_mhz": "number", "host.temperatures_c": "dict", "host.temperatures_c{}": "number",
-                "host.throttled": "str"}
+_HOST_FIELDS = {
+    "host": "dict",
+    "host.hostname": "str",
+    "host.cpu": "str",
+    "host.cores": "int",
+    "host.arch": "str",
+    "host.os": "str",
+    "host.board": "str",
+    "host.governor": "str",
+    "host.cpu_mhz": "number",
+    "host.temperatures_c": "dict",
+    "host.temperatures_c{}": "number",
+    "host.throttled": "str",
+}
 
 # The fields of benchmark rows that `edgecnn compare` and `edgecnn benchmark` read.
 BENCHMARK_FIELDS = {
-    "status": "str", "error": "str", "artifact": "str", "artifact_name": "str", "sha256": "str",
-    "bytes": "int", "format": "str", "model": "str", "quantization": "str", "weights": "str",
-    "variant": "dict", "variant.source": "str", "variant.params": "int", "variant.input_size": "int",
-    "variant.alpha": "number", "variant.classes": "int", "variant.optimization": "dict",
-    **_nested("variant.optimization", OPTIMIZATION_FIELDS), "variant.preprocess": "dict",
+    "status": "str",
+    "error": "str",
+    "artifact": "str",
+    "artifact_name": "str",
+    "sha256": "str",
+    "bytes": "int",
+    "format": "str",
+    "model": "str",
+    "quantization": "str",
+    "weights": "str",
+    "variant": "dict",
+    "variant.source": "str",
+    "variant.params": "int",
+    "variant.input_size": "int",
+    "variant.alpha": "number",
+    "variant.classes": "int",
+    "variant.optimization": "dict",
+    **_nested("variant.optimization", OPTIMIZATION_FIELDS),
+    "variant.preprocess": "dict",
     "variant.preprocess.mode": "str",
-    "variant.preprocess.input_shape": "list", "variant.preprocess.input_shape[]": "int",
+    "variant.preprocess.input_shape": "list",
+    "variant.preprocess.input_shape[]": "int",
     "variant.manifest_sha256_matches": "bool",
-    "runtime": "str", "runtime_version": "str", "provider": "str", "threads": "int", "batch": "int",
-    "settings": "dict", "inputs": "list", "inputs[]": "dict",
-    "latency_ms": "dict", "latency_ms{}": "number", "init_ms": "number", "first_ms": "number",
-    "warmup_ms": "number", "loop_secs": "number", "peak_rss_mb": "number", "remote": "str",
-    "warnings": "list", "warnings[]": "str", **_HOST_FIELDS,
+    "runtime": "str",
+    "runtime_version": "str",
+    "provider": "str",
+    "threads": "int",
+    "batch": "int",
+    "settings": "dict",
+    "inputs": "list",
+    "inputs[]": "dict",
+    "latency_ms": "dict",
+    "latency_ms{}": "number",
+    "init_ms": "number",
+    "first_ms": "number",
+    "warmup_ms": "number",
+    "loop_secs": "number",
+    "peak_rss_mb": "number",
+    "remote": "str",
+    "warnings": "list",
+    "warnings[]": "str",
+    **_HOST_FIELDS,
 }
 
 # The fields of evaluate rows that `edgecnn compare` reads.
 EVALUATE_FIELDS = {
-    "artifact": "str", "artifact_name": "str", "sha256": "str", "format": "str", "model": "str",
-    "quantization": "str", "data": "dict", "data.kind": "str", "data.name": "str", "split": "str",
-    "n": "int", "top1": "number", "top5": "number", "classes": "int",
-    "preprocess": "dict", "preprocess.mode": "str", "preprocess.input_shape": "list",
-    "preprocess.input_shape[]": "int", "runtime": "str", "runtime_version": "str", "threads": "int",
-    "batch_size": "int", "warnings": "list", "warnings[]": "str", **_HOST_FIELDS,
+    "artifact": "str",
+    "artifact_name": "str",
+    "sha256": "str",
+    "format": "str",
+    "model": "str",
+    "quantization": "str",
+    "data": "dict",
+    "data.kind": "str",
+    "data.name": "str",
+    "split": "str",
+    "n": "int",
+    "top1": "number",
+    "top5": "number",
+    "classes": "int",
+    "preprocess": "dict",
+    "preprocess.mode": "str",
+    "preprocess.input_shape": "list",
+    "preprocess.input_shape[]": "int",
+    "runtime": "str",
+    "runtime_version": "str",
+    "threads": "int",
+    "batch_size": "int",
+    "warnings": "list",
+    "warnings[]": "str",
+    **_HOST_FIELDS,
 }
 
 # The fields of a sidecar that `export`, `train`, `prune`, `cluster` and `tune` read.
 SIDECAR_FIELDS = {
-    "schema": "str", "model": "str", "preprocess": "str", "class_names": "list",
-    "optimization": "dict", **_nested("optimization", OPTIMIZATION_FIELDS),
+    "schema": "str",
+    "model": "str",
+    "preprocess": "str",
+    "class_names": "list",
+    "optimization": "dict",
+    **_nested("optimization", OPTIMIZATION_FIELDS),
 }
 
 
 # -- records -----------------------------------------------------------------------------
+
 
 class _Record:
     """What every record shares: typed fields in JSON order, `extra` for the keys it does not
@@ -294,8 +401,7 @@ class Optimization(_Record):
     def with_(self, **changes) -> Optimization:
         """A copy with `changes` (sparsity, clusters, qat, or extra keys)."""
         typed = {k: changes.pop(k) for k in list(changes) if k in self.keys()}
-        return Optimization(**{**{k: getattr(self, k) for k in self.keys()}, **typed},
-                            extra={**self.extra, **changes})
+        return Optimization(**{**{k: getattr(self, k) for k in self.keys()}, **typed}, extra={**self.extra, **changes})
 
 
 Optimization.NONE = Optimization()
@@ -394,7 +500,6 @@ class Manifest(_Record):
         return tuple(shape) if shape else None
 
 
-
 @dataclass(frozen=True)
 class Sidecar(_Record):
     """NAME.edgecnn.json beside a trained model: what it was trained as and on. As untrusted as
@@ -417,11 +522,11 @@ class Sidecar(_Record):
     @classmethod
     def check(cls, data, where: str = "sidecar") -> dict:
         if not isinstance(data, dict):
-            raise EdgecnnError(f"{where} is not an edgecnn sidecar: a JSON object is expected, "
-                               f"not {json_kind(data)}")
+            raise EdgecnnError(f"{where} is not an edgecnn sidecar: a JSON object is expected, not {json_kind(data)}")
         if data.get("schema") is not None:
-            schema_version(data["schema"], where, SIDECAR_SCHEMA.rsplit("/", 1)[0], SIDECAR_SCHEMA,
-                           "an edgecnn sidecar")
+            schema_version(
+                data["schema"], where, SIDECAR_SCHEMA.rsplit("/", 1)[0], SIDECAR_SCHEMA, "an edgecnn sidecar"
+            )
         return check_fields(data, SIDECAR_FIELDS, where)
 
     @classmethod
@@ -430,15 +535,15 @@ class Sidecar(_Record):
         return cls._build(cls.check(data, where), data=data)
 
 
-
 def _check_row(data, where: str, schema: str, spec: dict) -> dict:
     if not isinstance(data, dict):
         raise EdgecnnError(f"{where}: not an edgecnn result row (a JSON {json_kind(data)}, not an object)")
     family = schema.rsplit("/", 1)[0]
     found = data.get("schema")
     if not isinstance(found, str) or found.rpartition("/")[0] != family:
-        raise EdgecnnError(f"{where}: not an edgecnn {family.rsplit('.', 1)[1]} row (schema {found!r}; "
-                           f"expected {schema})")
+        raise EdgecnnError(
+            f"{where}: not an edgecnn {family.rsplit('.', 1)[1]} row (schema {found!r}; expected {schema})"
+        )
     row_schema_version(found, where, schema)
     return check_fields(data, spec, where)
 

@@ -44,41 +44,85 @@ COMMITTED = _committed_rows()
 def _manifest(**changes):
     """A manifest with every key `edgecnn export` writes (values of a small int8 TFLite)."""
     data = {
-        "schema": MANIFEST_SCHEMA, "model": "lenet5", "source": "zoo",
+        "schema": MANIFEST_SCHEMA,
+        "model": "lenet5",
+        "source": "zoo",
         "options": {"input_size": 32, "alpha": None, "classes": 10, "io": "float32", "calib": "default"},
-        "format": "tflite", "quantization": "int8",
+        "format": "tflite",
+        "quantization": "int8",
         "optimization": {"sparsity": 0.5, "clusters": 16, "qat": True, "preserve": "clusters"},
-        "qat": {"epochs": 1}, "weights": "random", "params": 61706, "artifact": "lenet5-int8.tflite",
-        "bytes": 70000, "float32_weight_bytes": 246824, "sha256": "ab" * 32,
+        "qat": {"epochs": 1},
+        "weights": "random",
+        "params": 61706,
+        "artifact": "lenet5-int8.tflite",
+        "bytes": 70000,
+        "float32_weight_bytes": 246824,
+        "sha256": "ab" * 32,
         "inputs": [{"name": "x", "shape": [1, 32, 32, 1], "dtype": "float32", "scale": None, "zero_point": None}],
         "outputs": [{"name": "y", "shape": [1, 10], "dtype": "int8", "scale": 0.00390625, "zero_point": -128}],
         "preprocess": {"mode": "unit", "input_shape": [32, 32, 1], "crop_fraction": 1.0, "color": "gray"},
-        "labels": None, "calibration": {"source": {"kind": "default"}, "samples": 16},
-        "calibration_method": "minmax", "quantization_settings": {}, "parity": {"informative": True},
-        "export_seconds": 3.2, "export_stages": {}, "created": "2026-12-01T00:00:00+00:00",
-        "versions": {"python": "3.11.7", "edgecnn": "0.1.0"}, "warnings": ["weights: random"],
+        "labels": None,
+        "calibration": {"source": {"kind": "default"}, "samples": 16},
+        "calibration_method": "minmax",
+        "quantization_settings": {},
+        "parity": {"informative": True},
+        "export_seconds": 3.2,
+        "export_stages": {},
+        "created": "2026-12-01T00:00:00+00:00",
+        "versions": {"python": "3.11.7", "edgecnn": "0.1.0"},
+        "warnings": ["weights: random"],
     }
     data.update(changes)
     return data
 
 
 def _sidecar(**changes):
-    data = {"schema": SIDECAR_SCHEMA, "model": "lenet5", "preprocess": "unit", "input_shape": [32, 32, 1],
-            "class_names": ["a", "b"], "num_classes": 2, "params": 61706, "parent": "lenet5",
-            "optimization": {"sparsity": 0.5, "clusters": None, "qat": False}, "epochs": 3}
+    data = {
+        "schema": SIDECAR_SCHEMA,
+        "model": "lenet5",
+        "preprocess": "unit",
+        "input_shape": [32, 32, 1],
+        "class_names": ["a", "b"],
+        "num_classes": 2,
+        "params": 61706,
+        "parent": "lenet5",
+        "optimization": {"sparsity": 0.5, "clusters": None, "qat": False},
+        "epochs": 3,
+    }
     data.update(changes)
     return data
 
 
 def _evaluate_row(**changes):
-    data = {"schema": EVALUATE_SCHEMA, "artifact": "/a/m.tflite", "artifact_name": "m.tflite", "sha256": "cd" * 32,
-            "format": "tflite", "model": "lenet5", "quantization": "int8",
-            "data": {"kind": "npz", "name": "fashion-mnist-test-200"}, "split": None, "n": 200,
-            "top1": 0.71, "top5": 0.97, "correct": {"top1": 142, "top5": 194}, "top5_k": 5, "classes": 10,
-            "background_class_dropped": False, "preprocess": {"mode": "unit", "input_shape": [32, 32, 1]},
-            "input": {"name": "x"}, "input_quantization": None, "runtime": "litert", "runtime_version": "2.3.0",
-            "threads": None, "batch_size": 32, "seconds": 1.0, "inference_seconds": 0.5,
-            "host": {"arch": "x86_64", "cpu": "AMD EPYC", "cores": 2}, "created": "2026-12-01T00:00:00+00:00"}
+    data = {
+        "schema": EVALUATE_SCHEMA,
+        "artifact": "/a/m.tflite",
+        "artifact_name": "m.tflite",
+        "sha256": "cd" * 32,
+        "format": "tflite",
+        "model": "lenet5",
+        "quantization": "int8",
+        "data": {"kind": "npz", "name": "fashion-mnist-test-200"},
+        "split": None,
+        "n": 200,
+        "top1": 0.71,
+        "top5": 0.97,
+        "correct": {"top1": 142, "top5": 194},
+        "top5_k": 5,
+        "classes": 10,
+        "background_class_dropped": False,
+        "preprocess": {"mode": "unit", "input_shape": [32, 32, 1]},
+        "input": {"name": "x"},
+        "input_quantization": None,
+        "runtime": "litert",
+        "runtime_version": "2.3.0",
+        "threads": None,
+        "batch_size": 32,
+        "seconds": 1.0,
+        "inference_seconds": 0.5,
+        "host": {"arch": "x86_64", "cpu": "AMD EPYC", "cores": 2},
+        "created": "2026-12-01T00:00:00+00:00",
+    }
     data.update(changes)
     return data
 
@@ -87,17 +131,27 @@ def _benchmark_row(**changes):
     from edgecnn.harness import BenchmarkSettings, empty_row
 
     row = empty_row("/a/m.tflite", BenchmarkSettings(threads=2))
-    row.update(sha256="cd" * 32, bytes=70000, runtime="litert", runtime_version="2.3.0",
-               latency_ms={"count": 50, "p50": 1.5, "p90": 1.7}, host={"arch": "x86_64", "cores": 2},
-               ops=["CONV_2D"], inputs=[{"name": "x", "shape": [1, 32, 32, 1], "dtype": "float32"}])
+    row.update(
+        sha256="cd" * 32,
+        bytes=70000,
+        runtime="litert",
+        runtime_version="2.3.0",
+        latency_ms={"count": 50, "p50": 1.5, "p90": 1.7},
+        host={"arch": "x86_64", "cores": 2},
+        ops=["CONV_2D"],
+        inputs=[{"name": "x", "shape": [1, 32, 32, 1], "dtype": "float32"}],
+    )
     row.update(changes)
     return row
 
 
 # -- round trips ----------------------------------------------------------------------------
 
-@pytest.mark.parametrize("cls, make", [(Manifest, _manifest), (Sidecar, _sidecar),
-                                       (EvaluateRow, _evaluate_row), (BenchmarkRow, _benchmark_row)])
+
+@pytest.mark.parametrize(
+    "cls, make",
+    [(Manifest, _manifest), (Sidecar, _sidecar), (EvaluateRow, _evaluate_row), (BenchmarkRow, _benchmark_row)],
+)
 def test_each_record_round_trips_and_keeps_the_keys_it_does_not_type(cls, make):
     data = make()
     record = cls.from_json(copy.deepcopy(data), "x.json")
@@ -125,10 +179,17 @@ def test_no_optimization_is_one_record_used_by_every_writer():
     assert NO_OPTIMIZATION == Optimization.NONE.to_json()
     assert Optimization.from_json(None) is Optimization.NONE
     assert Optimization.NONE.with_(qat=True, preserve="sparsity").to_json() == {
-        "sparsity": None, "clusters": None, "qat": True, "preserve": "sparsity"}
+        "sparsity": None,
+        "clusters": None,
+        "qat": True,
+        "preserve": "sparsity",
+    }
     literal = '"sparsity": None, "clusters": None'
-    writers = [p for p in (REPO / "edgecnn").rglob("*.py")
-               if p.name not in ("records.py", "export.py") and literal in p.read_text()]
+    writers = [
+        p
+        for p in (REPO / "edgecnn").rglob("*.py")
+        if p.name not in ("records.py", "export.py") and literal in p.read_text()
+    ]
     assert writers == []
 
 
@@ -137,8 +198,11 @@ def test_the_records_import_no_building_block_and_name_calibrations_modes():
     from edgecnn import records
 
     assert records.PREPROCESS_MODES == calibration.PREPROCESS_MODES
-    imported = [line.split()[1] for line in Path(records.__file__).read_text().splitlines()
-                if line.lstrip().startswith(("import ", "from "))]
+    imported = [
+        line.split()[1]
+        for line in Path(records.__file__).read_text().splitlines()
+        if line.lstrip().startswith(("import ", "from "))
+    ]
     assert {name.split(".")[0] for name in imported} <= {"__future__", "math", "dataclasses", "typing", "edgecnn"}
     assert {name for name in imported if name.startswith("edgecnn")} == {"edgecnn.errors"}
 
@@ -158,10 +222,16 @@ REFUSED = {
     "manifest newer": (Manifest, _manifest(schema="edgecnn.manifest/2"), "newer than this edgecnn reads"),
     "manifest version not a number": (Manifest, _manifest(schema="edgecnn.manifest/1.0"), "version is not a number"),
     "manifest without sha256": (Manifest, _manifest(sha256=None), "no `sha256`"),
-    "manifest nested type": (Manifest, _manifest(optimization={"sparsity": "half"}),
-                             "`optimization.sparsity` is a string, not a number"),
-    "manifest impossible value": (Manifest, _manifest(preprocess={"mode": "unit", "crop_fraction": 2.0}),
-                                  "is not in (0, 1]"),
+    "manifest nested type": (
+        Manifest,
+        _manifest(optimization={"sparsity": "half"}),
+        "`optimization.sparsity` is a string, not a number",
+    ),
+    "manifest impossible value": (
+        Manifest,
+        _manifest(preprocess={"mode": "unit", "crop_fraction": 2.0}),
+        "is not in (0, 1]",
+    ),
     "sidecar not an object": (Sidecar, "lenet5", "is not an edgecnn sidecar"),
     "sidecar field type": (Sidecar, _sidecar(class_names="ab"), "`class_names` is a string, not a list"),
     "sidecar optimization type": (Sidecar, _sidecar(optimization={"qat": 1}), "`optimization.qat` is an integer"),
@@ -170,13 +240,19 @@ REFUSED = {
     "benchmark row not an object": (BenchmarkRow, None, "not an edgecnn result row"),
     "benchmark row of another kind": (BenchmarkRow, _evaluate_row(), "not an edgecnn benchmark row"),
     "benchmark row newer": (BenchmarkRow, _benchmark_row(schema="edgecnn.benchmark/3"), "is newer than"),
-    "benchmark row bad version": (BenchmarkRow, _benchmark_row(schema="edgecnn.benchmark/x"),
-                                  "unreadable schema version"),
+    "benchmark row bad version": (
+        BenchmarkRow,
+        _benchmark_row(schema="edgecnn.benchmark/x"),
+        "unreadable schema version",
+    ),
     "benchmark row status": (BenchmarkRow, _benchmark_row(status="maybe"), "status 'maybe'"),
     "benchmark row ok without latency": (BenchmarkRow, _benchmark_row(latency_ms=None), "without `sha256`"),
     "benchmark row host type": (BenchmarkRow, _benchmark_row(host="vm"), "`host` is a string, not an object"),
-    "benchmark row nested": (BenchmarkRow, _benchmark_row(variant={"optimization": {"clusters": 1.5}}),
-                             "`variant.optimization.clusters` is a number, not an integer"),
+    "benchmark row nested": (
+        BenchmarkRow,
+        _benchmark_row(variant={"optimization": {"clusters": 1.5}}),
+        "`variant.optimization.clusters` is a number, not an integer",
+    ),
     "evaluate row without top1": (EvaluateRow, _evaluate_row(top1=None), "without `sha256`, `top1` and `n`"),
     "evaluate row type": (EvaluateRow, _evaluate_row(n="200"), "`n` is a string, not an integer"),
     "optimization type": (Optimization, {"qat": "yes"}, "`qat` is a string, not true or false"),
@@ -195,6 +271,7 @@ def test_a_wrong_shape_is_refused_in_one_line_naming_where(case):
 
 
 # -- files written before ------------------------------------------------------------------------
+
 
 def test_the_committed_results_hold_rows_of_both_kinds():
     schemas = {row.values[0]["schema"] for row in COMMITTED}
@@ -230,9 +307,14 @@ def test_a_sidecar_without_a_schema_still_loads(tmp_path):
     assert read_sidecar(tmp_path / "other.keras") == {} and sidecar_for(tmp_path / "other.keras") is None
 
 
-@pytest.mark.parametrize("text, expected", [("{", "is not a readable sidecar"),
-                                            ('{"preprocess": 5}', "`preprocess` is an integer, not a string"),
-                                            ('{"schema": "edgecnn.trained/2"}', "newer than this edgecnn reads")])
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("{", "is not a readable sidecar"),
+        ('{"preprocess": 5}', "`preprocess` is an integer, not a string"),
+        ('{"schema": "edgecnn.trained/2"}', "newer than this edgecnn reads"),
+    ],
+)
 def test_a_bad_sidecar_is_one_error_naming_the_file(tmp_path, text, expected):
     from edgecnn.loading import read_sidecar
 
@@ -243,6 +325,7 @@ def test_a_bad_sidecar_is_one_error_naming_the_file(tmp_path, text, expected):
 
 
 # -- writers -----------------------------------------------------------------------------------------
+
 
 def test_write_manifest_refuses_what_readers_would_refuse_and_writes_nothing(tmp_path):
     from edgecnn.manifest import read_manifest, write_manifest
@@ -270,16 +353,22 @@ def test_the_sidecar_writer_goes_through_the_record(tmp_path):
         "save_model(m, out / 'good.keras', {'schema': 'edgecnn.trained/1', 'model': 'x', 'class_names': ('a', 'b'),\n"
         "                                   'optimization': None})\n"
     )
-    done = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True,
-                          timeout=300, check=False)
+    done = subprocess.run(
+        [sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True, timeout=300, check=False
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     assert "refused:" in done.stdout and "`class_names` is a string, not a list" in done.stdout
     assert sorted(p.name for p in tmp_path.iterdir()) == ["good.edgecnn.json", "good.keras"]
     assert json.loads((tmp_path / "good.edgecnn.json").read_text()) == {
-        "schema": SIDECAR_SCHEMA, "model": "x", "class_names": ["a", "b"], "optimization": None}
+        "schema": SIDECAR_SCHEMA,
+        "model": "x",
+        "class_names": ["a", "b"],
+        "optimization": None,
+    }
 
 
 # -- compare joins rows to manifests by sha256 ------------------------------------------------------------
+
 
 def test_compare_takes_the_facts_of_the_manifest_with_the_rows_sha256(tmp_path):
     """The row's copies (an older export's facts) lose to the manifest of the same sha256, given
@@ -293,19 +382,36 @@ def test_compare_takes_the_facts_of_the_manifest_with_the_rows_sha256(tmp_path):
     from edgecnn.manifest import sha256_of, write_manifest
 
     sha = sha256_of(artifact)
-    write_manifest(folder, _manifest(sha256=sha, quantization="int8", model="lenet5",
-                                     optimization=Optimization.NONE.to_json()))
-    stale = _benchmark_row(artifact=str(artifact), artifact_name=artifact.name, sha256=sha, model="old-name",
-                           quantization="float16", weights="imagenet",
-                           variant={"optimization": {"sparsity": 0.9, "clusters": None, "qat": False}})
-    other = _benchmark_row(artifact="/gone/x.tflite", artifact_name="x.tflite", sha256="ef" * 32,
-                           model="mystery", quantization="dynamic", threads=1)
+    write_manifest(
+        folder, _manifest(sha256=sha, quantization="int8", model="lenet5", optimization=Optimization.NONE.to_json())
+    )
+    stale = _benchmark_row(
+        artifact=str(artifact),
+        artifact_name=artifact.name,
+        sha256=sha,
+        model="old-name",
+        quantization="float16",
+        weights="imagenet",
+        variant={"optimization": {"sparsity": 0.9, "clusters": None, "qat": False}},
+    )
+    other = _benchmark_row(
+        artifact="/gone/x.tflite",
+        artifact_name="x.tflite",
+        sha256="ef" * 32,
+        model="mystery",
+        quantization="dynamic",
+        threads=1,
+    )
     results = tmp_path / "results.jsonl"
     results.write_text(json.dumps(stale) + "\n" + json.dumps(other) + "\n")
     for given in ([results], [results, folder / "manifest.json"]):
         rows = {row.facts.sha256: row for row in build_report(given).rows}
         joined = rows[sha].to_dict()
         assert (joined["model"], joined["quantization"], joined["weights"], joined["sparsity"]) == (
-            "lenet5", "int8", "random", None)
+            "lenet5",
+            "int8",
+            "random",
+            None,
+        )
         assert rows["ef" * 32].to_dict()["model"] == "mystery"  # no manifest: the row's own copy
         assert len(rows) == 2

@@ -231,7 +231,8 @@ def describe_artifact(artifact, settings: BenchmarkSettings) -> tuple[dict, dict
     fmt = FORMATS.get(path.suffix.lower())
     row["format"] = fmt
     if fmt is None:
-        return failed_row(row, f"{path.name} is not a model file: expected .tflite, .onnx, or .keras/.h5 for the float reference"), None
+        return failed_row(row, f"{path.name} is not a model file: expected .tflite, .onnx, "
+                               "or .keras/.h5 for the float reference"), None
     if fmt == "tflite" and head[4:8] != b"TFL3":
         reason = "the file is empty" if not head else "no TFL3 flatbuffer identifier"
         return failed_row(row, f"{path.name} is not a TFLite model ({reason})"), None
