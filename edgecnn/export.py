@@ -86,6 +86,7 @@ def export(request: ExportRequest, progress: Progress | None = None) -> list[dic
 
 def _export(request: ExportRequest, progress: "_HeldWarnings", started: float, out: "_OutFolder") -> list[dict]:
     if _process_per_format(request):
+        _calibration_source(request, progress)  # a bad --calib fails before any process starts
         staged = [_export_in_child(request, fmt, request.formats[index:], progress, out)
                   for index, fmt in enumerate(request.formats)]
     else:
