@@ -212,8 +212,9 @@ def evaluate_artifact(
     from edgecnn.harness import check_integer, resolve_artifact
     from edgecnn.host import describe_host
     from edgecnn.manifest import read_manifest_for, sha256_of
-    from edgecnn.runtime import input_quantization
+    from edgecnn.records import EvaluateRow
     from edgecnn.results import EVALUATE_SCHEMA, now_iso
+    from edgecnn.runtime import input_quantization
 
     progress = progress or Progress()
     notes: list[str] = []
@@ -368,39 +369,38 @@ def evaluate_artifact(
     if source.warning:
         warn(source.warning)
 
-    row: dict[str, Any] = {
-        "schema": EVALUATE_SCHEMA,
-        "artifact": str(path),
-        "artifact_name": path.name,
-        "sha256": sha256,
-        "format": session.format,
-        "model": (manifest or {}).get("model"),
-        "quantization": (manifest or {}).get("quantization"),
-        "data": described,
-        "split": described.get("split"),
-        "n": n,
-        "top1": top1 / n,
-        "top5": topk / n,
-        "correct": {"top1": top1, "top5": topk},
-        "top5_k": k_used,
-        "classes": model_classes,
-        "background_class_dropped": bool(drop_background),
-        "preprocess": {"mode": mode, "crop_fraction": fraction, "source": mode_source,
-                       "crop_source": "data" if crop_fraction is None else "option",
-                       "input_shape": list(input_shape), "layout": layout},
-        "input": input_info.to_dict(),
-        "input_quantization": _quantization_source(session.inputs[0], input_info, input_scale),
-        "runtime": session.runtime,
-        "runtime_version": session.runtime_version,
-        "threads": threads,
-        "batch_size": batch,
-        "seconds": round(seconds, 3),
-        "inference_seconds": round(inference_seconds, 3),
-        "host": describe_host(),
-        "created": now_iso(),
-    }
-    if source.skipped:
-        row["skipped"] = source.skipped
-    if notes:
-        row["warnings"] = notes
-    return row
+    # Through the record (edgecnn.records.EvaluateRow): its keys, its order; `skipped` and
+    # `warnings` written only when there are some.
+    return EvaluateRow(
+        schema=EVALUATE_SCHEMA,
+        artifact=str(path),
+        artifact_name=path.name,
+        sha256=sha256,
+        format=session.format,
+        model=(manifest or {}).get("model"),
+        quantization=(manifest or {}).get("quantization"),
+        data=described,
+        split=described.get("split"),
+        n=n,
+        top1=top1 / n,
+        top5=topk / n,
+        correct={"top1": top1, "top5": topk},
+        top5_k=k_used,
+        classes=model_classes,
+        background_class_dropped=bool(drop_background),
+        preprocess={"mode": mode, "crop_fraction": fraction, "source": mode_source,
+                    "crop_source": "data" if crop_fraction is None else "option",
+                    "input_shape": list(input_shape), "layout": layout},
+        input=input_info.to_dict(),
+        input_quantization=_quantization_source(session.inputs[0], input_info, input_scale),
+        runtime=session.runtime,
+        runtime_version=session.runtime_version,
+        threads=threads,
+        batch_size=batch,
+        seconds=round(seconds, 3),
+        inference_seconds=round(inference_seconds, 3),
+        host=describe_host(),
+        created=now_iso(),
+        skipped=source.skipped or None,
+        warnings=tuple(notes) if notes else None,
+    ).to_json()
