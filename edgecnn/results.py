@@ -68,8 +68,8 @@ def append_rows(path, rows) -> Path:
         if path.parent != Path(""):
             path.parent.mkdir(parents=True, exist_ok=True)
         with open(path, "a", encoding="utf-8") as handle:
-            for row in rows:
-                handle.write(json.dumps(row, default=str) + "\n")
+            for row in rows:  # dicts, or records (BenchmarkRow, EvaluateRow)
+                handle.write(json.dumps(row.to_json() if hasattr(row, "to_json") else row, default=str) + "\n")
             handle.flush()
             os.fsync(handle.fileno())
     except OSError as exc:
