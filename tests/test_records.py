@@ -297,6 +297,17 @@ def test_manifests_written_by_export_load_and_round_trip(exported_int8):
         assert record.optimization == Optimization.NONE and record.quantization == "int8"
 
 
+@pytest.mark.parametrize("key", ["float32-tflite", "float32-onnx", "int8-tflite", "int8-onnx"])
+def test_manifests_of_a_saved_model_export_load_and_round_trip(trained_tiny, key):
+    """A saved model with a sidecar ({"preprocess": "unit"}, no schema), float and int8, both formats."""
+    path = Path(trained_tiny[key]["path"]).with_name("manifest.json")
+    data = json.loads(path.read_text())
+    record = Manifest.from_json(data, str(path))
+    assert record.to_json() == data and Manifest.from_json(record.to_json()) == record
+    assert (record.quantization, record.format) == tuple(key.split("-"))
+    assert record.preprocess["mode"] == "unit" and record.optimization == Optimization.NONE
+
+
 def test_a_sidecar_without_a_schema_still_loads(tmp_path):
     from edgecnn.loading import read_sidecar, sidecar_for
 
