@@ -266,7 +266,8 @@ def _onnx_errors(quantized: Path, reference: Path, images: np.ndarray, batch_siz
         try:
             models[role] = onnx.load(str(path), load_external_data=False)
         except Exception as exc:  # noqa: BLE001: protobuf raises DecodeError and friends
-            raise EdgecnnError(f"{path.name} is not a loadable ONNX model: {type(exc).__name__}") from None
+            reason = " ".join(str(exc).split())[:200] or "the bytes do not parse as an ONNX protobuf"
+            raise EdgecnnError(f"{path.name} is not a loadable ONNX model: {reason}") from None
     q_model, r_model = models["quantized"], models["reference"]
     q_inputs = [i for i in q_model.graph.input if i.name not in {t.name for t in q_model.graph.initializer}]
     r_inputs = [i for i in r_model.graph.input if i.name not in {t.name for t in r_model.graph.initializer}]

@@ -232,6 +232,19 @@ def test_inspect_names_why_an_onnx_file_does_not_parse_not_the_exception_class(t
     assert "not a readable ONNX model" in line and "DecodeError" not in line
 
 
+def test_inspect_reference_that_does_not_parse_names_the_reason(tiny_onnx, tmp_path):
+    """`inspect q.onnx --reference random.onnx --data ...` said `is not a loadable ONNX model: DecodeError`
+    (edgecnn/numerics.py's own onnx.load)."""
+    from edgecnn.errors import EdgecnnError
+    from edgecnn.numerics import layer_errors
+
+    broken = tmp_path / "random.onnx"
+    broken.write_bytes(bytes(np.random.default_rng(1).integers(0, 256, 5000, dtype=np.uint8)))
+    with pytest.raises(EdgecnnError) as error:
+        layer_errors(tiny_onnx, broken, np.zeros((2, 4), np.float32))
+    assert "not a loadable ONNX model" in str(error.value) and "DecodeError" not in str(error.value)
+
+
 def test_inspect_refuses_an_unknown_preprocess_mode_even_without_data(tiny_onnx):
     """`inspect model.onnx --preprocess evil` printed the report with exit 0."""
     result = runner.invoke(app, ["inspect", str(tiny_onnx), "--preprocess", "evil"])
