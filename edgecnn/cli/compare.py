@@ -10,9 +10,7 @@ from typing import List, Optional
 
 import typer
 
-from edgecnn.cli._app import app, console, error_console, one_line_errors, print_json, print_table
-
-FORMATS = ("table", "md", "csv", "html")
+from edgecnn.cli._app import app, console, error_console, one_line_errors, print_table
 
 
 @app.command("compare")
@@ -44,44 +42,21 @@ def compare_command(
     --out report.html).
     """
     from edgecnn.errors import BadArgument
-    from edgecnn.reports import build_report, to_csv, to_markdown, to_table_text, write_file
+    from edgecnn.reports import build_report, write_file
+    from edgecnn.reports.render import FORMATS, check_plot_path, render, render_plot
 
-    if fmt not in FORMATS:
-        raise BadArgument(f"--format must be one of {', '.join(FORMATS)}. Received `{fmt}`")
+    if fmt not in FORMATS[:-1]:
+        raise BadArgument(f"--format must be one of {', '.join(FORMATS[:-1])}. Received `{fmt}`")
     if as_json and fmt != "table":
         raise BadArgument(f"--json and --format {fmt}: choose one")
-    if plot is not None and plot.suffix.lower() != ".png":
-        raise BadArgument(f"--plot writes a PNG: give a .png file name. Received `{plot}`")
+    if plot is not None:
+        check_plot_path(plot)
 
     report = build_report(results, baseline=baseline)
-
     # Everything is made in memory first, so a failure leaves no file behind.
-    plot_png = None
-    if plot is not None:
-        from edgecnn.reports.plots import render_png
-
-        plot_png = render_png(report)
-    text = None
-    if as_json:
-        import json
-
-        text = json.dumps(report.records(), indent=2, default=str) + "\n"
-    elif fmt == "md":
-        text = to_markdown(report)
-    elif fmt == "csv":
-        text = to_csv(report)
-    elif fmt == "html":
-        from edgecnn.errors import EdgecnnError
-        from edgecnn.reports.html_page import render_html
-        from edgecnn.reports.plots import render_images
-
-        try:
-            images, note = render_images(report), None
-        except EdgecnnError as exc:  # nothing plottable: the page says so
-            images, note = [], str(exc)
-        text = render_html(report, images, note)
-    elif out is not None:
-        text = to_table_text(report)
+    plot_png = render_plot(report, plot) if plot is not None else None
+    shown = "json" if as_json else fmt
+    text = render(report, shown) if shown != "table" or out is not None else None
 
     if plot is not None:
         write_file(plot, plot_png)
@@ -90,9 +65,7 @@ def compare_command(
         write_file(out, text)
         error_console.print(f"wrote {out}", highlight=False)
         return
-    if as_json:
-        print_json(report.records())
-    elif text is not None:
+    if text is not None:
         typer.echo(text, nl=False)
     else:
         from edgecnn.reports.formats import footer_lines, rich_table
