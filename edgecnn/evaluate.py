@@ -20,7 +20,7 @@ The steps, each in the open:
 4. each float32 batch is quantized with the input's own scale and zero point (a TFLite
    tensor's; for ONNX, the DequantizeLinear's that reads the input; else `input_scale=`, or
    raw uint8 pixels, see `edgecnn.runtime.input_quantization`; float16 and float32 are cast)
-   and the outputs are dequantized (`edgecnn.runtime.run_float`);
+   and the outputs are dequantized (`edgecnn.runtime.predict`);
 5. scoring: a model with 1001 outputs, background class first (TF-slim and the TFLite
    hosted models), has column 0 dropped and is scored against labels 0..999 when the
    source has 1000 classes or does not say how many (an .npz without class names); any
@@ -145,11 +145,11 @@ def _open_checked_session(path: Path, runtime: str, threads: int | None):
 
 
 def _run(session, batch: np.ndarray, layout: str, input_info) -> np.ndarray:
-    from edgecnn.runtime import run_float
+    from edgecnn.runtime import predict
 
     if layout == "NCHW":
         batch = np.ascontiguousarray(batch.transpose(0, 3, 1, 2))
-    outputs = run_float(session, batch, input_info)[0]
+    outputs = predict(session, batch, batch_size=len(batch), input_info=input_info)
     return outputs.reshape(len(batch), -1)
 
 

@@ -780,13 +780,11 @@ def _parity(path: Path, parity_batch, reference, held_out: bool, qat_reference=N
     After QAT, also against the QAT Keras model (fake quantization), which the artifact
     should follow more closely. Returns the parity record and the session (its tensor
     facts go into the manifest)."""
-    from edgecnn.runtime import open_session, run_float
+    from edgecnn.runtime import open_session, output_spread, predict
 
     session = open_session(path)
-    outputs = np.concatenate([run_float(session, sample[None])[0] for sample in parity_batch])
-    outputs = outputs.reshape(reference.shape)
-    spread = float(np.mean(np.std(reference.reshape(len(reference), -1), axis=-1)))
-    classes_predicted = int(len(np.unique(reference.argmax(-1))))
+    outputs = predict(session, parity_batch, batch_size=1).reshape(reference.shape)  # image by image
+    spread = output_spread(reference)
     record = {
         "runtime": f"{session.runtime} {session.runtime_version}",
         "samples": int(len(parity_batch)),
@@ -794,10 +792,10 @@ def _parity(path: Path, parity_batch, reference, held_out: bool, qat_reference=N
         "top1_agreement": float(np.mean(outputs.argmax(-1) == reference.argmax(-1))),
         "held_out": held_out,  # false: the images were also calibration images
         # How much the float model's outputs vary: with random weights they can be so flat
-        # that any variant "agrees"; then `informative` is false.
-        "reference_output_std": spread,
-        "reference_top1_classes": classes_predicted,
-        "informative": classes_predicted > 1 and spread > 1e-4,
+        # that any variant "agrees"; then `informative` is false (edgecnn.runtime.output_spread).
+        "reference_output_std": spread["mean_std_across_classes"],
+        "reference_top1_classes": spread["distinct_top1"],
+        "informative": spread["informative"],
     }
     if qat_reference is not None:
         qat_reference = qat_reference.reshape(outputs.shape)
@@ -833,6 +831,8 @@ def _stage(request, fmt, artifact_bytes, model, facts, calibration, parity_data,
         with stages(f"{fmt}.parity"):
             parity, session = _parity(artifact, *parity_data)
         params = int(model.count_params())
+        from edgecnn.runtime import graph_facts
+
         manifest = {
             "schema": SCHEMA,
             "model": facts["name"],
@@ -851,6 +851,7 @@ def _stage(request, fmt, artifact_bytes, model, facts, calibration, parity_data,
             "sha256": sha256_of(artifact),
             "inputs": [t.to_dict() for t in session.inputs],
             "outputs": [t.to_dict() for t in session.outputs],
+            "graph": graph_facts(artifact),  # op census, integer-only (edgecnn.runtime.graph_facts)
             "preprocess": {"mode": facts["preprocess"], "input_shape": list(model.inputs[0].shape[1:]),
                            "crop_fraction": calibration.info().get("crop_fraction"),
                            "color": "bgr" if facts["preprocess"] == "caffe" else

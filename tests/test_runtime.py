@@ -165,3 +165,103 @@ print("ok")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "ok"
+
+
+# -- predict: one call to run an artifact over images ------------------------------------------------
+
+def _by_hand(path, images):
+    """What predict promises, written out: each image alone, quantized and dequantized by hand."""
+    session = open_session(path, threads=1)
+    (info,) = session.inputs
+    rows = [dequantize(session.run([quantize(image[None], info)])[0], session.outputs[0]) for image in images]
+    return np.concatenate(rows)
+
+
+@pytest.mark.parametrize("key", ["int8-tflite", "int8-onnx", "float32-tflite"])
+def test_predict_batches_and_quantizes_like_one_image_at_a_time(trained_tiny, key):
+    """predict over 45 images in batches of 16 (the last one short: TFLite resizes its input, ONNX
+    Runtime takes the dynamic batch) gives what each image gives alone, on a model that learned."""
+    from edgecnn.runtime import output_spread, predict
+
+    path, images = trained_tiny[key]["path"], trained_tiny["x"][:45]
+    outputs = predict(path, images, batch_size=16, threads=1)
+    assert outputs.shape == (45, 10) and outputs.dtype == np.float32
+    np.testing.assert_allclose(outputs, _by_hand(path, images), atol=1e-5)
+    assert output_spread(outputs)["informative"] is True
+    assert np.mean(outputs.argmax(1) == trained_tiny["y"][:45]) > 0.3  # the model's answers (chance: 0.1)
+    both = predict(open_session(path), images[:5], output=None)  # an open session; every output
+    assert isinstance(both, list) and len(both) == 1
+    np.testing.assert_allclose(both[0], outputs[:5], atol=1e-5)
+
+
+def test_predict_feeds_a_fixed_batch_of_one_image_by_image(tmp_path):
+    """An ONNX file exported at batch 1 takes one image at a time: predict splits the batch."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    from edgecnn.runtime import predict
+
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4])
+    graph = helper.make_graph([helper.make_node("Relu", ["x"], ["y"])], "relu", [x], [y])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 8
+    path = tmp_path / "relu.onnx"
+    onnx.save(model, path)
+    images = np.linspace(-1, 1, 20, dtype=np.float32).reshape(5, 4)
+    np.testing.assert_array_equal(predict(path, images, batch_size=32), np.maximum(images, 0))
+
+
+def test_predict_refuses_what_it_cannot_run(trained_tiny):
+    from edgecnn.runtime import predict
+
+    path = trained_tiny["int8-tflite"]["path"]
+    with pytest.raises(EdgecnnError, match=r"images of shape \(32, 32, 3\) do not fit input"):
+        predict(path, np.zeros((2, 32, 32, 3), np.float32))
+    with pytest.raises(EdgecnnError, match="no images to predict"):
+        predict(path, np.zeros((0, 28, 28, 1), np.float32))
+    with pytest.raises(BadArgument, match="batch_size must be an integer of at least 1. Received 0"):
+        predict(path, np.zeros((2, 28, 28, 1), np.float32), batch_size=0)
+
+
+def test_informative_is_one_rule_for_parity_and_benchmarks(trained_tiny):
+    """Flat outputs (a random deep CNN's uniform softmax) are not informative, varied ones are;
+    export's parity record follows the same rule and threshold."""
+    from edgecnn.runtime import INFORMATIVE_OUTPUT_STD, output_spread
+
+    flat = output_spread(np.full((8, 10), 0.1, np.float32))
+    assert flat["informative"] is False and flat["distinct_top1"] == 1
+    barely = np.full((8, 10), 0.1, np.float32)
+    barely[np.arange(8), np.arange(8)] += INFORMATIVE_OUTPUT_STD  # eight classes, spread under the line
+    assert output_spread(barely)["distinct_top1"] == 8 and output_spread(barely)["informative"] is False
+    varied = np.eye(10, dtype=np.float32)[np.arange(8) % 3]
+    assert output_spread(varied)["informative"] is True
+    parity = trained_tiny["int8-tflite"]["parity"]
+    assert parity["informative"] is True and parity["reference_output_std"] > INFORMATIVE_OUTPUT_STD
+    assert parity["reference_top1_classes"] > 1
+
+
+# -- graph facts: the op census and integer-only, recorded in the manifest ---------------------------
+
+def test_manifest_records_the_op_census_and_integer_only(trained_tiny):
+    """export writes `graph` into the manifest: the int8 TFLite graph is integer-only, the float32
+    one is not; the counts agree with the interpreter's own list of ops; ONNX leaves integer-only
+    to ONNX Runtime's fusion (None) but counts its Q/DQ nodes."""
+    import json
+    from collections import Counter
+
+    from edgecnn.runtime import graph_facts
+
+    int8, float32 = trained_tiny["int8-tflite"], trained_tiny["float32-tflite"]
+    for manifest in (int8, float32):
+        on_disk = json.loads((Path(manifest["path"]).parent / "manifest.json").read_text())
+        assert on_disk["graph"] == graph_facts(manifest["path"])
+        assert on_disk["graph"]["op_counts"] == dict(Counter(open_session(manifest["path"]).op_types()))
+    assert int8["graph"]["integer_only"] is True
+    assert int8["graph"]["float_ops"] == [] and int8["graph"]["conversions_inside"] == []
+    assert float32["graph"]["integer_only"] is False and "CONV_2D" in float32["graph"]["op_counts"]
+    onnx = trained_tiny["int8-onnx"]["graph"]
+    assert onnx["integer_only"] is None and onnx["conversions"]["QuantizeLinear"] > 0
+    assert onnx["op_counts"] == dict(Counter(open_session(trained_tiny["int8-onnx"]["path"]).op_types()))
+    with pytest.raises(BadArgument, match="not a .tflite or .onnx file"):
+        graph_facts(Path(int8["path"]).with_suffix(".pb"))

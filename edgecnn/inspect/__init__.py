@@ -76,8 +76,8 @@ def _graph_section(graph, ignore=()) -> dict:
 
 
 def _tflite_sections(path: Path, threads: int | None, profile: bool) -> tuple[dict, dict, dict | None]:
-    from edgecnn.inspect import graph_tflite
     from edgecnn.inspect.profile import LITERT_NO_PROFILER
+    from edgecnn.runtime import graph_tflite
 
     graph = graph_tflite.read_graph(path)
     section = _graph_section(graph)
@@ -100,8 +100,8 @@ def _tflite_sections(path: Path, threads: int | None, profile: bool) -> tuple[di
 
 
 def _onnx_sections(path: Path, threads: int | None, profile: bool, data) -> tuple[dict, dict, dict | None]:
-    from edgecnn.inspect import graph_onnx
     from edgecnn.inspect.profile import by_op_type, ort_profile
+    from edgecnn.runtime import graph_onnx
 
     graph = graph_onnx.read_graph(path)
     section = _graph_section(graph, ignore=graph_onnx.SHAPE_OPS)
@@ -221,7 +221,7 @@ def _kernel_agreement(path: Path, images, fused) -> dict:
 
     info = TensorInfo(node.name, (), _ORT_TYPES.get(node.type, "float32"))
     if np.dtype(info.dtype).kind in "iu":
-        from edgecnn.inspect.graph_onnx import read_graph
+        from edgecnn.runtime.graph_onnx import read_graph
 
         record = read_graph(path).inputs[0]
         info = TensorInfo(node.name, (), info.dtype, scale=record.scale, zero_point=record.zero_point)
@@ -278,7 +278,7 @@ def inspect_artifact(artifact, *, data: str | None = None, reference=None, threa
 
     images = labels = read = None
     if data is not None:
-        from edgecnn.inspect.graph_onnx import load_model  # noqa: F401 (import check happens below)
+        from edgecnn.runtime.graph_onnx import load_model  # noqa: F401 (import check happens below)
 
         reference_manifest = _artifact_facts(reference_path)[1]
         shape = _input_shape(path)

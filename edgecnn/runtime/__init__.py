@@ -2,7 +2,8 @@
 
 TensorFlow-free on purpose (a Raspberry Pi has only LiteRT or ONNX Runtime).
 Parity checks at export time, `edgecnn benchmark` and `edgecnn evaluate` all
-run artifacts through `open_session`.
+run artifacts through `open_session`; "run this artifact over these images" is one call,
+`predict(artifact, images)`, for export's parity, evaluate, inspect and every benchmark script.
 """
 
 from __future__ import annotations
@@ -12,8 +13,8 @@ from pathlib import Path
 from edgecnn.errors import BadArgument, EdgecnnError
 from edgecnn.runtime.tensors import TensorInfo, dequantize, quantize
 
-__all__ = ["TensorInfo", "dequantize", "input_quantization", "open_session", "quantize", "run_float",
-           "TFLITE_RUNTIMES"]
+__all__ = ["INFORMATIVE_OUTPUT_STD", "TensorInfo", "dequantize", "input_quantization", "open_session",
+           "graph_facts", "output_spread", "predict", "quantize", "run_float", "TFLITE_RUNTIMES"]
 
 TFLITE_RUNTIMES = ("auto", "litert", "tflite-runtime", "tf")
 ONNX_RUNTIMES = ("auto", "onnxruntime")
@@ -105,3 +106,109 @@ def run_float(session, batch, input_info: TensorInfo | None = None):
         (input_info,) = session.inputs
     raw_outputs = session.run([quantize(batch, input_info)])
     return [dequantize(out, info) for out, info in zip(raw_outputs, session.outputs)]
+
+
+def _fixed_batch(info: TensorInfo) -> int | None:
+    """The batch size an input fixes (an ONNX file exported at batch 1 takes only 1), or None."""
+    if len(info.shape) < 2:
+        return None
+    first = info.shape[0]
+    return int(first) if isinstance(first, int) and first > 0 else None
+
+
+def predict(artifact, images, *, batch_size: int = 32, runtime: str = "auto", threads: int | None = None,
+            provider: str | None = None, input_info: TensorInfo | None = None, output: int | None = 0):
+    """Run `artifact` over `images` and return its real-valued outputs, one row per image.
+
+    `artifact`: a path (opened with `open_session`) or a session already open. `images`: float32
+    real values, images first, in the layout the artifact takes. They go through in batches of
+    `batch_size` (1 where the input fixes its batch at 1; TFLite resizes its input to each batch,
+    ONNX Runtime takes any batch a dynamic axis allows), quantized with the artifact's own scale and
+    zero point (or `input_info`'s, see `input_quantization`), the outputs dequantized with theirs.
+    Returns the `output`-th output as one float32 array of len(images) rows (`output=None`: a list
+    of every output). A batch whose image shape the input cannot take is one EdgecnnError."""
+    import numpy as np
+
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise BadArgument(f"batch_size must be an integer of at least 1. Received {batch_size}")
+    session = open_session(artifact, runtime=runtime, threads=threads, provider=provider) \
+        if isinstance(artifact, (str, Path)) else artifact
+    images = np.asarray(images, np.float32)
+    if images.ndim < 1 or len(images) == 0:
+        raise EdgecnnError("no images to predict")
+    if input_info is None:
+        if len(session.inputs) != 1:
+            raise BadArgument(f"predict feeds single-input models; this one has {len(session.inputs)} inputs")
+        (input_info,) = session.inputs
+    wanted = tuple(input_info.shape[1:])
+    if len(wanted) != images.ndim - 1 or any(
+            isinstance(w, int) and w > 0 and w != int(g) for w, g in zip(wanted, images.shape[1:])):
+        raise EdgecnnError(f"images of shape {tuple(images.shape[1:])} do not fit input `{input_info.name}` of "
+                           f"shape {tuple(input_info.shape)}")
+    step = _fixed_batch(input_info) or batch_size
+    chunks = [run_float(session, images[start:start + step], input_info) for start in range(0, len(images), step)]
+    outputs = [np.concatenate([chunk[k] for chunk in chunks]) for k in range(len(chunks[0]))]
+    return outputs if output is None else outputs[output]
+
+
+# Outputs that hardly vary (a random-weight deep CNN ends in an exactly uniform softmax) make any
+# variant "agree" with its reference: a parity check on them proves nothing. One rule, here, for
+# export's parity record and every benchmark: informative when the reference's outputs have a mean
+# standard deviation across classes above this and more than one top-1 class.
+INFORMATIVE_OUTPUT_STD = 1e-4
+
+
+def output_spread(outputs) -> dict:
+    """How much `outputs` (one row per image) vary, and whether a parity check against them is
+    informative (`INFORMATIVE_OUTPUT_STD`, more than one top-1 class)."""
+    import numpy as np
+
+    outputs = np.asarray(outputs, np.float32).reshape(len(outputs), -1)
+    std = float(np.mean(np.std(outputs, axis=-1)))
+    classes = int(len(np.unique(outputs.argmax(-1))))
+    return {"mean_std_across_classes": std, "max_output": float(outputs.max()), "distinct_top1": classes,
+            "samples": int(len(outputs)), "informative": classes > 1 and std > INFORMATIVE_OUTPUT_STD}
+
+
+def graph_facts(path) -> dict:
+    """The op census of an artifact's graph and whether it is integer-only: a fact of the file,
+    recorded in its manifest, read with the readers `edgecnn inspect` and `edgecnn benchmark` use.
+
+    - `op_counts`: op type -> count, most frequent first (the file as written); `conversions`:
+      the QUANTIZE/DEQUANTIZE (QuantizeLinear/DequantizeLinear) ops among them;
+    - TFLite (`graph_tflite.read_graph`, inspect's census): `integer_only` is true for a quantized
+      graph with no op computing in float (`Graph.float_ops`) and no (de)quantize op inside it, only
+      at its edges (touching a graph input or output, as `--io float` puts them); `float_ops` and
+      `conversions_inside` name the ops that break it (`index:OP_TYPE`);
+    - ONNX (`onnx_ops.onnx_op_types`, the file read as it is, no `onnx` package): a QDQ file
+      computes in float on paper, and which Q/DQ pairs become integer kernels ONNX Runtime decides
+      when it loads the file (its version, the CPU): `integer_only` is None; `edgecnn inspect`
+      reports what fuses.
+    """
+    from collections import Counter
+
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix == ".onnx":
+        from edgecnn.runtime.graph_onnx import CONVERSIONS
+        from edgecnn.runtime.onnx_ops import onnx_op_types
+
+        counts = Counter(onnx_op_types(path))
+        return {"ops": sum(counts.values()), "op_counts": dict(counts.most_common()),
+                "conversions": {t: counts[t] for t in CONVERSIONS if counts[t]}, "integer_only": None}
+    if suffix != ".tflite":
+        raise BadArgument(f"{path.name}: not a .tflite or .onnx file")
+    from edgecnn.runtime.graph_tflite import read_graph
+
+    graph = read_graph(path)
+    conversion_types = ("QUANTIZE", "DEQUANTIZE")
+    edges = {id(t) for t in graph.inputs + graph.outputs}
+
+    def at_edge(op) -> bool:
+        return any(id(graph.tensor(i)) in edges for i in list(op.inputs) + list(op.outputs))
+
+    inside = [f"{op.index}:{op.op_type}" for op in graph.ops if op.op_type in conversion_types and not at_edge(op)]
+    floats = [f"{op.index}:{op.op_type}" for op in graph.float_ops(conversions=conversion_types) if not at_edge(op)]
+    return {"ops": len(graph.ops), "op_counts": dict(Counter(op.op_type for op in graph.ops).most_common()),
+            "conversions": dict(graph.conversions), "integer_only": graph.quantized and not inside and not floats,
+            "float_ops": floats, "conversions_inside": inside}

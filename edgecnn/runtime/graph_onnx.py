@@ -15,7 +15,7 @@ from collections import Counter
 from pathlib import Path
 
 from edgecnn.errors import EdgecnnError
-from edgecnn.inspect.census import Graph, Op, TensorRecord, numel
+from edgecnn.runtime.census import Graph, Op, TensorRecord, numel
 
 CONVERSIONS = ("QuantizeLinear", "DequantizeLinear", "DynamicQuantizeLinear")
 SHAPE_OPS = {"Reshape", "Shape", "Squeeze", "Unsqueeze", "Flatten", "Gather", "Slice", "Concat", "Cast",
