@@ -10,21 +10,25 @@
    into a temporary folder.
 2. Per variant: file bytes, ratio to the float32 file of the same format, parity
    against the Keras model, export_seconds, the op types of the graph and, for int8
-   TFLite, whether the graph is integer-only (`int8_clean`).
+   TFLite, whether the graph is integer-only (`int8_clean`): the op census and the
+   integer-only check are read from the manifest (`graph`, `edgecnn.runtime.graph_facts`).
 3. Export overhead: the conversion step of `export()` against a bare
    `tf.lite.TFLiteConverter.from_keras_model(model).convert()` with the same
    settings, the same model object and the same calibration arrays, each timed at
    least twice (interleaved A B B A ...), min taken.
-4. Latency, the TFLite `benchmark_model` way (simplified): one warm-up, then at
-   least --min-runs runs and at least --min-secs seconds (capped at --max-secs),
-   inputs built before the loop, the timer around `invoke()` only; init time and
-   the first inference are reported apart. The same for each --reference file.
+4. Latency through `edgecnn.harness.benchmark_artifact` (the `edgecnn benchmark` loop, each
+   file in its own process): one warm-up, then at least --min-runs runs and at least
+   --min-secs seconds (capped at --max-secs), inputs built before the loop (a calibration
+   image; seeded random values for a --reference without a manifest), the timer around
+   `invoke()` only; init time and the first inference are reported apart.
    With random weights (no network) MobileNetV2's outputs are a constant uniform
    softmax, so parity is trivially perfect; the benchmark says so (`parity_informative`)
    and repeats the quantized exports with the same random weights after setting each
    BatchNorm's statistics from real images and scaling the classifier so the
-   logits spread like a confident classifier's (`parity_bn_recalibrated`), where
-   quantization error does show (skip with --no-bn-recalibrated).
+   logits spread like a confident classifier's (`parity_bn_recalibrated`,
+   `edgecnn.training.random_weights`), where quantization error does show (skip with
+   --no-bn-recalibrated). "Informative" is `edgecnn.runtime.output_spread`'s rule, the
+   one export's parity record uses.
 5. Writes `<out>/<machine slug>/export_quality.json` and `export_quality.md`
    atomically. The machine slug is the CPU model, the usable core count and the
    architecture (`amd-epyc-2c-x86_64`), not the hostname: sandbox hostnames are random,
@@ -44,7 +48,6 @@ import shlex
 import sys
 import tempfile
 import time
-from collections import Counter
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -74,8 +77,6 @@ VARIANTS = (  # (quantization, format)
     ("float32", "onnx"),
     ("int8", "onnx"),
 )
-
-LOGIT_STD = 3.0  # BN-recalibrated weights: logit spread across classes, like a confident classifier
 
 GOOGLE_REFERENCE = "mobilenet_v2_1.0_224_quant.tflite"
 
@@ -119,9 +120,9 @@ def describe_variant(key: str, manifest: dict, float32_bytes: dict, threads: int
     from edgecnn.runtime import open_session
 
     fmt = manifest["format"]
+    graph = manifest["graph"]  # the op census and the integer-only check, as export recorded them
     with muted_stderr():
-        session = open_session(manifest["path"], threads=threads)
-        ops = session.op_types()
+        ops = open_session(manifest["path"], threads=threads).op_types()
     record = {
         "format": fmt,
         "quantization": manifest["quantization"],
@@ -135,150 +136,51 @@ def describe_variant(key: str, manifest: dict, float32_bytes: dict, threads: int
         "export_seconds": manifest["export_seconds"],
         "inputs": manifest["inputs"],
         "outputs": manifest["outputs"],
-        "op_counts": dict(Counter(ops).most_common()),
+        "op_counts": graph["op_counts"],
         "op_types": ops,
         "calibration_sha256": (manifest.get("calibration") or {}).get("sha256"),
         "warnings": manifest.get("warnings", []),
         "sha256": manifest["sha256"],
     }
     if fmt == "tflite" and manifest["quantization"] == "int8":
-        record["graph_check"] = tflite_graph_check(manifest["path"])
-        record["int8_clean"] = record["graph_check"]["int8_clean"]
+        record["graph_check"] = {
+            "from": "manifest graph (edgecnn.runtime.graph_facts)",
+            "int8_clean": graph["integer_only"],
+            "quantize_dequantize_inside": graph["conversions_inside"],
+            "float_ops_inside": graph["float_ops"],
+            "input_dtypes": sorted({t["dtype"] for t in manifest["inputs"]}),
+            "output_dtypes": sorted({t["dtype"] for t in manifest["outputs"]}),
+        }
+        record["int8_clean"] = graph["integer_only"]
     if fmt == "onnx" and manifest["quantization"] == "int8":
-        record["qdq"] = {"QuantizeLinear": ops.count("QuantizeLinear"),
-                         "DequantizeLinear": ops.count("DequantizeLinear")}
+        record["qdq"] = {name: graph["op_counts"].get(name, 0) for name in ("QuantizeLinear", "DequantizeLinear")}
     return record
 
 
-def tflite_graph_check(path) -> dict:
-    """Is the graph integer-only? QUANTIZE/DEQUANTIZE and float tensors are allowed only in
-    ops that touch the graph's own inputs or outputs (the edges, as with --io float)."""
-    import importlib
-
-    from edgecnn._tf import muted_stderr
-    from edgecnn.runtime.tflite import load_interpreter
-
-    interpreter_class, _, _ = load_interpreter("auto")
-    module = importlib.import_module(interpreter_class.__module__)
-    kwargs = {}
-    resolver = getattr(module, "OpResolverType", None)
-    if resolver is not None and hasattr(resolver, "BUILTIN_WITHOUT_DEFAULT_DELEGATES"):
-        kwargs["experimental_op_resolver_type"] = resolver.BUILTIN_WITHOUT_DEFAULT_DELEGATES
-    with muted_stderr():
-        interpreter = interpreter_class(model_path=str(path), **kwargs)
-    dtypes = {t["index"]: np.dtype(t["dtype"]).name for t in interpreter.get_tensor_details()}
-    graph_inputs = {d["index"] for d in interpreter.get_input_details()}
-    graph_outputs = {d["index"] for d in interpreter.get_output_details()}
-    qdq_inside, float_inside, edge_ops = [], [], []
-    for position, op in enumerate(interpreter._get_ops_details()):
-        tensors = [int(i) for i in list(op["inputs"]) + list(op["outputs"]) if int(i) >= 0]
-        floats = [i for i in tensors if dtypes.get(i) in ("float32", "float16", "float64")]
-        at_edge = bool(set(int(i) for i in op["inputs"]) & graph_inputs
-                       or set(int(i) for i in op["outputs"]) & graph_outputs)
-        label = f"{position}:{op['op_name']}"
-        if at_edge and (floats or op["op_name"] in ("QUANTIZE", "DEQUANTIZE")):
-            edge_ops.append(label)
-            continue
-        if op["op_name"] in ("QUANTIZE", "DEQUANTIZE"):
-            qdq_inside.append(label)
-        elif floats:
-            float_inside.append(label)
-    return {
-        "int8_clean": not qdq_inside and not float_inside,
-        "quantize_dequantize_inside": qdq_inside,
-        "float_ops_inside": float_inside,
-        "float_or_qdq_ops_at_edges": edge_ops,
-        "input_dtypes": sorted({dtypes[i] for i in graph_inputs}),
-        "output_dtypes": sorted({dtypes[i] for i in graph_outputs}),
-    }
-
-
 # -- informative parity -------------------------------------------------------------------
-def output_spread(outputs: np.ndarray) -> dict:
-    """How much the model's outputs vary: a parity check on constant outputs proves nothing."""
-    outputs = outputs.reshape(len(outputs), -1)
-    std = float(outputs.std(axis=-1).mean())
-    return {
-        "mean_std_across_classes": std,
-        "max_output": float(outputs.max()),
-        "distinct_top1": int(len(set(outputs.argmax(-1).tolist()))),
-        "samples": int(len(outputs)),
-        "informative": std > 1e-6,
-    }
-
-
 def artifact_outputs(path, arrays) -> np.ndarray:
     from edgecnn._tf import muted_stderr
-    from edgecnn.runtime import open_session, run_float
+    from edgecnn.runtime import open_session, predict
 
     with muted_stderr():
         session = open_session(path)
-    return np.concatenate([run_float(session, sample[None])[0] for sample in arrays])
+    return predict(session, arrays, batch_size=1)  # image by image, as export's parity
 
 
 def bn_recalibrated_weights(args, folder: Path) -> tuple[Path, dict]:
-    """Random weights whose BatchNorm statistics are measured on real images.
+    """Random weights whose outputs vary (`edgecnn.training.random_weights`), saved in `folder`.
+    Images: the default set, another seed than export's calibration."""
+    from edgecnn.models import get_model_info
+    from edgecnn.training.random_weights import bn_recalibrated_model
 
-    A randomly initialised deep CNN at inference (moving mean 0, variance 1) shrinks
-    its activations block after block: MobileNetV2's features end near 1e-11 and
-    the softmax is exactly uniform, so every variant "agrees" with the Keras model
-    and parity measures nothing. Setting each BatchNorm's moving mean and variance
-    to those of its input on real images (in graph order) keeps activations at unit
-    scale; the weights are still random, but the outputs vary and quantization
-    error shows. Images: the default set, another seed than export's calibration."""
-    import calibration
-    from edgecnn._tf import import_keras, muted_stderr
-    from edgecnn.models import create_model, get_model_info
-
-    keras = import_keras()
     info = get_model_info(args.model)
     channels = info.default_input_shape[-1]
     input_shape = (args.input_size, args.input_size, channels) if args.input_size else None
-    keras.backend.clear_session()
-    keras.utils.set_random_seed(0)
-    with muted_stderr():
-        model = create_model(info.name, weights=None, input_shape=input_shape, alpha=args.alpha)
-    shape = tuple(int(d) for d in model.inputs[0].shape[1:])
-    arrays = calibration.CalibrationData(calibration.open_source("default", split="train"),
-                                         input_shape=shape, preprocess=info.preprocess,
-                                         samples=args.bn_samples, seed=1).arrays()
-    before = output_spread(model.predict(arrays, verbose=0, batch_size=8))
-    norms = [layer for layer in model.layers if isinstance(layer, keras.layers.BatchNormalization)]
-    for layer in norms:
-        probe = keras.Model(model.inputs, layer.input)
-        x = probe.predict(arrays, verbose=0, batch_size=8)
-        axes = tuple(range(x.ndim - 1))
-        layer.moving_mean.assign(x.mean(axis=axes))
-        layer.moving_variance.assign(x.var(axis=axes))
-    # A trained classifier is confident; a random one gives a nearly flat softmax, whose
-    # int8 output (scale 1/256) rounds every class to one or two steps and makes top-1
-    # agreement a coin toss. Scale the classifier's kernel so that the logits have a
-    # standard deviation of LOGIT_STD across classes.
-    scale = None
-    head = _classifier(model, keras)
-    if head is not None:
-        features = keras.Model(model.inputs, head.input).predict(arrays, verbose=0, batch_size=8)
-        kernel, *rest = head.get_weights()
-        logits = features.reshape(len(features), -1) @ kernel + (rest[0] if rest else 0)
-        scale = float(LOGIT_STD / max(float(logits.std(axis=-1).mean()), 1e-12))
-        head.set_weights([kernel * scale, *[b * scale for b in rest]])
-    after = output_spread(model.predict(arrays, verbose=0, batch_size=8))
+    model, record = bn_recalibrated_model(info.name, input_shape=input_shape, alpha=args.alpha,
+                                          samples=args.bn_samples, image_seed=1)
     path = folder / f"{info.name}-bn-recalibrated.weights.h5"
     model.save_weights(str(path))
-    return path, {"batchnorm_layers": len(norms), "images": int(len(arrays)), "image_seed": 1,
-                  "classifier": head.name if head is not None else None, "classifier_scale": scale,
-                  "logit_std": LOGIT_STD if head is not None else None,
-                  "output_spread_before": before, "output_spread_after": after}
-
-
-def _classifier(model, keras):
-    """The final Dense layer (`predictions`), if the model ends with one."""
-    for layer in reversed(model.layers):
-        if isinstance(layer, keras.layers.Dense):
-            return layer
-        if layer.count_params():
-            return None
-    return None
+    return path, record
 
 
 def bn_recalibrated_parity(args, workdir: Path) -> dict:
@@ -395,66 +297,40 @@ def export_overhead(args, int8_manifest: dict) -> dict:
 
 
 # -- latency ------------------------------------------------------------------------------
-def measure_latency(path, *, threads: int, sample: np.ndarray | None, args) -> dict:
-    from edgecnn._tf import muted_stderr
-    from edgecnn.runtime import open_session, quantize
+def measure_latency(path, *, threads: int, args, data: str | None) -> dict:
+    """One file's latency through the harness (`edgecnn benchmark`'s loop, in its own process),
+    in this benchmark's record: `data` "default" feeds a calibration image preprocessed and
+    quantized as the manifest says; None, seeded random values in the input's dtype."""
+    from edgecnn.harness import BenchmarkSettings, benchmark_artifact
 
-    start = time.perf_counter()
-    with muted_stderr():  # LiteRT announces XNNPACK on stderr
-        session = open_session(path, threads=threads)
-    init_ms = (time.perf_counter() - start) * 1e3
-    (info,) = session.inputs
-    shape = tuple(1 if d in (None, -1) else int(d) for d in info.shape)
-    if sample is not None and tuple(sample.shape) == shape:
-        array = quantize(sample, info)
-        input_note = "a calibration image, quantized with the input's scale and zero point"
-    else:  # a reference of another size: the values do not change the work
-        rng = np.random.default_rng(0)
-        dtype = np.dtype(info.dtype)
-        if dtype.kind in "iu":
-            limits = np.iinfo(dtype)
-            array = rng.integers(limits.min, limits.max, size=shape, endpoint=True).astype(dtype)
-        else:
-            array = rng.uniform(-1, 1, size=shape).astype(dtype)
-        input_note = "seeded random values in the input's dtype (shape differs from the calibration images)"
-    session.set_inputs([array])  # inputs built and copied in before the loop
-    start = time.perf_counter()
-    session.invoke()  # warm-up, reported apart as the first inference
-    first_ms = (time.perf_counter() - start) * 1e3
-    times = []
-    loop_start = time.perf_counter()
-    while True:
-        t = time.perf_counter()
-        session.invoke()
-        times.append(time.perf_counter() - t)
-        elapsed = time.perf_counter() - loop_start
-        if (len(times) >= args.min_runs and elapsed >= args.min_secs) or elapsed >= args.max_secs:
-            break
-    session.get_outputs()
-    ms = np.asarray(times) * 1e3
+    settings = BenchmarkSettings(threads=threads, warmup=1, warmup_secs=0.0, runs=args.min_runs,
+                                 min_secs=args.min_secs, max_secs=args.max_secs, data=data,
+                                 samples=1 if data else 16)
+    row = benchmark_artifact(path, settings)
+    if row.get("status") != "ok":
+        raise SystemExit(f"latency of {Path(path).name} not measured: {row.get('error')}")
+    stats = row["latency_ms"]
+    (fed,) = row["inputs"] or [{}]
     return {
-        "runtime": f"{session.runtime} {session.runtime_version}",
+        "runtime": f"{row['runtime']} {row['runtime_version']}",
         "threads": threads,
-        "input": {"dtype": info.dtype, "shape": list(shape), "values": input_note},
-        "init_ms": round(init_ms, 2),
-        "first_inference_ms": round(first_ms, 3),
-        "count": int(len(ms)),
-        "loop_seconds": round(float(elapsed), 3),
-        "min_ms": round(float(ms.min()), 3),
-        "max_ms": round(float(ms.max()), 3),
-        "mean_ms": round(float(ms.mean()), 3),
-        "std_ms": round(float(ms.std()), 3),
-        "p50_ms": round(float(np.percentile(ms, 50)), 3),
-        "p90_ms": round(float(np.percentile(ms, 90)), 3),
-        "p99_ms": round(float(np.percentile(ms, 99)), 3),
+        "input": {"dtype": fed.get("dtype"), "shape": fed.get("shape"),
+                  "values": "a calibration image, quantized with the input's scale and zero point" if data
+                  else "seeded random values in the input's dtype"},
+        "init_ms": row["init_ms"],
+        "first_inference_ms": row["first_ms"],
+        "count": stats["count"],
+        "loop_seconds": row["loop_secs"],
+        **{f"{key}_ms": round(stats[key], 3) for key in ("min", "max", "mean", "std", "p50", "p90", "p99")},
+        "measured_by": "edgecnn.harness.benchmark_artifact",
     }
 
 
-def latencies(args, manifests: dict, sample) -> tuple[dict, dict]:
+def latencies(args, manifests: dict) -> tuple[dict, dict]:
     results = {}
     for key, manifest in manifests.items():
         log(f"latency {key}")
-        results[key] = measure_latency(manifest["path"], threads=args.threads, sample=sample, args=args)
+        results[key] = measure_latency(manifest["path"], threads=args.threads, args=args, data="default")
         log(f"  p50 {results[key]['p50_ms']} ms over {results[key]['count']} runs")
     references = {"given": bool(args.reference), "files": {}}
     if not args.reference:
@@ -468,14 +344,11 @@ def latencies(args, manifests: dict, sample) -> tuple[dict, dict]:
             log(f"reference {path}: not found")
             continue
         log(f"latency reference {name}")
-        from edgecnn._tf import muted_stderr
-        from edgecnn.runtime import open_session
+        from edgecnn.runtime import graph_facts
 
-        with muted_stderr():
-            ops = open_session(path).op_types()
         record = {"path": str(path), "bytes": path.stat().st_size,
-                  "latency": measure_latency(path, threads=args.threads, sample=sample, args=args),
-                  "op_counts": dict(Counter(ops).most_common())}
+                  "latency": measure_latency(path, threads=args.threads, args=args, data=None),
+                  "op_counts": graph_facts(path)["op_counts"]}
         int8 = results.get("int8-tflite")
         if int8:
             record["int8_over_reference_p50"] = round(int8["p50_ms"] / record["latency"]["p50_ms"], 4)
@@ -499,7 +372,8 @@ def markdown(report: dict) -> str:
         "",
         f"Command: `{report['command']}`",
         "",
-        "| variant | bytes | x float32 file | max abs diff | top-1 agree | export s | p50 ms | p90 ms | mean ± std ms | runs | int8 clean |",
+        "| variant | bytes | x float32 file | max abs diff | top-1 agree | export s | p50 ms | p90 ms "
+        "| mean ± std ms | runs | int8 clean |",
         "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
     for key, var in report["variants"].items():
@@ -513,7 +387,7 @@ def markdown(report: dict) -> str:
             f"{'' if 'int8_clean' not in var else ('yes' if var['int8_clean'] else 'NO')} |"
         )
     lines += ["", "Latency: LiteRT (XNNPACK) for .tflite, ONNX Runtime CPU for .onnx; one warm-up, "
-              "timer around invoke() only. Ratios are to the float32 file of the same format. "
+              "timer around invoke() only (edgecnn.harness). Ratios are to the float32 file of the same format. "
               "Parity: the artifact in its own runtime against the Keras model, on the first "
               "calibration images (as export() does)."]
     spread = report["parity_informative"]
@@ -557,7 +431,8 @@ def markdown(report: dict) -> str:
         f"bare converter: {o['bare_seconds']} s (min {o['bare_min_seconds']}); edgecnn conversion step: "
         f"{o['edgecnn_seconds']} s (min {o['edgecnn_min_seconds']}); ratio **{o['ratio']}** "
         f"(target ≤ {o['target_max']}); CPU time: bare {o['bare_cpu_seconds']} s, edgecnn "
-        f"{o['edgecnn_cpu_seconds']} s, ratio of mins {o['cpu_ratio']}; same bytes: {o['same_bytes']}; same calibration arrays as the "
+        f"{o['edgecnn_cpu_seconds']} s, ratio of mins {o['cpu_ratio']}; same bytes: {o['same_bytes']}; "
+        "same calibration arrays as the "
         f"export: {o['same_calibration_arrays_as_export']}. Whole int8 export(): "
         f"{o['end_to_end']['export_seconds']} s ({o['end_to_end']['ratio_to_bare_min']}x a bare call; "
         "includes model build, image reading, parity check).",
@@ -577,13 +452,14 @@ def markdown(report: dict) -> str:
                      f"({lat['count']} runs); int8 / reference p50 = {ref.get('int8_over_reference_p50')}")
     int8 = report["variants"].get("int8-tflite")
     if int8:
-        gc_ = int8["graph_check"]
+        gc_ = int8["graph_check"]  # results written before: also `float_or_qdq_ops_at_edges`
         lines += ["", "## int8 TFLite graph", "",
                   f"ops: {', '.join(f'{k} x{n}' for k, n in int8['op_counts'].items())}; "
                   f"input {gc_['input_dtypes']}, output {gc_['output_dtypes']}; "
                   f"(de)quantize inside: {gc_['quantize_dequantize_inside'] or 'none'}; "
-                  f"float ops inside: {gc_['float_ops_inside'] or 'none'}; "
-                  f"at the edges: {gc_['float_or_qdq_ops_at_edges'] or 'none'}."]
+                  f"float ops inside: {gc_['float_ops_inside'] or 'none'}"
+                  + (f"; at the edges: {gc_['float_or_qdq_ops_at_edges'] or 'none'}"
+                     if "float_or_qdq_ops_at_edges" in gc_ else "") + "."]
     return "\n".join(lines) + "\n"
 
 
@@ -647,13 +523,11 @@ def main(argv=None) -> int:
         overhead = export_overhead(args, manifests["int8-tflite"])
         import calibration
         from edgecnn.models import get_model_info
+        from edgecnn.runtime import output_spread
 
         info = get_model_info(args.model)
         shape = tuple(manifests["float32-tflite"]["preprocess"]["input_shape"])
-        sample = calibration.CalibrationData(calibration.open_source("default", split="train"),
-                                             input_shape=shape, preprocess=info.preprocess,
-                                             samples=1, seed=0).arrays()[:1]
-        latency, references = latencies(args, manifests, sample)
+        latency, references = latencies(args, manifests)
         parity_batch = calibration.CalibrationData(
             calibration.open_source("default", split="train"), input_shape=shape,
             preprocess=info.preprocess, samples=args.calib_samples, seed=0,

@@ -93,11 +93,9 @@ def test_images(manifest: dict, limit: int | None):
 
 def predict(path: str, images: np.ndarray, threads: int) -> np.ndarray:
     """Top-1 class per image, the artifact run in its own runtime (which resizes its batch)."""
-    from edgecnn.runtime import open_session, run_float
+    from edgecnn.runtime import predict as run_over
 
-    session = open_session(path, threads=threads)
-    chunks = [run_float(session, images[start:start + 500])[0].argmax(-1) for start in range(0, len(images), 500)]
-    return np.concatenate(chunks)
+    return run_over(path, images, batch_size=500, threads=threads).argmax(-1)
 
 
 def measure_model(model: Path, args) -> dict:

@@ -102,15 +102,11 @@ def test_split(preprocess: str, input_shape, limit: int | None):
 def tflite_top1(path: Path, x: np.ndarray, y: np.ndarray, threads: int) -> float:
     """Top-1 of the artifact in LiteRT, fed as `edgecnn evaluate` feeds it (quantized input)."""
     from edgecnn._tf import muted_stderr
-    from edgecnn.runtime import open_session, run_float
+    from edgecnn.runtime import open_session, predict
 
     with muted_stderr():
         session = open_session(path, threads=threads)
-    correct = 0
-    for start in range(0, len(x), 500):
-        out = run_float(session, x[start: start + 500])[0]
-        correct += int(np.sum(out.argmax(-1) == y[start: start + 500]))
-    return correct / len(y)
+    return float(np.mean(predict(session, x, batch_size=500).argmax(-1) == y))
 
 
 def gzip_bytes(path: Path) -> int:
@@ -235,7 +231,7 @@ def run_model(name: str, args, workdir: Path) -> dict:
         add("clustered-16-qat-int8", path, {"qat": info})
 
     reference = variants["float32"]
-    for key, var in variants.items():
+    for var in variants.values():
         var["drop_points"] = round(100 * (reference["top1"] - var["top1"]), 3)
         var["gzip_ratio_to_float32"] = round(var["gzip_bytes"] / reference["gzip_bytes"], 4)
         var["bytes_ratio_to_float32"] = round(var["bytes"] / reference["bytes"], 4)

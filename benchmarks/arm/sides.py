@@ -5,14 +5,14 @@
 
 `weights` (x86 only, needs the export extra) writes random MobileNetV2 weights whose
 BatchNorm statistics are measured on real images and whose classifier is scaled to a
-confident logit spread (`benchmarks/export_quality.py`'s `bn_recalibrated_weights`): with
+confident logit spread (`edgecnn.training.random_weights.bn_recalibrated_model`): with
 plain random weights every output is the same flat softmax, and "the same top-1 on both
 sides" would prove nothing.
 
 `predict` is TensorFlow-free (numpy, Pillow, edgecnn.runtime, calibration): it runs on
 x86 and, unchanged, inside the aarch64 root. For each artifact it reads the images of
 --data with the manifest's preprocessing (or takes the float inputs of --inputs, to
-compare the runtimes alone), runs them one by one through `edgecnn.runtime.run_float`,
+compare the runtimes alone), runs them one by one through `edgecnn.runtime.predict`,
 and writes `<artifact file name>.npy` (dequantized outputs, float32, one row per image),
 `inputs.npy` and `predict.json` (machine, CPU features, runtime versions, input sha256);
 with --ort-reference, also `<name>.reference.npy` for .onnx files: ONNX Runtime with graph
@@ -68,7 +68,8 @@ def predict(args) -> int:
     import numpy as np
 
     import calibration
-    from edgecnn.runtime import open_session, run_float
+    from edgecnn.runtime import open_session
+    from edgecnn.runtime import predict as run_over
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -90,7 +91,7 @@ def predict(args) -> int:
             inputs = arrays
         elif not np.array_equal(inputs, arrays):
             raise SystemExit("the artifacts take different inputs; predict compares one input set")
-        outputs = np.concatenate([run_float(session, arrays[i: i + 1])[0] for i in range(len(arrays))])
+        outputs = run_over(session, arrays, batch_size=1)  # image by image, the same on both sides
         np.save(out / f"{artifact.name}.npy", outputs)
         if args.ort_reference and artifact.suffix == ".onnx":
             np.save(out / f"{artifact.name}.reference.npy", ort_reference(artifact, arrays))
@@ -110,15 +111,17 @@ def predict(args) -> int:
 
 
 def weights(args) -> int:
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-    from export_quality import bn_recalibrated_weights
+    from edgecnn.models import get_model_info
+    from edgecnn.training.random_weights import bn_recalibrated_model
 
-    settings = argparse.Namespace(model=args.model, input_size=args.input_size, alpha=args.alpha,
-                                  bn_samples=args.bn_samples)
+    size, channels = args.input_size, get_model_info(args.model).default_input_shape[-1]
+    model, record = bn_recalibrated_model(args.model, input_shape=(size, size, channels) if size else None,
+                                          alpha=args.alpha, samples=args.bn_samples)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    path, record = bn_recalibrated_weights(settings, out.parent)
-    path.replace(out)
+    partial = out.with_name(f".{out.name}.partial.weights.h5")
+    model.save_weights(str(partial))
+    partial.replace(out)
     record["file"] = out.name
     print(json.dumps(record))
     return 0

@@ -1,0 +1,81 @@
+"""Random weights whose outputs vary: BatchNorm statistics measured on real images.
+
+A randomly initialised deep CNN at inference (moving mean 0, variance 1) shrinks its
+activations block after block: MobileNetV2's features end near 1e-11 and the softmax is
+exactly uniform, so every quantized variant "agrees" with the Keras model and a parity check
+measures nothing. Setting each BatchNorm's moving mean and variance to those of its input on
+real images (in graph order) keeps activations at unit scale; the weights are still random,
+but the outputs vary and quantization error shows. A trained classifier is also confident
+where a random one gives a nearly flat softmax, whose int8 output (scale 1/256) rounds every
+class to one or two steps, so the classifier's kernel is scaled for logits with a standard
+deviation of `logit_std` across classes.
+
+Used where no trained weights can be had (offline benchmarks, the Arm check):
+
+    model, record = bn_recalibrated_model("mobilenet_v2", input_shape=(96, 96, 3), alpha=0.35)
+    model.save_weights("w.weights.h5")
+"""
+
+from __future__ import annotations
+
+LOGIT_STD = 3.0  # logit spread across classes, like a confident classifier's
+
+
+def bn_recalibrated_model(name: str, *, input_shape=None, alpha=None, images=None, samples: int = 16,
+                          image_seed: int = 1, weight_seed: int = 0, logit_std: float = LOGIT_STD,
+                          batch_size: int = 8):
+    """`(model, record)`: model `name` with seeded random weights, each BatchNorm given the
+    statistics of its input on `images` (float32, preprocessed as the model expects; default:
+    `samples` images of the default calibration set drawn with `image_seed`), and the final Dense
+    layer scaled so its logits spread by `logit_std`. The record says what was done and the
+    output spread (`edgecnn.runtime.output_spread`) before and after."""
+    from edgecnn._tf import import_keras, muted_stderr
+    from edgecnn.models import create_model, get_model_info
+    from edgecnn.runtime import output_spread
+
+    keras = import_keras()
+    info = get_model_info(name)
+    keras.backend.clear_session()
+    keras.utils.set_random_seed(weight_seed)
+    kwargs = {"alpha": alpha} if alpha is not None else {}
+    with muted_stderr():
+        model = create_model(info.name, weights=None, input_shape=input_shape, **kwargs)
+    if images is None:
+        import calibration
+
+        shape = tuple(int(d) for d in model.inputs[0].shape[1:])
+        images = calibration.CalibrationData(calibration.open_source("default", split="train"),
+                                             input_shape=shape, preprocess=info.preprocess,
+                                             samples=samples, seed=image_seed).arrays()
+    before = output_spread(model.predict(images, verbose=0, batch_size=batch_size))
+    norms = [layer for layer in model.layers if isinstance(layer, keras.layers.BatchNormalization)]
+    for layer in norms:
+        x = keras.Model(model.inputs, layer.input).predict(images, verbose=0, batch_size=batch_size)
+        axes = tuple(range(x.ndim - 1))
+        layer.moving_mean.assign(x.mean(axis=axes))
+        layer.moving_variance.assign(x.var(axis=axes))
+    scale = None
+    head = _classifier(model, keras)
+    if head is not None:
+        features = keras.Model(model.inputs, head.input).predict(images, verbose=0, batch_size=batch_size)
+        kernel, *rest = head.get_weights()
+        logits = features.reshape(len(features), -1) @ kernel + (rest[0] if rest else 0)
+        scale = float(logit_std / max(float(logits.std(axis=-1).mean()), 1e-12))
+        head.set_weights([kernel * scale, *[b * scale for b in rest]])
+    after = output_spread(model.predict(images, verbose=0, batch_size=batch_size))
+    record = {"model": info.name, "batchnorm_layers": len(norms), "images": int(len(images)),
+              "image_seed": image_seed, "weight_seed": weight_seed,
+              "classifier": head.name if head is not None else None, "classifier_scale": scale,
+              "logit_std": logit_std if head is not None else None,
+              "output_spread_before": before, "output_spread_after": after}
+    return model, record
+
+
+def _classifier(model, keras):
+    """The final Dense layer (`predictions`), if the model ends with one."""
+    for layer in reversed(model.layers):
+        if isinstance(layer, keras.layers.Dense):
+            return layer
+        if layer.count_params():
+            return None
+    return None
