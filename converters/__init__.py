@@ -20,4 +20,28 @@ IO_TYPES = {
     "int16x8": ("float", "int16"),
 }
 
-__all__ = ["CALIBRATION_METHODS", "FORMATS", "IO_TYPES", "NEEDS_CALIBRATION", "QUANTIZATIONS"]
+# `--format` choices of export and tune.
+FORMAT_CHOICES = {"tflite": ("tflite",), "onnx": ("onnx",), "all": FORMATS}
+
+
+def formats_for(choice: str) -> tuple[str, ...]:
+    """`--format tflite|onnx|all` as the formats to write."""
+    from calibration.errors import BadArgument
+
+    if choice not in FORMAT_CHOICES:
+        raise BadArgument(f"--format must be tflite, onnx or all. Received `{choice}`")
+    return FORMAT_CHOICES[choice]
+
+
+def quantization_for(**flags: bool) -> str:
+    """The one quantization of `--int8`, `--float16`, ... (`int8=True`); float32 when none is on."""
+    from calibration.errors import BadArgument
+
+    chosen = [name for name, on in flags.items() if on]
+    if len(chosen) > 1:
+        raise BadArgument(f"choose one quantization; got {' and '.join('--' + c for c in chosen)}")
+    return chosen[0] if chosen else "float32"
+
+
+__all__ = ["CALIBRATION_METHODS", "FORMATS", "FORMAT_CHOICES", "IO_TYPES", "NEEDS_CALIBRATION", "QUANTIZATIONS",
+           "formats_for", "quantization_for"]

@@ -63,6 +63,20 @@ class ExportRequest:
     warnings: list[str] = field(default_factory=list, repr=False)
 
 
+def qat_settings(qat: bool, *, dataset=None, epochs=None, lr=None, batch_size=None, limit=None) -> dict:
+    """The ExportRequest fields of the QAT options given; any given without `qat` is refused.
+    Options left out (None) keep ExportRequest's defaults."""
+    given = {"--dataset": dataset, "--epochs": epochs, "--qat-lr": lr, "--qat-batch-size": batch_size,
+             "--qat-limit": limit}
+    named = [option for option, value in given.items() if value is not None]
+    if named and not qat:
+        raise BadArgument(f"{', '.join(named)} {'applies' if len(named) == 1 else 'apply'} to --qat "
+                          "(quantization-aware training); pass --int8 --qat")
+    fields = {"qat_dataset": dataset, "qat_epochs": epochs, "qat_lr": lr, "qat_batch_size": batch_size,
+              "qat_limit": limit}
+    return {name: value for name, value in fields.items() if value is not None}
+
+
 def export(request: ExportRequest, progress: Progress | None = None) -> list[dict]:
     """Export `request.model` in each requested format; return the manifests written.
 

@@ -126,7 +126,8 @@ def test_dataset_without_labels_is_refused(tmp_path, kind):
         path.mkdir()
         if kind == "folder":
             Image.fromarray(np.zeros((8, 8), np.uint8)).save(path / "a.png")
-    with pytest.warns(UserWarning) if kind == "random" else _no_warning():
+    # No warning before the error (issue 12): random data is refused without its "not real images" notice.
+    with _no_warning():
         with pytest.raises(BadArgument, match="holds no labels"):
             load_training_data(path, input_shape=(32, 32, 1), preprocess="unit")
 

@@ -8,7 +8,7 @@ from typing import Optional
 import typer
 from rich.table import Table
 
-from edgecnn.cli._app import (app, console, fail, one_line_errors, print_json, print_table, si_bytes,
+from edgecnn.cli._app import (app, console, one_line_errors, print_json, print_table, si_bytes,
                          trust_model_option)
 from edgecnn.cli._progress import rich_progress
 
@@ -53,32 +53,17 @@ def export_command(
     import warnings
 
     from calibration import CalibrationWarning
-    from edgecnn.export import ExportRequest, export
+    from converters import formats_for, quantization_for
+    from edgecnn.export import ExportRequest, export, qat_settings
 
     warnings.simplefilter("ignore", CalibrationWarning)  # export prints them as one line each
 
-    chosen = [name for name, on in (("int8", int8), ("float16", float16), ("dynamic", dynamic),
-                                    ("int16x8", int16x8)) if on]
-    if len(chosen) > 1:
-        raise fail(f"choose one quantization; got {' and '.join('--' + c for c in chosen)}", 2)
-    formats = {"tflite": ("tflite",), "onnx": ("onnx",), "all": ("tflite", "onnx")}.get(fmt)
-    if formats is None:
-        raise fail(f"--format must be tflite, onnx or all. Received `{fmt}`", 2)
-    qat_options = {"--dataset": dataset, "--epochs": epochs, "--qat-lr": qat_lr,
-                   "--qat-batch-size": qat_batch_size, "--qat-limit": qat_limit}
-    given = [option for option, value in qat_options.items() if value is not None]
-    if given and not qat:
-        raise fail(f"{', '.join(given)} {'applies' if len(given) == 1 else 'apply'} to --qat "
-                   "(quantization-aware training); pass --int8 --qat", 2)
-    # Options left out keep ExportRequest's defaults.
-    qat_settings = {name: value for name, value in (("qat_epochs", epochs), ("qat_lr", qat_lr),
-                                                    ("qat_batch_size", qat_batch_size)) if value is not None}
     request = ExportRequest(
-        model=model, quantization=chosen[0] if chosen else "float32", formats=formats,
-        weights=weights, input_size=input_size, alpha=alpha, classes=classes, calib=calib,
-        calib_samples=calib_samples, calib_method=calib_method, io=io, preprocess=preprocess,
-        out=out, seed=seed, qat=qat, qat_dataset=dataset, qat_limit=qat_limit, trust_model=trust_model,
-        **qat_settings,
+        model=model, quantization=quantization_for(int8=int8, float16=float16, dynamic=dynamic, int16x8=int16x8),
+        formats=formats_for(fmt), weights=weights, input_size=input_size, alpha=alpha, classes=classes,
+        calib=calib, calib_samples=calib_samples, calib_method=calib_method, io=io, preprocess=preprocess,
+        out=out, seed=seed, qat=qat, trust_model=trust_model,
+        **qat_settings(qat, dataset=dataset, epochs=epochs, lr=qat_lr, batch_size=qat_batch_size, limit=qat_limit),
     )
     with rich_progress(epoch_label="QAT epoch") as progress:
         manifests = export(request, progress=progress)

@@ -19,18 +19,6 @@ def _run(call):
         return call(progress)
 
 
-def _default_out(model: str, suffix: str | None) -> Path:
-    """artifacts/NAME[-SUFFIX].keras: NAME is the zoo name or the saved model's stem."""
-    from edgecnn.loading import is_model_file
-
-    if is_model_file(model):
-        return Path("artifacts") / f"{Path(model).stem}-{suffix or 'finetuned'}.keras"
-    from edgecnn.models import get_model_info
-
-    name = get_model_info(model).name
-    return Path("artifacts") / (f"{name}-{suffix}.keras" if suffix else f"{name}.keras")
-
-
 def _pct(value) -> str:
     return "n/a" if value is None else f"{100 * value:.2f}%"
 
@@ -119,7 +107,9 @@ def train_command(
     """
     from edgecnn.training.train import train_model
 
-    out = out or _default_out(model, None)
+    from edgecnn.training.data import default_output
+
+    out = out or default_output(model)
     _, info = _run(lambda progress: train_model(
         model, dataset, epochs=epochs, batch_size=batch_size, lr=lr, lr_schedule=lr_schedule,
         bn_momentum=bn_momentum,
@@ -166,7 +156,9 @@ def prune_command(
     """
     from edgecnn.training.prune import prune_model
 
-    out = out or _default_out(model, "pruned")
+    from edgecnn.training.data import default_output
+
+    out = out or default_output(model, "pruned")
     _, info = _run(lambda progress: prune_model(
         model, dataset, sparsity=sparsity, schedule=schedule, structured=structured, cluster=cluster,
         epochs=epochs, batch_size=batch_size, lr=lr, classes=classes, input_size=input_size,
@@ -217,7 +209,9 @@ def cluster_command(
     """
     from edgecnn.training.cluster import cluster_model
 
-    out = out or _default_out(model, "clustered")
+    from edgecnn.training.data import default_output
+
+    out = out or default_output(model, "clustered")
     _, info = _run(lambda progress: cluster_model(
         model, dataset, clusters=clusters, init=init, preserve_sparsity=keep_sparsity, epochs=epochs,
         batch_size=batch_size, lr=lr, classes=classes, input_size=input_size, alpha=alpha, out=out,

@@ -9,7 +9,6 @@ import typer
 from edgecnn.cli._app import (
     app,
     console,
-    fail,
     one_line_errors,
     print_json,
     print_table,
@@ -55,17 +54,10 @@ def tune_command(
     stopping at the first step with a candidate within budget: plain int8, calibration
     variants, the most sensitive layers kept float, QAT (TFLite).
     """
-    import math
-
-
+    from converters import formats_for
     from edgecnn.tune import TuneRequest, tune
 
-    formats = {"tflite": ("tflite",), "onnx": ("onnx",), "all": ("tflite", "onnx")}.get(fmt)
-    if formats is None:
-        raise fail(f"--format must be tflite, onnx or all. Received `{fmt}`", 2)
-    if not math.isfinite(max_drop) or max_drop < 0:
-        raise fail(f"--max-drop must be a number of points >= 0. Received {max_drop}", 2)
-    request = TuneRequest(model=model, data=data, max_drop=max_drop, formats=formats, optimize=optimize,
+    request = TuneRequest(model=model, data=data, max_drop=max_drop, formats=formats_for(fmt), optimize=optimize,
                           threads=threads, time_budget=time_budget, qat=qat, qat_epochs=qat_epochs,
                           calib_size=calib_size, val_size=val_size, test_size=test_size,
                           max_float_layers=max_float_layers, seed=seed, weights=weights,

@@ -18,6 +18,7 @@ import importlib
 _EXPORTS = {
     "TrainingData": "edgecnn.training.data",
     "load_training_data": "edgecnn.training.data",
+    "default_output": "edgecnn.training.data",
     "train_model": "edgecnn.training.train",
     "evaluate_model": "edgecnn.training.train",
     "save_model": "edgecnn.training.train",

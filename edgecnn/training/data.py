@@ -310,3 +310,16 @@ def _read(source, count: int, seed: int, shape, crop_fraction: float, progress: 
         if n % step == 0:
             progress.advance(step)
     return x[:n], y[:n]
+
+
+def default_output(model: str, stage: str | None = None) -> Path:
+    """Where a stage saves when no --out is given: artifacts/NAME[-STAGE].keras, NAME being the zoo
+    name or the saved model's stem (a fine-tuned saved model gets -finetuned)."""
+    from edgecnn.loading import is_model_file
+
+    if is_model_file(model):
+        return Path("artifacts") / f"{Path(model).stem}-{stage or 'finetuned'}.keras"
+    from edgecnn.models import get_model_info
+
+    name = get_model_info(model).name
+    return Path("artifacts") / (f"{name}-{stage}.keras" if stage else f"{name}.keras")
