@@ -208,6 +208,19 @@ def test_the_chosen_artifact_is_published_with_its_tuning_and_scores_as_recorded
     assert json.loads((report / "report.json").read_text())["schema"] == "edgecnn.tune/1"
 
 
+def test_compare_reads_the_tuning_record(tuned):
+    """compare labels a tuned file as tuned, with the layers tune kept float, read from its manifest."""
+    from edgecnn.reports import build_report
+
+    out = tuned["out"]
+    report = build_report([out / "lenet-rescaled-tuned", out / "lenet-rescaled-tuned-onnx"])
+    labels = {row.facts.format: row.variant for row in report.rows}
+    for fmt, folder in (("tflite", "lenet-rescaled-tuned"), ("onnx", "lenet-rescaled-tuned-onnx")):
+        kept = json.loads((out / folder / "manifest.json").read_text())["float_layers"]
+        assert labels[fmt].startswith("int8 tuned")
+        assert (f"{len(kept)} layer" in labels[fmt]) == bool(kept)
+
+
 # -- bad input: one line, exit 2 or 1, nothing written -----------------------------------------
 
 @pytest.mark.parametrize("args, code, words", [

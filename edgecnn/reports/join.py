@@ -54,6 +54,8 @@ class Facts:
     artifact_name: str | None = None
     versions: dict | None = None  # the tools that built it (manifest)
     manifest_mismatch: bool = False  # a benchmark found a manifest describing another build
+    tuned: bool = False  # chosen by `edgecnn tune` (its manifest holds a tuning record)
+    float_layers: tuple = ()  # layers tune kept in float
 
     def fill(self, **values: Any) -> None:
         """Set the fields still unknown; what was said first stays."""
@@ -71,8 +73,10 @@ class Facts:
         return (self.input_shape, self.alpha, self.classes)
 
 
-def variant_label(quantization: str | None, optimization: dict | None) -> str:
-    """`int8`, `int8 QAT`, `pruned 50%`, `pruned 50% + int8 QAT`, `clustered 16 + int8`.
+def variant_label(quantization: str | None, optimization: dict | None, *, tuned: bool = False,
+                  float_layers: int = 0) -> str:
+    """`int8`, `int8 QAT`, `pruned 50%`, `pruned 50% + int8 QAT`, `clustered 16 + int8`, and for a file
+    `edgecnn tune` chose: `int8 tuned`, `int8 tuned, 3 layers float`.
 
     Float32 is left out of a label that already names an optimization (`pruned 50%` is a
     float32 model); an unknown quantization (a file without a manifest) is `?`.
@@ -88,7 +92,10 @@ def variant_label(quantization: str | None, optimization: dict | None) -> str:
         parts.append(f"{quant} QAT")
     elif quant != "float32" or not parts:
         parts.append(quant)
-    return " + ".join(parts)
+    label = " + ".join(parts)
+    if tuned:
+        label += " tuned" + (f", {float_layers} layer{'s' if float_layers != 1 else ''} float" if float_layers else "")
+    return label
 
 
 def input_label(facts: Facts) -> str:
@@ -168,7 +175,8 @@ class ComparedRow:
 
     @property
     def variant(self) -> str:
-        return variant_label(self.facts.quantization, self.facts.optimization)
+        return variant_label(self.facts.quantization, self.facts.optimization, tuned=self.facts.tuned,
+                             float_layers=len(self.facts.float_layers))
 
     @property
     def host(self) -> dict | None:
@@ -300,6 +308,12 @@ def _from_manifest(facts: Facts, manifest: Manifest) -> None:
                alpha=manifest.option.get("alpha"), classes=manifest.option.get("classes"),
                optimization=_optimization(manifest.optimization), params=manifest.params,
                artifact_name=manifest.artifact, versions=manifest.versions)
+    # The tuning record (`edgecnn tune`): which layers the chosen file keeps in float.
+    tuning, float_layers = manifest.data.get("tuning"), manifest.data.get("float_layers")
+    if isinstance(tuning, dict):
+        facts.tuned = True
+        if isinstance(float_layers, list) and all(isinstance(name, str) for name in float_layers):
+            facts.float_layers = tuple(float_layers)
 
 
 def _from_benchmark(facts: Facts, row: BenchmarkRow) -> None:
