@@ -178,16 +178,12 @@ def _numerics_section(path: Path, reference: Path, images, labels, read: dict) -
     import numpy as np
 
     from edgecnn.numerics import layer_errors
-    from edgecnn.runtime import open_session, run_float
+    from edgecnn.runtime import predict
 
     layers = layer_errors(path, reference, images)
     outputs = {}
     for role, file in (("quantized", path), ("reference", reference)):
-        session = open_session(file)
-        scores = []
-        for start in range(0, len(images), 1 if _fixed_batch_one(session) else 32):
-            scores.append(run_float(session, images[start:start + (1 if _fixed_batch_one(session) else 32)])[0])
-        outputs[role] = np.concatenate(scores).reshape(len(images), -1)
+        outputs[role] = predict(file, images, batch_size=32).reshape(len(images), -1)
     q_top, r_top = outputs["quantized"].argmax(1), outputs["reference"].argmax(1)
     section = {**read, "reference": str(reference), "layers": [e.to_dict() for e in layers],
                "top1_agreement": round(float(np.mean(q_top == r_top)), 4)}
@@ -232,11 +228,6 @@ def _kernel_agreement(path: Path, images, fused) -> dict:
             "top1_agreement": round(float(np.mean(fused.argmax(1) == reference.argmax(1))), 4),
             "max_abs_diff": round(float(np.max(np.abs(fused - reference))), 6),
             "note": "ONNX Runtime's fused kernels (ORT_ENABLE_ALL) against the QDQ graph as written (ORT_DISABLE_ALL)"}
-
-
-def _fixed_batch_one(session) -> bool:
-    shape = session.inputs[0].shape
-    return bool(shape) and shape[0] == 1
 
 
 def inspect_artifact(artifact, *, data: str | None = None, reference=None, threads: int | None = None,
