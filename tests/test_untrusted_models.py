@@ -13,8 +13,14 @@ import pytest
 from typer.testing import CliRunner
 
 from edgecnn.cli import app
-from edgecnn.model_gate import (EDGECNN_LAYERS, KERAS_LAYERS, KERAS_OBJECTS, UntrustedModel, check_model_config,
-                                check_model_file)
+from edgecnn.model_gate import (
+    EDGECNN_LAYERS,
+    KERAS_LAYERS,
+    KERAS_OBJECTS,
+    UntrustedModel,
+    check_model_config,
+    check_model_file,
+)
 from edgecnn.models import create_model, list_models
 
 runner = CliRunner()

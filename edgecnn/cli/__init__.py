@@ -6,11 +6,21 @@ Imports go one way: this package imports the command modules (which register the
 happen inside the commands, so `edgecnn benchmark` on a board never loads TensorFlow.
 """
 
+from edgecnn.cli import benchmark, compare, evaluate, export, inspect, profile, train, tune  # noqa: F401  (importing registers the commands)
 from edgecnn.cli._app import (  # noqa: F401  (the names tests and benchmarks use)
-    OneLineGroup, app, console, error_console, fail, one_line_errors, print_json, print_table, reflow_help,
-    si_bytes, trust_model_option, usage_error_line,
+    OneLineGroup,
+    app,
+    console,
+    error_console,
+    fail,
+    one_line_errors,
+    print_json,
+    print_table,
+    reflow_help,
+    si_bytes,
+    trust_model_option,
+    usage_error_line,
 )
-from edgecnn.cli import benchmark, compare, evaluate, export, inspect, profile, train, tune  # noqa: F401, E402
 
 
 def main() -> None:

@@ -19,6 +19,7 @@ from typing import Any, Callable
 import typer
 from rich.console import Console
 from rich.markup import escape
+from typer.core import TyperGroup
 
 from edgecnn import __version__
 from edgecnn.errors import EdgecnnError
@@ -31,7 +32,6 @@ BadParameter, ClickException = _click_exceptions.BadParameter, _click_exceptions
 MissingParameter, NoSuchOption = _click_exceptions.MissingParameter, _click_exceptions.NoSuchOption
 UsageError = _click_exceptions.UsageError
 NoArgsIsHelpError = getattr(_click_exceptions, "NoArgsIsHelpError", ())  # Click < 8.2 has none
-from typer.core import TyperGroup
 
 
 def _option_name(param) -> str:
@@ -178,7 +178,7 @@ def one_line_errors(command: Callable) -> Callable:
             return command(*args, **kwargs)
         except (typer.Exit, typer.Abort, KeyboardInterrupt):
             raise
-        except Exception as exc:  # noqa: BLE001: the whole point is no traceback
+        except Exception as exc:  # noqa: BLE001  (the whole point is no traceback)
             if os.environ.get("EDGECNN_DEBUG"):
                 raise
             if isinstance(exc, EdgecnnError):

@@ -10,8 +10,16 @@ from typing import List, Optional
 
 import typer
 
-from edgecnn.cli._app import (app, console, error_console, one_line_errors, print_json, print_table, si_bytes,
-                         trust_model_option)
+from edgecnn.cli._app import (
+    app,
+    console,
+    error_console,
+    one_line_errors,
+    print_json,
+    print_table,
+    si_bytes,
+    trust_model_option,
+)
 
 
 def _ms(value) -> str:

@@ -49,8 +49,8 @@ def evaluate_command(
     Inputs are quantized with the input's scale and zero point (a TFLite tensor's, or
     the DequantizeLinear reading an ONNX input; an integer input the model says nothing
     about needs --input-scale, or --preprocess raw for uint8 pixels), outputs
-    dequantized. A manifest.json that is broken is ignored with a warning. Models with 1001 outputs (background class first) are scored
-    against 1000 labels.
+    dequantized. A manifest.json that is broken is ignored with a warning. Models with
+    1001 outputs (background class first) are scored against 1000 labels.
     """
 
     from edgecnn.evaluate import evaluate_artifact

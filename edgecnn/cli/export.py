@@ -8,8 +8,7 @@ from typing import Optional
 import typer
 from rich.table import Table
 
-from edgecnn.cli._app import (app, console, one_line_errors, print_json, print_table, si_bytes,
-                         trust_model_option)
+from edgecnn.cli._app import app, console, one_line_errors, print_json, print_table, si_bytes, trust_model_option
 from edgecnn.cli._progress import rich_progress
 
 
@@ -22,14 +21,17 @@ def export_command(
     dynamic: bool = typer.Option(False, "--dynamic", help="Dynamic range: int8 weights, float activations."),
     int16x8: bool = typer.Option(False, "--int16x8", help="int16 activations, int8 weights, calibrated."),
     fmt: str = typer.Option("tflite", "--format", help="tflite, onnx or all."),
-    weights: str = typer.Option("auto", help="auto (ImageNet if cached or downloadable, else random), none, or a weights file."),
+    weights: str = typer.Option(
+        "auto", help="auto (ImageNet if cached or downloadable, else random), none, or a weights file."),
     input_size: Optional[int] = typer.Option(None, help="Input height and width."),
     alpha: Optional[float] = typer.Option(None, help="Width multiplier (MobileNets)."),
     classes: Optional[int] = typer.Option(None, help="Number of classes."),
-    calib: str = typer.Option("default", help="Calibration images: default (shipped photos; with --qat the --dataset), a folder, fashion-mnist, an .npz, or random."),
+    calib: str = typer.Option("default", help="Calibration images: default (shipped photos; with --qat the --dataset), "
+                                              "a folder, fashion-mnist, an .npz, or random."),
     calib_samples: int = typer.Option(100, help="Calibration samples."),
     calib_method: str = typer.Option("minmax", help="minmax, entropy or percentile (ONNX; TFLite uses minmax)."),
-    io: Optional[str] = typer.Option(None, help="Input/output type of integer TFLite models: int8 (default), uint8, float; int16 for --int16x8."),
+    io: Optional[str] = typer.Option(None, help="Input/output type of integer TFLite models: int8 (default), uint8, "
+                                                "float; int16 for --int16x8."),
     preprocess: str = typer.Option("auto", help="auto (the model's own), tf, caffe, torch, unit or raw."),
     out: Path = typer.Option(Path("artifacts"), help="Folder to write artifact folders into."),
     seed: int = typer.Option(0, help="Seed for random weights, the calibration sample and QAT."),

@@ -6,8 +6,17 @@ from typing import Optional
 
 import typer
 
-from edgecnn.cli._app import (app, console, error_console, one_line_errors, print_json, shape_text, si_bytes,
-                              si_count, trust_model_option)
+from edgecnn.cli._app import (
+    app,
+    console,
+    error_console,
+    one_line_errors,
+    print_json,
+    shape_text,
+    si_bytes,
+    si_count,
+    trust_model_option,
+)
 
 
 @app.command("models")
@@ -59,9 +68,8 @@ def profile_command(
     memory is batch 1, float32, and the peak is what a perfect memory planner needs.
     """
     from edgecnn.errors import BadArgument
-    from edgecnn.profiler import profile_model_file, profile_zoo_model
-
     from edgecnn.loading import is_model_file
+    from edgecnn.profiler import profile_model_file, profile_zoo_model
 
     if is_model_file(model):
         given = [flag for flag, value in (("--alpha", alpha), ("--classes", classes)) if value is not None]

@@ -8,8 +8,7 @@ from typing import Optional
 import typer
 from rich.table import Table
 
-from edgecnn.cli._app import (app, console, one_line_errors, print_json, print_table, si_bytes,
-                         trust_model_option)
+from edgecnn.cli._app import app, console, one_line_errors, print_json, print_table, si_bytes, trust_model_option
 from edgecnn.cli._progress import rich_progress
 
 
@@ -105,9 +104,8 @@ def train_command(
     each) and is saved without them. `edgecnn export OUT.keras` then picks up the
     preprocessing and class names from the sidecar.
     """
-    from edgecnn.training.train import train_model
-
     from edgecnn.training.data import default_output
+    from edgecnn.training.train import train_model
 
     out = out or default_output(model)
     _, info = _run(lambda progress: train_model(
@@ -154,9 +152,8 @@ def prune_command(
     Pruning is prune_low_magnitude, then strip_pruning. The sparsity is read from the
     weights, per layer and in total; the gzip size is compared with the dense model's.
     """
-    from edgecnn.training.prune import prune_model
-
     from edgecnn.training.data import default_output
+    from edgecnn.training.prune import prune_model
 
     out = out or default_output(model, "pruned")
     _, info = _run(lambda progress: prune_model(
@@ -208,7 +205,6 @@ def cluster_command(
     from the weights.
     """
     from edgecnn.training.cluster import cluster_model
-
     from edgecnn.training.data import default_output
 
     out = out or default_output(model, "clustered")
