@@ -554,7 +554,7 @@ def _load_model(request: ExportRequest, progress: Progress):
                   f"`{facts['preprocess']}` (pass --preprocess to choose)")
         return model, facts
 
-    from edgecnn.models import create_model, get_model_info
+    from edgecnn.models import create_model, get_model_info, strip_auxiliary_outputs
     from edgecnn.models._common import WeightsUnavailable
 
     info = get_model_info(request.model)
@@ -596,10 +596,7 @@ def _load_model(request: ExportRequest, progress: Progress):
     else:
         model = create_model(info.name, weights=request.weights, **kwargs)
         weights_label = f"file:{Path(request.weights).name}"
-    if info.name == "googlenet":
-        from edgecnn.models.googlenet import strip_auxiliary_heads
-
-        model = strip_auxiliary_heads(model)
+    model = strip_auxiliary_outputs(model)  # a row's auxiliary heads (and a weights file's) stay out
     preprocess = info.preprocess if request.preprocess == "auto" else request.preprocess
     labels = None
     if weights_label == "imagenet":

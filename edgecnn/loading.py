@@ -72,15 +72,14 @@ def load_keras_model(path, *, preprocess: str = "auto", trust: bool = False):
     path = Path(path)
     model = read_keras_model(path, trust=trust)
 
-    from edgecnn._tf import import_keras
+    from edgecnn.models import MAIN_OUTPUT, strip_auxiliary_outputs
 
-    keras = import_keras()
     if len(model.inputs) != 1:
         raise EdgecnnError(f"{path}: edgecnn exports single-input models; this one has {len(model.inputs)}")
     sidecar = sidecar_for(path) or Sidecar(schema=None)
-    if len(model.outputs) > 1 and any(layer.name == "predictions" for layer in model.layers):
-        # A GoogLeNet saved with its auxiliary heads: export the main classifier only.
-        model = keras.Model(model.inputs, model.get_layer("predictions").output, name=model.name)
+    if len(model.outputs) > 1 and any(layer.name == MAIN_OUTPUT for layer in model.layers):
+        # Saved with auxiliary heads (a GoogLeNet trained with them): the main classifier only.
+        model = strip_auxiliary_outputs(model)
     guessed = preprocess == "auto" and sidecar.preprocess is None
     if preprocess == "auto":
         preprocess = sidecar.preprocess or "tf"

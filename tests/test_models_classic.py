@@ -1,7 +1,8 @@
-"""LeNet-5, AlexNet and GoogLeNet: shapes, golden counts, options, weights files.
+"""LeNet-5, AlexNet and GoogLeNet: golden counts, structure, options, weights files.
 
 Tiny inputs (32x32, 10 classes) except where a published count needs 224x224.
-AlexNet cannot be smaller than 63x63, so its tiny size is 64x64.
+What every model shares (shapes, smallest input, fixed-size rule, feature extractor,
+ImageNet refusal, auxiliary heads) is tested over the registry in test_models_registry.
 """
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from edgecnn.models import create_model, get_model_info
+from edgecnn.models import create_model
 
 # The project's own module: a broken import must fail these tests, not skip them. Only
 # tf_keras (edgecnn[export]) may be missing, and then they skip saying so.
@@ -17,14 +18,6 @@ pytest.importorskip("tf_keras", reason="tf_keras (edgecnn[export]) is not instal
 from edgecnn.models._common import keras  # noqa: E402
 
 layers = keras.layers
-
-TINY = {  # name -> (input_shape, output shape with 10 classes)
-    "lenet5": ((32, 32, 1), (None, 10)),
-    "alexnet": ((64, 64, 3), (None, 10)),
-    "googlenet": ((32, 32, 3), (None, 10)),
-}
-MIN_SIZE = {"lenet5": 16, "alexnet": 63, "googlenet": 32}
-
 
 def _inbound(model):
     """Layer name -> names of the layers feeding it (from the functional config)."""
@@ -50,65 +43,11 @@ def _images(shape, n=2, seed=0):
 
 @pytest.fixture(scope="module")
 def tiny_models():
-    return {name: create_model(name, input_shape=shape, classes=10)
-            for name, (shape, _) in TINY.items()}
+    return {"lenet5": create_model("lenet5", input_shape=(32, 32, 1), classes=10),
+            "googlenet": create_model("googlenet", input_shape=(32, 32, 3), classes=10)}
 
 
-@pytest.fixture(scope="module")
-def googlenet_aux():
-    return create_model("googlenet", input_shape=(32, 32, 3), classes=10, aux_logits=True)
-
-
-# ---------------------------------------------------------------- all three
-
-@pytest.mark.parametrize("name", sorted(TINY))
-def test_output_shape_and_flat_graph(tiny_models, name):
-    model = tiny_models[name]
-    shape, output_shape = TINY[name]
-    assert model.input_shape == (None, *shape)
-    assert model.output_shape == output_shape
-    assert model.name == name
-    assert model.layers[-1].name == "predictions"
-    assert not [layer.name for layer in model.layers if isinstance(layer, keras.Model)]
-    probabilities = model(_images(shape), training=False).numpy()
-    np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, rtol=1e-5)
-
-
-@pytest.mark.parametrize("name", sorted(TINY))
-def test_feature_extractor(name):
-    shape, _ = TINY[name]
-    features = create_model(name, input_shape=shape, include_top=False)
-    assert len(features.output_shape) == 4
-    pooled = create_model(name, input_shape=shape, include_top=False, pooling="avg")
-    assert pooled.output_shape == (None, features.output_shape[-1])
-    assert "predictions" not in [layer.name for layer in pooled.layers]
-
-
-@pytest.mark.parametrize("name", sorted(MIN_SIZE))
-def test_minimum_input_size(name):
-    size, channels = MIN_SIZE[name], TINY[name][0][2]
-    model = create_model(name, input_shape=(size, size, channels), classes=10)
-    assert model.output_shape == (None, 10)
-    # The catalog never promises a size the graph cannot build.
-    assert get_model_info(name).min_input_size >= size
-    with pytest.raises(ValueError, match=f"at least {size}x{size}.*{size - 1}"):
-        create_model(name, input_shape=(size - 1, size, channels), classes=10)
-
-
-@pytest.mark.parametrize("name", ["lenet5", "alexnet"])
-def test_flattening_classifier_needs_a_fixed_size(name):
-    channels = TINY[name][0][2]
-    with pytest.raises(ValueError, match=f"`{name}` with `include_top=True` needs a fixed input size"):
-        create_model(name, input_shape=(None, None, channels))
-    features = create_model(name, include_top=False, input_shape=(None, None, channels))
-    assert features.output_shape[1:3] == (None, None)
-
-
-@pytest.mark.parametrize("name", sorted(TINY))
-def test_imagenet_weights_rejected(name):
-    with pytest.raises(ValueError, match="No ImageNet weights.*weights='imagenet'"):
-        create_model(name, weights="imagenet")
-
+# ---------------------------------------------------------------- weights files and inputs
 
 def test_weights_round_trip_h5(tiny_models, tmp_path):
     model = tiny_models["lenet5"]
@@ -238,54 +177,3 @@ def test_googlenet_inception_bottlenecks(tiny_models, batch_norm):
     if batch_norm:
         assert not model.get_layer("inception_3a_3x3").use_bias
         assert isinstance(model.get_layer("inception_3a_3x3_bn"), layers.BatchNormalization)
-
-
-def test_googlenet_aux_heads_train_and_strip(googlenet_aux):
-    from edgecnn.models.googlenet import strip_auxiliary_heads
-
-    model = googlenet_aux
-    assert model.output_names == ["predictions", "aux1_predictions", "aux2_predictions"]
-    assert [tuple(shape) for shape in model.output_shape] == [(None, 10)] * 3
-    assert not [layer.name for layer in model.layers if isinstance(layer, keras.Model)]
-
-    rng = np.random.default_rng(0)
-    images = _images((32, 32, 3), n=4)
-    labels = rng.integers(0, 10, size=4)
-    # One step: eager skips tracing the three-output train step (10 s on 2 cores).
-    model.compile(optimizer="sgd", loss="sparse_categorical_crossentropy",
-                  loss_weights=[1.0, 0.3, 0.3], run_eagerly=True)
-    before = model.get_layer("aux1_fc").get_weights()[0].copy()
-    history = model.fit(images, [labels, labels, labels], batch_size=4, epochs=1, verbose=0)
-    assert np.isfinite(history.history["loss"][0])
-    assert not np.array_equal(before, model.get_layer("aux1_fc").get_weights()[0])
-
-    stripped = strip_auxiliary_heads(model)
-    assert len(stripped.outputs) == 1
-    assert stripped.output_shape == (None, 10)
-    assert not [layer for layer in stripped.layers if layer.name.startswith("aux")]
-    assert stripped.get_layer("predictions") is model.get_layer("predictions")
-    np.testing.assert_allclose(stripped(images, training=False).numpy(),
-                               model(images, training=False)[0].numpy(), rtol=1e-6)
-
-
-def test_strip_is_a_no_op_without_aux_heads(tiny_models):
-    from edgecnn.models.googlenet import strip_auxiliary_heads
-
-    model = tiny_models["googlenet"]
-    assert strip_auxiliary_heads(model) is model
-
-
-def test_googlenet_aux_weights_round_trip(googlenet_aux, tmp_path):
-    path = tmp_path / "googlenet_aux.h5"
-    googlenet_aux.save_weights(path)
-    loaded = create_model("googlenet", input_shape=(32, 32, 3), classes=10,
-                          aux_logits=True, weights=str(path))
-    images = _images((32, 32, 3))
-    for ours, theirs in zip(googlenet_aux(images, training=False),
-                            loaded(images, training=False)):
-        np.testing.assert_allclose(ours.numpy(), theirs.numpy(), rtol=1e-6)
-
-
-def test_googlenet_aux_needs_top():
-    with pytest.raises(ValueError, match="Received `include_top=False`"):
-        create_model("googlenet", input_shape=(32, 32, 3), include_top=False, aux_logits=True)

@@ -1,19 +1,21 @@
 """VGG16/19 and ResNet18..152: shapes, golden counts, twins of keras.applications, weights.
 
 Built at 32x32 with 10 classes where the check allows it; no network (ImageNet
-downloads are faked).
+downloads are faked). The twins are the registry rows' `keras_twin`; shapes, smallest
+inputs and the fixed-size rule of every model: test_models_registry.
 """
 
 import numpy as np
 import pytest
 
-from edgecnn.models import create_model
+from edgecnn.models import all_model_infos, create_model
 from edgecnn.models._common import WeightsError, keras
 
-MODELS = ["vgg16", "vgg19", "resnet18", "resnet34", "resnet50"]
 SLOW = {"resnet101", "resnet152"}  # 40-60M parameters even at 32x32
-TWINS = {"vgg16": "VGG16", "vgg19": "VGG19", "resnet50": "ResNet50",
-         "resnet101": "ResNet101", "resnet152": "ResNet152"}
+# This file's families, and their keras.applications twins, as the registry rows say.
+FAMILY = [info for info in all_model_infos()
+          if info.entrypoint.startswith(("edgecnn.models.vgg:", "edgecnn.models.resnet:"))]
+TWINS = {info.name: info.keras_twin for info in FAMILY if info.keras_twin}
 TINY = dict(input_shape=(32, 32, 3), classes=10)
 
 
@@ -53,18 +55,6 @@ def twin_pair(request):
     twin = _build_twin(name, classifier_activation="linear", **TINY)
     yield name, ours, twin
     keras.backend.clear_session()
-
-
-@pytest.mark.parametrize("name", MODELS)  # resnet101/152: see test_twin_same_layers
-def test_builds_tiny_flat(name):
-    model = create_model(name, **TINY)
-    assert model.name == name
-    assert model.output_shape == (None, 10)
-    assert model.layers[-1].name == "predictions"
-    assert not any(isinstance(layer, keras.Model) for layer in model.layers)
-    probs = model(_batch(), training=False).numpy()
-    assert probs.shape == (2, 10)
-    np.testing.assert_allclose(probs.sum(axis=1), 1.0, rtol=1e-5)
 
 
 @pytest.mark.parametrize("name, channels", [("vgg16", 512), ("resnet18", 512), ("resnet50", 2048)])
@@ -189,12 +179,6 @@ def test_imagenet_urls_match_tf_keras():
         assert resnet._WEIGHTS_URL.format(file="x") == k_resnet.BASE_WEIGHTS_PATH + "x"
 
 
-@pytest.mark.parametrize("name", ["vgg16", "resnet18"])
-def test_too_small_input(name):
-    with pytest.raises(ValueError, match="at least 32x32"):
-        create_model(name, input_shape=(16, 16, 3))
-
-
 @pytest.mark.parametrize("kwargs, match", [
     (dict(weights="imagenet", input_shape=(32, 32, 3)), "224x224"),
     (dict(weights="imagenet", classes=10), "classes=10"),
@@ -205,19 +189,6 @@ def test_too_small_input(name):
 def test_bad_arguments_fail_before_any_download(name, kwargs, match):
     with pytest.raises(ValueError, match=match):
         create_model(name, **kwargs)
-
-
-@pytest.mark.parametrize("name", ["resnet18", "resnet34"])
-def test_no_imagenet_for_basic_resnets(name):
-    with pytest.raises(ValueError, match="No ImageNet weights"):
-        create_model(name, weights="imagenet")
-
-
-def test_vgg_top_needs_fixed_size():
-    with pytest.raises(ValueError, match="fixed input size"):
-        create_model("vgg16", input_shape=(None, None, 3))
-    model = create_model("vgg16", include_top=False, input_shape=(None, None, 3))
-    assert model.output_shape == (None, None, None, 512)
 
 
 def test_resnet_any_size_and_input_tensor():

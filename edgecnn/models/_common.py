@@ -62,6 +62,25 @@ def check_arguments(*, model_name, weights, include_top, classes, pooling,
         )
 
 
+def model_row(name):
+    """The registry row of `name` (see `_catalog`): a model file reads its own facts from it."""
+    from edgecnn.models import get_model_info
+
+    return get_model_info(name)
+
+
+def resolve_row_input_shape(row, input_shape, *, include_top, weights=None, require_default=False):
+    """`resolve_input_shape` with the row's default and smallest input, and its fixed-size rule."""
+    input_shape = resolve_input_shape(
+        input_shape, model_name=row.name, default_size=row.default_size,
+        min_size=row.min_input_size, default_channels=row.default_input_shape[2],
+        weights=weights, require_default=require_default,
+    )
+    if row.fixed_input_size:
+        require_fixed_size(input_shape, model_name=row.name, include_top=include_top)
+    return input_shape
+
+
 def require_fixed_size(input_shape, *, model_name, include_top):
     """A classifier that flattens the feature map needs the spatial size known when it is built."""
     if include_top and None in input_shape[:2]:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import difflib
 import importlib
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Any, Callable
 
 from edgecnn.errors import BadArgument
 
@@ -30,10 +30,39 @@ class ModelInfo:
     #   "unit":  scaled to [0, 1]                     (LeNet-5)
     preprocess: str
     aliases: tuple[str, ...] = ()
-    keras_twin: str | None = None  # keras.applications twin with the same layers
+    # The keras.applications function with the same layers, names and weights
+    # (golden tests build both and compare), or None where Keras has none.
+    keras_twin: str | None = None
     imagenet_weights: bool = False  # Keras publishes ImageNet weights for the twin
     paper: str = ""
-    extra_args: tuple[str, ...] = field(default=())  # e.g. ("alpha",)
+    # Arguments beyond the Keras Applications ones (the entrypoint takes exactly these;
+    # a test checks it): `--alpha` applies where "alpha" is one of them.
+    extra_args: tuple[str, ...] = field(default=())
+    # The classifier flattens a feature map, so `include_top=True` needs a fixed input size.
+    fixed_input_size: bool = False
+    # Training from scratch builds the model with these arguments (GoogLeNet's
+    # `aux_logits=True`), as (name, value) pairs; they add `auxiliary_outputs`.
+    train_kwargs: tuple[tuple[str, Any], ...] = ()
+    # Output layers of auxiliary classifiers: trained with weight `auxiliary_loss_weight`
+    # each, then dropped by `strip_auxiliary_outputs` (only `predictions` is exported).
+    auxiliary_outputs: tuple[str, ...] = ()
+    auxiliary_loss_weight: float = 0.0
+
+    def __post_init__(self):
+        if bool(self.train_kwargs) != bool(self.auxiliary_outputs):
+            raise RuntimeError(f"{self.name}: train_kwargs and auxiliary_outputs go together")
+        if self.auxiliary_outputs and not 0 < self.auxiliary_loss_weight <= 1:
+            raise RuntimeError(f"{self.name}: auxiliary outputs need a loss weight in (0, 1]")
+
+    @property
+    def default_size(self) -> int:
+        """The default input's height (= width): 224 for the ImageNet models, 32 for LeNet-5."""
+        return self.default_input_shape[0]
+
+    @property
+    def training_kwargs(self) -> dict[str, Any]:
+        """Keyword arguments of `create_model` for training from scratch."""
+        return dict(self.train_kwargs)
 
     def load_entrypoint(self) -> Callable:
         module_name, _, attr = self.entrypoint.partition(":")

@@ -26,19 +26,16 @@ from edgecnn.models._common import (
     global_pool,
     input_shape_of,
     keras,
-    require_fixed_size,
     layers,
     load_weights,
     model_input,
     model_inputs_of,
-    resolve_input_shape,
+    model_row,
+    resolve_row_input_shape,
 )
 
-_DEFAULT_SIZE = 224
-# conv1 11x11/4 (pad 2) then three 3x3/2 max pools without padding:
-# 63 -> 15 -> 7 -> (conv2) 7 -> 3 -> (conv3-5) 3 -> 1. At 62 conv1 gives 14,
-# pool1 6, pool2 2, and pool5 has no 3x3 window left.
-_MIN_SIZE = 63
+# Default and smallest input, preprocessing, fixed-size rule: this model's registry row.
+_ROW = model_row("alexnet")
 
 
 @keras.utils.register_keras_serializable(package="edgecnn")
@@ -96,19 +93,17 @@ def AlexNet(include_top=True, weights=None, input_tensor=None, input_shape=None,
       Other arguments as in `keras.applications`.
     """
     check_arguments(
-        model_name="alexnet", weights=weights, include_top=include_top, classes=classes,
-        pooling=pooling, imagenet_weights=False, classifier_activation=classifier_activation,
+        model_name=_ROW.name, weights=weights, include_top=include_top, classes=classes,
+        pooling=pooling, imagenet_weights=_ROW.imagenet_weights,
+        classifier_activation=classifier_activation,
     )
     if not isinstance(lrn, bool):
         raise ValueError(f"`lrn` must be True or False. Received `lrn={lrn!r}`")
     if (not isinstance(dropout, numbers.Real) or isinstance(dropout, bool)
             or not 0 <= dropout < 1):
         raise ValueError(f"`dropout` must be a number in [0, 1). Received `dropout={dropout!r}`")
-    input_shape = resolve_input_shape(
-        input_shape_of(input_shape, input_tensor), model_name="alexnet",
-        default_size=_DEFAULT_SIZE, min_size=_MIN_SIZE,
-    )
-    require_fixed_size(input_shape, model_name="alexnet", include_top=include_top)
+    input_shape = resolve_row_input_shape(
+        _ROW, input_shape_of(input_shape, input_tensor), include_top=include_top)
 
     img_input = model_input(input_shape, input_tensor)
     x = layers.ZeroPadding2D(2, name="conv1_pad")(img_input)

@@ -40,7 +40,8 @@ from edgecnn.models._common import (
     load_weights,
     model_input,
     model_inputs_of,
-    resolve_input_shape,
+    model_row,
+    resolve_row_input_shape,
 )
 
 # name: (1x1, 3x3 reduce, 3x3, 5x5 reduce, 5x5, pool proj), table 1 of the paper.
@@ -59,10 +60,8 @@ _INCEPTION_CONFIGS = {
 _POOL_AFTER = {"3b": "pool3", "4e": "pool4"}
 _AUX_AFTER = {"4a": "aux1", "4d": "aux2"}
 
-_DEFAULT_SIZE = 224
-# The graph (all 'same' pools) builds at any size; below 32 (its total stride)
-# stage 5 would see a 1x1 map made mostly of padding, so 32 is the floor.
-_MIN_SIZE = 32
+# Default and smallest input, preprocessing, fixed-size rule: this model's registry row.
+_ROW = model_row("googlenet")
 _BN_EPSILON = 1e-3
 
 
@@ -127,15 +126,17 @@ def GoogLeNet(include_top=True, weights=None, input_tensor=None, input_shape=Non
         their fc layer sees the flattened pooled map (4x4x128 at 224x224,
         1x1x128 at 32x32), so their size follows the input size. Needs
         `include_top=True` and a fixed input size. Drop them before export
-        with `strip_auxiliary_heads`.
+        with `edgecnn.models.strip_auxiliary_outputs`. (The registry row
+        trains GoogLeNet with them and names them in `auxiliary_outputs`.)
       batch_norm: add BatchNormalization (no conv bias) between each conv and
         its ReLU, which trains far more easily from scratch than the plain
         2014 network; off by default (the paper has none).
       Other arguments as in `keras.applications`.
     """
     check_arguments(
-        model_name="googlenet", weights=weights, include_top=include_top, classes=classes,
-        pooling=pooling, imagenet_weights=False, classifier_activation=classifier_activation,
+        model_name=_ROW.name, weights=weights, include_top=include_top, classes=classes,
+        pooling=pooling, imagenet_weights=_ROW.imagenet_weights,
+        classifier_activation=classifier_activation,
     )
     if not isinstance(aux_logits, bool):
         raise ValueError(
@@ -148,10 +149,8 @@ def GoogLeNet(include_top=True, weights=None, input_tensor=None, input_shape=Non
             "`aux_logits=True` needs `include_top=True` (the auxiliary heads are "
             "classifiers). Received `include_top=False`"
         )
-    input_shape = resolve_input_shape(
-        input_shape_of(input_shape, input_tensor), model_name="googlenet",
-        default_size=_DEFAULT_SIZE, min_size=_MIN_SIZE,
-    )
+    input_shape = resolve_row_input_shape(
+        _ROW, input_shape_of(input_shape, input_tensor), include_top=include_top)
     if aux_logits and None in input_shape[:2]:
         raise ValueError(
             "`googlenet` with `aux_logits=True` needs a fixed input size (its auxiliary "
@@ -188,21 +187,3 @@ def GoogLeNet(include_top=True, weights=None, input_tensor=None, input_shape=Non
                         name=name or "googlenet")
     return load_weights(model, weights)
 
-
-def strip_auxiliary_heads(model):
-    """The model without its auxiliary classifiers: only the `predictions` output.
-
-    The result shares the layers (and so the weights) of `model`; use it for
-    export and inference after training with `aux_logits=True`. A model with a
-    single output is returned as it is.
-    """
-    if len(model.outputs) == 1:
-        return model
-    try:
-        predictions = model.get_layer("predictions")
-    except ValueError:
-        raise ValueError(
-            f"`{model.name}` has {len(model.outputs)} outputs "
-            f"({', '.join(model.output_names)}) and no `predictions` layer to keep"
-        ) from None
-    return keras.Model(model.inputs, predictions.output, name=model.name)

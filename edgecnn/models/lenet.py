@@ -19,19 +19,16 @@ from edgecnn.models._common import (
     global_pool,
     input_shape_of,
     keras,
-    require_fixed_size,
     layers,
     load_weights,
     model_input,
     model_inputs_of,
-    resolve_input_shape,
+    model_row,
+    resolve_row_input_shape,
 )
 
-_DEFAULT_SIZE = 32
-_DEFAULT_CHANNELS = 1
-# conv 5x5 valid, pool 2, conv 5x5 valid, pool 2: 16 -> 12 -> 6 -> 2 -> 1.
-# At 15 the second pool would see a 1x1 map and output nothing.
-_MIN_SIZE = 16
+# Default and smallest input, preprocessing, fixed-size rule: this model's registry row.
+_ROW = model_row("lenet5")
 
 
 def LeNet5(include_top=True, weights=None, input_tensor=None, input_shape=None,
@@ -57,17 +54,14 @@ def LeNet5(include_top=True, weights=None, input_tensor=None, input_shape=None,
       Other arguments as in `keras.applications`.
     """
     check_arguments(
-        model_name="lenet5", weights=weights, include_top=include_top, classes=classes,
-        pooling=pooling, imagenet_weights=False, classifier_activation=classifier_activation,
+        model_name=_ROW.name, weights=weights, include_top=include_top, classes=classes,
+        pooling=pooling, imagenet_weights=_ROW.imagenet_weights,
+        classifier_activation=classifier_activation,
     )
     if not isinstance(original, bool):
         raise ValueError(f"`original` must be True or False. Received `original={original!r}`")
-    input_shape = resolve_input_shape(
-        input_shape_of(input_shape, input_tensor), model_name="lenet5",
-        default_size=_DEFAULT_SIZE, min_size=_MIN_SIZE,
-        default_channels=_DEFAULT_CHANNELS,
-    )
-    require_fixed_size(input_shape, model_name="lenet5", include_top=include_top)
+    input_shape = resolve_row_input_shape(
+        _ROW, input_shape_of(input_shape, input_tensor), include_top=include_top)
 
     activation = "tanh" if original else "relu"
     pool = layers.AveragePooling2D if original else layers.MaxPooling2D

@@ -29,22 +29,25 @@ import math
 import numbers
 
 from edgecnn.models._common import (
-    imagenet_weights_size,
-    input_shape_of,
     check_arguments,
     global_pool,
+    imagenet_weights_size,
+    input_shape_of,
     keras,
     layers,
     load_weights,
     model_input,
     model_inputs_of,
-    resolve_input_shape,
+    model_row,
+    resolve_row_input_shape,
 )
 
 BASE_WEIGHT_PATH = "https://storage.googleapis.com/tensorflow/keras-applications/mobilenet/"
 IMAGENET_ALPHAS = (0.25, 0.5, 0.75, 1.0)
 IMAGENET_SIZES = (128, 160, 192, 224)
 _ALPHA_TEXT = {1.0: "1_0", 0.75: "7_5", 0.5: "5_0", 0.25: "2_5"}
+# Default and smallest input, preprocessing, fixed-size rule: this model's registry row.
+_ROW = model_row("mobilenet_v1")
 
 
 
@@ -89,12 +92,12 @@ def MobileNet(
         A `keras.Model` (tf_keras), one flat functional graph.
     """
     check_arguments(
-        model_name="mobilenet_v1",
+        model_name=_ROW.name,
         weights=weights,
         include_top=include_top,
         classes=classes,
         pooling=pooling,
-        imagenet_weights=True,
+        imagenet_weights=_ROW.imagenet_weights,
         classifier_activation=classifier_activation,
     )
     if isinstance(alpha, bool) or not isinstance(alpha, numbers.Real) or not math.isfinite(alpha) or alpha <= 0:
@@ -127,12 +130,8 @@ def MobileNet(
                 f"`0.25`, `0.50`, `0.75` or `1.0`. Received `alpha={alpha}`"
             )
 
-    input_shape = resolve_input_shape(
-        input_shape_of(input_shape, input_tensor),
-        model_name="mobilenet_v1",
-        default_size=224,
-        min_size=32,
-        weights=weights,
+    input_shape = resolve_row_input_shape(
+        _ROW, input_shape_of(input_shape, input_tensor), include_top=include_top, weights=weights
     )
     rows = input_shape[0]
     if weights == "imagenet":

@@ -28,14 +28,15 @@ from __future__ import annotations
 from typing import NamedTuple
 
 from edgecnn.models._common import (
-    input_shape_of,
     check_arguments,
+    input_shape_of,
     keras,
     layers,
     load_weights,
     model_input,
     model_inputs_of,
-    resolve_input_shape,
+    model_row,
+    resolve_row_input_shape,
 )
 
 
@@ -56,8 +57,6 @@ _RESNET_CONFIGS = {
 _STAGE_FILTERS = (64, 128, 256, 512)
 _STAGE_STRIDES = (1, 2, 2, 2)  # conv2_x follows the stem's max pool, no stride of its own
 _BN_EPSILON = 1.001e-5  # as in keras.applications
-_DEFAULT_SIZE = 224
-_MIN_SIZE = 32
 
 # The files and md5 hashes that keras.applications downloads: (with top, without top).
 _WEIGHTS_URL = "https://storage.googleapis.com/tensorflow/keras-applications/resnet/{file}"
@@ -119,15 +118,15 @@ def _identity_block(x, branch, filters, use_bias, name):
 def _resnet(variant, *, include_top, weights, input_tensor, input_shape, pooling,
             classes, classifier_activation, name):
     config = _RESNET_CONFIGS[variant]
+    row = model_row(variant)
     check_arguments(
         model_name=variant, weights=weights, include_top=include_top, classes=classes,
-        pooling=pooling, imagenet_weights=variant in _WEIGHTS_HASHES,
+        pooling=pooling, imagenet_weights=row.imagenet_weights,
         classifier_activation=classifier_activation,
     )
-    input_shape = resolve_input_shape(
-        input_shape_of(input_shape, input_tensor), model_name=variant,
-        default_size=_DEFAULT_SIZE, min_size=_MIN_SIZE, weights=weights,
-        require_default=weights == "imagenet" and include_top,
+    input_shape = resolve_row_input_shape(
+        row, input_shape_of(input_shape, input_tensor), include_top=include_top,
+        weights=weights, require_default=weights == "imagenet" and include_top,
     )
 
     img_input = model_input(input_shape, input_tensor)

@@ -12,16 +12,16 @@ Each variant is a row of `_VGG_CONFIGS` (timm style): conv widths, "M" for a
 from __future__ import annotations
 
 from edgecnn.models._common import (
+    check_arguments,
     global_pool,
     input_shape_of,
-    check_arguments,
     keras,
-    require_fixed_size,
     layers,
     load_weights,
     model_input,
     model_inputs_of,
-    resolve_input_shape,
+    model_row,
+    resolve_row_input_shape,
 )
 
 _VGG_CONFIGS = {
@@ -38,22 +38,19 @@ _WEIGHTS_HASHES = {
     "vgg19": ("cbe5617147190e668d6c5d5026f83318", "253f8cb515780f3b799900260a226db6"),
 }
 
-_DEFAULT_SIZE = 224
-_MIN_SIZE = 32
-
 
 def _vgg(variant, *, include_top, weights, input_tensor, input_shape, pooling,
          classes, classifier_activation, name):
+    row = model_row(variant)
     check_arguments(
         model_name=variant, weights=weights, include_top=include_top, classes=classes,
-        pooling=pooling, imagenet_weights=True, classifier_activation=classifier_activation,
+        pooling=pooling, imagenet_weights=row.imagenet_weights,
+        classifier_activation=classifier_activation,
     )
-    input_shape = resolve_input_shape(
-        input_shape_of(input_shape, input_tensor), model_name=variant,
-        default_size=_DEFAULT_SIZE, min_size=_MIN_SIZE, weights=weights,
-        require_default=weights == "imagenet" and include_top,
+    input_shape = resolve_row_input_shape(
+        row, input_shape_of(input_shape, input_tensor), include_top=include_top,
+        weights=weights, require_default=weights == "imagenet" and include_top,
     )
-    require_fixed_size(input_shape, model_name=variant, include_top=include_top)
 
     img_input = model_input(input_shape, input_tensor)
     x = img_input

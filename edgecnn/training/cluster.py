@@ -18,6 +18,7 @@ import time
 from typing import Any
 
 from edgecnn.errors import BadArgument
+from edgecnn.models import strip_auxiliary_outputs
 from edgecnn.training import _toolkit
 from edgecnn.training.data import Progress, TrainingData, load_training_data
 from edgecnn.training.train import (
@@ -32,7 +33,6 @@ from edgecnn.training.train import (
     fit,
     softmax_output,
     save_model,
-    strip_auxiliary_outputs,
 )
 
 INITS = {"kmeans++": "KMEANS_PLUS_PLUS", "linear": "LINEAR", "density": "DENSITY_BASED",
@@ -121,7 +121,7 @@ def cluster_model(
     spec = ModelSpec.resolve(model, input_size=input_size, alpha=alpha, preprocess=preprocess,
                              trust_model=trust_model)
     check_zoo_size(spec, input_size=input_size, alpha=alpha, classes=classes, batch_size=batch_size)
-    spec.kwargs.pop("aux_logits", None)
+    spec.drop_training_kwargs()  # clustering from scratch: no auxiliary heads
     if spec.optimization.get("qat"):
         raise BadArgument(f"{spec.source} is a quantization-aware model; cluster the float model, "
                           "then run QAT (edgecnn export --int8 --qat)")

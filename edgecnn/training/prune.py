@@ -25,6 +25,7 @@ import time
 from typing import Any
 
 from edgecnn.errors import BadArgument
+from edgecnn.models import strip_auxiliary_outputs
 from edgecnn.training import _toolkit
 from edgecnn.training.data import Progress, load_training_data
 from edgecnn.training.train import (
@@ -39,7 +40,6 @@ from edgecnn.training.train import (
     fit,
     softmax_output,
     save_model,
-    strip_auxiliary_outputs,
 )
 
 SCHEDULES = ("polynomial", "constant")
@@ -226,7 +226,7 @@ def prune_model(
     spec = ModelSpec.resolve(model, input_size=input_size, alpha=alpha, preprocess=preprocess,
                              trust_model=trust_model)
     check_zoo_size(spec, input_size=input_size, alpha=alpha, classes=classes, batch_size=batch_size)
-    spec.kwargs.pop("aux_logits", None)  # pruning from scratch: no auxiliary heads
+    spec.drop_training_kwargs()  # pruning from scratch: no auxiliary heads
     if spec.optimization.get("qat"):
         raise BadArgument(f"{spec.source} is a quantization-aware model; prune the float model, "
                           "then run QAT (edgecnn export --int8 --qat)")

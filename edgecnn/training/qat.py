@@ -24,6 +24,7 @@ import time
 from typing import Any
 
 from edgecnn.errors import BadArgument
+from edgecnn.models import strip_auxiliary_outputs
 from edgecnn.records import Optimization
 from edgecnn.training import _toolkit
 from edgecnn.training.data import Progress, TrainingData, load_training_data
@@ -33,7 +34,6 @@ from edgecnn.training.train import (
     evaluate_model,
     fit,
     softmax_output,
-    strip_auxiliary_outputs,
 )
 
 PRESERVE = ("auto", "none", "sparsity", "clusters")

@@ -30,10 +30,11 @@ from typing import Any
 
 from edgecnn.errors import BadArgument, EdgecnnError, check_int, check_number, check_seed
 from edgecnn.loading import is_model_file
+from edgecnn.models import strip_auxiliary_outputs
 from edgecnn.records import SIDECAR_SCHEMA, Optimization, Sidecar
 from edgecnn.training.data import Progress, TrainingData, load_training_data
 
-AUX_LOSS_WEIGHT = 0.3  # Szegedy et al. 2014, section 5
+AUX_LOSS_WEIGHT = 0.3  # Szegedy et al. 2014, section 5; a row's auxiliary_loss_weight wins
 NO_OPTIMIZATION = Optimization.NONE.to_json()
 LR_SCHEDULES = ("constant", "cosine")
 
@@ -141,6 +142,10 @@ class ModelSpec:
         self.model = None  # a loaded saved model
         self.output_classes: int | None = None
         self.kwargs: dict[str, Any] = {}
+        # The registry row's training defaults (GoogLeNet's aux_logits=True, in `kwargs`
+        # until `drop_training_kwargs`) and the loss weight of the heads they add.
+        self.training_kwargs: dict[str, Any] = {}
+        self.aux_loss_weight = AUX_LOSS_WEIGHT
         self.weights = "none"
         self.warnings: list[str] = []
 
@@ -205,8 +210,10 @@ class ModelSpec:
         spec.preprocess = info.preprocess if preprocess == "auto" else preprocess
         if alpha is not None:
             spec.kwargs["alpha"] = alpha
-        if info.name == "googlenet":
-            spec.kwargs["aux_logits"] = True
+        spec.training_kwargs = info.training_kwargs
+        spec.kwargs.update(spec.training_kwargs)
+        if info.auxiliary_outputs:
+            spec.aux_loss_weight = info.auxiliary_loss_weight
         spec.weights = weights or "none"
         if spec.weights == "imagenet" and not info.imagenet_weights:
             raise BadArgument(f"Keras publishes no ImageNet weights for {info.name}; use --weights none "
@@ -235,12 +242,18 @@ class ModelSpec:
         if self.weights == "imagenet":
             base = create_model(self.name, input_shape=self.input_shape, include_top=False,
                                 weights="imagenet", pooling="avg",
-                                **{k: v for k, v in self.kwargs.items() if k != "aux_logits"})
+                                **{k: v for k, v in self.kwargs.items() if k not in self.training_kwargs})
             out = keras.layers.Dense(classes, activation="softmax", name="predictions")(base.output)
             return keras.Model(base.inputs, out, name=base.name)
         weights = None if self.weights == "none" else self.weights
         return create_model(self.name, input_shape=self.input_shape, classes=classes,
                             weights=weights, **self.kwargs)
+
+    def drop_training_kwargs(self) -> None:
+        """Build without the row's training defaults (pruning, clustering: no auxiliary heads)."""
+        for key in self.training_kwargs:
+            self.kwargs.pop(key, None)
+        self.training_kwargs = {}
 
     @property
     def optimization(self) -> dict[str, Any]:
@@ -357,15 +370,6 @@ def batchnorm_recalibration(model, data: TrainingData, progress: Progress | None
             "note": "moving mean/variance set to their average over training batches, final weights"}
 
 
-def strip_auxiliary_outputs(model):
-    """A multi-output model (GoogLeNet with aux heads) without its auxiliary classifiers."""
-    if len(model.outputs) == 1:
-        return model
-    from edgecnn.models.googlenet import strip_auxiliary_heads
-
-    return strip_auxiliary_heads(model)
-
-
 def softmax_output(model) -> bool:
     """Whether the main classifier ends in a softmax (else its outputs are logits).
 
@@ -435,8 +439,12 @@ def _epoch_record(epoch: int, logs: dict) -> dict:
 
 
 def compile_for_training(model, *, lr: float, from_logits: bool | None = None,
-                         lr_schedule: str = "constant", total_steps: int | None = None):
-    """Adam and sparse cross-entropy; GoogLeNet's auxiliary outputs weigh 0.3 each.
+                         lr_schedule: str = "constant", total_steps: int | None = None,
+                         aux_loss_weight: float = AUX_LOSS_WEIGHT):
+    """Adam and sparse cross-entropy; auxiliary outputs weigh `aux_loss_weight` each.
+
+    Their weight is the registry row's `auxiliary_loss_weight` (GoogLeNet's 0.3); the
+    default, the paper's 0.3, is for a multi-output model handed in without a row.
 
     `lr_schedule="cosine"` decays the learning rate to 0 over `total_steps` (cosine).
     """
@@ -456,7 +464,7 @@ def compile_for_training(model, *, lr: float, from_logits: bool | None = None,
         names = model.output_names
         main = "predictions" if "predictions" in names else names[0]
         model.compile(optimizer=optimizer, loss={n: loss for n in names},
-                      loss_weights={n: 1.0 if n == main else AUX_LOSS_WEIGHT for n in names},
+                      loss_weights={n: 1.0 if n == main else aux_loss_weight for n in names},
                       metrics={main: "accuracy"})
     else:
         model.compile(optimizer=optimizer, loss=loss, metrics=["accuracy"])
@@ -465,7 +473,8 @@ def compile_for_training(model, *, lr: float, from_logits: bool | None = None,
 
 def fit(model, data: TrainingData, *, epochs: int, batch_size: int, lr: float, seed: int = 0,
         callbacks=(), progress: Progress | None = None, label: str = "training",
-        from_logits: bool | None = None, lr_schedule: str = "constant") -> list[dict]:
+        from_logits: bool | None = None, lr_schedule: str = "constant",
+        aux_loss_weight: float = AUX_LOSS_WEIGHT) -> list[dict]:
     """Compile and fit `model` on `data` (validating each epoch); returns the history rows.
 
     `from_logits`: whether the outputs are logits; None reads the classifier's activation.
@@ -476,7 +485,7 @@ def fit(model, data: TrainingData, *, epochs: int, batch_size: int, lr: float, s
     progress = progress or Progress()
     steps = data.steps_per_epoch(batch_size)
     compile_for_training(model, lr=lr, from_logits=from_logits, lr_schedule=lr_schedule,
-                         total_steps=steps * epochs)
+                         total_steps=steps * epochs, aux_loss_weight=aux_loss_weight)
     train = data.train_dataset(batch_size, seed=seed)
     val = data.val_dataset(max(batch_size, 256))
     if len(model.outputs) > 1:
@@ -677,7 +686,8 @@ def train_model(
     for message in [*spec.warnings, *data.warnings]:
         progress.warn(message)
     history = fit(keras_model, data, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed,
-                  progress=progress, label="training", lr_schedule=lr_schedule)
+                  progress=progress, label="training", lr_schedule=lr_schedule,
+                  aux_loss_weight=spec.aux_loss_weight)
     trained = strip_auxiliary_outputs(keras_model)
     batchnorm = {"momentum": bn_momentum if bn_layers else None,
                  **batchnorm_recalibration(trained, data, progress)}
@@ -694,7 +704,7 @@ def train_model(
         "batchnorm": batchnorm,
         "seed": seed,
         "auxiliary_heads": (f"trained with {len(keras_model.outputs) - 1} auxiliary classifiers "
-                            f"(loss weight {AUX_LOSS_WEIGHT} each), saved without them"
+                            f"(loss weight {spec.aux_loss_weight} each), saved without them"
                             if len(keras_model.outputs) > 1 else None),
         "history": history,
         "train_accuracy": history[-1]["accuracy"] if history else None,
