@@ -92,7 +92,8 @@ def tree_rss_mb(root: int) -> int:
 
 def run_export(model: str, quantization: str, workdir: Path) -> dict:
     out = workdir / f"{model}-{quantization}"
-    command = ["edgecnn", "export", model, f"--{quantization}", "--format", "all", "--out", str(out), "--json"]
+    flag = [] if quantization == "float32" else [f"--{quantization}"]  # no flag means float32
+    command = ["edgecnn", "export", model, *flag, "--format", "all", "--out", str(out), "--json"]
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
     before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     started = time.perf_counter()
@@ -110,7 +111,7 @@ def run_export(model: str, quantization: str, workdir: Path) -> dict:
     row = {
         "model": model,
         "quantization": quantization,
-        "command": " ".join(command[:5] + ["--format", "all"]),
+        "command": " ".join(command[:3 + len(flag)] + ["--format", "all"]),
         "exit_code": process.returncode,
         "wall_seconds": round(wall, 1),
         "peak_tree_rss_mb": peak,
