@@ -386,8 +386,10 @@ def markdown(report: dict) -> str:
             f"{lat.get('mean_ms', '')} ± {lat.get('std_ms', '')} | {lat.get('count', '')} | "
             f"{'' if 'int8_clean' not in var else ('yes' if var['int8_clean'] else 'NO')} |"
         )
+    harness = any("measured_by" in lat for lat in report["latency"].values())  # not in results written before
     lines += ["", "Latency: LiteRT (XNNPACK) for .tflite, ONNX Runtime CPU for .onnx; one warm-up, "
-              "timer around invoke() only (edgecnn.harness). Ratios are to the float32 file of the same format. "
+              f"timer around invoke() only{' (edgecnn.harness)' if harness else ''}. "
+              "Ratios are to the float32 file of the same format. "
               "Parity: the artifact in its own runtime against the Keras model, on the first "
               "calibration images (as export() does)."]
     spread = report["parity_informative"]
