@@ -189,7 +189,7 @@ def test_numerics_through_the_cli(trained_tiny, tmp_path):
     assert result.exit_code == 0, result.output
     numerics = json.loads(out.read_text())["numerics"]
     assert numerics["images"] == 40 and numerics["preprocess"] == "unit"
-    assert [l["op_type"] for l in numerics["layers"]][-1] == "FULLY_CONNECTED"
+    assert [layer["op_type"] for layer in numerics["layers"]][-1] == "FULLY_CONNECTED"
     assert numerics["top1_agreement"] > 0.8 and numerics["top1"]["reference"] > 0.4
     result = runner.invoke(app, ["inspect", trained_tiny["int8-onnx"]["path"], "--data",
                                  "tests/data/fashion-mnist-test-200.npz", "--reference",
@@ -292,7 +292,6 @@ def test_dynamic_range_tflite_is_weight_only_not_float(tmp_path):
 def test_dynamic_spatial_dims_census_without_a_run(tmp_path):
     """A third-party graph with named dynamic dimensions everywhere: no input can be made to run it,
     so the census stands, the runtime says why nothing ran, and --profile says so too."""
-    import onnx
     from onnx import TensorProto, helper
 
     dims = ["N", 3, "H", "W"]

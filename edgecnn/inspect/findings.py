@@ -70,8 +70,8 @@ def findings(report: dict) -> list[dict]:
             "for int8 compute, export full integer quantization with calibration data (edgecnn export --int8).",
             int8_weights=weights["int8"])
     elif not graph["quantized"]:
-        add(40, "float_graph", f"The graph computes in {graph['ops_by_type'][0]['compute_dtype'] if graph['ops_by_type'] else 'float'} "
-            "throughout: no integer op.",
+        dtype = graph["ops_by_type"][0]["compute_dtype"] if graph["ops_by_type"] else "float"
+        add(40, "float_graph", f"The graph computes in {dtype} throughout: no integer op.",
             "export with --int8 for int8 kernels and weights a quarter of the size (edgecnn export --int8).")
 
     # 2. delegation (TFLite)
@@ -125,8 +125,8 @@ def findings(report: dict) -> list[dict]:
         batch = [d for d in inputs_dynamic if d["axis"] == 0]
         what = "the input batch is dynamic" if batch and len(inputs_dynamic) == len(batch) else \
             f"{len(inputs_dynamic)} input dimensions are dynamic"
-        add(20 + 5 * (len(inputs_dynamic) - len(batch)), "dynamic",
-            f"{what[0].upper()}{what[1:]} ({', '.join(d['tensor'] + '[' + str(d['axis']) + ']' for d in inputs_dynamic)}).",
+        dims = ", ".join(f"{d['tensor']}[{d['axis']}]" for d in inputs_dynamic)
+        add(20 + 5 * (len(inputs_dynamic) - len(batch)), "dynamic", f"{what[0].upper()}{what[1:]} ({dims}).",
             "runtimes then size buffers when the first input arrives and again when the shape changes; "
             "fix the shape at export where the deployment feeds one size (batch 1).")
 
@@ -156,10 +156,10 @@ def findings(report: dict) -> list[dict]:
             "agreement below describe a model that has learned nothing.",
             "inspect the numerics of a trained model (edgecnn export MODEL.keras, or --weights).")
     if numerics:
-        layers = [l for l in numerics["layers"] if isinstance(l["sqnr_db"], (int, float))]
+        layers = [layer for layer in numerics["layers"] if isinstance(layer["sqnr_db"], (int, float))]
         if layers:
-            worst = min(layers, key=lambda l: l["sqnr_db"])
-            finite = sorted(l["sqnr_db"] for l in layers)
+            worst = min(layers, key=lambda layer: layer["sqnr_db"])
+            finite = sorted(layer["sqnr_db"] for layer in layers)
             median = finite[len(finite) // 2]
             add(60 if worst["sqnr_db"] < 20 else 25, "numerics",
                 f"The lowest per-layer SQNR is {worst['sqnr_db']:.1f} dB at {worst['name']} ({worst['op_type']}); "

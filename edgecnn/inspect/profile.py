@@ -50,7 +50,6 @@ def ort_profile(path: Path, *, threads: int | None = None, runs: int = 50, warmu
     import onnxruntime as ort
 
     from edgecnn.runtime.onnx import OnnxSession
-    from edgecnn.runtime.tensors import TensorInfo
 
     probe = OnnxSession(path, threads=threads)  # the benchmark's session: checks the file, gives inputs
     with tempfile.TemporaryDirectory(prefix="edgecnn-profile-") as tmp:

@@ -47,8 +47,8 @@ def blocks(report: dict, *, top_nodes: int = 15) -> list[Block]:
     art, graph, runtime = report["artifact"], report["graph"], report["runtime"]
     prof, hardware, numerics = report.get("profile"), report["hardware"], report.get("numerics")
     out: list[Block] = []
-    head = [f"{art['name']}  ({art['format']}, {_bytes(art['bytes'])}, "
-            f"{'manifest: ' + str(art.get('model')) + ' ' + str(art.get('quantization')) if art['manifest'] else 'no manifest'})",
+    origin = f"manifest: {art.get('model')!s} {art.get('quantization')!s}" if art["manifest"] else "no manifest"
+    head = [f"{art['name']}  ({art['format']}, {_bytes(art['bytes'])}, {origin})",
             f"sha256 {art['sha256'][:16]}...",
             f"ops {graph['ops']}, params {_si(graph['params'])}, MACs {_si(graph['macs'])} (batch 1), "
             f"{'quantized' if graph['quantized'] else 'float'} graph"]
@@ -65,7 +65,8 @@ def blocks(report: dict, *, top_nodes: int = 15) -> list[Block]:
                                                                      for o in graph["float_ops"][:10]) or "none"))
     dyn = graph["dynamic_dims"]
     lines.append("dynamic dimensions: " + (", ".join(f"{d['role']} {d['tensor']}[{d['axis']}]"
-                                                      + (f" ({d['dim']})" if d.get("dim") else "") for d in dyn) or "none"))
+                                                      + (f" ({d['dim']})" if d.get("dim") else "") for d in dyn)
+                                            or "none"))
     w = graph["weights"]
     lines.append(f"weights: {w['tensors']} tensors, {w['int8']} int8 ({w['int8_within_7_bits']} within 7 bits), "
                  f"{w['per_channel']} per-channel")
@@ -88,8 +89,8 @@ def blocks(report: dict, *, top_nodes: int = 15) -> list[Block]:
                  "providers: " + (", ".join(f"{k} ({v} nodes)" for k, v in runtime["providers"].items())
                                   or runtime.get("note") or "none"),
                  "fused int8 kernels: " + (", ".join(runtime["fused"]) or "none"),
-                 "Q/DQ left after optimization: " + (", ".join(f"{k} x{v}" for k, v in runtime["optimized_conversions"].items())
-                                                     or "none"),
+                 "Q/DQ left after optimization: "
+                 + (", ".join(f"{k} x{v}" for k, v in runtime["optimized_conversions"].items()) or "none"),
                  "float ops left between DequantizeLinear and QuantizeLinear: "
                  + (", ".join(f"{o['op_type']} ({o['name']})" for o in runtime["unfused"][:10]) or "none")
                  + (f" and {len(runtime['unfused']) - 10} more" if len(runtime["unfused"]) > 10 else "")]
@@ -107,7 +108,8 @@ def blocks(report: dict, *, top_nodes: int = 15) -> list[Block]:
                         [[r["op_type"], str(r["nodes"]), f"{r['ms']:.4f}", f"{100 * r['share']:.1f}%"]
                          for r in prof["by_op_type"]]))
             out.append(("table", f"6b. Slowest nodes (top {top_nodes})", ["Node", "Op", "Provider", "ms"],
-                        [[n["name"], n["op_type"], n["provider"], f"{n['ms']:.4f}"] for n in prof["nodes"][:top_nodes]]))
+                        [[n["name"], n["op_type"], n["provider"], f"{n['ms']:.4f}"]
+                         for n in prof["nodes"][:top_nodes]]))
     feats = hardware["features"]
     out.append(("lines", "7. Hardware", [
         f"{hardware.get('cpu')} ({hardware.get('cores')} cores, {hardware['arch']})",
@@ -125,9 +127,10 @@ def blocks(report: dict, *, top_nodes: int = 15) -> list[Block]:
             summary += (f"; fused kernels vs the file's QDQ arithmetic: top-1 {100 * kernels['top1_agreement']:.1f}%, "
                         f"max |diff| {kernels['max_abs_diff']:.4g}")
         out.append(("table", f"8. Numerics per layer: {summary}", ["Tensor", "Op", "SQNR dB", "rel RMSE"],
-                    [[_short(l["name"]), l["op_type"], _db(l["sqnr_db"]),
-                      f"{l['rel_rmse']:.4f}" if isinstance(l["rel_rmse"], (int, float)) else str(l["rel_rmse"])]
-                     for l in numerics["layers"]]))
+                    [[_short(layer["name"]), layer["op_type"], _db(layer["sqnr_db"]),
+                      f"{layer['rel_rmse']:.4f}" if isinstance(layer["rel_rmse"], (int, float))
+                      else str(layer["rel_rmse"])]
+                     for layer in numerics["layers"]]))
     if report.get("warnings"):
         out.append(("lines", "Warnings", report["warnings"]))
     return out
