@@ -158,7 +158,6 @@ def _load_images(data: str, path: Path, manifest: dict | None, reference_manifes
                  preprocess: str, samples: int, warn) -> tuple:
     """(float32 images in the model's layout, labels or None, what was read)."""
     from calibration import CalibrationData
-
     from edgecnn.evaluate import _image_layout, _resolve_preprocess
 
     (h, w, c), layout = _image_layout(tuple(d if isinstance(d, int) and d > 0 else -1 for d in input_shape),
