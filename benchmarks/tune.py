@@ -30,9 +30,9 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO))  # run as a script from a checkout
 
-from edgecnn.host import machine_info, machine_slug, write_atomic
+from edgecnn.host import machine_info, machine_slug, write_atomic  # noqa: E402  (after the sys.path line above)
 
 MODELS = {
     "lenet5": {"zoo": "lenet5", "input_size": 32, "alpha": None, "epochs": 5, "batch_size": 64, "lr": 2e-3,
@@ -118,8 +118,8 @@ def summary(record: dict) -> dict:
 
 def markdown(report: dict) -> str:
     lines = ["# edgecnn tune on trained Fashion-MNIST models", "",
-             f"Machine: {report['machine'].get('cpu_model')}, {report['machine'].get('cores_usable')} usable cores; threads "
-             f"{report['threads']}. Parts of the Fashion-MNIST test split: calibration 200, validation 1000, "
+             f"Machine: {report['machine'].get('cpu_model')}, {report['machine'].get('cores_usable')} usable cores; "
+             f"threads {report['threads']}. Parts of the Fashion-MNIST test split: calibration 200, validation 1000, "
              "test 1000 (seed 0). Drops in top-1 points below the float artifact of the same format "
              "(validation chooses, test reports).", "",
              "| model | budget | format | chosen | float layers | test drop | size | p50 ms | int-only | "
@@ -151,7 +151,8 @@ def markdown(report: dict) -> str:
     if report.get("engines"):
         lines += ["", "TFLite int8 engines on the same 100 calibration images (top-1 on validation + test, "
                   "2000 images; p50 at the default harness settings):", "",
-                  "| model | engine | seconds | size | top-1 | p50 ms | same ops | io |", "|---|---|---:|---:|---:|---:|---|---|"]
+                  "| model | engine | seconds | size | top-1 | p50 ms | same ops | io |",
+                  "|---|---|---:|---:|---:|---:|---|---|"]
         for model_name, e in report["engines"].items():
             for engine in ("converter", "ai-edge-quantizer"):
                 r = e[engine]

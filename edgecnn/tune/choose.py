@@ -17,11 +17,13 @@ def choose(candidates, *, max_drop: float, optimize: str) -> tuple[object | None
     within = [c for c in done if c.within_budget]
     if within:
         if optimize == "size":
-            key = lambda c: (c.bytes, c.latency_ms if c.latency_ms is not None else math.inf, c.val_drop)
+            def key(c):
+                return c.bytes, c.latency_ms if c.latency_ms is not None else math.inf, c.val_drop
             rule = (f"the smallest file among the {len(within)} candidate(s) within --max-drop {max_drop:g} "
                     "on validation (ties: faster, then smaller drop)")
         else:
-            key = lambda c: (c.latency_ms if c.latency_ms is not None else math.inf, c.bytes, c.val_drop)
+            def key(c):
+                return c.latency_ms if c.latency_ms is not None else math.inf, c.bytes, c.val_drop
             rule = (f"the fastest (harness p50) among the {len(within)} candidate(s) within --max-drop "
                     f"{max_drop:g} on validation (ties: smaller, then smaller drop)")
         chosen = min(within, key=key)

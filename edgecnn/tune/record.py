@@ -72,7 +72,7 @@ def publish(request, facts, model, parts, ctx, runs, out: Path, workdir: Path, s
     record["seconds"] = round(seconds, 2)
 
     # The chosen artifacts, each in its own folder.
-    for fmt, (chosen, why) in choices.items():
+    for fmt, (chosen, _why) in choices.items():
         name = f"{stem}-tuned" if fmt == "tflite" else f"{stem}-tuned-onnx"
         staging = Path(tempfile.mkdtemp(prefix=f".{name}.", suffix=".partial", dir=out))
         try:
