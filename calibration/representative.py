@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import PIL
 
+from calibration.errors import BadArgument
 from calibration.preprocessing import (
     check_crop_fraction,
     check_input_shape,
@@ -24,7 +25,6 @@ from calibration.preprocessing import (
     resize_image,
 )
 from calibration.sources import ImageSource, open_source
-from calibration.errors import BadArgument
 
 
 class CalibrationData:

@@ -39,7 +39,8 @@ class LayerError:
     op_type: str  # the op producing it in the quantized graph: "Conv", "CONV_2D", "DEPTHWISE_CONV_2D"
     sqnr_db: float  # 10*log10(sum(ref^2)/sum((ref-q)^2)), inf when equal
     rel_rmse: float  # rmse(ref-q)/rms(ref)
-    shape: tuple = field(default=())  # one image's tensor shape, batch left out (ONNX: flattened, as ORT's tool saves it)
+    # one image's tensor shape, batch left out (ONNX: flattened, as ORT's tool saves it)
+    shape: tuple = field(default=())
     elements: int = 0  # values compared, over all images
     max_abs_error: float = 0.0
     images: int = 0
@@ -180,8 +181,8 @@ def _tflite_value(interpreter, detail) -> np.ndarray:
 
 
 def _tflite_quantize_input(x: np.ndarray, detail) -> np.ndarray:
-    from edgecnn.runtime.tflite import _tensor_info
     from edgecnn.runtime.tensors import quantize
+    from edgecnn.runtime.tflite import _tensor_info
 
     return quantize(x, _tensor_info(detail))
 
@@ -265,7 +266,7 @@ def _onnx_errors(quantized: Path, reference: Path, images: np.ndarray, batch_siz
     for role, path in (("quantized", quantized), ("reference", reference)):
         try:
             models[role] = onnx.load(str(path), load_external_data=False)
-        except Exception as exc:  # noqa: BLE001: protobuf raises DecodeError and friends
+        except Exception as exc:  # noqa: BLE001  (protobuf raises DecodeError and friends)
             reason = " ".join(str(exc).split())[:200] or "the bytes do not parse as an ONNX protobuf"
             raise EdgecnnError(f"{path.name} is not a loadable ONNX model: {reason}") from None
     q_model, r_model = models["quantized"], models["reference"]
@@ -310,7 +311,7 @@ def _onnx_errors(quantized: Path, reference: Path, images: np.ndarray, batch_siz
                 modify_model_output_intermediate_tensors(str(path), str(augmented))
                 sessions[role] = ort.InferenceSession(str(augmented), sess_options=options,
                                                       providers=["CPUExecutionProvider"])
-            except Exception as exc:  # noqa: BLE001: ORT and onnx raise their own types
+            except Exception as exc:  # noqa: BLE001  (ORT and onnx raise their own types)
                 reason = " ".join(str(exc).split())[:300] or type(exc).__name__
                 raise EdgecnnError(f"{path.name}: ONNX Runtime cannot expose its tensors: {reason}") from None
         for start in range(0, len(images), step):

@@ -222,7 +222,7 @@ class _Walker:
                        else [self.keras_shape(s) for s in in_shapes])
                 computed = layer.compute_output_shape(arg)
                 shapes = [_as_tuple(s) for s in _flatten_shapes(computed)]
-            except Exception as exc:  # noqa: BLE001: any failure means "unknown"
+            except Exception as exc:  # noqa: BLE001  (any failure means "unknown")
                 raise EdgecnnError(
                     f"cannot work out the output shape of layer `{layer.name}` "
                     f"({type(layer).__name__}) for inputs {in_shapes}: {exc}"
@@ -284,7 +284,7 @@ def _input_overrides(model, inputs, input_shape) -> list[tuple]:
     """Batch-1 shapes for the model inputs, with `input_shape` filling unknown dims."""
     shapes = [_static_shape(t) for t in inputs]
     if input_shape is None:
-        for layer_input, shape in zip(inputs, shapes):
+        for shape in shapes:
             if not _known(shape):
                 raise BadArgument(
                     f"`{model.name}` takes inputs of shape {shape[1:]} with unknown "
