@@ -56,8 +56,8 @@ def export_all(workdir: Path) -> Path:
 
 
 def _worst(layers: list, n: int = 5) -> list:
-    finite = [l for l in layers if isinstance(l["sqnr_db"], (int, float))]
-    return sorted(finite, key=lambda l: l["sqnr_db"])[:n]
+    finite = [layer for layer in layers if isinstance(layer["sqnr_db"], (int, float))]
+    return sorted(finite, key=lambda layer: layer["sqnr_db"])[:n]
 
 
 def markdown(report: dict) -> str:
@@ -73,7 +73,8 @@ def markdown(report: dict) -> str:
         "",
     ]
     timing = report["latency"]
-    lines += [f"Latency through the harness at {report['threads']} thread(s), {len(next(iter(timing.values()))['p50_ms'])} "
+    rounds = len(next(iter(timing.values()))["p50_ms"])
+    lines += [f"Latency through the harness at {report['threads']} thread(s), {rounds} "
               "rounds with the artifacts interleaved (p50 of each round; min and median over rounds):", "",
               "| artifact | p50 ms (min) | p50 ms (median) | float / this (min) |", "|---|---:|---:|---:|"]
     for name, t in timing.items():
@@ -116,8 +117,8 @@ def markdown(report: dict) -> str:
             lines += [f"Numerics: {numerics['images']} images of `{numerics['data']}`, top-1 agreement with float "
                       f"{100 * numerics['top1_agreement']:.1f}%. Lowest SQNR layers:", "",
                       "| tensor | op | SQNR dB | rel RMSE |", "|---|---|---:|---:|"]
-            lines += [f"| {l['name']} | {l['op_type']} | {l['sqnr_db']:.1f} | {l['rel_rmse']:.4f} |"
-                      for l in _worst(numerics["layers"])]
+            lines += [f"| {layer['name']} | {layer['op_type']} | {layer['sqnr_db']:.1f} | {layer['rel_rmse']:.4f} |"
+                      for layer in _worst(numerics["layers"])]
             lines.append("")
     return "\n".join(lines) + "\n"
 
