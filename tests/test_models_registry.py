@@ -247,6 +247,20 @@ def test_auxiliary_weights_round_trip(with_aux, name, tmp_path):
 
 
 @pytest.mark.parametrize("name", WITH_AUX)
+def test_a_saved_model_with_auxiliary_heads_loads_without_them(with_aux, name, tmp_path):
+    """export and train load a .keras saved with its auxiliary heads as its main classifier."""
+    from edgecnn.loading import load_keras_model
+
+    path = tmp_path / f"{name}_aux.keras"
+    with_aux(name).save(path)
+    model, facts = load_keras_model(path)
+    assert model.output_names == [MAIN_OUTPUT]
+    images = _images(_tiny_shape(name))
+    np.testing.assert_allclose(model(images, training=False).numpy(),
+                               with_aux(name)(images, training=False)[0].numpy(), rtol=1e-6)
+
+
+@pytest.mark.parametrize("name", WITH_AUX)
 def test_auxiliary_heads_need_top(name):
     info = get_model_info(name)
     with pytest.raises(ValueError, match="Received `include_top=False`"):
