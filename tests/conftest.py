@@ -9,7 +9,6 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import pytest  # noqa: E402
 
-
 FASHION_200 = Path(__file__).parent / "data" / "fashion-mnist-test-200.npz"
 
 

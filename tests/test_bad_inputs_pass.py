@@ -210,9 +210,11 @@ def test_a_failure_inside_model_fit_is_reported_by_its_reason_not_tensorflows_fr
     step_function(...` cut at 300 characters: frames of TensorFlow, not the reason."""
     from edgecnn.training.train import _error_reason
 
-    traced = ValueError('in user code:\n\n    File "/x/tf_keras/src/engine/training.py", line 1398, in train_function  *\n'
+    traced = ValueError('in user code:\n\n'
+                        '    File "/x/tf_keras/src/engine/training.py", line 1398, in train_function  *\n'
                         '        return step_function(self, iterator)\n\n'
-                        "    TypeError: Input 'y' of 'Less' Op has type int64 that does not match type int32 of argument 'x'.\n")
+                        "    TypeError: Input 'y' of 'Less' Op has type int64 that does not match type int32 "
+                        "of argument 'x'.\n")
     assert _error_reason(traced) == ("Input 'y' of 'Less' Op has type int64 that does not match type int32 "
                                      "of argument 'x'.")
     assert _error_reason(ValueError("Shapes (None, 3) and (None, 10) are incompatible")) == \
@@ -304,7 +306,8 @@ def test_an_io_that_does_not_fit_is_refused_without_importing_tensorflow(tmp_pat
     import sys
 
     code = ("import sys\nfrom typer.testing import CliRunner\nfrom edgecnn.cli import app\n"
-            f"r = CliRunner().invoke(app, ['export', 'lenet5', '--weights', 'none', *{args!r}, '--out', {str(tmp_path / 'out')!r}])\n"
+            f"r = CliRunner().invoke(app, ['export', 'lenet5', '--weights', 'none', *{args!r}, "
+            f"'--out', {str(tmp_path / 'out')!r}])\n"
             "assert r.exit_code == 2, r.output\nassert 'does not apply to' in r.stderr, r.stderr\n"
             "assert 'tensorflow' not in sys.modules, 'TensorFlow was imported to refuse --io'\n")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)

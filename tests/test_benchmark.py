@@ -142,7 +142,8 @@ def test_interpret_worker_reasons():
     assert interpret_worker(0, ok, "")[0] == {"status": "ok", "latency_ms": {}}
     failed = load + '{"result": {"status": "failed", "error": "bad file"}}\n'
     assert interpret_worker(1, failed, "") == (None, "bad file")
-    result, reason = interpret_worker(-signal.SIGSEGV, load, "INFO: Created TensorFlow Lite XNNPACK delegate for CPU.\n")
+    result, reason = interpret_worker(-signal.SIGSEGV, load,
+                                      "INFO: Created TensorFlow Lite XNNPACK delegate for CPU.\n")
     assert result is None and reason == "runtime crashed (SIGSEGV, signal 11) while loading the model"
     _, reason = interpret_worker(-signal.SIGABRT, load + '{"phase": "loop"}\n', "F tflite: check failed\n")
     assert reason == "runtime crashed (SIGABRT, signal 6) during the timed runs: F tflite: check failed"
@@ -200,7 +201,8 @@ def test_cli_defaults_are_benchmark_models(monkeypatch):
     result = runner.invoke(app, ["benchmark", "a.tflite", "--json"])
     assert result.exit_code == 0, result.output
     s = seen["s"]
-    assert (s.warmup, s.runs, s.min_secs, s.max_secs, s.runtime, s.threads, s.batch) == (1, 50, 1.0, 150.0, "auto", None, 1)
+    assert (s.warmup, s.runs, s.min_secs, s.max_secs, s.runtime, s.threads, s.batch) == (
+        1, 50, 1.0, 150.0, "auto", None, 1)
 
 
 @pytest.mark.parametrize("args, words", [

@@ -11,7 +11,6 @@ from pathlib import Path
 from edgecnn.host import machine_info, machine_slug
 from edgecnn.manifest import tool_versions
 from edgecnn.results import now_iso
-
 from suite import config, report, state
 from suite.config import MODELS, QUICK_RUN, RunSettings
 from suite.runner import REPO, log, run_edgecnn
