@@ -34,8 +34,16 @@ from edgecnn.models._common import keras  # noqa: E402
 # What a test costs, not a fact of the model: 40-60M parameters even at 32x32.
 SLOW = {"resnet101", "resnet152"}
 # The Keras Applications arguments every entrypoint takes; the rest are the row's extra_args.
-KERAS_ARGS = {"include_top", "weights", "input_tensor", "input_shape", "pooling", "classes",
-              "classifier_activation", "name"}
+KERAS_ARGS = {
+    "include_top",
+    "weights",
+    "input_tensor",
+    "input_shape",
+    "pooling",
+    "classes",
+    "classifier_activation",
+    "name",
+}
 WITH_AUX = [info.name for info in all_model_infos() if info.auxiliary_outputs]
 FIXED = [info.name for info in all_model_infos() if info.fixed_input_size]
 
@@ -85,14 +93,14 @@ def with_aux():
     def get(name):
         if name not in built:
             info = get_model_info(name)
-            built[name] = create_model(name, input_shape=_tiny_shape(name), classes=10,
-                                       **info.training_kwargs)
+            built[name] = create_model(name, input_shape=_tiny_shape(name), classes=10, **info.training_kwargs)
         return built[name]
 
     return get
 
 
 # ---------------------------------------------------------------- the rows themselves
+
 
 @pytest.mark.parametrize("name", list_models())
 def test_row_matches_its_entrypoint(name):
@@ -135,6 +143,7 @@ def test_default_input_is_the_rows(name, monkeypatch):
 
 
 # ---------------------------------------------------------------- built tiny
+
 
 @pytest.mark.parametrize("name", _params(list_models()))
 def test_builds_tiny_flat(tiny, name):
@@ -200,6 +209,7 @@ def test_imagenet_weights_rejected(name):
 
 # ---------------------------------------------------------------- auxiliary outputs
 
+
 @pytest.mark.parametrize("name", WITH_AUX)
 def test_auxiliary_heads_train_and_strip(with_aux, name):
     info = get_model_info(name)
@@ -212,13 +222,18 @@ def test_auxiliary_heads_train_and_strip(with_aux, name):
     rng = np.random.default_rng(0)
     images = _images(shape, n=4)
     labels = rng.integers(0, 10, size=4)
-    first_aux_fc = next(layer for layer in model.layers
-                        if layer.name.startswith(info.auxiliary_outputs[0].split("_")[0])
-                        and isinstance(layer, keras.layers.Dense))
+    first_aux_fc = next(
+        layer
+        for layer in model.layers
+        if layer.name.startswith(info.auxiliary_outputs[0].split("_")[0]) and isinstance(layer, keras.layers.Dense)
+    )
     # One step: eager skips tracing the multi-output train step (10 s on 2 cores).
-    model.compile(optimizer="sgd", loss="sparse_categorical_crossentropy",
-                  loss_weights=[1.0] + [info.auxiliary_loss_weight] * len(info.auxiliary_outputs),
-                  run_eagerly=True)
+    model.compile(
+        optimizer="sgd",
+        loss="sparse_categorical_crossentropy",
+        loss_weights=[1.0] + [info.auxiliary_loss_weight] * len(info.auxiliary_outputs),
+        run_eagerly=True,
+    )
     before = first_aux_fc.get_weights()[0].copy()
     history = model.fit(images, [labels] * len(model.outputs), batch_size=4, epochs=1, verbose=0)
     assert np.isfinite(history.history["loss"][0])
@@ -230,8 +245,9 @@ def test_auxiliary_heads_train_and_strip(with_aux, name):
     prefixes = tuple(output.split("_")[0] + "_" for output in info.auxiliary_outputs)  # aux1_, aux2_
     assert not [layer for layer in stripped.layers if layer.name.startswith(prefixes)]
     assert stripped.get_layer(MAIN_OUTPUT) is model.get_layer(MAIN_OUTPUT)
-    np.testing.assert_allclose(stripped(images, training=False).numpy(),
-                               model(images, training=False)[0].numpy(), rtol=1e-6)
+    np.testing.assert_allclose(
+        stripped(images, training=False).numpy(), model(images, training=False)[0].numpy(), rtol=1e-6
+    )
 
 
 @pytest.mark.parametrize("name", WITH_AUX)
@@ -239,8 +255,7 @@ def test_auxiliary_weights_round_trip(with_aux, name, tmp_path):
     info = get_model_info(name)
     path = tmp_path / f"{name}_aux.h5"
     with_aux(name).save_weights(path)
-    loaded = create_model(name, input_shape=_tiny_shape(name), classes=10, weights=str(path),
-                          **info.training_kwargs)
+    loaded = create_model(name, input_shape=_tiny_shape(name), classes=10, weights=str(path), **info.training_kwargs)
     images = _images(_tiny_shape(name))
     for ours, theirs in zip(with_aux(name)(images, training=False), loaded(images, training=False)):
         np.testing.assert_allclose(ours.numpy(), theirs.numpy(), rtol=1e-6)
@@ -256,8 +271,9 @@ def test_a_saved_model_with_auxiliary_heads_loads_without_them(with_aux, name, t
     model, facts = load_keras_model(path)
     assert model.output_names == [MAIN_OUTPUT]
     images = _images(_tiny_shape(name))
-    np.testing.assert_allclose(model(images, training=False).numpy(),
-                               with_aux(name)(images, training=False)[0].numpy(), rtol=1e-6)
+    np.testing.assert_allclose(
+        model(images, training=False).numpy(), with_aux(name)(images, training=False)[0].numpy(), rtol=1e-6
+    )
 
 
 @pytest.mark.parametrize("name", WITH_AUX)
@@ -289,6 +305,7 @@ def test_training_reads_the_row(name):
 
 
 # ---------------------------------------------------------------- pipelines ask the registry
+
 
 def test_no_pipeline_compares_against_a_model_name():
     """Outside edgecnn/models, no code compares a value with a zoo model's name or alias
