@@ -3,7 +3,9 @@
 timm registers entrypoints with a decorator on import; here each row names its
 entrypoint as "module:function" instead, so names can be listed, checked and
 suggested (and the runtime side can read per-model facts) without importing
-TensorFlow. The model files themselves are plain Keras Applications code.
+TensorFlow. The model files themselves are plain Keras Applications code that
+reads its own row (default and smallest input, fixed-size rule, ImageNet weights);
+pipelines read rows too (auxiliary outputs, training defaults), never a model's name.
 """
 
 from __future__ import annotations
