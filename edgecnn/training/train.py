@@ -150,7 +150,8 @@ class ModelSpec:
         self.warnings: list[str] = []
 
     @classmethod
-    def resolve(cls, model, *, input_size=None, alpha=None, weights=None, preprocess="auto") -> "ModelSpec":
+    def resolve(cls, model, *, input_size=None, alpha=None, weights=None, preprocess="auto",
+                trust_model=False) -> "ModelSpec":
         spec = cls()
         from edgecnn._tf import import_keras
 
@@ -176,14 +177,13 @@ class ModelSpec:
                                               ("--weights", weights)) if value not in (None, "none")]
             if given:
                 raise BadArgument(f"{' and '.join(given)} apply to zoo models; {model} is a saved model")
-            from edgecnn.loading import load_keras_model, sidecar_path
+            from edgecnn.loading import load_keras_model, read_sidecar
 
             spec.path = Path(model)
             if not spec.path.is_file():
                 raise EdgecnnError(f"no such model file: {model}")
-            loaded, facts = load_keras_model(spec.path, preprocess=preprocess)
-            if sidecar_path(spec.path).is_file():
-                spec.sidecar = json.loads(sidecar_path(spec.path).read_text())
+            loaded, facts = load_keras_model(spec.path, preprocess=preprocess, trust=trust_model)
+            spec.sidecar = read_sidecar(spec.path)
             if facts.get("preprocess_guessed"):
                 spec.warnings.append(f"{model} records no preprocessing; assuming `{facts['preprocess']}`")
             if len(loaded.inputs) != 1:
@@ -656,6 +656,7 @@ def train_model(
     val_fraction: float = 0.1,
     limit: int | None = None,
     val_limit: int | None = None,
+    trust_model: bool = False,
     progress: Progress | None = None,
 ):
     """Train `model` (a zoo name, a saved .keras/.h5 path or a Keras model) on `dataset`.
@@ -675,7 +676,7 @@ def train_model(
     check_dataset(dataset)
     out = check_out(out)
     spec = ModelSpec.resolve(model, input_size=input_size, alpha=alpha, weights=weights,
-                             preprocess=preprocess)
+                             preprocess=preprocess, trust_model=trust_model)
     check_zoo_size(spec, input_size=input_size, alpha=alpha, classes=classes, batch_size=batch_size)
     data = load_training_data(dataset, input_shape=spec.input_shape, preprocess=spec.preprocess,
                               num_classes=classes, val_fraction=val_fraction, limit=limit,
