@@ -195,7 +195,8 @@ def test_predict_batches_and_quantizes_like_one_image_at_a_time(trained_tiny, ke
 
 
 def test_predict_feeds_a_fixed_batch_of_one_image_by_image(tmp_path):
-    """An ONNX file exported at batch 1 takes one image at a time: predict splits the batch."""
+    """An ONNX file exported at batch 1 takes one image at a time: without a batch_size, predict
+    feeds the batch the input fixes."""
     import onnx
     from onnx import TensorProto, helper
 
@@ -209,7 +210,9 @@ def test_predict_feeds_a_fixed_batch_of_one_image_by_image(tmp_path):
     path = tmp_path / "relu.onnx"
     onnx.save(model, path)
     images = np.linspace(-1, 1, 20, dtype=np.float32).reshape(5, 4)
-    np.testing.assert_array_equal(predict(path, images, batch_size=32), np.maximum(images, 0))
+    np.testing.assert_array_equal(predict(path, images), np.maximum(images, 0))
+    with pytest.raises(Exception, match="(?i)dimension|shape"):  # a batch asked for is fed as asked
+        predict(path, images, batch_size=5)
 
 
 def test_predict_refuses_what_it_cannot_run(trained_tiny):

@@ -182,7 +182,7 @@ def _numerics_section(path: Path, reference: Path, images, labels, read: dict) -
     layers = layer_errors(path, reference, images)
     outputs = {}
     for role, file in (("quantized", path), ("reference", reference)):
-        outputs[role] = predict(file, images, batch_size=32).reshape(len(images), -1)
+        outputs[role] = predict(file, images).reshape(len(images), -1)  # 32 at a time, or the fixed batch
     q_top, r_top = outputs["quantized"].argmax(1), outputs["reference"].argmax(1)
     section = {**read, "reference": str(reference), "layers": [e.to_dict() for e in layers],
                "top1_agreement": round(float(np.mean(q_top == r_top)), 4)}

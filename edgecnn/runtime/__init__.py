@@ -116,20 +116,24 @@ def _fixed_batch(info: TensorInfo) -> int | None:
     return int(first) if isinstance(first, int) and first > 0 else None
 
 
-def predict(artifact, images, *, batch_size: int = 32, runtime: str = "auto", threads: int | None = None,
+def predict(artifact, images, *, batch_size: int | None = None, runtime: str = "auto", threads: int | None = None,
             provider: str | None = None, input_info: TensorInfo | None = None, output: int | None = 0):
     """Run `artifact` over `images` and return its real-valued outputs, one row per image.
 
     `artifact`: a path (opened with `open_session`) or a session already open. `images`: float32
-    real values, images first, in the layout the artifact takes. They go through in batches of
-    `batch_size` (1 where the input fixes its batch at 1; TFLite resizes its input to each batch,
-    ONNX Runtime takes any batch a dynamic axis allows), quantized with the artifact's own scale and
-    zero point (or `input_info`'s, see `input_quantization`), the outputs dequantized with theirs.
+    real values, images first, in the layout the artifact takes. They go through in batches,
+    quantized with the artifact's own scale and zero point (or `input_info`'s, see
+    `input_quantization`), the outputs dequantized with theirs. `batch_size` None: 32 images at a
+    time, or the batch the input fixes (an ONNX file exported at batch 1 takes one image at a time);
+    a `batch_size` given is fed as asked: TFLite resizes its input to each batch, ONNX Runtime takes
+    any batch a dynamic axis allows, and a runtime that refuses one raises its own error (so that a
+    caller such as `evaluate` can fall back to single images and say so).
     Returns the `output`-th output as one float32 array of len(images) rows (`output=None`: a list
-    of every output). A batch whose image shape the input cannot take is one EdgecnnError."""
+    of every output). Images whose shape the input cannot take are one EdgecnnError."""
     import numpy as np
 
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+    if batch_size is not None and (isinstance(batch_size, bool) or not isinstance(batch_size, int)
+                                   or batch_size < 1):
         raise BadArgument(f"batch_size must be an integer of at least 1. Received {batch_size}")
     session = open_session(artifact, runtime=runtime, threads=threads, provider=provider) \
         if isinstance(artifact, (str, Path)) else artifact
@@ -145,7 +149,7 @@ def predict(artifact, images, *, batch_size: int = 32, runtime: str = "auto", th
             isinstance(w, int) and w > 0 and w != int(g) for w, g in zip(wanted, images.shape[1:])):
         raise EdgecnnError(f"images of shape {tuple(images.shape[1:])} do not fit input `{input_info.name}` of "
                            f"shape {tuple(input_info.shape)}")
-    step = _fixed_batch(input_info) or batch_size
+    step = batch_size or _fixed_batch(input_info) or 32
     chunks = [run_float(session, images[start:start + step], input_info) for start in range(0, len(images), step)]
     outputs = [np.concatenate([chunk[k] for chunk in chunks]) for k in range(len(chunks[0]))]
     return outputs if output is None else outputs[output]
