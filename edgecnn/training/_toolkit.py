@@ -112,7 +112,6 @@ def weight_stats(model, *, unique: bool = False) -> list[dict[str, Any]]:
     layers' `kernel` attribute is the fake-quantized tensor, not the variable).
     """
     import numpy as np
-
     import tensorflow as tf
 
     rows = []

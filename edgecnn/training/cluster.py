@@ -23,16 +23,16 @@ from edgecnn.training import _toolkit
 from edgecnn.training.data import Progress, TrainingData, load_training_data
 from edgecnn.training.train import (
     ModelSpec,
-    finetune_sidecar,
+    batchnorm_recalibration,
+    check_dataset,
     check_out,
     check_training_arguments,
     check_zoo_size,
-    check_dataset,
     evaluate_model,
-    batchnorm_recalibration,
+    finetune_sidecar,
     fit,
-    softmax_output,
     save_model,
+    softmax_output,
 )
 
 INITS = {"kmeans++": "KMEANS_PLUS_PLUS", "linear": "LINEAR", "density": "DENSITY_BASED",

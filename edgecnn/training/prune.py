@@ -30,16 +30,16 @@ from edgecnn.training import _toolkit
 from edgecnn.training.data import Progress, load_training_data
 from edgecnn.training.train import (
     ModelSpec,
-    finetune_sidecar,
+    batchnorm_recalibration,
+    check_dataset,
     check_out,
     check_training_arguments,
     check_zoo_size,
-    check_dataset,
     evaluate_model,
-    batchnorm_recalibration,
+    finetune_sidecar,
     fit,
-    softmax_output,
     save_model,
+    softmax_output,
 )
 
 SCHEDULES = ("polynomial", "constant")
@@ -117,7 +117,7 @@ def m_by_n_pattern(model, m_by_n) -> dict[str, bool]:
         try:
             result[layer.name] = bool(pruning_utils.is_pruned_m_by_n(kernel, m_by_n=m_by_n,
                                                                      last_channel="C_OUT"))
-        except Exception:  # noqa: BLE001: shapes the checker does not take
+        except Exception:  # noqa: BLE001  (shapes the checker does not take)
             result[layer.name] = False
     return result
 

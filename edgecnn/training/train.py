@@ -198,7 +198,6 @@ class ModelSpec:
             return spec
 
         from edgecnn.models import get_model_info
-
         from edgecnn.profiler import check_zoo_arguments
 
         info = get_model_info(model)
@@ -333,8 +332,8 @@ def recalibrate_batchnorm(model, data: TrainingData, *, batches: int = 20, batch
     """
     import numpy as np
 
-    from edgecnn._tf import import_keras
     from calibration import normalize
+    from edgecnn._tf import import_keras
 
     keras = import_keras()
     layers = [layer for layer in model.layers if isinstance(layer, keras.layers.BatchNormalization)]
