@@ -28,7 +28,7 @@ def _replace_dir(staging: Path, final: Path) -> None:
 
 def publish(request, facts, model, parts, ctx, runs, out: Path, workdir: Path, seconds: float, progress) -> dict:
     from edgecnn.manifest import SCHEMA, sha256_of, tool_versions, write_manifest
-    from edgecnn.runtime import open_session
+    from edgecnn.runtime import graph_facts, open_session
     from edgecnn.tune import TUNE_SCHEMA
     from edgecnn.tune.choose import choose
 
@@ -98,6 +98,7 @@ def publish(request, facts, model, parts, ctx, runs, out: Path, workdir: Path, s
                 "sha256": sha256_of(artifact),
                 "inputs": [t.to_dict() for t in session.inputs],
                 "outputs": [t.to_dict() for t in session.outputs],
+                "graph": graph_facts(artifact),  # op census, integer-only: as export records them
                 "preprocess": {**record["preprocess"],
                                "color": "bgr" if ctx.mode == "caffe" else
                                ("gray" if ctx.input_shape[-1] == 1 else "rgb")},
