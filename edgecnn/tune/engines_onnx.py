@@ -118,48 +118,22 @@ def quantize(prepared_path, calibration: np.ndarray, *, method: str = "minmax",
              nodes_to_exclude=(), input_name: str = INPUT_NAME) -> tuple[bytes, dict]:
     """int8 QDQ of the prepared float .onnx, calibrated on `calibration` with `method`; the
     nodes named in `nodes_to_exclude` stay float. Returns (bytes, the settings as recorded)."""
-    from onnxruntime.quantization import (
-        CalibrationMethod,
-        QuantFormat,
-        QuantType,
-        quantize_static,
-    )
-
     from calibration._ort import make_reader
 
     try:
         from converters.onnx import STATIC_INT8_SETTINGS as settings
+        from converters.onnx import quantize_static_qdq
     except ImportError:  # pragma: no cover - converters.onnx imports TensorFlow
         raise EdgecnnError("ONNX tuning needs the export side: pip install 'edgecnn[export]'") from None
     if method not in METHODS:
         raise EdgecnnError(f"unknown calibration method `{method}`; use {', '.join(METHODS)}")
-    methods = {"minmax": CalibrationMethod.MinMax, "entropy": CalibrationMethod.Entropy,
-               "percentile": CalibrationMethod.Percentile}
     batches = [calibration[i: i + 1] for i in range(len(calibration))]
     with tempfile.TemporaryDirectory(prefix="edgecnn-tune-onnx-") as tmp:
         out = Path(tmp) / "quant.onnx"
         try:
             with _quiet():
-                quantize_static(
-                    str(prepared_path), str(out),
-                    calibration_data_reader=make_reader(batches, input_name),
-                    quant_format=QuantFormat[settings["quant_format"]],
-                    op_types_to_quantize=None,
-                    per_channel=settings["per_channel"],
-                    reduce_range=settings["reduce_range"],
-                    activation_type=QuantType[settings["activation_type"]],
-                    weight_type=QuantType[settings["weight_type"]],
-                    nodes_to_quantize=None,
-                    nodes_to_exclude=list(nodes_to_exclude) or None,
-                    use_external_data_format=False,
-                    calibrate_method=methods[method],
-                    calibration_providers=["CPUExecutionProvider"],
-                    extra_options={
-                        "ActivationSymmetric": settings["activation_symmetric"],
-                        "WeightSymmetric": settings["weight_symmetric"],
-                        "UseQDQContribOps": settings["use_qdq_contrib_ops"],
-                    },
-                )
+                quantize_static_qdq(prepared_path, out, lambda: make_reader(batches, input_name),
+                                    settings=settings, calib_method=method, nodes_to_exclude=nodes_to_exclude)
         except Exception as exc:
             reason = " ".join(str(exc).split())[:300] or type(exc).__name__
             raise EdgecnnError(f"ONNX Runtime cannot quantize {Path(prepared_path).name}: {reason}") from None
