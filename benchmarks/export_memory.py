@@ -172,8 +172,8 @@ def markdown(report: dict) -> str:
         formats = row.get("formats", {})
         target = TARGETS_MB.get((row["model"], row["quantization"]), ANY_MODEL_TARGET_MB)
         met = "met" if row.get("exit_code") == 0 and row["peak_tree_rss_mb"] <= target else "missed"
-        size = lambda f: f"{formats[f]['bytes'] / 1e6:.1f}" if f in formats else "-"  # noqa: E731
-        secs = lambda f: f"{formats[f]['export_seconds']}" if f in formats else "-"  # noqa: E731
+        size = lambda f, formats=formats: f"{formats[f]['bytes'] / 1e6:.1f}" if f in formats else "-"  # noqa: E731
+        secs = lambda f, formats=formats: f"{formats[f]['export_seconds']}" if f in formats else "-"  # noqa: E731
         params = f"{row['params'] / 1e6:.1f}M" if row.get("params") else "-"
         result = "ok" if row.get("exit_code") == 0 else f"failed: {row.get('error', '')}"
         lines.append(
@@ -189,7 +189,7 @@ def markdown(report: dict) -> str:
                              if isinstance(s, dict))
             lines.append(f"- {row['model']} {row['quantization']} {fmt} ({stages.get('process', '?')} "
                          f"process): {text}")
-    lines += ["", f"Load average at the start of each row is in export_memory.json; the machine was "
+    lines += ["", "Load average at the start of each row is in export_memory.json; the machine was "
               "shared with other work, so seconds vary between runs; memory figures much less.", ""]
     return "\n".join(lines)
 

@@ -222,7 +222,8 @@ def main(argv=None) -> int:
     target = args.out / slug / "harness_overhead.json"
     write_atomic(target, json.dumps(report, indent=2) + "\n")
 
-    print(f"harness overhead on {slug} ({args.threads} thread{'' if args.threads == 1 else 's'}, {args.repeats} rounds, "
+    threads = f"{args.threads} thread{'' if args.threads == 1 else 's'}"
+    print(f"harness overhead on {slug} ({threads}, {args.repeats} rounds, "
           f"load {report['load_average']['before']} -> {report['load_average']['after']})")
     print(f"{'artifact':<32} {'edgecnn p50':>12} {'bare p50':>10} {'ratio':>7} {'spread':>8}  repeatable")
     for key, r in results.items():

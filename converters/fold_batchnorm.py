@@ -142,7 +142,7 @@ def _plan_functional(config: dict, kept: dict) -> list[tuple[str, str]]:
             continue
         pairs.append((name, bn["inbound_nodes"][0][0][0]))
     dropped = {bn: conv for bn, conv in pairs}
-    for bn, conv in pairs:
+    for _bn, conv in pairs:
         by_name[conv]["config"]["use_bias"] = True
     config["layers"] = [layer for layer in config["layers"] if layer["config"]["name"] not in dropped]
     for layer in config["layers"]:

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from converters._tf import import_keras
 from calibration.errors import BadArgument, EdgecnnError
+from converters._tf import import_keras
 
 import_keras()
 import tensorflow as tf  # noqa: E402
 
 from converters import IO_TYPES  # noqa: E402  (--io for each quantization, the first the default)
+
 _TF_DTYPES = {"int8": tf.int8, "uint8": tf.uint8, "int16": tf.int16, "float": tf.float32}
 
 

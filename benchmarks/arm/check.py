@@ -726,6 +726,10 @@ def markdown(record: dict) -> str:
                 f"({x86_ev.get('top1')} / {x86_ev.get('top5')} / {x86_ev.get('n')}) | "
                 f"{'' if p50 is None else f'{p50:.1f}'} ({EMULATED}) |")
     a, x = record["aarch64"], record["x86"]
+    first_run = next(iter(record["aarch64_runs"].values()))
+    distinct_top1 = ", ".join(str(e["distinct_top1_x86"]) for e in first_run["outputs"]["artifacts"].values())
+    x86_packages = ", ".join(f"{k} {v}" for k, v in x["packages"].items())
+    root_state = "built by this run" if record["root"]["state"] == "built" else "cached"
     pk = a["packages"]
     lines += [
         "",
@@ -734,15 +738,14 @@ def markdown(record: dict) -> str:
         "",
         "Weights are random (no network for ImageNet weights), with BatchNorm statistics measured on "
         "real images and the classifier scaled so that outputs vary like a trained model's "
-        f"(distinct x86 top-1 classes over the slice: "
-        f"{', '.join(str(e['distinct_top1_x86']) for e in next(iter(record['aarch64_runs'].values()))['outputs']['artifacts'].values())}). "
+        f"(distinct x86 top-1 classes over the slice: {distinct_top1}). "
         "Top-1 *accuracy* is therefore near zero by construction; what is checked is that aarch64 and "
         "x86 agree.",
         "",
         "## Setup",
         "",
-        f"- x86: {x['cpu']} ({x['int8_dot_product']}), Python {x['python']}, " + ", ".join(f"{k} {v}" for k, v in x["packages"].items()),
-        f"- aarch64 root: Debian {a['debian']} arm64 ({'built by this run' if record['root']['state'] == 'built' else 'cached'} "
+        f"- x86: {x['cpu']} ({x['int8_dot_product']}), Python {x['python']}, " + x86_packages,
+        f"- aarch64 root: Debian {a['debian']} arm64 ({root_state} "
         f"{record['root'].get('built')}), Python {a['python']}, {a['libc']}, installed with "
         f"`pip install {a['wheel']}` (no extra, TensorFlow importable: {a['tensorflow_importable']}): "
         + ", ".join(f"{k} {pk[k]}" for k in ("edgecnn", "numpy", "pillow", "ai-edge-litert", "onnxruntime",
