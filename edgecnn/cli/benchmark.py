@@ -22,18 +22,6 @@ from edgecnn.cli._app import (
 )
 
 
-def _ms(value) -> str:
-    if value is None:
-        return ""
-    if value >= 100:
-        return f"{value:.0f}"
-    if value >= 10:
-        return f"{value:.1f}"
-    if value >= 1:
-        return f"{value:.2f}"
-    return f"{value:.3f}"
-
-
 def _host_line(host: dict, remote: str | None) -> str:
     parts = [f"{host.get('cpu')}, {host.get('cores')} cores, {host.get('arch')}, {host.get('os')}"]
     if host.get("board"):
@@ -55,6 +43,8 @@ def _host_line(host: dict, remote: str | None) -> str:
 def print_rows(rows: list[dict]) -> None:
     """The rows that were measured, for people; failures go to stderr as one line each."""
     from rich.table import Table
+
+    from edgecnn.reports.formats import ms_text as _ms
 
     ok = [row for row in rows if row["status"] == "ok"]
     if not ok:

@@ -17,7 +17,8 @@ from edgecnn.reports.join import ComparedRow, data_label, host_label, input_labe
 FRONT_MARK = "*"
 
 
-def _ms(value) -> str:
+def ms_text(value) -> str:
+    """A latency in milliseconds for people: 3 significant digits or so, "" for none."""
     if value is None:
         return ""
     if value >= 100:
@@ -80,8 +81,8 @@ COLUMNS: list[tuple[str, Callable[[ComparedRow], str], bool]] = [
     ("top-1", lambda r: _percent(r.top1), True),
     ("Δ top-1", lambda r: _points(r.top1_change), True),
     ("data", lambda r: data_label(r.evaluation), False),
-    ("p50 ms", lambda r: _ms(r.p50), True),
-    ("p90 ms", lambda r: _ms(r.latency("p90")), True),
+    ("p50 ms", lambda r: ms_text(r.p50), True),
+    ("p90 ms", lambda r: ms_text(r.latency("p90")), True),
     ("speed-up", lambda r: _ratio(r.speedup), True),
     ("notes", lambda r: "; ".join(r.notes), False),
 ]
