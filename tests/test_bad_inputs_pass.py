@@ -327,3 +327,19 @@ def test_train_out_in_a_folder_that_takes_no_files_is_refused_before_training(tm
         check_out("/proc/m.keras")
     assert check_out(tmp_path / "sub" / "m.keras") == tmp_path / "sub" / "m.keras"
     assert list(tmp_path.iterdir()) == []  # the probe leaves nothing, and no folder is created
+
+
+def test_a_broken_onnx_file_is_one_line_without_onnx_runtimes_code_prefix(tmp_path):
+    """benchmark of a truncated .onnx: one failed row whose reason is ONNX Runtime's sentence, without
+    its `[ONNXRuntimeError] : 7 : INVALID_PROTOBUF :` prefix (read as an exception name)."""
+    import edgecnn.cli.benchmark  # noqa: F401  (registers `benchmark`)
+    from edgecnn.cli import app
+
+    path = tmp_path / "trunc.onnx"
+    path.write_bytes(b"\x08\x07\x12\x04edge" * 3)
+    result = CliRunner().invoke(app, ["benchmark", str(path), "--runs", "1", "--min-secs", "0",
+                                      "--warmup-secs", "0"])
+    assert result.exit_code == 1
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "is not a loadable ONNX model" in lines[0], result.stderr
+    assert "ONNXRuntimeError" not in lines[0] and "INVALID_PROTOBUF" not in lines[0]

@@ -42,7 +42,7 @@ def _dtype_name(onnx, elem_type: int) -> str:
         import numpy as np
 
         return np.dtype(onnx.helper.tensor_dtype_to_np_dtype(elem_type)).name
-    except Exception:  # noqa: BLE001: float8, int4 and friends
+    except Exception:  # noqa: BLE001  float8, int4 and friends
         return onnx.TensorProto.DataType.Name(elem_type).lower()
 
 
@@ -60,7 +60,7 @@ def load_model(path: Path):
     path = Path(path)
     try:
         model = onnx.load(str(path), load_external_data=False)
-    except Exception as exc:  # noqa: BLE001: protobuf's DecodeError and friends
+    except Exception as exc:  # noqa: BLE001  protobuf's DecodeError and friends
         reason = " ".join(str(exc).split())[:200] or "the bytes do not parse as an ONNX protobuf"
         raise EdgecnnError(f"{path.name} is not a readable ONNX model: {reason}") from None
     if not model.graph.node:
@@ -260,9 +260,10 @@ def optimized_model(path: Path, *, threads: int | None = None, level: str = "ORT
             options.inter_op_num_threads = 1
         try:
             ort.InferenceSession(str(path), sess_options=options, providers=["CPUExecutionProvider"])
-        except Exception as exc:  # noqa: BLE001: ORT raises its own types
-            reason = " ".join(str(exc).split())[:300] or type(exc).__name__
-            raise EdgecnnError(f"{Path(path).name} is not a loadable ONNX model: {reason}") from None
+        except Exception as exc:  # noqa: BLE001  (ORT raises its own types)
+            from edgecnn.runtime.onnx import ort_reason
+
+            raise EdgecnnError(f"{Path(path).name} is not a loadable ONNX model: {ort_reason(exc)}") from None
         return onnx.load(str(target))
 
 

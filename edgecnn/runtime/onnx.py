@@ -59,8 +59,7 @@ class OnnxSession:
         try:
             self._session = ort.InferenceSession(str(self.path), sess_options=options, providers=wanted)
         except Exception as exc:  # ORT raises its own exception types for bad files
-            reason = " ".join(str(exc).split())[:300] or type(exc).__name__
-            raise EdgecnnError(f"{self.path.name} is not a loadable ONNX model: {reason}") from None
+            raise EdgecnnError(f"{self.path.name} is not a loadable ONNX model: {ort_reason(exc)}") from None
         # The provider that actually runs the first node: ORT falls back silently.
         self.provider = self._session.get_providers()[0].removesuffix("ExecutionProvider").lower()
         self.inputs = [_tensor_info(n) for n in self._session.get_inputs()]
@@ -110,3 +109,12 @@ class OnnxSession:
         from edgecnn.runtime.onnx_ops import onnx_op_types
 
         return onnx_op_types(self.path)
+
+
+def ort_reason(exc: Exception) -> str:
+    """ONNX Runtime's message in one line, without its `[ONNXRuntimeError] : 7 : INVALID_PROTOBUF :` prefix."""
+    import re
+
+    text = " ".join(str(exc).split())
+    text = re.sub(r"^\[ONNXRuntimeError\] : \d+ : [A-Z_]+ : ", "", text)
+    return text[:300] or type(exc).__name__
