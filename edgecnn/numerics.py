@@ -146,17 +146,11 @@ def _dims(shape) -> str:
 
 def _tflite_interpreter(path: Path):
     from edgecnn._tf import muted_stderr
-    from edgecnn.runtime.tflite import load_interpreter
+    from edgecnn.runtime.tflite import reference_interpreter
 
-    interpreter_class, _, _ = load_interpreter("auto")
-    module = __import__(interpreter_class.__module__, fromlist=["OpResolverType"])
-    kwargs = {"experimental_preserve_all_tensors": True}
-    resolver = getattr(module, "OpResolverType", None)
-    if resolver is not None and hasattr(resolver, "BUILTIN_WITHOUT_DEFAULT_DELEGATES"):
-        kwargs["experimental_op_resolver_type"] = resolver.BUILTIN_WITHOUT_DEFAULT_DELEGATES
     try:
         with muted_stderr():
-            interpreter = interpreter_class(model_path=str(path), **kwargs)
+            interpreter = reference_interpreter(path, experimental_preserve_all_tensors=True)
             interpreter.allocate_tensors()
     except (ValueError, RuntimeError) as exc:
         reason = " ".join(str(exc).split()) or type(exc).__name__

@@ -30,27 +30,9 @@ def _varint(buf, pos: int) -> tuple[int, int]:
 
 def _length_delimited(buf, start: int, end: int, wanted: int):
     """(start, end) of every length-delimited field number `wanted` in buf[start:end]."""
-    pos = start
-    while pos < end:
-        key, pos = _varint(buf, pos)
-        number, wire = key >> 3, key & 7
-        if wire == 0:
-            _, pos = _varint(buf, pos)
-        elif wire == 1:
-            pos += 8
-        elif wire == 2:
-            length, pos = _varint(buf, pos)
-            if pos + length > end:
-                raise ValueError("field runs past the end of its message")
-            if number == wanted:
-                yield pos, pos + length
-            pos += length
-        elif wire == 5:
-            pos += 4
-        else:
-            raise ValueError(f"unsupported wire type {wire}")
-    if pos != end:
-        raise ValueError("message ends inside a field")
+    for number, wire, value in _fields(buf, start, end):
+        if wire == 2 and number == wanted:
+            yield value
 
 
 def onnx_op_types(path) -> list[str]:

@@ -113,10 +113,17 @@ class TFLiteSession:
         Read through a second interpreter without the default XNNPACK delegate,
         which would otherwise hide the ops it takes behind one DELEGATE node.
         """
-        interpreter_class = type(self._interpreter)
-        resolver = getattr(importlib.import_module(interpreter_class.__module__), "OpResolverType", None)
-        kwargs = {}
-        if resolver is not None and hasattr(resolver, "BUILTIN_WITHOUT_DEFAULT_DELEGATES"):
-            kwargs["experimental_op_resolver_type"] = resolver.BUILTIN_WITHOUT_DEFAULT_DELEGATES
-        plain = interpreter_class(model_path=str(self.path), **kwargs)
+        plain = reference_interpreter(self.path, type(self._interpreter))
         return [op["op_name"] for op in plain._get_ops_details()]
+
+
+def reference_interpreter(path, interpreter_class=None, **options):
+    """An interpreter of `path` on the runtime's reference kernels, without the default XNNPACK
+    delegate (which hides the ops it takes behind one DELEGATE node): the ops as the file has them.
+    `interpreter_class` defaults to the first runtime that imports; `options` go to its constructor."""
+    if interpreter_class is None:
+        interpreter_class, _, _ = load_interpreter("auto")
+    resolver = getattr(importlib.import_module(interpreter_class.__module__), "OpResolverType", None)
+    if resolver is not None and hasattr(resolver, "BUILTIN_WITHOUT_DEFAULT_DELEGATES"):
+        options["experimental_op_resolver_type"] = resolver.BUILTIN_WITHOUT_DEFAULT_DELEGATES
+    return interpreter_class(model_path=str(path), **options)

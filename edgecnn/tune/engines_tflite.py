@@ -86,15 +86,9 @@ def float_tflite(model) -> bytes:
 
 def graph(path) -> list[Op]:
     """The ops of a .tflite in execution order, with their activation tensors by name."""
-    from edgecnn.runtime.tflite import load_interpreter
+    from edgecnn.runtime.tflite import reference_interpreter
 
-    interpreter_class, _, _ = load_interpreter("auto")
-    module = __import__(interpreter_class.__module__, fromlist=["OpResolverType"])
-    kwargs = {}
-    resolver = getattr(module, "OpResolverType", None)
-    if resolver is not None and hasattr(resolver, "BUILTIN_WITHOUT_DEFAULT_DELEGATES"):
-        kwargs["experimental_op_resolver_type"] = resolver.BUILTIN_WITHOUT_DEFAULT_DELEGATES
-    interpreter = interpreter_class(model_path=str(path), **kwargs)
+    interpreter = reference_interpreter(path)
     details = {d["index"]: d for d in interpreter.get_tensor_details()}
     produced = set()
     ops = []
@@ -112,15 +106,9 @@ def graph(path) -> list[Op]:
 
 def float_op_count(path) -> int:
     """Ops of a .tflite that compute in float: a float output, other than DEQUANTIZE's."""
-    from edgecnn.runtime.tflite import load_interpreter
+    from edgecnn.runtime.tflite import reference_interpreter
 
-    interpreter_class, _, _ = load_interpreter("auto")
-    module = __import__(interpreter_class.__module__, fromlist=["OpResolverType"])
-    kwargs = {}
-    resolver = getattr(module, "OpResolverType", None)
-    if resolver is not None and hasattr(resolver, "BUILTIN_WITHOUT_DEFAULT_DELEGATES"):
-        kwargs["experimental_op_resolver_type"] = resolver.BUILTIN_WITHOUT_DEFAULT_DELEGATES
-    interpreter = interpreter_class(model_path=str(path), **kwargs)
+    interpreter = reference_interpreter(path)
     details = {d["index"]: d for d in interpreter.get_tensor_details()}
     count = 0
     for op in interpreter._get_ops_details():
