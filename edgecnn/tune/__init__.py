@@ -203,9 +203,9 @@ def tune(request: TuneRequest, progress: Progress | None = None) -> dict:
     )
 
     progress.step(f"loading {request.model}", None)
-    trust = {"trust_model": request.trust_model} if "trust_model" in ExportRequest.__dataclass_fields__ else {}
     model, facts = _load_model(ExportRequest(model=request.model, weights=request.weights,
-                                             preprocess=request.preprocess, out=out, **trust), progress)
+                                             preprocess=request.preprocess, out=out,
+                                             trust_model=request.trust_model), progress)
     input_shape = tuple(int(d) for d in model.inputs[0].shape[1:])
     if any(d <= 0 for d in input_shape) or len(input_shape) != 3:
         raise BadArgument(f"{request.model} takes input {list(model.inputs[0].shape)}; tune needs a fixed "
