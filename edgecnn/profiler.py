@@ -565,11 +565,12 @@ def estimate_zoo_memory(name: str, *, input_size: int | None = None, alpha: floa
 
 def available_memory_bytes() -> int | None:
     """MemAvailable of /proc/meminfo (Linux), else the physical memory; None if unknown."""
-    from converters.memory import available_bytes
-
-    available = available_bytes()
-    if available is not None:
-        return available
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
     try:
         return int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
     except (ValueError, OSError, AttributeError):
