@@ -54,6 +54,8 @@ from edgecnn.host import machine_info, machine_slug, write_atomic  # noqa: E402
 MODELS = ("lenet5", "mobilenet_v1", "mobilenet_v2", "googlenet", "resnet18", "resnet34", "resnet50",
           "alexnet", "resnet101", "resnet152", "vgg16", "vgg19")
 QUANTIZATIONS = ("int8", "float32")
+# Row order in the results: every variant export offers.
+ORDER = ("int8", "float32", "float16", "dynamic", "int16x8")
 # The targets (export MODEL --int8 --format all), checked in the Markdown.
 TARGETS_MB = {("vgg16", "int8"): 8000, ("resnet152", "int8"): 6000}
 ANY_MODEL_TARGET_MB = 10000
@@ -227,10 +229,14 @@ def main(argv=None) -> int:
                            measured=datetime.now(timezone.utc).isoformat(timespec="seconds"))
                 log(f"{model} {quantization}: {row['wall_seconds']} s, tree peak {row['peak_tree_rss_mb']} MB"
                     + (f", FAILED: {row['error']}" if row.get("error") else ""))
+                # Read again before writing: another run of this script (other quantizations) may have
+                # added rows since this one started; keep them.
+                if path.is_file():
+                    report["rows"] = json.loads(path.read_text())["rows"]
                 report["rows"] = [r for r in report["rows"]
                                   if (r["model"], r["quantization"]) != (model, quantization)] + [row]
-                report["rows"].sort(key=lambda r: (QUANTIZATIONS.index(r["quantization"])
-                                                   if r["quantization"] in QUANTIZATIONS else 9,
+                report["rows"].sort(key=lambda r: (ORDER.index(r["quantization"])
+                                                   if r["quantization"] in ORDER else 9,
                                                    MODELS.index(r["model"]) if r["model"] in MODELS else 99))
                 write_atomic(path, json.dumps(report, indent=2) + "\n")
                 write_atomic(folder / "export_memory.md", markdown(report))
