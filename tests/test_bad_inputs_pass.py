@@ -12,20 +12,13 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
+from _helpers import one_error_line
 from typer.testing import CliRunner
 
 from edgecnn.cli import app
 from edgecnn.errors import BadArgument
 
 runner = CliRunner()
-
-
-def _one_error_line(result) -> str:
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1, result.stderr
-    assert lines[0].startswith("error: "), lines[0]
-    assert "Traceback" not in result.output + result.stderr
-    return lines[0]
 
 
 # ------------------------------------------------------------- labels of an .npz, read as given
@@ -78,7 +71,7 @@ def test_an_npz_that_is_not_one_or_holds_no_images_is_one_clear_refusal(tmp_path
     result = runner.invoke(app, ["export", "lenet5", "--int8", "--weights", "none", "--calib", str(path),
                                  "--out", str(tmp_path / "out")])
     assert result.exit_code == 2
-    _one_error_line(result)
+    one_error_line(result)
     assert not (tmp_path / "out").exists()
 
 
@@ -132,7 +125,7 @@ def test_a_string_activation_off_the_allowlist_is_refused(tmp_path, activation):
         check_model_file(crafted)
     result = runner.invoke(app, ["profile", str(crafted)])
     assert result.exit_code == 1
-    assert "--trust-model" in _one_error_line(result)
+    assert "--trust-model" in one_error_line(result)
 
 
 # ------------------------------------------------------------- benchmark --data of an .npy that is not one
@@ -166,7 +159,7 @@ def test_benchmark_data_npy_that_is_not_one_is_one_line(tiny_onnx, tmp_path, cas
     result = runner.invoke(app, ["benchmark", str(tiny_onnx), "--data", str(data), "--runs", "1",
                                  "--min-secs", "0", "--warmup-secs", "0"])
     assert result.exit_code == 1
-    line = _one_error_line(result)
+    line = one_error_line(result)
     assert "cannot read --data" in line and "Error" not in line
 
 
@@ -230,7 +223,7 @@ def test_inspect_names_why_an_onnx_file_does_not_parse_not_the_exception_class(t
     path.write_bytes(bytes(np.random.default_rng(0).integers(0, 256, 5000, dtype=np.uint8)))
     result = runner.invoke(app, ["inspect", str(path)])
     assert result.exit_code == 1
-    line = _one_error_line(result)
+    line = one_error_line(result)
     assert "not a readable ONNX model" in line and "DecodeError" not in line
 
 
@@ -251,7 +244,7 @@ def test_inspect_refuses_an_unknown_preprocess_mode_even_without_data(tiny_onnx)
     """`inspect model.onnx --preprocess evil` printed the report with exit 0."""
     result = runner.invoke(app, ["inspect", str(tiny_onnx), "--preprocess", "evil"])
     assert result.exit_code == 2
-    assert "--preprocess" in _one_error_line(result)
+    assert "--preprocess" in one_error_line(result)
 
 
 # ------------------------------------------------------------- tune
@@ -262,7 +255,7 @@ def test_tune_refuses_a_seed_out_of_range_before_reading_anything(tmp_path, args
     """`tune --seed -1` got as far as numpy: `error: ValueError: expected non-negative integer`, exit 1."""
     result = runner.invoke(app, ["tune", "lenet5", "--data", "fashion-mnist", "--out", str(tmp_path / "tuned"), *args])
     assert result.exit_code == 2
-    assert _one_error_line(result).startswith(f"error: {option} must be")
+    assert one_error_line(result).startswith(f"error: {option} must be")
     assert not (tmp_path / "tuned").exists()
 
 

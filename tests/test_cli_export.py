@@ -4,6 +4,7 @@ import json
 from pathlib import Path
 
 import pytest
+from _helpers import one_error_line, one_stderr_line
 from typer.testing import CliRunner
 
 from edgecnn.cli import app
@@ -12,29 +13,22 @@ from edgecnn.export import ExportRequest
 runner = CliRunner()
 
 
-def _one_error_line(result):
-    lines = [line for line in result.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1, result.stderr
-    assert "Traceback" not in result.output
-    return lines[0]
-
-
 def test_two_quantization_flags_exit_2(tmp_path):
     result = runner.invoke(app, ["export", "lenet5", "--int8", "--float16", "--out", str(tmp_path)])
     assert result.exit_code == 2
-    assert "--int8 and --float16" in _one_error_line(result)
+    assert "--int8 and --float16" in one_error_line(result)
 
 
 def test_unknown_model_exit_2_with_suggestion(tmp_path):
     result = runner.invoke(app, ["export", "mobilenetv3", "--out", str(tmp_path)])
     assert result.exit_code == 2
-    assert "Did you mean" in _one_error_line(result)
+    assert "Did you mean" in one_error_line(result)
 
 
 def test_bad_format_exit_2(tmp_path):
     result = runner.invoke(app, ["export", "lenet5", "--format", "coreml", "--out", str(tmp_path)])
     assert result.exit_code == 2
-    assert "--format" in _one_error_line(result)
+    assert "--format" in one_error_line(result)
 
 
 def test_empty_calibration_folder_fails_cleanly(tmp_path):
@@ -43,7 +37,7 @@ def test_empty_calibration_folder_fails_cleanly(tmp_path):
     out = tmp_path / "out"
     result = runner.invoke(app, ["export", "lenet5", "--int8", "--calib", str(empty), "--out", str(out)])
     assert result.exit_code == 2  # a --calib that cannot work
-    _one_error_line(result)
+    one_error_line(result)
     assert not out.exists() or list(out.iterdir()) == []
 
 
@@ -52,7 +46,7 @@ def test_corrupt_keras_file_exit_1(tmp_path):
     corrupt.write_text("garbage")
     result = runner.invoke(app, ["export", str(corrupt), "--out", str(tmp_path / "out")])
     assert result.exit_code == 1
-    assert "broken.keras" in _one_error_line(result)
+    assert "broken.keras" in one_error_line(result)
 
 
 @pytest.mark.slow
@@ -130,7 +124,7 @@ def test_cli_maps_quantization_and_format(captured, flags, quantization, fmt, fo
 def test_qat_options_without_qat_exit_2_before_the_library(captured, args):
     result = runner.invoke(app, ["export", "lenet5", "--int8", *args])
     assert result.exit_code == 2
-    assert "--qat" in _one_error_line(result)
+    assert "--qat" in one_error_line(result)
     assert captured == []
 
 
@@ -160,7 +154,7 @@ def test_weights_auto_offline_falls_back_to_random_with_one_warning(tmp_path, mo
     result = runner.invoke(app, ["export", "mobilenet_v2", "--input-size", "96", "--alpha", "0.35",
                                  "--calib-samples", "4", "--out", str(tmp_path / "out"), "--json"])
     assert result.exit_code == 0, result.stderr
-    line = _one_error_line(result)  # the warning, alone
+    line = one_stderr_line(result, "warning: ")  # the warning, alone
     assert line.startswith("warning:") and "random weights" in line
     assert "offline" in line.lower()
     (manifest,) = json.loads(result.stdout)
@@ -174,7 +168,7 @@ def test_weights_auto_offline_falls_back_to_random_with_one_warning(tmp_path, mo
 def test_weights_auto_without_published_weights_warns_and_exports_random(tmp_path, downloads):
     result = runner.invoke(app, ["export", "lenet5", "--out", str(tmp_path), "--json"])
     assert result.exit_code == 0, result.stderr
-    line = _one_error_line(result)
+    line = one_stderr_line(result, "warning: ")
     assert "no ImageNet weights for lenet5" in line and "random weights" in line
     (manifest,) = json.loads(result.stdout)
     assert manifest["weights"] == "random" and manifest["warnings"] == [line.split("warning:", 1)[1].strip()]

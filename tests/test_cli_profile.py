@@ -5,20 +5,13 @@ import subprocess
 import sys
 
 import pytest
+from _helpers import one_error_line
 from typer.testing import CliRunner
 
 from edgecnn.cli import app
 from edgecnn.models import list_models
 
 runner = CliRunner()
-
-
-def _one_error_line(result):
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1, result.stderr
-    assert lines[0].startswith("error: ")
-    assert "Traceback" not in result.output + result.stderr
-    return lines[0]
 
 
 def test_profile_json_has_the_keys():
@@ -52,7 +45,7 @@ def test_profile_alpha_is_mapped():
 def test_unknown_model_suggests_the_closest_name():
     result = runner.invoke(app, ["profile", "resnet5"])
     assert result.exit_code == 2
-    line = _one_error_line(result)
+    line = one_error_line(result)
     assert "Unknown model `resnet5`" in line and "Did you mean `resnet50`?" in line
 
 
@@ -68,7 +61,7 @@ def test_unknown_model_suggests_the_closest_name():
 def test_bad_options_exit_2_with_one_line(args, expected):
     result = runner.invoke(app, ["profile", *args])
     assert result.exit_code == 2
-    assert expected in _one_error_line(result)
+    assert expected in one_error_line(result)
 
 
 def test_wrong_option_type_is_typers_exit_2():
@@ -80,12 +73,12 @@ def test_wrong_option_type_is_typers_exit_2():
 def test_missing_and_broken_model_files_exit_1(tmp_path):
     result = runner.invoke(app, ["profile", str(tmp_path / "missing.keras")])
     assert result.exit_code == 1
-    assert "no such model file" in _one_error_line(result)
+    assert "no such model file" in one_error_line(result)
     broken = tmp_path / "broken.h5"
     broken.write_bytes(b"garbage")
     result = runner.invoke(app, ["profile", str(broken)])
     assert result.exit_code == 1
-    assert "not a loadable Keras model" in _one_error_line(result)
+    assert "not a loadable Keras model" in one_error_line(result)
 
 
 def test_profile_a_saved_model(tmp_path):

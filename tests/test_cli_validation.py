@@ -8,20 +8,13 @@ help screens (no `<bool>` beside flags, no sentence broken mid-line).
 from pathlib import Path
 
 import pytest
+from _helpers import one_error_line
 from typer.testing import CliRunner
 
 from edgecnn.cli import app, reflow_help
 from edgecnn.errors import BadArgument, check_int, check_number, check_seed
 
 runner = CliRunner()
-
-
-def _one_error_line(result) -> str:
-    lines = result.stderr.splitlines()
-    assert len(lines) == 1 and lines[0].strip(), repr(result.stderr)  # no leading blank line either
-    assert "Traceback" not in result.output and "╭" not in result.output
-    assert lines[0].startswith("error: ")
-    return lines[0]
 
 
 # -- usage errors: one line, exit 2, for every command ------------------------------------------
@@ -44,7 +37,7 @@ def _one_error_line(result) -> str:
 def test_usage_errors_are_one_line_exit_2(args, expected):
     result = runner.invoke(app, args)
     assert result.exit_code == 2
-    assert _one_error_line(result).startswith(expected)
+    assert one_error_line(result).startswith(expected)
 
 
 def test_every_registered_command_gets_one_line_usage_errors():
@@ -57,7 +50,7 @@ def test_every_registered_command_gets_one_line_usage_errors():
     for name in names:
         result = runner.invoke(app, [name, "--definitely-not-an-option"])
         assert result.exit_code == 2, name
-        assert _one_error_line(result).startswith("error: no such option --definitely-not-an-option"), name
+        assert one_error_line(result).startswith("error: no such option --definitely-not-an-option"), name
 
 
 def test_help_still_works_and_no_args_shows_help():
@@ -161,7 +154,7 @@ def test_export_refuses_out_of_range_options(tmp_path, args, expected):
     out = tmp_path / "new" / "out"
     result = runner.invoke(app, ["export", *args, "--out", str(out)])
     assert result.exit_code == 2
-    assert expected in _one_error_line(result)
+    assert expected in one_error_line(result)
     assert not (tmp_path / "new").exists()  # nothing created
 
 
@@ -170,7 +163,7 @@ def test_export_of_a_saved_model_refuses_zoo_size_options(tmp_path):
     saved.write_bytes(b"not read: the options are refused first")
     result = runner.invoke(app, ["export", str(saved), "--input-size", "64", "--out", str(tmp_path / "out")])
     assert result.exit_code == 2
-    assert "--input-size applies to zoo models" in _one_error_line(result)
+    assert "--input-size applies to zoo models" in one_error_line(result)
 
 
 def test_huge_input_size_is_refused_with_the_memory_estimate(tmp_path, monkeypatch):
@@ -182,7 +175,7 @@ def test_huge_input_size_is_refused_with_the_memory_estimate(tmp_path, monkeypat
     result = runner.invoke(app, ["export", "mobilenet_v2", "--alpha", "0.35", "--input-size", "2048",
                                  "--out", str(out)])
     assert result.exit_code == 2
-    line = _one_error_line(result)
+    line = one_error_line(result)
     assert line.startswith("error: --input-size 2048, --alpha 0.35: exporting it needs about ")
     assert "GB of activations per image" in line and "more than the 4.0 GB available" in line
     assert not out.exists()
@@ -205,7 +198,7 @@ def test_profile_checks_before_building():
                            (["vgg16", "--input-size", "5000"], "stop at 2 GB")):
         result = runner.invoke(app, ["profile", *args])
         assert result.exit_code == 2
-        assert expected in _one_error_line(result)
+        assert expected in one_error_line(result)
 
 
 TRAIN_CASES = [
@@ -239,7 +232,7 @@ def test_training_stages_refuse_out_of_range_options(tmp_path, args, expected):
     out = tmp_path / "new" / "model.keras"
     result = runner.invoke(app, [*args, "--dataset", "fashion-mnist", "--out", str(out)])
     assert result.exit_code == 2
-    assert expected in _one_error_line(result)
+    assert expected in one_error_line(result)
     assert not (tmp_path / "new").exists()
 
 
@@ -264,7 +257,7 @@ def test_calibration_images_that_would_not_fit_are_refused_before_building(tmp_p
     result = runner.invoke(app, ["export", "lenet5", "--int8", "--calib", str(npz), "--calib-samples", "5000",
                                  "--weights", "none", "--out", str(out)])
     assert result.exit_code == 2
-    assert _one_error_line(result) == (
+    assert one_error_line(result) == (
         "error: --calib-samples 5000: 200 images at 32x32x1 need 0.8 MB as float32, more than half of "
         "the 1.0 MB available; ask for fewer")
     assert not out.exists()
@@ -295,5 +288,5 @@ def test_export_refuses_bad_weights_io_and_absurd_sizes_before_work(tmp_path, ar
     out = tmp_path / "out"
     result = runner.invoke(app, ["export", *args, "--out", str(out)])
     assert result.exit_code == code
-    assert expected in _one_error_line(result)
+    assert expected in one_error_line(result)
     assert not out.exists()

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from _helpers import one_error_line
 from PIL import Image
 from typer.testing import CliRunner
 
@@ -27,13 +28,6 @@ FASHION_CLASSES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
                    "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]
 
 runner = CliRunner()
-
-
-def _one_error_line(result):
-    lines = [line for line in result.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1, result.stderr
-    assert "Traceback" not in result.output
-    return lines[0]
 
 
 # -- independent straight-line references (no edgecnn code) ----------------------------------
@@ -353,7 +347,7 @@ def test_cli_preprocess_option_for_a_bare_file(trained, tmp_path):
     shutil.copy(trained["float32"]["path"], bare)
     result = runner.invoke(app, ["evaluate", str(bare), "--data", str(FMNIST)])
     assert result.exit_code == 2
-    assert "--preprocess" in _one_error_line(result)
+    assert "--preprocess" in one_error_line(result)
     result = runner.invoke(app, ["evaluate", str(bare), "--data", str(FMNIST), "--preprocess", "unit", "--json"])
     assert result.exit_code == 0, result.stderr
     row = json.loads(result.stdout)
@@ -395,7 +389,7 @@ def test_cli_bad_input_is_one_line(trained, tmp_path, case):
         data = str(tmp_path / "no-such-data")
     result = runner.invoke(app, ["evaluate", str(model), "--data", data, *extra])
     assert result.exit_code == code
-    line = _one_error_line(result)
+    line = one_error_line(result)
     assert line.startswith("error:") and expected in line, line
     assert "calibration data" not in line  # evaluate's data is not calibration data
     assert result.stdout == ""

@@ -18,19 +18,13 @@ import time
 from pathlib import Path
 
 import pytest
+from _helpers import one_error_line
 from typer.testing import CliRunner
 
 from edgecnn.cli import app
 
 runner = CliRunner()
 REPO = Path(__file__).resolve().parents[1]
-
-
-def _one_error_line(result) -> str:
-    lines = result.stderr.splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: "), repr(result.stderr)
-    assert "Traceback" not in result.output
-    return lines[0]
 
 
 def _leftovers(folder: Path) -> list[str]:
@@ -57,7 +51,7 @@ def test_io_conflict_with_onnx_is_refused_before_the_tflite_artifact(tmp_path):
     result = runner.invoke(app, ["export", "lenet5", "--int8", "--io", "uint8", "--format", "all",
                                  "--weights", "none", "--out", str(out)])
     assert result.exit_code == 2
-    assert "--io uint8 applies to --format tflite only" in _one_error_line(result)
+    assert "--io uint8 applies to --format tflite only" in one_error_line(result)
     assert _leftovers(out) == []
 
 
@@ -76,7 +70,7 @@ def test_failure_in_the_second_format_publishes_neither(tmp_path, monkeypatch):
     # --weights auto on LeNet-5 warns "Keras publishes no ImageNet weights"; the failure comes after.
     result = runner.invoke(app, ["export", "lenet5", "--format", "all", "--out", str(out)])
     assert result.exit_code == 1
-    assert _one_error_line(result) == "error: tf2onnx says no"
+    assert one_error_line(result) == "error: tf2onnx says no"
     assert not (tmp_path / "new").exists()
 
 
@@ -245,5 +239,5 @@ def test_a_failed_training_stage_leaves_no_out_folder(tmp_path, command):
     out = tmp_path / "new" / "deeper" / "model.keras"
     result = runner.invoke(app, [*command, "--dataset", str(data), "--classes", "3", "--out", str(out)])
     assert result.exit_code == 2
-    assert "labels outside the class range" in _one_error_line(result)
+    assert "labels outside the class range" in one_error_line(result)
     assert not (tmp_path / "new").exists()

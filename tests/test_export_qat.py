@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from _helpers import one_error_line
 from typer.testing import CliRunner
 
 from edgecnn.cli import app
@@ -21,13 +22,6 @@ from edgecnn.export import ExportRequest, artifact_stem, export
 NPZ = Path(__file__).parent / "data" / "fashion-mnist-test-200.npz"
 FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
 runner = CliRunner()
-
-
-def _one_error_line(result):
-    lines = [line for line in result.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1, result.stderr
-    assert "Traceback" not in result.output
-    return lines[0]
 
 
 def _saved(model, path, sidecar):
@@ -225,7 +219,7 @@ def test_bad_qat_options_are_one_line_exit_2_nothing_written(tmp_path, args, mat
     out = tmp_path / "out"
     result = runner.invoke(app, ["export", "lenet5", *args, "--out", str(out)])
     assert result.exit_code == 2
-    assert match in _one_error_line(result)
+    assert match in one_error_line(result)
     assert not out.exists() or list(out.iterdir()) == []
 
 
@@ -272,7 +266,7 @@ def test_models_qat_cannot_take_are_one_line_and_nothing_written(tmp_path, kind,
     result = runner.invoke(app, ["export", str(path), "--int8", "--qat", "--dataset", str(NPZ),
                                  "--out", str(out)])
     assert result.exit_code == 2
-    assert match in _one_error_line(result)
+    assert match in one_error_line(result)
     assert not out.exists() or list(out.iterdir()) == []
 
 

@@ -11,6 +11,7 @@ import sys
 
 import numpy as np
 import pytest
+from _helpers import one_error_line
 from typer.testing import CliRunner
 
 from edgecnn.cli import app
@@ -19,13 +20,6 @@ from edgecnn.inspect import inspect_artifact
 from edgecnn.inspect.findings import findings
 
 runner = CliRunner()
-
-
-def _one_error_line(result):
-    lines = [line for line in result.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1, result.stderr
-    assert "Traceback" not in result.output
-    return lines[0]
 
 
 def _kinds(report):
@@ -251,7 +245,7 @@ def test_bad_input_is_one_line(trained_tiny, onnx_cases, tmp_path):
     for args, code, words in cases:
         result = runner.invoke(app, args)
         assert result.exit_code == code, (args, result.output)
-        assert words in _one_error_line(result), (args, result.stderr)
+        assert words in one_error_line(result), (args, result.stderr)
 
 
 def test_inspect_never_imports_tensorflow(trained_tiny):

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from _helpers import one_error_line
 from typer.testing import CliRunner
 
 import edgecnn.cli.benchmark  # noqa: F401 (registers the commands, as edgecnn.cli does)
@@ -40,12 +41,6 @@ CENTRES = -1 + (2 * np.arange(10) + 1) / 10
 def _stderr_lines(result) -> list[str]:
     assert "Traceback" not in result.stdout + result.stderr
     return [line for line in result.stderr.splitlines() if line.strip()]
-
-
-def _one_error_line(result) -> str:
-    lines = _stderr_lines(result)
-    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
-    return lines[0]
 
 
 # -- fixtures: graphs with known answers, and their data --------------------------------------------
@@ -218,7 +213,7 @@ def test_evaluate_ignores_a_broken_manifest_with_one_warning(graphs, float_folde
     model = float_folder / "brightness.onnx"
     result = runner.invoke(app, ["evaluate", str(model), "--data", str(graphs["data"])])
     assert result.exit_code == 2  # nothing says how to preprocess, and the line says why
-    line = _one_error_line(result)
+    line = one_error_line(result)
     assert "manifest beside brightness.onnx is ignored" in line and "--preprocess" in line
     result = runner.invoke(app, ["evaluate", str(model), "--data", str(graphs["data"]), "--preprocess", "tf",
                                  "--json"])
@@ -335,7 +330,7 @@ def test_a_uint8_input_the_graph_says_nothing_about_is_refused(graphs):
     result = runner.invoke(app, ["evaluate", str(graphs["cast"]), "--data", str(graphs["data"]),
                                  "--preprocess", "tf"])
     assert result.exit_code == 1
-    line = _one_error_line(result)
+    line = one_error_line(result)
     assert "input `x` of brightness-cast.onnx is uint8" in line and "--input-scale" in line
     assert "--preprocess raw" in line
 
@@ -407,7 +402,7 @@ def test_benchmark_numeric_options_have_ranges(monkeypatch, args, option):
     monkeypatch.setattr("edgecnn.harness.benchmark_many", lambda *a, **k: called.append(a) or [])
     result = runner.invoke(app, ["benchmark", "m.tflite", *args])
     assert result.exit_code == 2, result.stderr
-    assert option in _one_error_line(result) and called == []
+    assert option in one_error_line(result) and called == []
 
 
 @pytest.mark.parametrize("args, option", [
@@ -421,7 +416,7 @@ def test_evaluate_numeric_options_have_ranges(graphs, args, option):
     result = runner.invoke(app, ["evaluate", str(graphs["cast"]), "--data", str(graphs["data"]),
                                  "--preprocess", "tf", *args])
     assert result.exit_code == 2, result.stderr
-    assert option in _one_error_line(result)
+    assert option in one_error_line(result)
 
 
 def _bad_outs(tmp_path):
@@ -440,7 +435,7 @@ def test_an_unwritable_out_is_refused_before_measuring(monkeypatch, tmp_path, ca
     for command in (["benchmark", "m.tflite"], ["evaluate", "m.tflite", "--data", "default"]):
         result = runner.invoke(app, [*command, "--out", str(out)])
         assert result.exit_code == 1, result.stderr
-        line = _one_error_line(result)
+        line = one_error_line(result)
         assert f"cannot write results to {out}" in line and expected in line
     assert called == []
 
@@ -461,14 +456,14 @@ def test_a_folder_without_an_artifact_is_one_line(graphs, tmp_path):
     for command in (["evaluate", str(empty), "--data", str(graphs["data"])], ["benchmark", str(empty), *FAST]):
         result = runner.invoke(app, command)
         assert result.exit_code == 1
-        assert f"{empty} is a folder without a manifest.json" in _one_error_line(result)
+        assert f"{empty} is a folder without a manifest.json" in one_error_line(result)
 
 
 def test_missing_data_says_data(graphs, tmp_path):
     result = runner.invoke(app, ["evaluate", str(graphs["float"]), "--data", str(tmp_path / "nothing"),
                                  "--preprocess", "tf"])
     assert result.exit_code == 2
-    line = _one_error_line(result)
+    line = one_error_line(result)
     assert f"data `{tmp_path / 'nothing'}` not found" in line and "calibration" not in line
 
 

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from _helpers import one_error_line
 from typer.testing import CliRunner
 
 import edgecnn.cli.train  # noqa: F401  (registers train/prune/cluster on the app)
@@ -17,13 +18,6 @@ from edgecnn.errors import BadArgument
 
 NPZ = Path(__file__).parent / "data" / "fashion-mnist-test-200.npz"
 runner = CliRunner()
-
-
-def _one_error_line(result):
-    lines = [line for line in result.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1, result.stderr
-    assert "Traceback" not in result.output
-    return lines[0]
 
 
 def _kernels(path):
@@ -271,7 +265,7 @@ def test_cli_prune_unsupported_layer_is_one_line_and_writes_nothing(tmp_path):
     result = runner.invoke(app, ["prune", str(source / "tiny.keras"), "--sparsity", "0.5", "--dataset", str(NPZ),
                                  "--out", str(out / "p.keras")])
     assert result.exit_code == 2
-    assert "layer `lrn`" in _one_error_line(result)
+    assert "layer `lrn`" in one_error_line(result)
     assert not out.exists() or list(out.iterdir()) == []
 
 
@@ -281,7 +275,7 @@ def test_cli_prune_sparsity_out_of_range(base, tmp_path, sparsity):
     result = runner.invoke(app, ["prune", str(base), "--sparsity", sparsity, "--dataset", str(NPZ),
                                  "--out", str(tmp_path / "p.keras")])
     assert result.exit_code == 2
-    assert "[0, 1)" in _one_error_line(result)
+    assert "[0, 1)" in one_error_line(result)
     assert list(tmp_path.iterdir()) == []
 
 

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from _helpers import one_error_line
 from typer.testing import CliRunner
 
 import edgecnn.cli.train  # noqa: F401  (registers train/prune/cluster on the app)
@@ -20,13 +21,6 @@ DATA = Path(__file__).parent / "data"
 NPZ = DATA / "fashion-mnist-test-200.npz"
 FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
 runner = CliRunner()
-
-
-def _one_error_line(result):
-    lines = [line for line in result.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1, result.stderr
-    assert "Traceback" not in result.output
-    return lines[0]
 
 
 # -- data --------------------------------------------------------------------------------
@@ -324,7 +318,7 @@ def test_cli_train_bad_input_is_one_line_exit_2_nothing_written(tmp_path, args, 
         args += ["--out", str(tmp_path / "m.keras")]
     result = runner.invoke(app, ["train", "lenet5", *args])
     assert result.exit_code == 2
-    assert match in _one_error_line(result)
+    assert match in one_error_line(result)
     assert list(tmp_path.iterdir()) == []
 
 
@@ -333,5 +327,5 @@ def test_cli_train_unlabelled_dataset(tmp_path):
     np.savez(path, x=np.zeros((4, 28, 28), np.uint8))
     result = runner.invoke(app, ["train", "lenet5", "--dataset", str(path), "--out", str(tmp_path / "m.keras")])
     assert result.exit_code == 2
-    assert "no labels" in _one_error_line(result)
+    assert "no labels" in one_error_line(result)
     assert not (tmp_path / "m.keras").exists()

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from _helpers import one_error_line
 from typer.testing import CliRunner
 
 from edgecnn.cli import app
@@ -23,13 +24,6 @@ NPZ = DATA / "fashion-mnist-test-200.npz"
 FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
 needs_fashion_mnist = pytest.mark.skipif(not FASHION_MNIST.is_dir(), reason="dataset-fashion-mnist is not installed")
 runner = CliRunner()
-
-
-def _one_error_line(result):
-    lines = [line for line in result.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1, result.stderr
-    assert "Traceback" not in result.output
-    return lines[0]
 
 
 # -- the split ---------------------------------------------------------------------------------
@@ -233,14 +227,14 @@ def test_bad_options_are_one_line_and_write_nothing(tmp_path, args, code, words)
     out = tmp_path / "out"
     result = runner.invoke(app, ["tune", "lenet5", "--data", str(NPZ), "--out", str(out), *args])
     assert result.exit_code == code, result.output
-    assert words in _one_error_line(result)
+    assert words in one_error_line(result)
     assert not out.exists()
 
 
 def test_too_few_images_and_unlabelled_data_are_refused_before_the_model_loads(tmp_path):
     out = tmp_path / "out"
     result = runner.invoke(app, ["tune", "lenet5", "--data", str(NPZ), "--out", str(out)])
-    assert result.exit_code == 2 and "three disjoint parts" in _one_error_line(result)
+    assert result.exit_code == 2 and "three disjoint parts" in one_error_line(result)
     folder = tmp_path / "images"
     folder.mkdir()
     from PIL import Image
@@ -248,7 +242,7 @@ def test_too_few_images_and_unlabelled_data_are_refused_before_the_model_loads(t
     for i in range(3):
         Image.fromarray(np.zeros((8, 8), np.uint8)).save(folder / f"{i}.png")
     result = runner.invoke(app, ["tune", "lenet5", "--data", str(folder), "--out", str(out)])
-    assert result.exit_code == 2 and "unlabelled" in _one_error_line(result)
+    assert result.exit_code == 2 and "unlabelled" in one_error_line(result)
     assert not out.exists()
 
 
@@ -266,7 +260,7 @@ def test_a_model_with_a_lambda_is_refused_and_nothing_is_written(tmp_path):
     result = runner.invoke(app, ["tune", str(path), "--data", str(NPZ), "--calib-size", "40", "--val-size", "60",
                                  "--test-size", "60", "--out", str(out)])
     assert result.exit_code == 1, result.output
-    assert "lambda" in _one_error_line(result).lower()
+    assert "lambda" in one_error_line(result).lower()
     assert not out.exists()
 
 

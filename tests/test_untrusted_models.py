@@ -10,6 +10,7 @@ import sys
 import zipfile
 
 import pytest
+from _helpers import one_error_line
 from typer.testing import CliRunner
 
 from edgecnn.cli import app
@@ -24,14 +25,6 @@ from edgecnn.model_gate import (
 from edgecnn.models import create_model, list_models
 
 runner = CliRunner()
-
-
-def _one_error_line(result) -> str:
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1, result.stderr
-    assert lines[0].startswith("error: ")
-    assert "Traceback" not in result.output + result.stderr
-    return lines[0]
 
 
 def _keras():
@@ -118,7 +111,7 @@ def test_every_command_refuses_a_bytecode_lambda(bytecode_files, tmp_path, kind,
         args += ["--out", str(tmp_path / ("out.keras" if command[0] != "export" else "out"))]
     result = runner.invoke(app, args)
     assert result.exit_code == 1, result.output
-    line = _one_error_line(result) if command[0] != "benchmark" else result.stderr
+    line = one_error_line(result) if command[0] != "benchmark" else result.stderr
     assert "'payload' (Lambda)" in line and "runs Python code" in line and "--trust-model" in line
     assert not marker.exists()
     assert list(tmp_path.iterdir()) == []
@@ -129,7 +122,7 @@ def test_evaluate_never_loads_a_keras_file(bytecode_files):
     files, marker = bytecode_files
     result = runner.invoke(app, ["evaluate", str(files["h5"]), "--data", "default"])
     assert result.exit_code == 2
-    assert "not a .tflite or .onnx file" in _one_error_line(result)
+    assert "not a .tflite or .onnx file" in one_error_line(result)
     assert not marker.exists()
 
 
@@ -188,7 +181,7 @@ def test_a_crafted_keras_config_is_refused_in_one_line(clean_keras, tmp_path, pa
     assert "refused" in str(refusal.value) and "\n" not in str(refusal.value)
     result = runner.invoke(app, ["profile", str(target)])
     assert result.exit_code == 1
-    assert "--trust-model" in _one_error_line(result)
+    assert "--trust-model" in one_error_line(result)
     assert not (tmp_path / "MARKER").exists()
 
 
@@ -282,4 +275,4 @@ def test_a_malformed_sidecar_is_one_error(clean_keras, tmp_path):
     (tmp_path / "clean.edgecnn.json").write_text('["not", "a", "sidecar"]')
     result = runner.invoke(app, ["export", str(path), "--out", str(tmp_path / "out")])
     assert result.exit_code == 1
-    assert "not an edgecnn sidecar" in _one_error_line(result)
+    assert "not an edgecnn sidecar" in one_error_line(result)
