@@ -127,7 +127,7 @@ def test_parity_holds_out_when_the_source_has_images_left(tmp_path):
 def test_failed_export_leaves_no_staging_folder(tmp_path, monkeypatch, failure):
     """A failure after the artifact was written (here: writing its manifest) removes the
     `.partial` staging folder and publishes nothing."""
-    import edgecnn.export as export_module
+    import edgecnn.export.record as export_module
 
     def fail(folder, manifest):
         assert any(folder.iterdir())  # the artifact is already in the staging folder

@@ -151,7 +151,7 @@ def test_a_second_export_of_the_same_artifact_says_so_in_one_line(tmp_path):
 SLOW_STAGING = textwrap.dedent("""
     import sys, time
     from pathlib import Path
-    import edgecnn.export as export_module
+    import edgecnn.export.record as export_module
     from edgecnn.cli import main
 
     marker, out = sys.argv[1], sys.argv[2]
