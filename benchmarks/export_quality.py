@@ -245,7 +245,8 @@ def export_overhead(args, int8_manifest: dict) -> dict:
 
     def edgecnn_step() -> bytes:
         with _quiet():
-            return _convert(model, "tflite", request, calib, Progress())
+            artifact, _ = _convert(model, "tflite", request, calib, Progress())
+            return artifact
 
     runs = {"bare": [], "edgecnn": []}
     cpu = {"bare": [], "edgecnn": []}  # process CPU time, all threads: less moved by other users' load

@@ -188,8 +188,8 @@ def engine_comparison(path: Path, threads: int, seed: int) -> dict:
     out = {}
     with tempfile.TemporaryDirectory() as tmp:
         t = time.perf_counter()
-        converter = keras_to_tflite(model, quantization="int8",
-                                    representative_dataset=lambda: ([calib[i: i + 1]] for i in range(len(calib))))
+        converter, _ = keras_to_tflite(model, quantization="int8",
+                                       representative_dataset=lambda: ([calib[i: i + 1]] for i in range(len(calib))))
         converter_s = time.perf_counter() - t
         t = time.perf_counter()
         float_bytes = engines_tflite.float_tflite(model)

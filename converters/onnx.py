@@ -10,6 +10,7 @@ from pathlib import Path
 
 from calibration.errors import BadArgument, EdgecnnError
 from converters._tf import import_keras
+from converters.record import Conversion, onnx_tensors
 
 import_keras()
 import tensorflow as tf  # noqa: E402
@@ -61,8 +62,9 @@ STATIC_INT16X8_SETTINGS = {
 STATIC_SETTINGS = {"int8": STATIC_INT8_SETTINGS, "int16x8": STATIC_INT16X8_SETTINGS}
 
 
-def keras_to_onnx(model, *, opset: int = OPSET) -> bytes:
-    """The float32 ONNX model, batch dimension dynamic, input named `input`.
+def keras_to_onnx(model, *, opset: int = OPSET) -> tuple[bytes, Conversion]:
+    """The float32 ONNX model, batch dimension dynamic, input named `input`, and its record
+    (`converters.record.Conversion`: the input and output tensors).
 
     BatchNormalization after a Conv2D or DepthwiseConv2D is folded into it in Keras
     first (`converters.fold_batchnorm`): tf2onnx's own folding leaves a varying set of
@@ -90,7 +92,10 @@ def keras_to_onnx(model, *, opset: int = OPSET) -> bytes:
     except Exception as exc:
         reason = " ".join(str(exc).split())[:400] or type(exc).__name__
         raise EdgecnnError(f"ONNX conversion failed: {reason}") from None
-    return _canonical(proto).SerializeToString()
+    proto = _canonical(proto)
+    inputs, outputs = onnx_tensors(proto)
+    return proto.SerializeToString(), Conversion(format="onnx", quantization="float32", inputs=inputs,
+                                                 outputs=outputs)
 
 
 @contextlib.contextmanager
@@ -226,8 +231,9 @@ def _name_merged(graph) -> None:
 
 
 def quantize_onnx(float_model: bytes, *, quantization: str, calibration_reader_factory=None,
-                  calib_method: str = "minmax", stage=None) -> bytes:
-    """Quantize a float32 ONNX model with ONNX Runtime and return the new model.
+                  calib_method: str = "minmax", stage=None) -> tuple[bytes, Conversion]:
+    """Quantize a float32 ONNX model with ONNX Runtime: the new model and its record
+    (`converters.record.Conversion`: tensors, calibration method, the static settings passed).
 
     int8: `quant_pre_process`, then `quantize_static` in QDQ format with per-channel
     7-bit int8 weights and int8 activations (`STATIC_INT8_SETTINGS`). int16x8: the
@@ -247,7 +253,8 @@ def quantize_onnx(float_model: bytes, *, quantization: str, calibration_reader_f
         raise BadArgument(f"unknown calibration method `{calib_method}`; use one of {', '.join(CALIBRATION_METHODS)}")
     if quantization == "float16":
         with stage("quantize"):
-            return _to_float16(float_model)
+            converted = _to_float16(float_model)
+        return converted.SerializeToString(), _conversion(converted, quantization)
     with tempfile.TemporaryDirectory(prefix="edgecnn-onnx-") as tmp:
         tmp = Path(tmp)
         (tmp / "float.onnx").write_bytes(float_model)
@@ -280,7 +287,18 @@ def quantize_onnx(float_model: bytes, *, quantization: str, calibration_reader_f
         except Exception as exc:
             reason = " ".join(str(exc).split())[:400] or type(exc).__name__
             raise EdgecnnError(f"ONNX Runtime {quantization} quantization failed: {reason}") from None
-        return (tmp / "quant.onnx").read_bytes()
+        import onnx
+
+        quantized = (tmp / "quant.onnx").read_bytes()
+        static = quantization in STATIC_SETTINGS
+        return quantized, _conversion(onnx.load(tmp / "quant.onnx"), quantization,
+                                      calibration_method=calib_method if static else None,
+                                      settings=dict(STATIC_SETTINGS[quantization]) if static else None)
+
+
+def _conversion(proto, quantization: str, **facts) -> Conversion:
+    inputs, outputs = onnx_tensors(proto)
+    return Conversion(format="onnx", quantization=quantization, inputs=inputs, outputs=outputs, **facts)
 
 
 
@@ -321,10 +339,10 @@ def quantize_static_qdq(prepared_path, out_path, reader_factory, *, settings: di
         extra_options=extra_options,
     )
 
-def _to_float16(float_model: bytes) -> bytes:
+def _to_float16(float_model: bytes):
+    """The ModelProto with float16 weights, float32 inputs and outputs kept."""
     import onnx
     from onnxconverter_common import float16
 
     model = onnx.load_from_string(float_model)
-    converted = float16.convert_float_to_float16(model, keep_io_types=True)
-    return converted.SerializeToString()
+    return float16.convert_float_to_float16(model, keep_io_types=True)

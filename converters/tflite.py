@@ -9,13 +9,15 @@ import_keras()
 import tensorflow as tf  # noqa: E402
 
 from converters import IO_TYPES  # noqa: E402  (--io for each quantization, the first the default)
+from converters.record import CALIBRATED_BY_TFLITE, Conversion, tflite_tensors  # noqa: E402
 
 _TF_DTYPES = {"int8": tf.int8, "uint8": tf.uint8, "int16": tf.int16, "float": tf.float32}
 
 
 def keras_to_tflite(model, *, quantization: str, representative_dataset=None,
-                    io: str | None = None) -> bytes:
-    """Convert `model` and return the .tflite flatbuffer.
+                    io: str | None = None) -> tuple[bytes, Conversion]:
+    """Convert `model`: the .tflite flatbuffer and its record (`converters.record.Conversion`:
+    the input and output tensors with their dtypes and quantization, the calibration method).
 
     quantization: float32 | float16 (float16 weights) | dynamic (int8 weights,
     float activations) | int8 (full integer, calibrated) | int16x8 (int16
@@ -46,7 +48,11 @@ def keras_to_tflite(model, *, quantization: str, representative_dataset=None,
         converter.inference_input_type = _TF_DTYPES[io]
         converter.inference_output_type = _TF_DTYPES[io]
     try:
-        return converter.convert()
+        flatbuffer = converter.convert()
     except Exception as exc:  # the converter raises ConverterError, RuntimeError, ValueError...
         reason = " ".join(str(exc).split())[:400] or type(exc).__name__
         raise EdgecnnError(f"TFLite conversion ({quantization}) failed: {reason}") from None
+    inputs, outputs = tflite_tensors(flatbuffer)
+    calibrated = quantization in ("int8", "int16x8")
+    return flatbuffer, Conversion(format="tflite", quantization=quantization, inputs=inputs, outputs=outputs,
+                                  calibration_method=CALIBRATED_BY_TFLITE if calibrated else None)

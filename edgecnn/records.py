@@ -6,6 +6,7 @@
     EvaluateRow   one line of `edgecnn evaluate --out`
     Optimization  (sparsity, clusters, qat): the sub-record a manifest, a sidecar and a
                   benchmark row's `variant` share; `Optimization.NONE` is "not optimized"
+    GraphFacts    a manifest's `graph`: the artifact's op census and whether it is integer-only
 
 Each record has its `SCHEMA` (`edgecnn.<kind>/<version>`), `from_json(data, where)`, which
 checks the shape and refuses a wrong one with one EdgecnnError line naming `where` and the
@@ -158,6 +159,21 @@ def row_schema_version(schema, where: str, newest: str) -> int:
 
 OPTIMIZATION_FIELDS = {"sparsity": "number", "clusters": "int", "qat": "bool"}
 
+# A manifest's `graph` (edgecnn.runtime.graph_facts): the op census of the file and, for TFLite,
+# whether it is integer-only and which ops break that.
+GRAPH_FIELDS = {
+    "ops": "int",
+    "op_counts": "dict",
+    "op_counts{}": "int",
+    "conversions": "dict",
+    "conversions{}": "int",
+    "integer_only": "bool",
+    "float_ops": "list",
+    "float_ops[]": "str",
+    "conversions_inside": "list",
+    "conversions_inside[]": "str",
+}
+
 # The preprocessing modes a manifest may name: calibration.PREPROCESS_MODES, written here so that
 # the base layer imports no building block (tests/test_records.py keeps the two equal).
 PREPROCESS_MODES = ("tf", "caffe", "torch", "unit", "raw")
@@ -205,6 +221,8 @@ MANIFEST_FIELDS = {
     "preprocess.input_shape[]": "int",
     "preprocess.crop_fraction": "number",
     "preprocess.color": "str",
+    "graph": "dict",
+    **_nested("graph", GRAPH_FIELDS),
     "calibration": "dict",
     "calibration.source": "dict",
     "calibration_method": "str",
@@ -407,6 +425,28 @@ class Optimization(_Record):
 Optimization.NONE = Optimization()
 
 
+@dataclass(frozen=True)
+class GraphFacts(_Record):
+    """The op census of an artifact's graph (`ops`, `op_counts`, the (de)quantize `conversions`)
+    and `integer_only`: true for a TFLite graph that computes in integers only (`float_ops` and
+    `conversions_inside` name what breaks it), None for ONNX (ONNX Runtime decides at load time)."""
+
+    _OMIT_NONE: ClassVar[tuple] = ("float_ops", "conversions_inside")  # TFLite's only
+    _TUPLES: ClassVar[tuple] = ("float_ops", "conversions_inside")
+
+    ops: int | None = None
+    op_counts: dict | None = None
+    conversions: dict | None = None
+    integer_only: bool | None = None
+    float_ops: tuple | None = None
+    conversions_inside: tuple | None = None
+    extra: dict = field(default_factory=dict, hash=False)
+
+    @classmethod
+    def check(cls, data, where: str = "graph") -> dict:
+        return check_fields(data, GRAPH_FIELDS, where)
+
+
 def _check_manifest_values(data: dict, where: str) -> None:
     """The values readers act on, in range: a preprocessing mode that exists, a crop in (0, 1],
     positive input sizes, finite non-negative scales."""
@@ -451,8 +491,16 @@ class Manifest(_Record):
     """
 
     SCHEMA: ClassVar[str] = MANIFEST_SCHEMA
-    _SUB: ClassVar[dict] = {"optimization": Optimization}
+    _SUB: ClassVar[dict] = {"optimization": Optimization, "graph": GraphFacts}
     _TUPLES: ClassVar[tuple] = ("inputs", "outputs", "warnings")
+    _OMIT_NONE: ClassVar[tuple] = ("graph",)  # manifests written before the census lack it
+    # The order `edgecnn export` writes the keys in (typed or not); others follow as they came.
+    KEY_ORDER: ClassVar[tuple] = (
+        "schema", "model", "source", "options", "format", "quantization", "optimization", "qat", "weights",
+        "params", "artifact", "bytes", "float32_weight_bytes", "sha256", "inputs", "outputs", "graph",
+        "preprocess", "labels", "calibration", "calibration_method", "quantization_settings", "parity",
+        "export_seconds", "export_stages", "created", "versions", "warnings",
+    )
 
     schema: str
     artifact: str
@@ -473,12 +521,19 @@ class Manifest(_Record):
     calibration_method: str | None = None
     versions: dict | None = None
     warnings: tuple | None = None
+    graph: GraphFacts | None = None
     extra: dict = field(default_factory=dict, hash=False)
     data: dict = field(default_factory=dict, repr=False, compare=False, hash=False)
 
     @classmethod
     def check(cls, data, where: str = MANIFEST_NAME) -> dict:
         return check_manifest(data, where)
+
+    def to_json(self) -> dict:
+        """The JSON object, its keys in `KEY_ORDER` (then any others in the order they came)."""
+        out = super().to_json()
+        ordered = {key: out.pop(key) for key in self.KEY_ORDER if key in out}
+        return {**ordered, **out}
 
     @classmethod
     def from_json(cls, data, where: str = MANIFEST_NAME) -> Manifest:

@@ -103,7 +103,7 @@ def test_lean_tf2onnx_makes_the_same_model_and_restores_tf2onnx():
     model = _tiny_keras_model()
     original = tf2onnx_graph.Node.update_proto
     assert "TF2ONNX_CATCH_ERRORS" not in os.environ
-    lean = keras_to_onnx(model)
+    lean, _ = keras_to_onnx(model)
     assert tf2onnx_graph.Node.update_proto is original
     assert "TF2ONNX_CATCH_ERRORS" not in os.environ
     default = _default_tf2onnx_bytes(model)
@@ -120,7 +120,7 @@ def test_lean_tf2onnx_falls_back_when_an_optimizer_fails(monkeypatch):
     from converters.onnx import keras_to_onnx
 
     model = _tiny_keras_model()
-    expected = keras_to_onnx(model)
+    expected, _ = keras_to_onnx(model)
     calls = []
     real = tf2onnx.optimizer.optimize_graph
 
@@ -131,7 +131,7 @@ def test_lean_tf2onnx_falls_back_when_an_optimizer_fails(monkeypatch):
         return real(graph, catch_errors, optimizers=optimizers)
 
     monkeypatch.setattr(tf2onnx.convert.optimizer, "optimize_graph", flaky)
-    assert _batch_named(keras_to_onnx(model)) == _batch_named(expected)
+    assert _batch_named(keras_to_onnx(model)[0]) == _batch_named(expected)
     assert calls == [False, True]
 
 

@@ -132,8 +132,8 @@ def test_representative_images_do_not_change_a_qat_conversion(trained):
             yield [10 * image[None] - 3]  # far outside the input range
 
     with muted_stderr():
-        a = keras_to_tflite(qat, quantization="int8", representative_dataset=small, io="int8")
-        b = keras_to_tflite(qat, quantization="int8", representative_dataset=other, io="int8")
+        a, _ = keras_to_tflite(qat, quantization="int8", representative_dataset=small, io="int8")
+        b, _ = keras_to_tflite(qat, quantization="int8", representative_dataset=other, io="int8")
     assert a == b
 
 

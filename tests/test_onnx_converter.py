@@ -223,10 +223,10 @@ from edgecnn.models import create_model
 
 import_keras().utils.set_random_seed(0)
 model = create_model("mobilenet_v2", input_shape=(32, 32, 3), alpha=0.35, classes=10, weights=None)
-float_model = keras_to_onnx(model)
+float_model, _ = keras_to_onnx(model)
 calibration = CalibrationData(sys.argv[1], input_shape=(32, 32, 3), preprocess="tf", samples=8, seed=0)
-int8 = quantize_onnx(float_model, quantization="int8",
-                     calibration_reader_factory=lambda: calibration.ort_reader(INPUT_NAME))
+int8, _ = quantize_onnx(float_model, quantization="int8",
+                        calibration_reader_factory=lambda: calibration.ort_reader(INPUT_NAME))
 nodes = onnx.load_from_string(float_model).graph.node
 print(json.dumps({
     "float32": hashlib.sha256(float_model).hexdigest(), "int8": hashlib.sha256(int8).hexdigest(),
@@ -271,10 +271,10 @@ def trained(tmp_path_factory):
     model(x[:150], training=True)
     for layer in batch_norms:
         layer.momentum = 0.999
-    float_model = keras_to_onnx(model)
+    float_model, _ = keras_to_onnx(model)
     calibration = CalibrationData(FASHION, input_shape=(32, 32, 3), preprocess="tf", samples=32, seed=0)
     quantized = {q: quantize_onnx(float_model, quantization=q,
-                                  calibration_reader_factory=lambda: calibration.ort_reader(INPUT_NAME))
+                                  calibration_reader_factory=lambda: calibration.ort_reader(INPUT_NAME))[0]
                  for q in ("int8", "int16x8")}
     return {"model": model, "x": x, "y": y, "float32": float_model, **quantized}
 

@@ -173,8 +173,8 @@ def test_qat_converts_to_an_int8_tflite(base, data):
     qat, info = quantize_aware_finetune(model, data, 1, batch_size=32)
     assert info["scheme"] == "Default8BitQuantizeScheme"
     assert any(type(layer).__name__ == "QuantizeWrapperV2" for layer in qat.layers)
-    flatbuffer = keras_to_tflite(qat, quantization="int8", representative_dataset=data.representative_dataset(8),
-                                 io="int8")
+    flatbuffer, _ = keras_to_tflite(qat, quantization="int8", representative_dataset=data.representative_dataset(8),
+                                    io="int8")
     from ai_edge_litert.interpreter import Interpreter
 
     interpreter = Interpreter(model_content=flatbuffer)

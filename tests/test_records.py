@@ -426,3 +426,45 @@ def test_compare_takes_the_facts_of_the_manifest_with_the_rows_sha256(tmp_path):
         )
         assert rows["ef" * 32].to_dict()["model"] == "mystery"  # no manifest: the row's own copy
         assert len(rows) == 2
+
+
+# -- the manifest's graph ---------------------------------------------------------------------
+
+TFLITE_GRAPH = {"ops": 3, "op_counts": {"CONV_2D": 2, "FULLY_CONNECTED": 1}, "conversions": {},
+                "integer_only": True, "float_ops": [], "conversions_inside": []}
+ONNX_GRAPH = {"ops": 5, "op_counts": {"QuantizeLinear": 2, "DequantizeLinear": 2, "Conv": 1},
+              "conversions": {"QuantizeLinear": 2, "DequantizeLinear": 2}, "integer_only": None}
+
+
+@pytest.mark.parametrize("graph", [TFLITE_GRAPH, ONNX_GRAPH], ids=["tflite", "onnx"])
+def test_the_manifest_types_its_graph_and_writes_it_back_as_it_came(graph):
+    from edgecnn.records import GraphFacts
+
+    data = _manifest(graph=copy.deepcopy(graph))
+    record = Manifest.from_json(data, "m.json")
+    assert isinstance(record.graph, GraphFacts) and record.graph.ops == graph["ops"]
+    assert record.graph.integer_only is graph["integer_only"] and "graph" not in record.extra
+    assert record.to_json() == data and Manifest.from_json(record.to_json()) == record
+
+
+def test_a_manifest_written_before_the_graph_has_none_and_gains_no_key():
+    record = Manifest.from_json(_manifest(), "m.json")
+    assert record.graph is None and "graph" not in record.to_json()
+
+
+@pytest.mark.parametrize("graph, message", [
+    ({**TFLITE_GRAPH, "ops": "3"}, "`graph.ops` is a string, not an integer"),
+    ({**TFLITE_GRAPH, "integer_only": "yes"}, "`graph.integer_only` is a string, not true or false"),
+    ({**TFLITE_GRAPH, "op_counts": {"CONV_2D": 1.5}}, "`graph.op_counts.CONV_2D` is a number, not an integer"),
+    ([1], "`graph` is a list, not an object"),
+])
+def test_a_wrong_graph_is_one_line(graph, message):
+    with pytest.raises(EdgecnnError, match=message.replace("(", r"\(")) as error:
+        Manifest.from_json(_manifest(graph=graph), "m.json")
+    assert "\n" not in str(error.value)
+
+
+def test_the_manifest_is_written_in_exports_key_order():
+    shuffled = dict(reversed(list(_manifest(graph=TFLITE_GRAPH, extra_key=1).items())))
+    written = list(Manifest.from_json(shuffled, "m.json").to_json())
+    assert written == [key for key in Manifest.KEY_ORDER if key in shuffled] + ["extra_key"]

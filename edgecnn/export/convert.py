@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from converters import NEEDS_CALIBRATION
+from converters.record import Conversion
 from edgecnn.export.data import _Counting
 from edgecnn.export.request import ExportRequest
 from edgecnn.export.stages import Stages
@@ -18,7 +19,8 @@ from edgecnn.progress import Progress
 
 
 def _convert(model, fmt: str, request: ExportRequest, calibration, progress: Progress,
-             stages: "Stages | None" = None) -> bytes:
+             stages: "Stages | None" = None) -> tuple[bytes, Conversion]:
+    """`model` converted to `fmt`: the artifact's bytes and the converter's record of it."""
     stages = stages or Stages()
     needs_calibration = request.quantization in NEEDS_CALIBRATION
     count = len(calibration.arrays())
@@ -27,18 +29,18 @@ def _convert(model, fmt: str, request: ExportRequest, calibration, progress: Pro
 
         dataset = _Counting(calibration.representative_dataset(), progress, count) if needs_calibration else None
         started = time.perf_counter()
-        artifact = keras_to_tflite(model, quantization=request.quantization,
-                                   representative_dataset=dataset, io=request.io)
+        converted = keras_to_tflite(model, quantization=request.quantization,
+                                    representative_dataset=dataset, io=request.io)
         # TFLite calibrates inside its converter: its share is said apart.
         stages.add("tflite.convert", time.perf_counter() - started,
                    **({"calibration_seconds": round(dataset.seconds, 2)} if dataset else {}))
-        return artifact
+        return converted
     from converters.onnx import INPUT_NAME, keras_to_onnx, quantize_onnx
 
     with stages("onnx.tf2onnx"):
-        float_model = keras_to_onnx(model)
+        float_model, conversion = keras_to_onnx(model)
     if request.quantization == "float32":
-        return float_model
+        return float_model, conversion
     if needs_calibration:
         progress.start("calibrating (ONNX Runtime)", total=None)
     return quantize_onnx(float_model, quantization=request.quantization,
@@ -63,12 +65,11 @@ def _quiet():
         root.setLevel(level)
 
 
-def _parity(path: Path, parity_batch, reference, held_out: bool, qat_reference=None):
-    """Run the artifact in its own runtime against the Keras float outputs.
+def _parity(path: Path, parity_batch, reference, held_out: bool, qat_reference=None) -> dict:
+    """Run the artifact in its own runtime against the Keras float outputs: the parity record.
 
     After QAT, also against the QAT Keras model (fake quantization), which the artifact
-    should follow more closely. Returns the parity record and the session (its tensor
-    facts go into the manifest)."""
+    should follow more closely."""
     from edgecnn.runtime import open_session, output_spread, predict
 
     session = open_session(path)
@@ -90,7 +91,7 @@ def _parity(path: Path, parity_batch, reference, held_out: bool, qat_reference=N
         qat_reference = qat_reference.reshape(outputs.shape)
         record["qat_model_max_abs_diff"] = float(np.max(np.abs(outputs - qat_reference)))
         record["qat_model_top1_agreement"] = float(np.mean(outputs.argmax(-1) == qat_reference.argmax(-1)))
-    return record, session
+    return record
 
 
 def _predict(model, batch):

@@ -105,8 +105,8 @@ def _export_formats(request: ExportRequest, formats, progress: Progress, started
         format_started = time.perf_counter()
         progress.start(f"converting to {fmt} ({request.quantization}{', QAT' if request.qat else ''})")
         with _quiet():
-            artifact_bytes = _convert(converted, fmt, request, calibration, progress, stages)
-        staged.append(_stage(request, fmt, artifact_bytes, model, facts, calibration,
+            conversion = _convert(converted, fmt, request, calibration, progress, stages)
+        staged.append(_stage(request, conversion, model, facts, calibration,
                              (parity_batch, reference, held_out, qat_reference), qat_info,
                              prepare_seconds + (time.perf_counter() - format_started), progress, out,
                              stages))

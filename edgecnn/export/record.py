@@ -9,19 +9,24 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from converters import NEEDS_CALIBRATION
+from converters.record import Conversion
 from edgecnn.export.convert import _parity
 from edgecnn.export.outfolder import _OutFolder
 from edgecnn.export.request import ExportRequest, _folder_name, artifact_stem
 from edgecnn.export.stages import Stages
 from edgecnn.manifest import SCHEMA, sha256_of, tool_versions, write_manifest
+from edgecnn.records import GraphFacts, Manifest, Optimization
 
 
-def _stage(request, fmt, artifact_bytes, model, facts, calibration, parity_data, qat_info,
+def _stage(request, converted: tuple[bytes, Conversion], model, facts, calibration, parity_data, qat_info,
            export_seconds, progress, out: "_OutFolder", stages: "Stages | None" = None) -> tuple[Path, Path, dict]:
     """Write artifact + manifest into a temporary folder in --out and check it there.
 
     Returns (staging folder, final folder, manifest); `_OutFolder.publish` renames them.
-    `model` is the float Keras model (params, input shape); `qat_info` the QAT record or None."""
+    `converted` is the converter's (bytes, record); `model` the float Keras model (params,
+    input shape); `qat_info` the QAT record or None."""
+    artifact_bytes, conversion = converted
+    fmt = conversion.format
     stem = artifact_stem(request)
     folder_name = _folder_name(request, fmt)
     final = out.path / folder_name
@@ -32,51 +37,61 @@ def _stage(request, fmt, artifact_bytes, model, facts, calibration, parity_data,
         progress.start(f"checking {artifact.name} against the Keras model")
         stages = stages or Stages()
         with stages(f"{fmt}.parity"):
-            parity, session = _parity(artifact, *parity_data)
-        params = int(model.count_params())
-        from edgecnn.runtime import graph_facts
-
-        manifest = {
-            "schema": SCHEMA,
-            "model": facts["name"],
-            "source": facts["source"],
-            "options": _options(request),
-            "format": fmt,
-            "quantization": request.quantization,
-            "optimization": qat_info["optimization"] if qat_info else
-            facts.get("optimization", {"sparsity": None, "clusters": None, "qat": False}),
-            "qat": _qat_record(qat_info),
-            "weights": facts["weights"],
-            "params": params,
-            "artifact": artifact.name,
-            "bytes": artifact.stat().st_size,
-            "float32_weight_bytes": 4 * params,
-            "sha256": sha256_of(artifact),
-            "inputs": [t.to_dict() for t in session.inputs],
-            "outputs": [t.to_dict() for t in session.outputs],
-            "graph": graph_facts(artifact),  # op census, integer-only (edgecnn.runtime.graph_facts)
-            "preprocess": {"mode": facts["preprocess"], "input_shape": list(model.inputs[0].shape[1:]),
-                           "crop_fraction": calibration.info().get("crop_fraction"),
-                           "color": "bgr" if facts["preprocess"] == "caffe" else
-                           ("gray" if model.inputs[0].shape[-1] == 1 else "rgb")},
-            "labels": facts.get("labels"),
-            "calibration": _calibration_record(request, calibration),
-            "calibration_method": _calibration_method(request, fmt),
-            "quantization_settings": _quantization_settings(request, fmt),
-            "parity": parity,
-            "export_seconds": round(export_seconds, 2),  # shared preparation + this format
-            "export_stages": stages.for_format(fmt),  # seconds and peak RSS of each stage
-            "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            "versions": tool_versions(),
-            "warnings": list(request.warnings),
-        }
+            parity = _parity(artifact, *parity_data)
+        manifest = _manifest(request, conversion, artifact, model, facts, calibration, parity, qat_info,
+                             export_seconds, stages)
         write_manifest(staging, manifest)
         os.chmod(staging, 0o755)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
-    manifest["path"] = str(final / artifact.name)
-    return staging, final, manifest
+    return staging, final, {**manifest.to_json(), "path": str(final / artifact.name)}
+
+
+def _manifest(request: ExportRequest, conversion: Conversion, artifact: Path, model, facts: dict, calibration,
+              parity: dict, qat_info: dict | None, export_seconds: float, stages: Stages) -> Manifest:
+    """The manifest of `artifact`, assembled from the records of the stages that made it: the
+    model's facts, the optimization (QAT) record, the converter's record, the parity run."""
+    from edgecnn.runtime import graph_facts
+
+    params = int(model.count_params())
+    optimization = qat_info["optimization"] if qat_info else facts.get("optimization", Optimization.NONE.to_json())
+    shape = list(model.inputs[0].shape[1:])
+    return Manifest(
+        schema=SCHEMA,
+        artifact=artifact.name,
+        sha256=sha256_of(artifact),
+        model=facts["name"],
+        source=facts["source"],
+        format=conversion.format,
+        quantization=conversion.quantization,
+        weights=facts["weights"],
+        params=params,
+        bytes=artifact.stat().st_size,
+        options=_options(request),
+        optimization=Optimization.from_json(optimization),
+        inputs=tuple(t.to_json() for t in conversion.inputs),
+        outputs=tuple(t.to_json() for t in conversion.outputs),
+        graph=GraphFacts.from_json(graph_facts(artifact)),  # op census, integer-only (edgecnn.runtime)
+        preprocess={"mode": facts["preprocess"], "input_shape": shape,
+                    "crop_fraction": calibration.info().get("crop_fraction"),
+                    "color": "bgr" if facts["preprocess"] == "caffe" else ("gray" if shape[-1] == 1 else "rgb")},
+        calibration=_calibration_record(request, calibration),
+        calibration_method="qat" if qat_info and conversion.calibration_method else conversion.calibration_method,
+        versions=tool_versions(),
+        warnings=tuple(request.warnings),
+        extra={
+            "qat": _qat_record(qat_info),
+            "float32_weight_bytes": 4 * params,
+            "labels": facts.get("labels"),
+            "random_weights": facts.get("random_weights"),  # what made random weights' outputs vary
+            "quantization_settings": conversion.settings,
+            "parity": parity,
+            "export_seconds": round(export_seconds, 2),  # shared preparation + this format
+            "export_stages": stages.for_format(conversion.format),  # seconds and peak RSS of each stage
+            "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        },
+    )
 
 
 def _calibration_record(request: ExportRequest, calibration) -> dict | None:
@@ -90,23 +105,6 @@ def _calibration_record(request: ExportRequest, calibration) -> dict | None:
                           "min/max); TFLiteConverter requires a representative dataset for int8 "
                           "ops and io, and these images do not change the artifact"}
     return record
-
-
-def _calibration_method(request: ExportRequest, fmt: str) -> str | None:
-    if request.quantization not in NEEDS_CALIBRATION:
-        return None
-    if request.qat:
-        return "qat"
-    return "minmax" if fmt == "tflite" else request.calib_method
-
-
-def _quantization_settings(request: ExportRequest, fmt: str) -> dict | None:
-    """ONNX Runtime's static quantization options as passed (7-bit weights for int8)."""
-    if fmt != "onnx" or request.quantization not in NEEDS_CALIBRATION:
-        return None
-    from converters.onnx import STATIC_SETTINGS
-
-    return dict(STATIC_SETTINGS[request.quantization])
 
 
 def _qat_record(info: dict | None) -> dict | None:

@@ -163,7 +163,8 @@ def tflite_float_bytes(model) -> bytes:
 
     with muted_stderr(), warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        return keras_to_tflite(model, quantization="float32")
+        flatbuffer, _ = keras_to_tflite(model, quantization="float32")
+    return flatbuffer
 
 
 def gzip_size(data: bytes) -> int:

@@ -55,7 +55,8 @@ def float_onnx(model) -> bytes:
     """The float32 .onnx of the Keras model, as `edgecnn export --format onnx` makes it."""
     from converters.onnx import keras_to_onnx
 
-    return keras_to_onnx(model)
+    float_model, _ = keras_to_onnx(model)
+    return float_model
 
 
 def prepare(float_path, out_path) -> Path:

@@ -81,7 +81,8 @@ def float_tflite(model) -> bytes:
     """The float32 .tflite of the Keras model (needs TensorFlow: the converter)."""
     from converters.tflite import keras_to_tflite
 
-    return keras_to_tflite(model, quantization="float32")
+    flatbuffer, _ = keras_to_tflite(model, quantization="float32")
+    return flatbuffer
 
 
 def graph(path) -> list[Op]:
@@ -203,4 +204,5 @@ def qat_tflite(qat_model, calibration: np.ndarray) -> bytes:
             yield [calibration[i: i + 1]]
 
     with _quiet():
-        return keras_to_tflite(qat_model, quantization="int8", representative_dataset=representative)
+        flatbuffer, _ = keras_to_tflite(qat_model, quantization="int8", representative_dataset=representative)
+    return flatbuffer
