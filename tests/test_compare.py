@@ -490,6 +490,27 @@ def test_a_bad_line_among_good_ones_is_named(tmp_path):
     assert f"{path} line 2: schema edgecnn.evaluate/7 is newer" in warning
 
 
+def test_the_report_holds_the_skipped_records_and_the_cli_prints_them(tmp_path, capfd):
+    """build_report prints nothing: each record skipped is one line of `Report.warnings` (a file
+    name with a newline in it too), and `edgecnn compare` prints them, one `warning:` line each."""
+    folder = tmp_path / "two\nlines"
+    folder.mkdir()
+    path = folder / "r.jsonl"
+    path.write_text(json.dumps(THREE[0]) + "\n{not json\n" + json.dumps({"schema": "edgecnn.evaluate/7"}) + "\n")
+    report = build_report([path])
+    assert capfd.readouterr() == ("", "")
+    shown = " ".join(str(path).split())
+    assert report.warnings == [
+        f"{shown} line 2: not JSON (a truncated line?), so not an edgecnn result row; skipped",
+        f"{shown} line 3: schema edgecnn.evaluate/7 is newer than this edgecnn reads (edgecnn.evaluate/1): "
+        "upgrade edgecnn; skipped"]
+    assert len(report.rows) == 1
+    result = runner.invoke(app, ["compare", str(path), "--json"])
+    assert result.exit_code == 0
+    assert _warning_lines(result) == [f"warning: {line}" for line in report.warnings]
+    assert len(json.loads(result.stdout)) == 1
+
+
 def test_the_committed_results_load_without_a_warning():
     from edgecnn.reports.rows import read_results
 

@@ -53,6 +53,8 @@ def compare_command(
         check_plot_path(plot)
 
     report = build_report(results, baseline=baseline)
+    for message in report.warnings:  # the records skipped, before anything is drawn or written
+        typer.echo(f"warning: {message}", err=True)
     # Everything is made in memory first, so a failure leaves no file behind.
     plot_png = render_plot(report, plot) if plot is not None else None
     shown = "json" if as_json else fmt

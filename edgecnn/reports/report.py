@@ -21,6 +21,7 @@ class Report:
     baseline: str = "float32"
     notes: list[str] = field(default_factory=list)
     sources: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)  # records skipped, one line each (rows.read_results)
 
     def records(self) -> list[dict]:
         return [row.to_dict() for row in self.rows]
@@ -56,19 +57,21 @@ def _sort_key(row: ComparedRow) -> tuple:
 
 
 def build_report(paths, baseline: str = "float32") -> Report:
-    """Read RESULTS (files, folders), join by artifact, set the float parents and the fronts."""
+    """Read RESULTS (files, folders), join by artifact, set the float parents and the fronts.
+    A record that cannot be read is skipped: its one-line reason is in `Report.warnings`."""
     if baseline not in BASELINES:
         raise BadArgument(f"--baseline must be one of {', '.join(BASELINES)}. Received `{baseline}`")
     from edgecnn.reports.rows import expand
 
     files = expand(paths)
-    records = read_results(files)
+    skipped: list[str] = []
+    records = read_results(files, warn=skipped.append)
     rows = join(records, baseline)
     notes = mark_fronts(rows)
     rows.sort(key=_sort_key)
     if any(row.facts.weights == "random" and row.top1 is not None for row in rows):
         notes.append("weights: random: exported with random weights, so their top-1 is chance")
-    return Report(rows=rows, baseline=baseline, notes=notes, sources=[str(f) for f in files])
+    return Report(rows=rows, baseline=baseline, notes=notes, sources=[str(f) for f in files], warnings=skipped)
 
 
 def write_file(path, data: bytes | str) -> Path:

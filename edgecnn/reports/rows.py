@@ -15,14 +15,14 @@ Every record must carry an edgecnn schema this version reads (`edgecnn.benchmark
 its type; `Record.record` holds it). One bad record never costs the others: a line that is not JSON (a
 truncated line), not an object, from another tool, of a newer schema or with a field of
 the wrong type (`host` a string) is skipped with one warning naming the file and line,
-and the rest reports. Only input with nothing readable at all (a missing file, no
-record in any file) raises EdgecnnError.
+and the rest reports. The readers print nothing: each warning goes to the caller's `warn`
+(`build_report` keeps them in `Report.warnings`, and the CLI prints them). Only input with
+nothing readable at all (a missing file, no record in any file) raises EdgecnnError.
 """
 
 from __future__ import annotations
 
 import json
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -110,16 +110,15 @@ def _kind(record) -> str:
     return KINDS[record.SCHEMA.rsplit("/", 1)[0]][0]
 
 
-def warn_on_stderr(message: str) -> None:
-    """The default `warn` of the readers: one line on stderr."""
-    sys.stderr.write("warning: " + " ".join(str(message).split()) + "\n")
+def one_line(message) -> str:
+    """A warning as one line: its whitespace (a newline in a file name) collapsed."""
+    return " ".join(str(message).split())
 
 
-def read_file(path: Path, start: int = 0, warn=None) -> list[Record]:
+def read_file(path: Path, start: int = 0, *, warn) -> list[Record]:
     """The records of one file: a JSON document (object or list) or JSON lines. A record that
-    cannot be read is skipped: `warn` (default: a line on stderr) gets one line naming the
-    file and line. EdgecnnError for a file that cannot be read at all."""
-    warn = warn or warn_on_stderr
+    cannot be read is skipped: `warn` gets one message naming the file and line. EdgecnnError
+    for a file that cannot be read at all."""
     try:
         raw = path.read_bytes()
     except OSError as exc:
@@ -198,9 +197,10 @@ def _read_damaged(path: Path, raw: bytes, start: int, warn) -> list[Record]:
     return records
 
 
-def read_results(paths, warn=None) -> list[Record]:
+def read_results(paths, *, warn) -> list[Record]:
     """Every readable record of every RESULTS argument, checked, in input order; each record
-    skipped is one `warn` line (default: stderr). EdgecnnError when none is readable."""
+    skipped is one `warn` message, one line (`one_line`), given only when some record is
+    readable. EdgecnnError when none is: the error alone, with the first reason."""
     records: list[Record] = []
     skipped: list[str] = []
     files = expand(paths)
@@ -212,5 +212,5 @@ def read_results(paths, warn=None) -> list[Record]:
         more = f" (and {len(skipped) - 1} more)" if len(skipped) > 1 else ""
         raise EdgecnnError(f"no readable edgecnn result rows in {names}" + (f": {first}{more}" if first else ""))
     for message in skipped:
-        (warn or warn_on_stderr)(message)
+        warn(one_line(message))
     return records
