@@ -230,8 +230,8 @@ def test_a_throttled_pi_is_warned_about_once(monkeypatch, tmp_path, throttled):
     model = tmp_path / "m.tflite"
     model.write_bytes(b"\0\0\0\0TFL3")  # enough for the checks made before the worker
     host = {"hostname": "pi", "cpu": "Cortex-A72", "cores": 4, "arch": "aarch64", "throttled": throttled}
-    monkeypatch.setattr(harness, "_run_worker", lambda job, timeout: (
-        {"status": "ok", "error": None, "host": host, "warnings": []}, None, ""))
+    monkeypatch.setattr(harness, "_run_worker", lambda job, timeout: (  # a measurement: rows are checked as made
+        {"status": "ok", "error": None, "latency_ms": {"p50": 1.0}, "host": host, "warnings": []}, None, ""))
     result = runner.invoke(app, ["benchmark", str(model), str(model), "--json"])
     assert result.exit_code == 0, result.output
     rows = _rows(result)
@@ -246,6 +246,61 @@ def test_a_throttled_pi_is_warned_about_once(monkeypatch, tmp_path, throttled):
                   "latency figures may be unreliable"):
         assert words in message
     assert stderr == [f"warning: {message}"]  # once for the two rows
+
+
+
+@pytest.mark.parametrize("report, words", [
+    ({"status": "ok", "latency_ms": {"p50": "fast"}}, "`latency_ms.p50` is a string, not a number"),
+    ({"status": "ok", "latency_ms": None}, "marked ok without `sha256` and `latency_ms`"),
+    ({"status": "ok", "latency_ms": {"p50": 1.0}, "host": "pi"}, "`host` is a string, not an object"),
+    ({"status": "ok", "latency_ms": {"p50": 1.0}, "threads": 1.5}, "`threads` is a number, not an integer"),
+])
+def test_a_malformed_measurement_is_refused_where_the_row_is_made(monkeypatch, tmp_path, report, words):
+    """A worker report that would not make a benchmark row is one failed row naming the first wrong
+    field, here, not a row written and later skipped by `edgecnn compare`; nothing of it is kept."""
+    import edgecnn.harness as harness
+    from edgecnn.records import BenchmarkRow
+
+    model = tmp_path / "m.tflite"
+    model.write_bytes(b"\0\0\0\0TFL3")
+    monkeypatch.setattr(harness, "_run_worker", lambda job, timeout: (dict(report, error=None), None, ""))
+    row = benchmark_artifact(model, BenchmarkSettings(runs=1, min_secs=0))
+    assert row["status"] == "failed" and row["error"].startswith("the measurement of m.tflite: ")
+    assert words in row["error"], row["error"]
+    assert row["latency_ms"] is None and row["host"] is None  # the measurement's fields are not kept
+    assert BenchmarkRow.from_json(row).status == "failed"  # what compare reads: a row, not a skip
+    result = runner.invoke(app, ["benchmark", str(model), "--out", str(tmp_path / "rows.jsonl")])
+    assert result.exit_code == 1 and words in result.stdout + result.stderr
+    (line,) = (tmp_path / "rows.jsonl").read_text().splitlines()
+    assert json.loads(line)["status"] == "failed"
+
+
+def test_check_row_refuses_a_row_of_the_wrong_shape():
+    from edgecnn.harness import check_row
+
+    good = {"schema": BENCHMARK_SCHEMA, "status": "failed", "artifact": "m.tflite", "error": "no"}
+    assert check_row(good, "row") is good
+    for bad, words in (({**good, "status": "maybe"}, "status 'maybe'"),
+                       ({**good, "bytes": "12"}, "`bytes` is a string"),
+                       ({**good, "schema": "edgecnn.benchmark/9"}, "newer than this edgecnn reads"),
+                       ({"schema": BENCHMARK_SCHEMA, "status": "failed"}, "names no artifact")):
+        with pytest.raises(EdgecnnError, match="^the row of m: ") as info:
+            check_row(bad, "the row of m")
+        assert words in str(info.value), info.value
+
+
+def test_a_malformed_remote_row_is_a_failed_row(monkeypatch, tmp_path):
+    """A row the remote edgecnn returns is checked as a local one: the wrong shape is one failed row."""
+    import edgecnn.harness.remote as remote
+
+    model = tmp_path / "m.tflite"
+    model.write_bytes(b"\0\0\0\0TFL3")
+    monkeypatch.setattr(remote.shutil, "which", lambda tool: f"/usr/bin/{tool}")
+    monkeypatch.setattr(remote, "_run_remote", lambda *a: {0: {"schema": BENCHMARK_SCHEMA, "status": "ok",
+                                                               "sha256": "ab", "latency_ms": {"p50": []}}})
+    (row,) = remote.benchmark_remote([model], BenchmarkSettings(runs=1, min_secs=0), target="pi")
+    assert row["status"] == "failed" and row["remote"] == "pi" and row["latency_ms"] is None
+    assert row["error"] == "the row pi returned for m.tflite: `latency_ms.p50` is a list, not a number"
 
 
 # -- real artifacts ------------------------------------------------------------------------

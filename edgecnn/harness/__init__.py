@@ -195,6 +195,27 @@ def failed_row(row: dict, reason: str) -> dict:
     return row
 
 
+def check_row(row: dict, where: str) -> dict:
+    """`row` when it is a benchmark row as `edgecnn compare` reads it (`BenchmarkRow.from_json`:
+    its schema, status and every field's type); else EdgecnnError, one line naming `where` and
+    the first wrong field. Rows are checked here, where they are made, so that a bad one is
+    refused when it is written and not skipped when it is read."""
+    BenchmarkRow.from_json(row, where)
+    return row
+
+
+def _measured_row(row: dict, result: dict, name: str) -> dict:
+    """`row` with the worker's measurements; a failed row (the reason: the first wrong field)
+    when they do not make a benchmark row."""
+    measured = {**row, **{k: v for k, v in result.items() if k in ROW_KEYS and k != "warnings"}}
+    measured["warnings"] = row["warnings"] + list(result.get("warnings") or [])
+    try:
+        check_row(measured, f"the measurement of {name}")
+    except EdgecnnError as exc:
+        return failed_row(row, str(exc))
+    return add_host_warnings(measured)
+
+
 def resolve_artifact(path) -> Path:
     """A model file; a folder written by `edgecnn export` stands for the artifact its manifest
     names (benchmark, evaluate and remote runs all resolve folders here)."""
@@ -381,7 +402,7 @@ def benchmark_artifact(artifact, settings: BenchmarkSettings | None = None, *,
     settings = (settings or BenchmarkSettings()).check()
     row, manifest = describe_artifact(artifact, settings)
     if row["status"] == "failed":
-        return row
+        return check_row(row, f"the benchmark row of {row['artifact_name']}")
     path = resolve_artifact(artifact)
     job = {
         "path": str(path.resolve()),
@@ -394,14 +415,11 @@ def benchmark_artifact(artifact, settings: BenchmarkSettings | None = None, *,
     if result is None:
         failed_row(row, reason)
     else:
-        warnings = row["warnings"] + list(result.pop("warnings", None) or [])
-        row.update({k: v for k, v in result.items() if k in ROW_KEYS})
-        row["warnings"] = warnings
-        add_host_warnings(row)
+        row = _measured_row(row, result, path.name)
     if os.environ.get("EDGECNN_DEBUG") and stderr:
         sys.stderr.write(stderr)
     row["created"] = now_iso()
-    return row
+    return check_row(row, f"the benchmark row of {path.name}")
 
 
 def benchmark_many(artifacts: Sequence, settings: BenchmarkSettings | None = None, *,

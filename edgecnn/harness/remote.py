@@ -28,6 +28,7 @@ from edgecnn.errors import BadArgument, EdgecnnError
 from edgecnn.harness import (
     BenchmarkSettings,
     add_host_warnings,
+    check_row,
     describe_artifact,
     failed_row,
     resolve_artifact,
@@ -172,16 +173,22 @@ def benchmark_remote(artifacts: Sequence, settings: BenchmarkSettings | None = N
             if isinstance(result, str):
                 failed_row(local, result)
                 continue
+            try:  # another edgecnn made it: a row of the wrong shape is refused here, a failed row
+                check_row(result, f"the row {target} returned for {local['artifact_name']}")
+            except EdgecnnError as exc:
+                failed_row(local, str(exc))
+                continue
             result = dict(result)
             result["artifact"] = local["artifact"]  # the remote copy is gone; say which file it was
             if isinstance(result.get("settings"), dict):
                 result["settings"] = {**result["settings"], "data": settings.data}  # not the remote temp path
             if result.get("sha256") != local["sha256"]:
-                result.setdefault("warnings", []).append("the remote copy's sha256 differs from the local file's")
+                result["warnings"] = [*(result.get("warnings") or []),
+                                      "the remote copy's sha256 differs from the local file's"]
             rows[index] = add_host_warnings(result)  # already there unless the remote edgecnn is older
     for row in rows:
         row["remote"] = target
-    return rows
+    return [check_row(row, f"the benchmark row of {row.get('artifact_name') or row.get('artifact')}") for row in rows]
 
 
 def _run_remote(remote: Remote, sending: list[tuple[int, Path]], settings: BenchmarkSettings,
