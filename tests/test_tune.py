@@ -113,6 +113,42 @@ def test_the_layer_that_adds_the_noise_ranks_first_and_takes_its_input_producer_
     assert ranked[0].own_sqnr_db < ranked[1].own_sqnr_db
 
 
+
+# -- float ops, read with the runtime's graph readers ------------------------------------------
+
+def test_float_ops_are_counted_from_the_runtime_census(trained_tiny, tmp_path):
+    """Every op of a float graph computes in float, none of export's int8 ones (as the manifest's
+    census says), and keeping one conv float makes it count, in both formats' engines."""
+    from edgecnn.runtime.graph_onnx import read_graph as read_onnx
+    from edgecnn.runtime.graph_tflite import read_graph as read_tflite
+    from edgecnn.tune import engines_onnx, engines_tflite
+
+    f32, int8 = Path(trained_tiny["float32-tflite"]["path"]), trained_tiny["int8-tflite"]
+    assert engines_tflite.float_op_count(f32) == len(read_tflite(f32).ops) > 0
+    assert engines_tflite.float_op_count(int8["path"]) == len(int8["graph"]["float_ops"]) == 0
+    assert int8["graph"]["integer_only"]
+    assert engines_onnx.float_op_count(trained_tiny["int8-onnx"]["path"]) == 0
+    f32_onnx = Path(trained_tiny["float32-onnx"]["path"])
+    assert engines_onnx.float_op_count(f32_onnx) == len([op for op in read_onnx(f32_onnx).ops
+                                                         if op.op_type != "Shape"]) > 0
+
+    calibration = trained_tiny["x"][:16]
+    conv = next(op for op in engines_tflite.graph(f32) if op.op_type == "CONV_2D")
+    for floats, counted in (((), 0), (conv.outputs, None)):
+        data, _ = engines_tflite.quantize(f32, calibration, float_tensors=floats)
+        (tmp_path / "q.tflite").write_bytes(data)
+        count = engines_tflite.float_op_count(tmp_path / "q.tflite")
+        assert count == counted if counted is not None else 0 < count < len(read_tflite(f32).ops)
+    prepared = engines_onnx.prepare(f32_onnx, tmp_path / "prepared.onnx")
+    node = next(op for op in engines_onnx.graph(prepared) if op.op_type == "Conv")
+    for floats, counted in (((), 0), ((node.name,), None)):
+        data, _ = engines_onnx.quantize(prepared, calibration, nodes_to_exclude=floats,
+                                        input_name=read_onnx(prepared).inputs[0].name)
+        (tmp_path / "q.onnx").write_bytes(data)
+        count = engines_onnx.float_op_count(tmp_path / "q.onnx")
+        assert count == counted if counted is not None else 0 < count < len(read_onnx(prepared).ops)
+
+
 # -- the ladder on a hard case -----------------------------------------------------------------
 
 @pytest.fixture(scope="session")

@@ -88,28 +88,34 @@ def graph(path) -> list[Op]:
 
 def float_op_count(path) -> int:
     """Nodes of a QDQ graph that compute in float: not Q/DQ, and an activation input that no
-    DequantizeLinear produced or an output that no QuantizeLinear alone reads."""
-    import onnx
+    DequantizeLinear produced or an output that no QuantizeLinear alone reads. Read with the
+    runtime's graph reader (`edgecnn.runtime.graph_onnx.read_graph`, as `edgecnn inspect`);
+    `graph_facts` leaves ONNX's integer-only verdict to ONNX Runtime (None), so the QDQ rule is here."""
+    from edgecnn.runtime.graph_onnx import read_graph
 
-    model = onnx.load(str(path))
-    constants = {t.name for t in model.graph.initializer}
-    producer = {out: node.op_type for node in model.graph.node for out in node.output}
+    graph = read_graph(Path(path))
+
+    def constant(name: str) -> bool:
+        record = graph.tensors.get(name)
+        return record is not None and record.constant
+
+    producer = {out: op.op_type for op in graph.ops for out in op.outputs}
     readers: dict[str, list[str]] = {}
-    for node in model.graph.node:
-        for name in node.input:
-            readers.setdefault(name, []).append(node.op_type)
-    outputs = {o.name for o in model.graph.output}
-    inputs = {i.name for i in model.graph.input}
+    for op in graph.ops:
+        for name in op.inputs:
+            readers.setdefault(name, []).append(op.op_type)
+    outputs = {record.name for record in graph.outputs}
+    inputs = {record.name for record in graph.inputs}
     count = 0
-    for node in model.graph.node:
-        if node.op_type in _QDQ or node.op_type in ("Shape", "Constant"):
+    for op in graph.ops:  # Constant nodes are not ops of the record: their outputs are constants
+        if op.op_type in _QDQ or op.op_type == "Shape":
             continue
-        activations = [n for n in node.input if n and n not in constants and producer.get(n) != "Constant"]
+        activations = [name for name in op.inputs if not constant(name)]
         # A layout op on the float graph input, before its QuantizeLinear, computes nothing.
-        fed_float = any(producer.get(n) != "DequantizeLinear"
-                        and not (n in inputs and node.op_type in PASS_THROUGH) for n in activations)
+        fed_float = any(producer.get(name) != "DequantizeLinear"
+                        and not (name in inputs and op.op_type in PASS_THROUGH) for name in activations)
         out_float = any(name in outputs or any(r != "QuantizeLinear" for r in readers.get(name, []))
-                        for name in node.output)
+                        for name in op.outputs)
         if fed_float or out_float:
             count += 1
     return count

@@ -106,19 +106,15 @@ def graph(path) -> list[Op]:
 
 
 def float_op_count(path) -> int:
-    """Ops of a .tflite that compute in float: a float output, other than DEQUANTIZE's."""
-    from edgecnn.runtime.tflite import reference_interpreter
+    """Ops of a .tflite that compute in float (QUANTIZE and DEQUANTIZE aside), read with the
+    runtime's graph reader (`edgecnn.runtime.graph_tflite.read_graph`, the census `graph_facts`
+    records in the manifest and `edgecnn inspect` shows). Counted on any graph, a float one too
+    (`Graph.float_ops` and `graph_facts` look at quantized graphs only)."""
+    from edgecnn.runtime.census import FLOAT_DTYPES
+    from edgecnn.runtime.graph_tflite import read_graph
 
-    interpreter = reference_interpreter(path)
-    details = {d["index"]: d for d in interpreter.get_tensor_details()}
-    count = 0
-    for op in interpreter._get_ops_details():
-        if op["op_name"] in ("DEQUANTIZE", "DELEGATE"):
-            continue
-        dtypes = {np.dtype(details[int(i)]["dtype"]).name for i in op["outputs"] if int(i) >= 0}
-        if dtypes & {"float32", "float16"}:
-            count += 1
-    return count
+    return sum(1 for op in read_graph(Path(path)).ops
+               if op.compute_dtype in FLOAT_DTYPES and op.op_type not in ("QUANTIZE", "DEQUANTIZE"))
 
 
 def _recipe(weight_algorithm: str, float_tensors) -> list[dict]:
