@@ -216,6 +216,67 @@ def test_class_scores_drops_background_column():
     assert topk_hits(class_scores(outputs, drop_background=False), np.array([7, 999]), k=1)[0] == 0
 
 
+
+# -- the pipeline's steps, one at a time ---------------------------------------------------------
+
+def test_background_dropped_only_for_1001_outputs_against_1000_classes_or_unknown():
+    from edgecnn.errors import BadArgument
+    from edgecnn.evaluate import background_dropped
+
+    assert background_dropped(1001, None, "m.tflite", "d") and background_dropped(1001, 1000, "m.tflite", "d")
+    assert not background_dropped(10, 10, "m.tflite", "d") and not background_dropped(10, None, "m.tflite", "d")
+    with pytest.raises(BadArgument, match=r"^m.tflite has 10 outputs but d has 5 classes: evaluate a model on data "
+                                          r"labelled with its own classes$"):
+        background_dropped(10, 5, "m.tflite", "d")
+    with pytest.raises(BadArgument, match=r"has 1001 outputs but d has 10 classes.*\(1001 outputs, background first"):
+        background_dropped(1001, 10, "m.tflite", "d")
+
+
+def test_score_learns_the_classes_from_the_first_outputs_when_the_shape_is_dynamic():
+    from edgecnn.errors import BadArgument
+    from edgecnn.evaluate import Score
+
+    score = Score(None, 3, "m.onnx", "d")
+    assert score.classes is None and score.drop_background is None
+    outputs = np.array([[0.1, 0.9, 0.0], [0.5, 0.4, 0.1], [0.2, 0.3, 0.5], [0.0, 0.1, 0.9]], np.float32)
+    score.add(outputs[:2], np.array([1, 2]))
+    score.add(outputs[2:], np.array([0, 2]))
+    assert (score.classes, score.drop_background, score.k) == (3, False, 3)
+    assert (score.n, score.top1, score.topk) == (4, 2, 4)
+    with pytest.raises(BadArgument, match="^d has label 3, out of range for the 3 classes m.onnx scores$"):
+        score.add(outputs[:1], np.array([3]))
+    with pytest.raises(BadArgument, match="has 3 outputs but d has 4 classes"):
+        Score(None, 4, "m.onnx", "d").add(outputs, np.array([0, 1, 2, 3]))
+
+
+def test_batch_plan_keeps_a_fixed_onnx_batch_and_lets_tflite_resize():
+    from types import SimpleNamespace
+
+    from edgecnn.evaluate import Model, batch_plan
+    from edgecnn.runtime import TensorInfo
+
+    def model(fmt, batch):
+        info = TensorInfo("input", (batch, 8, 8, 1), "float32")
+        return Model(SimpleNamespace(format=fmt), info, (8, 8, 1), "NHWC", 10)
+
+    assert batch_plan(model("onnx", 1), 32) == 1 and batch_plan(model("onnx", -1), 32) == 32
+    assert batch_plan(model("onnx", None), 7) == 7 and batch_plan(model("tflite", 1), 32) == 32
+
+
+def test_warnings_are_held_until_every_check_has_passed_and_all_kept():
+    from edgecnn.evaluate import Progress, _Warnings
+
+    shown = []
+    progress = Progress()
+    progress.warn = shown.append
+    warn = _Warnings(progress)
+    warn("first")
+    assert shown == []  # an error now would stay one line
+    warn.release()
+    warn("second")
+    assert shown == ["first", "second"] and warn.notes == ["first", "second"]
+
+
 # -- accuracy against the straight-line script -------------------------------------------------
 
 @pytest.mark.parametrize("variant", ["float32", "int8", "uint8", "int16x8", "onnx", "onnx-float16"])
