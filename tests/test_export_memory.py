@@ -201,3 +201,86 @@ def test_patched_update_proto_writes_what_changed_and_keeps_what_did_not():
     const.set_attr("value", numpy_helper.from_array(np.arange(10, dtype=np.float32), "w"))
     _update_proto_if_changed(const)
     assert numpy_helper.to_array(const.op.attribute[0].t).tolist() == list(range(10))
+
+
+def _held_out_keras_model(*, derived: bool = False):
+    """Kernels of 1024+ elements (held out of TensorFlow's graphs), non-zero biases (as a
+    trained model has; zero ones stay in: grappler simplifies by them), one small kernel.
+    With `derived`, a layer multiplies its kernel by 2 in the graph, which grappler folds
+    into a new constant computed from the weight."""
+    from edgecnn._tf import import_keras
+
+    keras = import_keras()
+    import tensorflow as tf
+
+    class DoubledDense(keras.layers.Dense):
+        def call(self, inputs):
+            return tf.matmul(inputs, self.kernel * 2.0) + self.bias
+
+    keras.utils.set_random_seed(0)
+    inputs = keras.layers.Input((16, 16, 3))
+    x = keras.layers.Conv2D(16, 3, activation="relu", name="small")(inputs)  # 432 elements: stays in
+    x = keras.layers.Conv2D(16, 3, activation="relu", name="conv")(x)  # 2304
+    x = keras.layers.GlobalAveragePooling2D(name="pool")(x)
+    x = (DoubledDense if derived else keras.layers.Dense)(64, name="fc")(x)  # 1024
+    model = keras.Model(inputs, keras.layers.Dense(4, name="predictions")(x), name="held")
+    rng = np.random.default_rng(1)
+    for layer in model.layers:
+        if getattr(layer, "bias", None) is not None:
+            layer.bias.assign(rng.normal(0, 0.1, layer.bias.shape).astype("float32"))
+    return model
+
+
+def _count_held_out(monkeypatch):
+    import converters.onnx as onnx_converter
+
+    reads, refused = [], []
+    read, refuse = onnx_converter._HeldValues.__getitem__, onnx_converter._NotHeldOut.__init__
+
+    def counted_read(self, name):
+        reads.append(name)
+        return read(self, name)
+
+    def counted_refusal(self, *args):
+        refused.append(args)
+        refuse(self, *args)
+
+    monkeypatch.setattr(onnx_converter._HeldValues, "__getitem__", counted_read)
+    monkeypatch.setattr(onnx_converter._NotHeldOut, "__init__", counted_refusal)
+    return reads, refused
+
+
+def test_weights_held_out_of_tensorflow_give_the_same_model_and_restore_everything(monkeypatch):
+    import tf2onnx.convert
+    from tensorflow.python.framework import convert_to_constants, tensor_util
+    from tf2onnx import tf_loader
+
+    from converters.onnx import keras_to_onnx
+
+    patched = (convert_to_constants._FunctionConverterDataInEager._eval, tensor_util.make_tensor_proto,
+               tf_loader.tf_optimize, tf2onnx.convert.process_tf_graph)
+    model = _held_out_keras_model()
+    reads, refused = _count_held_out(monkeypatch)
+    held, _ = keras_to_onnx(model)
+    # conv and fc kernels held out (each read twice: tf2onnx's constant folding, its ONNX tensor)
+    assert sorted(set(reads)) == ["held/conv/Conv2D/ReadVariableOp", "held/fc/MatMul/ReadVariableOp"]
+    assert not refused
+    assert (convert_to_constants._FunctionConverterDataInEager._eval, tensor_util.make_tensor_proto,
+            tf_loader.tf_optimize, tf2onnx.convert.process_tf_graph) == patched
+    assert _batch_named(held) == _batch_named(_default_tf2onnx_bytes(model))
+
+
+def test_a_constant_computed_from_a_held_out_weight_converts_again_with_the_weights(monkeypatch):
+    from converters.onnx import keras_to_onnx
+
+    model = _held_out_keras_model(derived=True)
+    reads, refused = _count_held_out(monkeypatch)
+    converted, _ = keras_to_onnx(model)
+    assert len(refused) == 1  # grappler folded kernel * 2 into a constant: not held out
+    assert _batch_named(converted) == _batch_named(_default_tf2onnx_bytes(model))
+    import onnx
+    from onnx import numpy_helper
+
+    initializers = {t.name: numpy_helper.to_array(t) for t in onnx.load_from_string(converted).graph.initializer}
+    doubled = 2.0 * model.get_layer("fc").kernel.numpy()
+    assert any(value.shape == doubled.shape and np.array_equal(value, doubled) for value in initializers.values())
