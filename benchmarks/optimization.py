@@ -12,7 +12,7 @@ For each model (LeNet-5 at 32x32x1; MobileNetV2 alpha 0.35 at 32x32x3):
 2. Makes the variants of the issue, each as a TFLite artifact:
    - `float32` and `int8-ptq` through `edgecnn.export.export` (calibrated on 100
      Fashion-MNIST training images, as `edgecnn export MODEL.keras --int8 --calib fashion-mnist`);
-   - `int8-qat`: `qat_for_export` (the library side of `export --int8 --qat`), then the
+   - `int8-qat`: `qat_stage` (the QAT stage of `export --int8 --qat`), then the
      same int8 conversion (`converters.tflite.keras_to_tflite`, Optimize.DEFAULT, int8 ops,
      int8 input and output). When `ExportRequest` has a `qat` field, through `export` instead;
    - `pruned-50` (float32): `prune_model(sparsity=0.5)`, exported through `export`;

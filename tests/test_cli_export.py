@@ -61,15 +61,33 @@ def test_json_lists_manifests(tmp_path):
 
 # -- option mapping: the command builds one ExportRequest and calls export() once ------------------
 
+class _Calls(list):
+    """The requests export() was called with; `stages` the library calls in order."""
+
+    stages: list
+
+
 @pytest.fixture
 def captured(monkeypatch):
-    """Replace the library call; record the requests the command makes."""
-    requests = []
+    """Replace the library calls; record the requests the command makes."""
+    requests = _Calls()
+    requests.stages = []
 
-    def fake_export(request, progress=None):
+    def fake_build(request, progress=None):
+        requests.stages.append(("build_model", request.model))
+        return "built"
+
+    def fake_qat(built, request, progress=None):
+        requests.stages.append(("quantization_aware", built))
+        return "built, quantization-aware"
+
+    def fake_export(request, progress=None, *, model=None):
+        requests.stages.append(("export", model))
         requests.append(request)
         return []
 
+    monkeypatch.setattr("edgecnn.export.build_model", fake_build)
+    monkeypatch.setattr("edgecnn.export.quantization_aware", fake_qat)
     monkeypatch.setattr("edgecnn.export.export", fake_export)
     return requests
 
@@ -87,6 +105,7 @@ def test_cli_maps_every_option(captured, tmp_path):
         model="lenet5", quantization="int16x8", formats=("tflite", "onnx"), weights="none", input_size=40,
         alpha=0.5, classes=7, calib="fashion-mnist", calib_samples=12, calib_method="entropy", io="int16",
         preprocess="unit", out=tmp_path, seed=3, trust_model=True)
+    assert captured.stages == [("export", None)]  # export builds the model itself
 
 
 def test_cli_maps_the_qat_options(captured, tmp_path):
@@ -98,6 +117,9 @@ def test_cli_maps_the_qat_options(captured, tmp_path):
     assert request == ExportRequest(
         model="model.keras", quantization="int8", out=tmp_path, qat=True, qat_dataset="fashion-mnist",
         qat_epochs=3, qat_lr=0.001, qat_batch_size=16, qat_limit=100)
+    # model -> optimize -> convert: the QAT stage runs on the built model, export takes its result
+    assert captured.stages == [("build_model", "model.keras"), ("quantization_aware", "built"),
+                               ("export", "built, quantization-aware")]
 
 
 def test_cli_defaults_are_the_library_defaults(captured):

@@ -5,7 +5,8 @@ ecdc7d6, when `_stage` still filled a dict literal and export ran QAT itself, fo
 (random weights, seed 0): int8 TFLite and ONNX, float16 TFLite, dynamic ONNX, and int8 after
 QAT on the 200 shipped Fashion-MNIST images. The same requests now go through the converters'
 records (`converters.record.Conversion`), `edgecnn.records.Manifest` and, for QAT, the training
-stage before export. Every key must be there and hold the same value, the artifact's sha256
+stage before export (also as the CLI runs it: `build_model`, `quantization_aware`, then
+`export(request, model=...)`). Every key must be there and hold the same value, the artifact's sha256
 included; only what a run cannot repeat is blanked (times, paths, --out).
 """
 
@@ -14,11 +15,15 @@ from pathlib import Path
 
 import pytest
 
-from edgecnn.export import ExportRequest, export
+from edgecnn.export import ExportRequest, build_model, export, quantization_aware
 
 REPO = Path(__file__).resolve().parents[1]
 BEFORE = json.loads((REPO / "tests" / "data" / "lenet5-manifests-ecdc7d6.json").read_text())
 NPZ = REPO / "tests" / "data" / "fashion-mnist-test-200.npz"
+# Keys the manifest gained since (the CLI's JSON keys may grow), with their value for these requests.
+ADDED_SINCE = {
+    "random_weights": None,  # what made a zoo model's random weights informative (--weights auto only)
+}
 
 REQUESTS = {
     "int8-all": dict(quantization="int8", formats=("tflite", "onnx"), calib_samples=16, parity_samples=8),
@@ -34,6 +39,8 @@ def _blank(manifest: dict) -> dict:
     manifest = json.loads(json.dumps(manifest).replace(f"{REPO}/", "<repo>/"))
     for key in ("path", "created", "export_seconds"):
         manifest.pop(key)
+    for key, value in ADDED_SINCE.items():
+        assert manifest.pop(key, value) == value, key
     manifest["options"]["out"] = None
     manifest["export_stages"] = {name: sorted(value) if isinstance(value, dict) else value
                                  for name, value in manifest["export_stages"].items()}
@@ -58,8 +65,12 @@ def _differences(before: dict, after: dict, where: str = "") -> list[str]:
 def manifests(tmp_path_factory, monkeypatch_module):
     monkeypatch_module.setenv("EDGECNN_EXPORT_PROCESSES", "one")  # as when the file was written
     out = tmp_path_factory.mktemp("manifests")
-    return {name: export(ExportRequest(model="lenet5", weights="none", out=out / name, **request))
+    made = {name: export(ExportRequest(model="lenet5", weights="none", out=out / name, **request))
             for name, request in REQUESTS.items()}
+    # As `edgecnn export --qat` runs it: the model built, the QAT stage on it, then export.
+    request = ExportRequest(model="lenet5", weights="none", out=out / "qat-staged", **REQUESTS["qat"])
+    made["qat-staged"] = export(request, model=quantization_aware(build_model(request), request))
+    return made
 
 
 @pytest.fixture(scope="module")
@@ -68,13 +79,14 @@ def monkeypatch_module():
         yield patch
 
 
-@pytest.mark.parametrize("name", list(REQUESTS))
+@pytest.mark.parametrize("name", [*REQUESTS, "qat-staged"])
 def test_manifests_have_the_keys_and_values_written_before(manifests, name):
-    if BEFORE[name][0]["versions"] != manifests[name][0]["versions"]:
+    written = BEFORE["qat" if name == "qat-staged" else name]
+    if written[0]["versions"] != manifests[name][0]["versions"]:
         pytest.skip("other tool versions than when the file was written: the bytes may differ")
     now = manifests[name]
-    assert [m["artifact"] for m in now] == [m["artifact"] for m in BEFORE[name]]
-    for before, after in zip(BEFORE[name], now):
+    assert [m["artifact"] for m in now] == [m["artifact"] for m in written]
+    for before, after in zip(written, now):
         assert list(after)[-1] == "path" and {"created", "export_seconds"} <= set(after)
         assert list(_blank(after)) == list(before)  # the same keys, in the same order
         assert _differences(before, _blank(after)) == []

@@ -186,10 +186,10 @@ def test_qat_converts_to_an_int8_tflite(base, data):
 
 def test_qat_after_pruning_preserves_the_sparsity(pruned):
     from edgecnn.loading import read_keras_model
-    from edgecnn.training.qat import qat_for_export
+    from edgecnn.training.qat import qat_stage
 
     optimization = {"sparsity": pruned["info"]["pruning"]["total"], "clusters": None, "qat": False}
-    qat, info = qat_for_export(read_keras_model(pruned["path"]), dataset=str(NPZ), epochs=1,
+    qat, info = qat_stage(read_keras_model(pruned["path"]), dataset=str(NPZ), epochs=1,
                                preprocess="unit", optimization=optimization, batch_size=32)
     assert info["preserve"] == "sparsity" and "PrunePreserve" in info["scheme"]
     assert info["sparsity_after"] == pytest.approx(info["sparsity_before"], abs=1e-6)
@@ -199,15 +199,15 @@ def test_qat_after_pruning_preserves_the_sparsity(pruned):
 def test_qat_needs_data(base):
     from edgecnn.loading import read_keras_model
     from edgecnn.training import quantize_aware_finetune
-    from edgecnn.training.qat import qat_for_export
+    from edgecnn.training.qat import qat_stage
 
     model = read_keras_model(base)
     with pytest.raises(BadArgument, match="--dataset"):
         quantize_aware_finetune(model, None, 1)
     with pytest.raises(BadArgument, match="--dataset"):
-        qat_for_export(model, dataset=None, epochs=1, preprocess="unit")
+        qat_stage(model, dataset=None, epochs=1, preprocess="unit")
     with pytest.raises(BadArgument, match="--epochs"):
-        qat_for_export(model, dataset=str(NPZ), epochs=0, preprocess="unit")
+        qat_stage(model, dataset=str(NPZ), epochs=0, preprocess="unit")
 
 
 # -- what the toolkit cannot handle ------------------------------------------------------------

@@ -7,7 +7,7 @@ the artifact folder atomically.
 
     request    ExportRequest and its checks; the names of the folders it writes
     pipeline   export(): the stages in order, in this process or one process per format
-    model      the Keras model (zoo or file) and its QAT fine-tuning
+    model      build_model: the Keras model (zoo or file) as a BuiltModel; quantization_aware: QAT
     data       calibration and parity images
     convert    one format's conversion, quietly; the parity run
     record     the staging folder of one artifact: artifact, parity, manifest
@@ -19,7 +19,7 @@ the artifact folder atomically.
 from edgecnn.export.child import _child_main
 from edgecnn.export.convert import _convert, _parity, _predict, _quiet
 from edgecnn.export.data import _calibration_and_parity_data, _calibration_source
-from edgecnn.export.model import _load_model, _quantization_aware
+from edgecnn.export.model import BuiltModel, _load_model, build_model, quantization_aware
 from edgecnn.export.outfolder import (
     LOCK_SUFFIX,
     PARTIAL_SUFFIX,
@@ -42,9 +42,9 @@ from edgecnn.progress import Progress  # the protocol callers pass
 
 __all__ = [
     "IO_CHOICES", "LOCK_SUFFIX", "MAX_CALIB_SAMPLES", "PARTIAL_SUFFIX", "PREPROCESS_MODES", "ExportBusy",
-    "ExportRequest", "Progress", "Stages", "artifact_stem", "export", "peak_rss_bytes", "qat_settings",
-    "tf_nest_flatten",
+    "BuiltModel", "ExportRequest", "Progress", "Stages", "artifact_stem", "build_model", "export", "peak_rss_bytes",
+    "qat_settings", "quantization_aware", "tf_nest_flatten",
     # private, imported by tune, benchmarks and tests
     "_OutFolder", "_acquire_lock", "_calibration_and_parity_data", "_calibration_source", "_child_main",
-    "_convert", "_load_model", "_parity", "_predict", "_quantization_aware", "_quiet", "_release_lock",
+    "_convert", "_load_model", "_parity", "_predict", "_quiet", "_release_lock",
 ]

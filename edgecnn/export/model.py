@@ -1,18 +1,24 @@
-"""The Keras model export converts: a zoo model (weights auto, none or a file) or a saved
-Keras file, and its quantization-aware fine-tuning (`--int8 --qat`)."""
+"""The first stages of export: the Keras model it converts (a zoo model, weights auto, none or
+a file, or a saved Keras file) as a `BuiltModel`, then the QAT stage (`--int8 --qat`) on it."""
 
 from __future__ import annotations
 
 import contextlib
 import io
 import socket
-import warnings
+import time
+from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 from edgecnn.errors import BadArgument
-from edgecnn.export.request import ExportRequest, _warn
+from edgecnn.export.data import _calibration_source
+from edgecnn.export.outfolder import _HeldWarnings
+from edgecnn.export.request import ExportRequest, _check, _warn
+from edgecnn.export.stages import Stages
 from edgecnn.loading import is_model_file
 from edgecnn.progress import Progress
+from edgecnn.records import Optimization
 
 
 def _load_model(request: ExportRequest, progress: Progress):
@@ -91,43 +97,83 @@ def _download_timeout(seconds: float):
         socket.setdefaulttimeout(previous)
 
 
-class _QatProgress:
-    """Training's Progress on top of export's: warnings also go into the manifest."""
+@dataclass(frozen=True)
+class BuiltModel:
+    """The model export converts, and what the manifest records of it: model -> optimize -> convert.
 
-    def __init__(self, request: ExportRequest, progress: Progress):
-        self._request, self._progress = request, progress
-
-    def start(self, label, total=None):
-        self._progress.start(label, total)
-
-    def advance(self, steps=1):
-        self._progress.advance(steps)
-
-    def warn(self, message):
-        _warn(self._request, self._progress, message)
-
-    def epoch_end(self, epoch, epochs, logs):
-        report = getattr(self._progress, "epoch_end", None)
-        if report is not None:
-            report(epoch, epochs, logs)
-
-
-def _quantization_aware(model, facts: dict, request: ExportRequest, progress: Progress):
-    """Fine-tune `model` with fake quantization on `--dataset`: (the QAT model, its record).
-
-    `model` itself keeps its float weights. The scheme keeps the sparsity or the clusters
-    that the model's sidecar records (PQAT, CQAT).
+    `model` is the float Keras model: the parity reference, `params` and the input shape.
+    `facts` are the manifest's facts of it (name, source, weights, preprocess, labels).
+    `optimization` is the manifest's `optimization` record; an optimization stage (QAT) gives
+    the model to convert (`optimized`) and its record (`qat`) through `after`. `stages` holds
+    the seconds and peak RSS of the stages run so far (`build_model`'s `source` and `build`,
+    then `qat`), `warnings` what they said, which export reports once it succeeds.
     """
-    from edgecnn.training._toolkit import check_layers
-    from edgecnn.training.qat import qat_for_export
 
-    if (facts.get("optimization") or {}).get("qat"):
-        raise BadArgument(f"{request.model} is already quantization-aware (its sidecar says `qat: true`)")
-    check_layers(model, "quantization")  # before the data is read
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        qat_model, info = qat_for_export(
-            model, dataset=request.qat_dataset, epochs=request.qat_epochs, preprocess=facts["preprocess"],
-            optimization=facts.get("optimization"), batch_size=request.qat_batch_size, lr=request.qat_lr,
-            seed=request.seed, limit=request.qat_limit, progress=_QatProgress(request, progress))
-    return qat_model, info
+    model: Any
+    facts: dict
+    optimization: Optimization = Optimization.NONE
+    optimized: Any = None
+    qat: dict | None = None
+    stages: dict = field(default_factory=dict)
+    warnings: tuple = ()
+    started: float = 0.0  # time.perf_counter() when the build began: export_seconds count from it
+    ready: float = 0.0  # time.perf_counter() when the last stage ended
+    calibration_source: Any = field(default=None, repr=False, compare=False)  # --calib, opened by the build
+
+    @property
+    def converted(self):
+        """The model the converters take: the optimized one when a stage made one."""
+        return self.model if self.optimized is None else self.optimized
+
+    @property
+    def preprocess(self) -> str:
+        return self.facts["preprocess"]
+
+    def after(self, optimized, record: dict) -> BuiltModel:
+        """This model after an optimization stage (`edgecnn.training.qat_stage`): `optimized` is
+        converted, the float model stays the parity reference; `record` is the stage's (its
+        `stage` names it, its `optimization` becomes the manifest's, its `warnings` are added)."""
+        stage = record.get("stage", "optimize")
+        if self.optimized is not None:
+            raise BadArgument(f"{self.facts['name']} went through an optimization stage already; "
+                              "export takes one")
+        stages = Stages()
+        stages.records = dict(self.stages)
+        stages.add(stage, time.perf_counter() - self.ready)  # from the model built to this stage's end
+        return replace(self, optimized=optimized, qat=record if stage == "qat" else self.qat,
+                       optimization=Optimization.from_json(record.get("optimization")),
+                       stages=stages.records, warnings=(*self.warnings, *record.get("warnings", ())),
+                       ready=time.perf_counter())
+
+
+def build_model(request: ExportRequest, progress: Progress | None = None) -> BuiltModel:
+    """The first stage of export: `request` checked (BadArgument before any work, as `export`
+    checks it), its `--calib` opened (a bad one fails before the model is built), its model
+    built or loaded. Its warnings wait in the BuiltModel until `export(request, model=...)`."""
+    started = time.perf_counter()
+    _check(request)
+    held = _HeldWarnings(progress or Progress())
+    stages = Stages()
+    built = _build(request, held, stages)
+    return replace(built, warnings=tuple(held.held), started=started)
+
+
+def _build(request: ExportRequest, progress: Progress, stages: Stages) -> BuiltModel:
+    with stages("source"):
+        source = _calibration_source(request, progress)  # cheap checks before the model is built
+    with stages("build"):
+        model, facts = _load_model(request, progress)
+    optimization = Optimization.from_json(facts.get("optimization"))
+    return BuiltModel(model=model, facts=facts, optimization=optimization, stages=dict(stages.records),
+                      ready=time.perf_counter(), calibration_source=source)
+
+
+def quantization_aware(built: BuiltModel, request: ExportRequest, progress: Progress | None = None) -> BuiltModel:
+    """`built` after the QAT stage `request` asks for (`--int8 --qat --dataset ...`):
+    `edgecnn.training.qat_stage`, fine-tuning with fake quantization; the float model keeps
+    its weights. The scheme keeps the sparsity or the clusters its sidecar records (PQAT, CQAT)."""
+    from edgecnn.training.qat import qat_stage
+
+    return built.after(*qat_stage(built.model, name=request.model, preprocess=built.preprocess,
+                                  optimization=built.optimization.to_json(), progress=progress,
+                                  **request.qat_arguments()))

@@ -189,6 +189,11 @@ class _HeldWarnings:
         if report is not None:
             report(epoch, epochs, logs)
 
+    @property
+    def held(self) -> list[str]:
+        """The warnings held so far."""
+        return list(self._held)
+
     def release(self):
         held, self._held = self._held, []
         for message in held:

@@ -12,7 +12,7 @@ import numpy as np
 from edgecnn.export.child import _export_in_child
 from edgecnn.export.convert import _convert, _predict, _quiet
 from edgecnn.export.data import _calibration_and_parity_data, _calibration_source
-from edgecnn.export.model import _load_model, _quantization_aware
+from edgecnn.export.model import BuiltModel, _build, quantization_aware
 from edgecnn.export.outfolder import _HeldWarnings, _OutFolder, _terminate_as_exit
 from edgecnn.export.record import _stage
 from edgecnn.export.request import ExportRequest, _check, _folder_names
@@ -21,8 +21,12 @@ from edgecnn.loading import is_model_file
 from edgecnn.progress import Progress
 
 
-def export(request: ExportRequest, progress: Progress | None = None) -> list[dict]:
+def export(request: ExportRequest, progress: Progress | None = None, *, model: BuiltModel | None = None) -> list[dict]:
     """Export `request.model` in each requested format; return the manifests written.
+
+    model -> optimize -> convert -> manifest: `model`, when given, is the model built
+    (`build_model(request)`) and optimized (`.after(*stage)`, `quantization_aware`) before;
+    without it, export builds the model itself, and runs the QAT stage a `qat` request asks for.
 
     Every option is checked before any work (`BadArgument`); the artifact folders are
     staged as `.NAME.*.partial` in `--out` and renamed into place together once every
@@ -32,23 +36,24 @@ def export(request: ExportRequest, progress: Progress | None = None) -> list[dic
     once. Warnings reach `progress` only when the export succeeds (they are in the
     manifests either way); a failed export reports its error alone.
     """
-    started = time.perf_counter()
+    started = time.perf_counter() if model is None else model.started
     _check(request)
     shown = progress or Progress()
     progress = _HeldWarnings(shown)
     with _terminate_as_exit(), _OutFolder(request.out, _folder_names(request)) as out:
-        manifests = _export(request, progress, started, out)
+        manifests = _export(request, progress, started, out, model)
     progress.release()
     return manifests
 
 
-def _export(request: ExportRequest, progress: "_HeldWarnings", started: float, out: "_OutFolder") -> list[dict]:
-    if _process_per_format(request):
+def _export(request: ExportRequest, progress: "_HeldWarnings", started: float, out: "_OutFolder",
+            model: BuiltModel | None = None) -> list[dict]:
+    if model is None and _process_per_format(request):
         _calibration_source(request, progress)  # a bad --calib fails before any process starts
         staged = [_export_in_child(request, fmt, request.formats[index:], progress, out)
                   for index, fmt in enumerate(request.formats)]
     else:
-        staged = _export_formats(request, request.formats, progress, started, out)
+        staged = _export_formats(request, request.formats, progress, started, out, built=model)
     return out.publish(staged)
 
 
@@ -73,29 +78,35 @@ def _process_per_format(request: ExportRequest) -> bool:
 
 
 def _export_formats(request: ExportRequest, formats, progress: Progress, started: float, out,
-                    stages: "Stages | None" = None, memory_formats=None) -> list:
-    """Build, calibrate and convert `formats` in this process; the staged folders.
+                    stages: "Stages | None" = None, memory_formats=None, built: BuiltModel | None = None) -> list:
+    """Build (unless `built` is given), calibrate and convert `formats` in this process; the
+    staged folders.
 
     The memory check covers `memory_formats` (default `formats`): a process for the
     first of several formats refuses at once if a later one would not fit either."""
     stages = stages or Stages()
-    with stages("source"):
-        source = _calibration_source(request, progress)  # cheap checks before the model is built
-    with stages("build"):
-        model, facts = _load_model(request, progress)
-    # With --qat the QAT model is converted; the float model stays the parity reference
+    if built is None:
+        built = _build(request, progress, stages)
+        if request.qat:
+            built = quantization_aware(built, request, progress)
+    for message in built.warnings:  # said by stages before export: shown with export's own
+        if message not in request.warnings:
+            request.warnings.append(message)
+        progress.warn(message)
+    stages.records.update({name: dict(record) for name, record in built.stages.items()})
+    source = built.calibration_source
+    if source is None:
+        source = _calibration_source(request, progress)
+    # With QAT the QAT model is converted; the float model stays the parity reference
     # (and gives `params`: the QAT model also holds its quantizers' min/max variables).
-    converted, qat_info = model, None
-    if request.qat:
-        with stages("qat"):
-            converted, qat_info = _quantization_aware(model, facts, request, progress)
+    model, facts, converted = built.model, built.facts, built.converted
     input_shape = tuple(int(d) for d in model.inputs[0].shape[1:])
     with stages("calibration_data"):
         calibration, parity_batch, held_out = _calibration_and_parity_data(
             request, source, facts["preprocess"], input_shape, progress)
     with stages("reference"):
         reference = _predict(model, parity_batch)
-        qat_reference = _predict(converted, parity_batch) if request.qat else None
+        qat_reference = _predict(converted, parity_batch) if built.optimized is not None else None
     _check_conversion_memory(request, converted, tuple(memory_formats or formats), calibration,
                              one_process=stages.process == "shared" and len(formats) > 1)
     prepare_seconds = time.perf_counter() - started  # shared by every format
@@ -103,11 +114,11 @@ def _export_formats(request: ExportRequest, formats, progress: Progress, started
     staged = []
     for fmt in formats:
         format_started = time.perf_counter()
-        progress.start(f"converting to {fmt} ({request.quantization}{', QAT' if request.qat else ''})")
+        progress.start(f"converting to {fmt} ({request.quantization}{', QAT' if built.qat else ''})")
         with _quiet():
             conversion = _convert(converted, fmt, request, calibration, progress, stages)
-        staged.append(_stage(request, conversion, model, facts, calibration,
-                             (parity_batch, reference, held_out, qat_reference), qat_info,
+        staged.append(_stage(request, conversion, built, calibration,
+                             (parity_batch, reference, held_out, qat_reference),
                              prepare_seconds + (time.perf_counter() - format_started), progress, out,
                              stages))
     return staged

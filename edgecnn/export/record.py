@@ -11,20 +11,20 @@ from pathlib import Path
 from converters import NEEDS_CALIBRATION
 from converters.record import Conversion
 from edgecnn.export.convert import _parity
+from edgecnn.export.model import BuiltModel
 from edgecnn.export.outfolder import _OutFolder
 from edgecnn.export.request import ExportRequest, _folder_name, artifact_stem
 from edgecnn.export.stages import Stages
 from edgecnn.manifest import SCHEMA, sha256_of, tool_versions, write_manifest
-from edgecnn.records import GraphFacts, Manifest, Optimization
+from edgecnn.records import GraphFacts, Manifest
 
 
-def _stage(request, converted: tuple[bytes, Conversion], model, facts, calibration, parity_data, qat_info,
+def _stage(request, converted: tuple[bytes, Conversion], built: BuiltModel, calibration, parity_data,
            export_seconds, progress, out: "_OutFolder", stages: "Stages | None" = None) -> tuple[Path, Path, dict]:
     """Write artifact + manifest into a temporary folder in --out and check it there.
 
     Returns (staging folder, final folder, manifest); `_OutFolder.publish` renames them.
-    `converted` is the converter's (bytes, record); `model` the float Keras model (params,
-    input shape); `qat_info` the QAT record or None."""
+    `converted` is the converter's (bytes, record), `built` the model and its stages' records."""
     artifact_bytes, conversion = converted
     fmt = conversion.format
     stem = artifact_stem(request)
@@ -38,8 +38,7 @@ def _stage(request, converted: tuple[bytes, Conversion], model, facts, calibrati
         stages = stages or Stages()
         with stages(f"{fmt}.parity"):
             parity = _parity(artifact, *parity_data)
-        manifest = _manifest(request, conversion, artifact, model, facts, calibration, parity, qat_info,
-                             export_seconds, stages)
+        manifest = _manifest(request, conversion, artifact, built, calibration, parity, export_seconds, stages)
         write_manifest(staging, manifest)
         os.chmod(staging, 0o755)
     except BaseException:
@@ -48,14 +47,14 @@ def _stage(request, converted: tuple[bytes, Conversion], model, facts, calibrati
     return staging, final, {**manifest.to_json(), "path": str(final / artifact.name)}
 
 
-def _manifest(request: ExportRequest, conversion: Conversion, artifact: Path, model, facts: dict, calibration,
-              parity: dict, qat_info: dict | None, export_seconds: float, stages: Stages) -> Manifest:
+def _manifest(request: ExportRequest, conversion: Conversion, artifact: Path, built: BuiltModel, calibration,
+              parity: dict, export_seconds: float, stages: Stages) -> Manifest:
     """The manifest of `artifact`, assembled from the records of the stages that made it: the
     model's facts, the optimization (QAT) record, the converter's record, the parity run."""
     from edgecnn.runtime import graph_facts
 
+    model, facts, qat_info = built.model, built.facts, built.qat
     params = int(model.count_params())
-    optimization = qat_info["optimization"] if qat_info else facts.get("optimization", Optimization.NONE.to_json())
     shape = list(model.inputs[0].shape[1:])
     return Manifest(
         schema=SCHEMA,
@@ -69,14 +68,14 @@ def _manifest(request: ExportRequest, conversion: Conversion, artifact: Path, mo
         params=params,
         bytes=artifact.stat().st_size,
         options=_options(request),
-        optimization=Optimization.from_json(optimization),
+        optimization=built.optimization,
         inputs=tuple(t.to_json() for t in conversion.inputs),
         outputs=tuple(t.to_json() for t in conversion.outputs),
         graph=GraphFacts.from_json(graph_facts(artifact)),  # op census, integer-only (edgecnn.runtime)
         preprocess={"mode": facts["preprocess"], "input_shape": shape,
                     "crop_fraction": calibration.info().get("crop_fraction"),
                     "color": "bgr" if facts["preprocess"] == "caffe" else ("gray" if shape[-1] == 1 else "rgb")},
-        calibration=_calibration_record(request, calibration),
+        calibration=_calibration_record(request, calibration, qat=qat_info is not None),
         calibration_method="qat" if qat_info and conversion.calibration_method else conversion.calibration_method,
         versions=tool_versions(),
         warnings=tuple(request.warnings),
@@ -94,11 +93,11 @@ def _manifest(request: ExportRequest, conversion: Conversion, artifact: Path, mo
     )
 
 
-def _calibration_record(request: ExportRequest, calibration) -> dict | None:
+def _calibration_record(request: ExportRequest, calibration, *, qat: bool) -> dict | None:
     if request.quantization not in NEEDS_CALIBRATION:
         return None
     record = calibration.info()
-    if request.qat:
+    if qat:
         # Checked: the converter gives the same bytes whatever these images are (even noise).
         record = {**record, "ranges": "quantization-aware training",
                   "note": "the int8 ranges are the ones learned in QAT (the model's FakeQuant "

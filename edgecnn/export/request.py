@@ -44,6 +44,11 @@ class ExportRequest:
     qat_limit: int | None = None  # training images (quick runs); validation is not limited
     warnings: list[str] = field(default_factory=list, repr=False)
 
+    def qat_arguments(self) -> dict:
+        """The arguments of the QAT stage (`edgecnn.training.qat_stage`) this request asks for."""
+        return {"dataset": self.qat_dataset, "epochs": self.qat_epochs, "lr": self.qat_lr,
+                "batch_size": self.qat_batch_size, "limit": self.qat_limit, "seed": self.seed}
+
 
 def qat_settings(qat: bool, *, dataset=None, epochs=None, lr=None, batch_size=None, limit=None) -> dict:
     """The ExportRequest fields of the QAT options given; any given without `qat` is refused.

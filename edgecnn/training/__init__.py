@@ -26,7 +26,7 @@ _EXPORTS = {
     "weight_sparsity": "edgecnn.training.prune",
     "cluster_model": "edgecnn.training.cluster",
     "quantize_aware_finetune": "edgecnn.training.qat",
-    "qat_for_export": "edgecnn.training.qat",
+    "qat_stage": "edgecnn.training.qat",
 }
 
 __all__ = sorted(_EXPORTS)

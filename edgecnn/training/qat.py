@@ -1,7 +1,7 @@
 """Quantization-aware training for `edgecnn export MODEL --int8 --qat --dataset SOURCE`.
 
-    qat_model, info = quantize_aware_finetune(model, data, epochs=1)
-    tflite = keras_to_tflite(qat_model, quantization="int8", representative_dataset=..., io="int8")
+    qat_model, record = qat_stage(model, dataset="fashion-mnist", preprocess="unit")
+    tflite, conversion = keras_to_tflite(qat_model, quantization="int8", representative_dataset=..., io="int8")
 
 `quantize_annotate_model` + `quantize_apply` insert fake-quantization (int8 weights per
 channel, int8 activations) into the float model, the fine-tuning adapts the weights to
@@ -21,6 +21,7 @@ QAT model saved as `.keras` (its QuantizeLayer variables do not round-trip).
 from __future__ import annotations
 
 import time
+import warnings
 from typing import Any
 
 from edgecnn.errors import BadArgument
@@ -163,11 +164,11 @@ def quantize_aware_finetune(
     return qat, info
 
 
-def qat_for_export(
+def qat_stage(
     model,
     *,
     dataset,
-    epochs: int,
+    epochs: int = 1,
     preprocess: str,
     optimization: dict | None = None,
     batch_size: int = 64,
@@ -175,25 +176,32 @@ def qat_for_export(
     seed: int = 0,
     limit: int | None = None,
     val_limit: int | None = None,
+    name: str | None = None,
     progress: Progress | None = None,
 ):
-    """What `edgecnn export --qat` calls: read `dataset` for `model`'s input, then QAT.
+    """QAT as a stage before conversion (`edgecnn export --int8 --qat`): read `dataset` for
+    `model`'s input, then fine-tune quantization-aware. `model` keeps its float weights.
 
-    Returns `(qat_model, info)`; `info["optimization"]` is the record for the manifest
-    (`optimization` with `qat: True`).
+    Returns `(qat_model, record)`: the record is `quantize_aware_finetune`'s, with `stage: "qat"`,
+    `optimization` (the model's record with `qat: True`, for the manifest) and `warnings` (what
+    reading the data said; in the record, not reported to `progress`: the caller reports them
+    once, with its own). `name` names the model in errors.
     """
+    if (optimization or {}).get("qat"):
+        raise BadArgument(f"{name or 'the model'} is already quantization-aware (its sidecar says `qat: true`)")
+    _toolkit.check_layers(model, "quantization")  # before the data is read
     if dataset in (None, ""):
         raise BadArgument("--qat needs labelled data: pass --dataset (fashion-mnist, a labelled "
                           "image folder or an .npz)")
     check_epochs(epochs)
     input_shape = tuple(int(d) for d in model.inputs[0].shape[1:])
     classes = int(strip_auxiliary_outputs(model).outputs[0].shape[-1])
-    data = load_training_data(dataset, input_shape=input_shape, preprocess=preprocess,
-                              num_classes=classes, limit=limit, val_limit=val_limit, seed=seed,
-                              progress=progress)
-    for message in data.warnings:
-        (progress or Progress()).warn(message)
-    qat, info = quantize_aware_finetune(model, data, epochs, batch_size=batch_size, lr=lr,
-                                        optimization=optimization, seed=seed, progress=progress)
+    with warnings.catch_warnings():  # tfmot's and Keras's deprecation chatter
+        warnings.simplefilter("ignore")
+        data = load_training_data(dataset, input_shape=input_shape, preprocess=preprocess,
+                                  num_classes=classes, limit=limit, val_limit=val_limit, seed=seed,
+                                  progress=progress)
+        qat, info = quantize_aware_finetune(model, data, epochs, batch_size=batch_size, lr=lr,
+                                            optimization=optimization, seed=seed, progress=progress)
     info["optimization"] = {**Optimization.NONE.to_json(), **(optimization or {}), "qat": True}
     return qat, info
