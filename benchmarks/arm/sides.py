@@ -50,6 +50,82 @@ def cpu_features() -> dict:
     return record
 
 
+def u8s8_probe(k: int = 64) -> dict | None:
+    """Which uint8 x int8 kernel ONNX Runtime's MLAS runs here: a MatMulInteger of uint8 255 by int8
+    127 over K = `k`. VNNI (VPDPBUSD), Arm and exact kernels return 255 * 127 * k; the AVX2 kernel
+    without VNNI (VPMADDUBSW) adds each pair of products in int16 and returns 32767 * k / 2.
+    None where the `onnx` package (to write the probe) is missing, as in the aarch64 root."""
+    try:
+        import numpy as np
+        import onnxruntime as ort
+        from onnx import TensorProto, helper, numpy_helper
+    except ImportError:
+        return None
+    a, b = np.full((4, k), 255, np.uint8), np.full((k, 16), 127, np.int8)
+    graph = helper.make_graph(
+        [helper.make_node("MatMulInteger", ["a", "b"], ["y"])], "u8s8_probe",
+        [helper.make_tensor_value_info("a", TensorProto.UINT8, list(a.shape))],
+        [helper.make_tensor_value_info("y", TensorProto.INT32, [4, 16])], [numpy_helper.from_array(b, "b")])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    got = int(session.run(None, {"a": a})[0][0, 0])
+    exact = 255 * 127 * k
+    return {"exact": exact, "ort": got, "saturates": got != exact, "depthwise_exact": _depthwise_probe()}
+
+
+def _depthwise_probe(channels: int = 32) -> bool:
+    """A depthwise 3x3 QLinearConv of uint8 255 by int8 127 (MLAS's depthwise kernel, not the
+    matrix multiply): True when its centre output is the exact sum's (255 * 127 * 9 / 2000)."""
+    import numpy as np
+    import onnxruntime as ort
+    from onnx import TensorProto, helper, numpy_helper
+
+    scalars = {"xs": np.float32(1), "xz": np.uint8(0), "ws": np.float32(1), "wz": np.int8(0),
+               "ys": np.float32(2000), "yz": np.uint8(0)}
+    inits = [numpy_helper.from_array(np.full((channels, 1, 3, 3), 127, np.int8), "w")]
+    inits += [numpy_helper.from_array(np.array(v), n) for n, v in scalars.items()]
+    node = helper.make_node("QLinearConv", ["x", "xs", "xz", "w", "ws", "wz", "ys", "yz"], ["y"],
+                            group=channels, kernel_shape=[3, 3], pads=[1, 1, 1, 1])
+    shape = [1, channels, 6, 6]
+    graph = helper.make_graph([node], "depthwise_probe", [helper.make_tensor_value_info("x", TensorProto.UINT8, shape)],
+                              [helper.make_tensor_value_info("y", TensorProto.UINT8, shape)], inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    y = session.run(None, {"x": np.full(shape, 255, np.uint8)})[0]
+    return int(y[0, 0, 2, 2]) == round(255 * 127 * 9 / 2000)
+
+
+def output_step(path, session) -> float | None:
+    """The quantization scale of the artifact's (first) output, the unit of the check's tolerance:
+    TFLite's output tensor scale; for ONNX (whose outputs are float after a DequantizeLinear) the
+    scale of the DequantizeLinear that produces the output or feeds the float op that does (a final
+    Softmax). None when there is none, or where the `onnx` package is missing (the aarch64 root)."""
+    path = Path(path)
+    if path.suffix == ".tflite":
+        (info, *_) = session.outputs
+        return float(info.scale) if info.scale else None
+    try:
+        import numpy as np
+        import onnx
+        from onnx import numpy_helper
+    except ImportError:
+        return None
+    graph = onnx.load(str(path)).graph
+    producers = {out: node for node in graph.node for out in node.output}
+    constants = {t.name: t for t in graph.initializer}
+    node = producers.get(graph.output[0].name)
+    for _ in range(3):  # the output's producer, or a float op or two after the last DequantizeLinear
+        if node is None:
+            return None
+        if node.op_type == "DequantizeLinear":
+            scale = constants.get(node.input[1])
+            return float(np.max(numpy_helper.to_array(scale))) if scale is not None else None
+        node = producers.get(node.input[0])
+    return None
+
+
 def ort_reference(path, arrays):
     """ONNX Runtime with graph optimizations off: every QuantizeLinear/DequantizeLinear pair runs
     as written and the operators between them in float32, the model's QDQ semantics without the
@@ -74,6 +150,8 @@ def predict(args) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     record = {"python": platform.python_version(), "cpu": cpu_features(), "artifacts": {}}
+    if platform.machine() in ("x86_64", "AMD64"):
+        record["u8s8_probe"] = u8s8_probe()
     given = np.load(args.inputs) if args.inputs else None
     inputs = None
     for artifact in map(Path, args.artifacts):
@@ -86,7 +164,7 @@ def predict(args) -> int:
             shape = tuple(int(d) for d in info.shape[1:])
             arrays = np.concatenate([batch for batch, _ in calibration.iter_batches(
                 args.data, input_shape=shape, preprocess=manifest["preprocess"]["mode"],
-                batch_size=16)])
+                crop_fraction=manifest["preprocess"].get("crop_fraction"), batch_size=16)])
         if inputs is None:
             inputs = arrays
         elif not np.array_equal(inputs, arrays):
@@ -98,6 +176,7 @@ def predict(args) -> int:
         record["artifacts"][artifact.name] = {
             "runtime": session.runtime, "runtime_version": session.runtime_version,
             "images": int(len(arrays)), "outputs_shape": list(outputs.shape),
+            "output_step": output_step(artifact, session),
         }
     np.save(out / "inputs.npy", inputs)
     record["inputs_sha256"] = hashlib.sha256(np.ascontiguousarray(inputs).tobytes()).hexdigest()
