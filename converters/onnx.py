@@ -8,10 +8,9 @@ import re
 import tempfile
 from pathlib import Path
 
-import numpy as np
-
 from calibration.errors import BadArgument, EdgecnnError
 from converters._tf import import_keras
+from converters.held_out import NotHeldOut
 from converters.record import Conversion, onnx_tensors
 
 import_keras()
@@ -96,7 +95,7 @@ def keras_to_onnx(model, *, opset: int = OPSET) -> tuple[bytes, Conversion]:
         try:
             with _tf2onnx_lean(), _weights_held_out():
                 proto, _ = tf2onnx.convert.from_keras(model, input_signature=signature, opset=opset)
-        except _NotHeldOut:
+        except NotHeldOut:
             # TensorFlow's graph optimizer computed a constant from a held-out weight:
             # convert again with the weights in the graphs (more memory, same graph).
             with _tf2onnx_lean():
@@ -146,98 +145,38 @@ def _tf2onnx_lean():
             os.environ["TF2ONNX_CATCH_ERRORS"] = previous
 
 
-# A weight held out of TensorFlow's graphs stands in them as a compact constant of its
-# shape, every element this marker plus its index (never 0 or 1, which grappler's
-# simplifications look for); 2**20 + i is exact in float32 for the first 7 million.
-_MARKER_BASE = 2.0 ** 20
-# Float32 variables held out: at least this many elements and not all one value (a
-# constant-valued tensor, such as a zero bias, stays: grappler simplifies by its value).
-_HOLD_OUT_MIN_ELEMENTS = 1024
-
-
-class _NotHeldOut(Exception):
-    """Grappler derived a constant that may come from a held-out weight."""
-
-
 class _HeldValues(dict):
     """Node name -> variable; reading a name gives the variable's bytes, as tf2onnx's
     `const_node_values` (its large-model mechanism) wants them: read when tf2onnx
     builds each ONNX tensor, not kept."""
 
     def __getitem__(self, name):
-        from tensorflow.python.eager import context
+        from converters.held_out import read
 
-        with context.eager_mode():  # tf2onnx reads inside a graph of its own; the variable is eager
-            return dict.__getitem__(self, name).numpy().tobytes()
+        return read(dict.__getitem__(self, name))
 
 
 @contextlib.contextmanager
 def _weights_held_out():
     """tf2onnx's from_keras with the weights out of TensorFlow's graphs until the ONNX
-    tensors are made; the ONNX graph is the same.
+    tensors are made (`converters.held_out`); the ONNX graph is the same.
 
     Measured inside tf2onnx (benchmarks/export_memory_steps.py, AlexNet, 233 MB of float32
-    weights, RSS 1.3 GB before): freezing (convert_variables_to_constants_v2: the values
-    read, put in a GraphDef, imported into a new function, exported again) left the
-    process at 3.0 GB and grappler (tf_optimize: the graph serialized, parsed, optimized,
-    serialized and parsed back) took it to 6.2 GB, some 20x the weights in all.
-
-    Here the freezing reads each float32 variable once and gives TensorFlow, in its
-    place, a constant of the same dtype and shape holding one marker value, which the
-    TensorProto stores in four bytes (TensorFlow repeats the last value to fill the
-    shape). Grappler's decisions do not depend on the values but for all-zero or all-one
-    tensors (kept real) and the constants it computes: its folding of Identity(weight)
-    gives the same marker under the Identity's name, as it would the weight. After
-    grappler each marker constant is emptied and its name mapped to the variable
-    (tf2onnx's `const_node_values`), which tf2onnx reads when it makes the ONNX
-    tensor. Any other float constant that grappler made (one computed from weights)
-    raises `_NotHeldOut`, and the conversion runs again without holding out.
+    weights): the step's peak RSS from 6.2 to 2.7 GB. After grappler each marker constant
+    is emptied and its name mapped to the variable in tf2onnx's `const_node_values`,
+    which tf2onnx reads when it makes the ONNX tensor.
     """
-    from tensorflow.core.framework import tensor_pb2, types_pb2
-    from tensorflow.python.framework import convert_to_constants, tensor_util
     from tf2onnx import convert, tf_loader
 
-    variables: dict[float, object] = {}  # marker -> variable
-    stand_ins: dict[int, object] = {}  # id -> the broadcast view standing for a variable
+    from converters.held_out import hold_out
+
     values = _HeldValues()
-    eager = convert_to_constants._FunctionConverterDataInEager
-    original_eval, original_proto = eager._eval, tensor_util.make_tensor_proto
     original_optimize, original_process = tf_loader.tf_optimize, convert.process_tf_graph
 
-    def _eval(self, tensor):
-        value = original_eval(self, tensor)
-        if (not hasattr(tensor, "handle") or value.dtype != np.float32 or value.size < _HOLD_OUT_MIN_ELEMENTS
-                or (value == value.flat[0]).all()):
-            return value
-        marker = np.float32(_MARKER_BASE + len(variables))
-        variables[float(marker)] = tensor
-        view = np.broadcast_to(marker, value.shape)  # no memory: every element the one marker
-        stand_ins[id(view)] = view
-        return view
-
-    def make_tensor_proto(values_, dtype=None, shape=None, *args, **kwargs):
-        if stand_ins.get(id(values_)) is values_:
-            proto = tensor_pb2.TensorProto(dtype=types_pb2.DT_FLOAT, float_val=[values_.flat[0]])
-            for size in values_.shape:
-                proto.tensor_shape.dim.add(size=size)
-            return proto
-        return original_proto(values_, dtype, shape, *args, **kwargs)
-
     def tf_optimize(input_names, output_names, graph_def):
-        before = {_float_key(node.attr["value"].tensor) for node in graph_def.node
-                  if node.op == "Const" and node.attr["value"].tensor.dtype in _FLOAT_TYPES}
+        before = held.float_constants(graph_def)
         graph_def = original_optimize(input_names, output_names, graph_def)
-        for node in graph_def.node:
-            if node.op != "Const":
-                continue
-            tensor = node.attr["value"].tensor
-            variable = (variables.get(tensor.float_val[0]) if tensor.dtype == types_pb2.DT_FLOAT
-                        and len(tensor.float_val) == 1 and not tensor.tensor_content else None)
-            if variable is not None and [d.size for d in tensor.tensor_shape.dim] == list(variable.shape):
-                del tensor.float_val[:]
-                values[node.name] = variable
-            elif tensor.dtype in _FLOAT_TYPES and variables and _float_key(tensor) not in before:
-                raise _NotHeldOut(node.name)
+        values.update(held.resolve(graph_def, before))
         return graph_def
 
     def process_tf_graph(*args, **kwargs):
@@ -245,24 +184,12 @@ def _weights_held_out():
             kwargs["const_node_values"] = values
         return original_process(*args, **kwargs)
 
-    eager._eval, tensor_util.make_tensor_proto = _eval, make_tensor_proto
     tf_loader.tf_optimize, convert.process_tf_graph = tf_optimize, process_tf_graph
     try:
-        yield
+        with hold_out() as held:
+            yield
     finally:
-        eager._eval, tensor_util.make_tensor_proto = original_eval, original_proto
         tf_loader.tf_optimize, convert.process_tf_graph = original_optimize, original_process
-
-
-_FLOAT_TYPES = frozenset({1, 2, 14, 19})  # DT_FLOAT, DT_DOUBLE, DT_BFLOAT16, DT_HALF
-
-
-def _float_key(tensor) -> tuple:
-    """A float TensorProto's dtype, shape and values, whichever way the proto stores them."""
-    from tensorflow.python.framework import tensor_util
-
-    value = tensor_util.MakeNdarray(tensor)
-    return tensor.dtype, value.shape, value.tobytes()
 
 
 def _update_proto_if_changed(self, external_tensor_storage=None):

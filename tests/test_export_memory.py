@@ -232,10 +232,11 @@ def _held_out_keras_model(*, derived: bool = False):
 
 
 def _count_held_out(monkeypatch):
+    import converters.held_out as held_out
     import converters.onnx as onnx_converter
 
     reads, refused = [], []
-    read, refuse = onnx_converter._HeldValues.__getitem__, onnx_converter._NotHeldOut.__init__
+    read, refuse = onnx_converter._HeldValues.__getitem__, held_out.NotHeldOut.__init__
 
     def counted_read(self, name):
         reads.append(name)
@@ -246,7 +247,7 @@ def _count_held_out(monkeypatch):
         refuse(self, *args)
 
     monkeypatch.setattr(onnx_converter._HeldValues, "__getitem__", counted_read)
-    monkeypatch.setattr(onnx_converter._NotHeldOut, "__init__", counted_refusal)
+    monkeypatch.setattr(held_out.NotHeldOut, "__init__", counted_refusal)
     return reads, refused
 
 
