@@ -23,10 +23,14 @@ def test_bn_recalibrated_random_weights_make_outputs_vary():
 
     images = calibration.CalibrationData(calibration.open_source("default", split="train"), input_shape=(32, 32, 3),
                                          preprocess="tf", samples=8, seed=1).arrays()
-    last = norms[-1]  # its statistics are those of its input on these images
-    x = keras.Model(model.inputs, last.input).predict(images, verbose=0)
-    np.testing.assert_allclose(last.moving_mean.numpy(), x.mean(axis=(0, 1, 2)), rtol=1e-3, atol=1e-5)
-    np.testing.assert_allclose(last.moving_variance.numpy(), x.var(axis=(0, 1, 2)), rtol=1e-2, atol=1e-6)
+    # Every BatchNorm's statistics are those of its input on these images, in the model as it ends
+    # (measured in one pass in training mode: the same up to float rounding, well under 1% of a std).
+    inputs = keras.Model(model.inputs, [layer.input for layer in norms]).predict(images, verbose=0)
+    for layer, x in zip(norms, inputs):
+        mean, var = x.mean(axis=(0, 1, 2)), x.var(axis=(0, 1, 2))
+        std = np.sqrt(var + layer.epsilon)
+        assert np.max(np.abs(layer.moving_mean.numpy() - mean) / std) < 1e-2, layer.name
+        assert np.max(np.abs(layer.moving_variance.numpy() - var) / std**2) < 1e-2, layer.name
     head = model.get_layer("predictions")
     features = keras.Model(model.inputs, head.input).predict(images, verbose=0)
     kernel, bias = head.get_weights()

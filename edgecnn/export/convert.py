@@ -12,6 +12,7 @@ import numpy as np
 
 from converters import NEEDS_CALIBRATION
 from converters.record import Conversion
+from edgecnn.errors import EdgecnnError
 from edgecnn.export.data import _Counting
 from edgecnn.export.request import ExportRequest
 from edgecnn.export.stages import Stages
@@ -72,7 +73,16 @@ def _parity(path: Path, parity_batch, reference, held_out: bool, qat_reference=N
     should follow more closely."""
     from edgecnn.runtime import open_session, output_spread, predict
 
-    session = open_session(path)
+    try:
+        session = open_session(path)
+    except EdgecnnError as exc:
+        if "no_integer_overflow_from_quantization" not in str(exc):
+            raise
+        # LiteRT's check that an activation's bounds fit int32 once quantized: a range so narrow
+        # (activations vanishing, as in a deep CNN with untrained weights) that its scale is ~0.
+        raise EdgecnnError(f"{exc}: the converter made an activation range too narrow to quantize "
+                           "(activations near zero, as with untrained weights such as --weights none); "
+                           "export trained weights (--weights PATH) or --weights auto") from None
     outputs = predict(session, parity_batch, batch_size=1).reshape(reference.shape)  # image by image
     spread = output_spread(reference)
     record = {

@@ -78,13 +78,23 @@ def _load_model(request: ExportRequest, progress: Progress):
         weights_label = f"file:{Path(request.weights).name}"
     model = strip_auxiliary_outputs(model)  # a row's auxiliary heads (and a weights file's) stay out
     preprocess = info.preprocess if request.preprocess == "auto" else request.preprocess
+    random_weights = None
+    if request.weights == "auto" and weights_label == "random":
+        # Plain random weights make a deep CNN's activations vanish (MobileNetV2's end near 1e-10):
+        # its softmax is flat, parity measures nothing, and int16x8 ranges that small overflow
+        # LiteRT's int32 activation bounds (the file does not load). BatchNorm statistics and the
+        # classifier's scale set on shipped photos keep the weights random but the outputs varied;
+        # the same images whatever --calib is, so every variant comes from the same weights.
+        from edgecnn.training.random_weights import default_images, make_outputs_vary
+
+        random_weights = make_outputs_vary(model, default_images(model, preprocess), spread=False)
     labels = None
     if weights_label == "imagenet":
         from calibration import open_source
 
         labels = open_source("default").class_names  # the shipped set carries ImageNet's 1000 names
     return model, {"name": info.name, "source": "zoo", "weights": weights_label,
-                   "preprocess": preprocess, "labels": labels}
+                   "preprocess": preprocess, "labels": labels, "random_weights": random_weights}
 
 
 @contextlib.contextmanager
