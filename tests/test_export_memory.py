@@ -138,12 +138,13 @@ def test_lean_tf2onnx_falls_back_when_an_optimizer_fails(monkeypatch):
 def test_estimate_one_process_adds_up_and_histograms_grow_with_samples():
     from converters.memory import estimate_peak_bytes
 
-    common = dict(params=25_000_000, quantization="int8", calib_samples=100, activation_bytes=40_000_000,
+    common = dict(params=138_000_000, quantization="int8", calib_samples=100, activation_bytes=40_000_000,
                   current_rss=10**9)
     apart = estimate_peak_bytes(formats=("tflite", "onnx"), calib_method="minmax", one_process=False, **common)
     together = estimate_peak_bytes(formats=("tflite", "onnx"), calib_method="minmax", one_process=True, **common)
     alone = estimate_peak_bytes(formats=("onnx",), calib_method="minmax", one_process=False, **common)
-    assert together > apart == alone
+    tflite = estimate_peak_bytes(formats=("tflite",), calib_method="minmax", one_process=False, **common)
+    assert together > apart == max(alone, tflite)  # a process each: the larger of the two
     entropy = estimate_peak_bytes(formats=("onnx",), calib_method="entropy", one_process=False, **common)
     assert entropy - alone == 100 * 40_000_000
 
