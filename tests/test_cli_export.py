@@ -1,5 +1,6 @@
 """`edgecnn export` as a command: option mapping, JSON output, one-line failures."""
 
+import contextlib
 import json
 from pathlib import Path
 
@@ -81,14 +82,20 @@ def captured(monkeypatch):
         requests.stages.append(("quantization_aware", built))
         return "built, quantization-aware"
 
-    def fake_export(request, progress=None, *, model=None):
-        requests.stages.append(("export", model))
+    def fake_export(request, progress=None, *, model=None, out=None):
+        requests.stages.append(("export", model) if out is None else ("export", model, out))
         requests.append(request)
         return []
+
+    @contextlib.contextmanager
+    def fake_reserve(request):
+        requests.stages.append(("reserve", request.model))
+        yield "locked --out"
 
     monkeypatch.setattr("edgecnn.export.build_model", fake_build)
     monkeypatch.setattr("edgecnn.export.quantization_aware", fake_qat)
     monkeypatch.setattr("edgecnn.export.export", fake_export)
+    monkeypatch.setattr("edgecnn.export.reserve", fake_reserve)
     return requests
 
 
@@ -118,8 +125,33 @@ def test_cli_maps_the_qat_options(captured, tmp_path):
         model="model.keras", quantization="int8", out=tmp_path, qat=True, qat_dataset="fashion-mnist",
         qat_epochs=3, qat_lr=0.001, qat_batch_size=16, qat_limit=100)
     # model -> optimize -> convert: the QAT stage runs on the built model, export takes its result
-    assert captured.stages == [("build_model", "model.keras"), ("quantization_aware", "built"),
-                               ("export", "built, quantization-aware")]
+    # --out is locked first, so a second export of the same artifact is refused before training
+    assert captured.stages == [("reserve", "model.keras"), ("build_model", "model.keras"),
+                               ("quantization_aware", "built"), ("export", "built, quantization-aware", "locked --out")]
+
+
+def test_a_busy_artifact_is_refused_before_qat_trains(tmp_path, monkeypatch):
+    from edgecnn.export import _acquire_lock, _release_lock
+    from edgecnn.export.request import _folder_names
+
+    def no_build(request, progress=None):
+        raise AssertionError("the model was built while another export held the artifact")
+
+    monkeypatch.setattr("edgecnn.export.build_model", no_build)
+    out = tmp_path / "out"
+    out.mkdir()
+    (name,) = _folder_names(ExportRequest(model="lenet5", quantization="int8", qat=True, qat_dataset="fashion-mnist",
+                                          weights="none", out=out))
+    lock = out / f".{name}.lock"
+    fd = _acquire_lock(lock)
+    assert fd is not None
+    try:
+        result = runner.invoke(app, ["export", "lenet5", "--int8", "--qat", "--dataset", "fashion-mnist",
+                                     "--weights", "none", "--out", str(out)])
+    finally:
+        _release_lock(lock, fd)
+    assert result.exit_code == 1, result.output
+    assert "another export" in one_error_line(result)
 
 
 def test_cli_defaults_are_the_library_defaults(captured):

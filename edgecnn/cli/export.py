@@ -56,7 +56,7 @@ def export_command(
 
     from calibration import CalibrationWarning
     from converters import formats_for, quantization_for
-    from edgecnn.export import ExportRequest, build_model, export, qat_settings, quantization_aware
+    from edgecnn.export import ExportRequest, build_model, export, qat_settings, quantization_aware, reserve
 
     warnings.simplefilter("ignore", CalibrationWarning)  # export prints them as one line each
 
@@ -68,10 +68,12 @@ def export_command(
         **qat_settings(qat, dataset=dataset, epochs=epochs, lr=qat_lr, batch_size=qat_batch_size, limit=qat_limit),
     )
     with rich_progress(epoch_label="QAT epoch") as progress:
-        model = None
-        if request.qat:  # model -> optimize (the QAT stage) -> convert + manifest (export)
-            model = quantization_aware(build_model(request, progress), request, progress)
-        manifests = export(request, progress=progress, model=model)
+        if request.qat:  # model -> optimize (the QAT stage) -> convert + manifest (export), --out locked first
+            with reserve(request) as folder:
+                model = quantization_aware(build_model(request, progress), request, progress)
+                manifests = export(request, progress=progress, model=model, out=folder)
+        else:
+            manifests = export(request, progress=progress)
     if as_json:
         print_json(manifests)
         return

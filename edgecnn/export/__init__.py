@@ -28,7 +28,7 @@ from edgecnn.export.outfolder import (
     _OutFolder,
     _release_lock,
 )
-from edgecnn.export.pipeline import export, tf_nest_flatten
+from edgecnn.export.pipeline import export, reserve, tf_nest_flatten
 from edgecnn.export.request import (
     IO_CHOICES,
     MAX_CALIB_SAMPLES,
@@ -43,7 +43,7 @@ from edgecnn.progress import Progress  # the protocol callers pass
 __all__ = [
     "IO_CHOICES", "LOCK_SUFFIX", "MAX_CALIB_SAMPLES", "PARTIAL_SUFFIX", "PREPROCESS_MODES", "ExportBusy",
     "BuiltModel", "ExportRequest", "Progress", "Stages", "artifact_stem", "build_model", "export", "peak_rss_bytes",
-    "qat_settings", "quantization_aware", "tf_nest_flatten",
+    "qat_settings", "quantization_aware", "reserve", "tf_nest_flatten",
     # private, imported by tune, benchmarks and tests
     "_OutFolder", "_acquire_lock", "_calibration_and_parity_data", "_calibration_source", "_child_main",
     "_convert", "_load_model", "_parity", "_predict", "_quiet", "_release_lock",

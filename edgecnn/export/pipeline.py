@@ -3,6 +3,7 @@ parity and staging per format, in this process or one process per format; publis
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from pathlib import Path
@@ -21,7 +22,18 @@ from edgecnn.loading import is_model_file
 from edgecnn.progress import Progress
 
 
-def export(request: ExportRequest, progress: Progress | None = None, *, model: BuiltModel | None = None) -> list[dict]:
+@contextlib.contextmanager
+def reserve(request: ExportRequest):
+    """`--out` locked for `request`'s artifacts (and SIGTERM as an exit) across the stages run
+    before `export(..., out=)`: a second export of the same artifact is refused before the
+    first one's QAT trains, and a failed stage leaves no `--out` it created."""
+    _check(request)
+    with _terminate_as_exit(), _OutFolder(request.out, _folder_names(request)) as out:
+        yield out
+
+
+def export(request: ExportRequest, progress: Progress | None = None, *, model: BuiltModel | None = None,
+           out: "_OutFolder | None" = None) -> list[dict]:
     """Export `request.model` in each requested format; return the manifests written.
 
     model -> optimize -> convert -> manifest: `model`, when given, is the model built
@@ -40,8 +52,11 @@ def export(request: ExportRequest, progress: Progress | None = None, *, model: B
     _check(request)
     shown = progress or Progress()
     progress = _HeldWarnings(shown)
-    with _terminate_as_exit(), _OutFolder(request.out, _folder_names(request)) as out:
+    if out is not None:  # reserved by the caller (`reserve`)
         manifests = _export(request, progress, started, out, model)
+    else:
+        with _terminate_as_exit(), _OutFolder(request.out, _folder_names(request)) as out:
+            manifests = _export(request, progress, started, out, model)
     progress.release()
     return manifests
 
