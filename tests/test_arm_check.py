@@ -28,6 +28,9 @@ def run_check(*args, tool_dir: Path, euid: int = 0, cache: Path | None = None):
     return done.returncode, done.stderr.strip().splitlines()
 
 
+ALL_TOOLS = ("qemu-aarch64-static", "qemu-x86_64-static", "debootstrap", "chroot")
+
+
 def fake_tools(folder: Path, *names: str) -> Path:
     folder.mkdir(exist_ok=True)
     for name in names:
@@ -56,7 +59,7 @@ def test_missing_tools_come_before_root(tmp_path):
 
 
 def test_not_root_says_how_to_run_it(tmp_path):
-    tools = fake_tools(tmp_path / "bin", "qemu-aarch64-static", "debootstrap", "chroot")
+    tools = fake_tools(tmp_path / "bin", *ALL_TOOLS)
     code, lines = run_check("--limit", "8", tool_dir=tools, euid=1000, cache=tmp_path / "cache")
     assert code == 2
     assert lines == ["error: run as root (debootstrap and chroot need it): "
@@ -69,9 +72,25 @@ def test_not_root_says_how_to_run_it(tmp_path):
     (("--threads", "0"), "error: --threads must be at least 1. Received 0"),
     (("--cpu", "cortex-a99"), "error: --cpu cortex-a99: use qemu CPU names"),
     (("--data", "tests"), "error: --data tests: not a folder with a dataset.txt"),
+    (("--model", "no-such.keras"), "error: --model no-such.keras: no such file (a trained .keras model)"),
 ])
 def test_bad_options_are_one_line(tmp_path, args, message):
-    tools = fake_tools(tmp_path / "bin", "qemu-aarch64-static", "debootstrap", "chroot")
+    tools = fake_tools(tmp_path / "bin", *ALL_TOOLS)
     code, lines = run_check(*args, tool_dir=tools, euid=1000)
     assert code == 2
     assert len(lines) == 1 and lines[0].startswith(message)
+
+
+def test_the_leg_without_vnni_needs_qemu_x86_64(tmp_path):
+    """x86 without VNNI runs under qemu-x86_64-static -cpu Haswell (same package as qemu-aarch64-static);
+    without it the check says so before building anything, and --x86-cpu none skips that leg."""
+    tools = fake_tools(tmp_path / "bin", "qemu-aarch64-static", "debootstrap", "chroot")
+    code, lines = run_check(tool_dir=tools, euid=1000, cache=tmp_path / "cache")
+    assert code == 2
+    assert lines == ["error: qemu-x86_64-static not found (the leg without VNNI, --x86-cpu Haswell); install "
+                     "with: apt-get install qemu-user-static debootstrap, or --x86-cpu none"]
+    code, lines = run_check("--x86-cpu", "none", tool_dir=tools, euid=1000, cache=tmp_path / "cache")
+    assert code == 2
+    assert lines == ["error: run as root (debootstrap and chroot need it): "
+                     "sudo python3 benchmarks/arm/check.py --x86-cpu none"]
+    assert not (tmp_path / "cache").exists()
