@@ -115,8 +115,11 @@ def findings(report: dict) -> list[dict]:
             add(22, "reduce_range",
                 f"All {weights['int8']} int8 weight tensors use only 7 bits ([-64, 64], reduce_range), and this "
                 f"CPU has {hardware['int8_path']}, whose int8 sums do not saturate with 8-bit weights.",
-                "a file only for CPUs with VNNI (or Arm) can keep full 8-bit weights (reduce_range=False); "
-                "whether that lowers the error here is a measurement: inspect --data --reference both files.")
+                "keep them for a file that may run anywhere: on x86 without VNNI (AVX2, AVX-512 before VNNI) "
+                "8-bit weights saturate ONNX Runtime's int16 sums and change the answer (measured in "
+                "benchmarks/arm/onnx_kernels.py); only a file for VNNI or Arm CPUs alone can use 8-bit weights "
+                "(reduce_range=False), and whether that lowers the error is a measurement: inspect --data "
+                "--reference both files.")
 
     # 4. dynamic dimensions
     dynamic = graph["dynamic_dims"]
