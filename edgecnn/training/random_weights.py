@@ -76,6 +76,14 @@ def make_outputs_vary(model, images, *, logit_std: float = LOGIT_STD, batch_size
     images = np.asarray(images, np.float32)
     before = output_spread(model.predict(images, verbose=0, batch_size=batch_size)) if spread else None
     norms = [layer for layer in model.layers if isinstance(layer, keras.layers.BatchNormalization)]
+    head = _classifier(model, keras)
+    # The classifier's input, measured in the same pass: with momentum 0 each BatchNorm normalizes
+    # with the statistics it keeps, so these are the features inference will see (a second
+    # inference, traced by predict, cost a MobileNetV2 export about a second).
+    features_of = keras.Model(model.inputs, head.input) if head is not None else model
+    if not set(map(id, norms)) <= set(map(id, features_of.layers)):  # a BatchNorm off that path (an
+        features_of = model                                          # auxiliary head): the whole model
+    features = None
     if norms:
         dropouts = [layer for layer in model.layers if isinstance(layer, keras.layers.Dropout)]
         saved = [(layer.momentum, layer.fused) for layer in norms], [layer.rate for layer in dropouts]
@@ -85,16 +93,17 @@ def make_outputs_vary(model, images, *, logit_std: float = LOGIT_STD, batch_size
                 layer.momentum, layer.fused = 0.0, False
             for layer in dropouts:
                 layer.rate = 0
-            model(images, training=True)
+            measured = features_of(images, training=True)
+            features = np.asarray(measured) if features_of is not model else None
         finally:
             for layer, (momentum, fused) in zip(norms, saved[0]):
                 layer.momentum, layer.fused = momentum, fused
             for layer, rate in zip(dropouts, saved[1]):
                 layer.rate = rate
     scale = None
-    head = _classifier(model, keras)
     if head is not None:
-        features = keras.Model(model.inputs, head.input).predict(images, verbose=0, batch_size=batch_size)
+        if features is None:  # not measured in the pass: by inference, after it
+            features = keras.Model(model.inputs, head.input).predict(images, verbose=0, batch_size=batch_size)
         kernel, *rest = head.get_weights()
         logits = features.reshape(len(features), -1) @ kernel + (rest[0] if rest else 0)
         scale = float(logit_std / max(float(logits.std(axis=-1).mean()), 1e-12))
