@@ -75,8 +75,9 @@ def main() -> None:
         parser.error(f"--base-tree {base} is not an edgecnn checkout")
     trees = {"base": base, "this": REPO}
     commits = {
-        name: subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=tree, capture_output=True,
-                             text=True).stdout.strip()
+        name: subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=tree, capture_output=True, text=True
+        ).stdout.strip()
         for name, tree in trees.items()
     }
     load_before = os.getloadavg()
@@ -111,8 +112,9 @@ def main() -> None:
     for name, label in labels.items():
         row = results[name]
         runs = len(row["seconds"]["this"])
-        lines.append(f"| {label} | {runs} | {row['median_s']['base']:.3f} | {row['median_s']['this']:.3f} "
-                     f"| {row['ratio']:.3f} |")
+        lines.append(
+            f"| {label} | {runs} | {row['median_s']['base']:.3f} | {row['median_s']['this']:.3f} | {row['ratio']:.3f} |"
+        )
     write_atomic(folder / "cli_timing.md", "\n".join(lines) + "\n")
     print("\n".join(lines))
 

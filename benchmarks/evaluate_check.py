@@ -75,6 +75,7 @@ def log(message: str) -> None:
 # -- the independent straight-line script ------------------------------------------------------
 # Everything from here to the next section uses Pillow, numpy and the runtimes only.
 
+
 def _read_idx_gz(path: Path, header: int) -> np.ndarray:
     with gzip.open(path, "rb") as f:
         return np.frombuffer(f.read(), np.uint8, offset=header)
@@ -132,7 +133,8 @@ def plain_normalize(pixels: np.ndarray, mode: str) -> np.ndarray:
         return x[..., ::-1] - np.array([103.939, 116.779, 123.68], np.float32)
     if mode == "torch":
         return (x / np.float32(255.0) - np.array([0.485, 0.456, 0.406], np.float32)) / np.array(
-            [0.229, 0.224, 0.225], np.float32)
+            [0.229, 0.224, 0.225], np.float32
+        )
     return x
 
 
@@ -201,9 +203,16 @@ def straight_line(path: Path, spec: str, mode: str, *, limit: int | None, thread
         top1 += int(ranked[0] == label)
         top5 += int(label in ranked)
     n = len(samples)
-    return {"n": n, "top1": top1 / n, "top5": top5 / n, "correct": {"top1": top1, "top5": top5},
-            "crop_fraction": crop, "seconds": round(time.perf_counter() - started, 2),
-            "distinct_predictions": len(set(predictions)), "predictions": predictions}
+    return {
+        "n": n,
+        "top1": top1 / n,
+        "top5": top5 / n,
+        "correct": {"top1": top1, "top5": top5},
+        "crop_fraction": crop,
+        "seconds": round(time.perf_counter() - started, 2),
+        "distinct_predictions": len(set(predictions)),
+        "predictions": predictions,
+    }
 
 
 def relabelled(spec: str, predictions: list[int], folder: Path) -> str:
@@ -220,12 +229,14 @@ def relabelled(spec: str, predictions: list[int], folder: Path) -> str:
     names = listing.parent / "synset_words.txt"
     if names.is_file():  # keeps the class count (1000) known to evaluate
         (folder / "synset_words.txt").write_text(names.read_text())
-    (folder / "dataset.txt").write_text("".join(f"{item.resolve()}, {label}\n"
-                                                for (item, _), label in zip(samples, predictions)))
+    (folder / "dataset.txt").write_text(
+        "".join(f"{item.resolve()}, {label}\n" for (item, _), label in zip(samples, predictions))
+    )
     return str(folder)
 
 
 # -- artifacts made here ----------------------------------------------------------------------
+
 
 def _fashion_spec() -> str:
     return "fashion-mnist" if (FASHION_DIR / "t10k-images-idx3-ubyte.gz").is_file() else str(FASHION_NPZ)
@@ -256,8 +267,17 @@ def make_lenet5(workdir: Path, epochs: int) -> tuple[list[Path], dict]:
     paths = []
     for quantization, formats in (("float32", ("tflite", "onnx")), ("int8", ("tflite",))):
         log(f"exporting lenet5 {quantization} {'+'.join(formats)}")
-        manifests = export(ExportRequest(model="lenet5", quantization=quantization, formats=formats,
-                                         weights=weights, calib=calib, calib_samples=200, out=workdir))
+        manifests = export(
+            ExportRequest(
+                model="lenet5",
+                quantization=quantization,
+                formats=formats,
+                weights=weights,
+                calib=calib,
+                calib_samples=200,
+                out=workdir,
+            )
+        )
         paths += [Path(m["path"]) for m in manifests]
     return paths, {"lenet5": note}
 
@@ -281,14 +301,15 @@ def make_photo_model(workdir: Path) -> tuple[list[Path], dict]:
     paths = []
     for quantization in ("float32", "int8"):
         log(f"exporting photo_probe {quantization}")
-        (manifest,) = export(ExportRequest(model=str(path), quantization=quantization, out=workdir,
-                                           calib_samples=100))
+        (manifest,) = export(ExportRequest(model=str(path), quantization=quantization, out=workdir, calib_samples=100))
         paths.append(Path(manifest["path"]))
-    return paths, {"photo_probe": "random weights (seed 0), no BatchNorm: accuracy meaningless, "
-                                  "exercises the photo path"}
+    return paths, {
+        "photo_probe": "random weights (seed 0), no BatchNorm: accuracy meaningless, exercises the photo path"
+    }
 
 
 # -- the check -----------------------------------------------------------------------------------
+
 
 def data_for(path: Path, manifest: dict | None, override: str | None) -> str:
     if override:
@@ -311,20 +332,25 @@ def check_artifact(path: Path, args) -> dict:
     if not mode:
         raise SystemExit(f"{path} has no manifest: pass --preprocess")
     log(f"{path.name} on {spec}: edgecnn evaluate")
-    row = evaluate_artifact(path, spec, limit=args.limit, threads=args.threads,
-                            preprocess="auto" if manifest else mode)
+    row = evaluate_artifact(path, spec, limit=args.limit, threads=args.threads, preprocess="auto" if manifest else mode)
     log(f"  top-1 {row['top1']:.4f} (n {row['n']}, {row['seconds']:.1f} s); straight-line script")
     plain = straight_line(path, spec, mode, limit=args.limit, threads=args.threads)
     log(f"  top-1 {plain['top1']:.4f} (n {plain['n']}, {plain['seconds']:.1f} s); per image")
     other_crop = 1.0 if plain["crop_fraction"] != 1.0 else 0.875
     with tempfile.TemporaryDirectory(prefix="edgecnn-relabelled-") as tmp:
         relabelled_spec = relabelled(spec, plain.pop("predictions"), Path(tmp))
-        same = evaluate_artifact(path, relabelled_spec, threads=args.threads,
-                                 preprocess="auto" if manifest else mode)
-        log(f"  same top-1 class as the script on {same['correct']['top1']} of {same['n']} images; "
-            f"with crop {other_crop} instead")
-        perturbed = evaluate_artifact(path, relabelled_spec, threads=args.threads, crop_fraction=other_crop,
-                                      preprocess="auto" if manifest else mode)
+        same = evaluate_artifact(path, relabelled_spec, threads=args.threads, preprocess="auto" if manifest else mode)
+        log(
+            f"  same top-1 class as the script on {same['correct']['top1']} of {same['n']} images; "
+            f"with crop {other_crop} instead"
+        )
+        perturbed = evaluate_artifact(
+            path,
+            relabelled_spec,
+            threads=args.threads,
+            crop_fraction=other_crop,
+            preprocess="auto" if manifest else mode,
+        )
     log(f"  same class on {perturbed['correct']['top1']} of {perturbed['n']}")
     return {
         "artifact": path.name,
@@ -336,20 +362,26 @@ def check_artifact(path: Path, args) -> dict:
         "weights": (manifest or {}).get("weights"),
         "data": row["data"],
         "preprocess": row["preprocess"],
-        "evaluate": {k: row[k] for k in ("n", "top1", "top5", "correct", "runtime", "runtime_version",
-                                         "batch_size", "seconds")},
+        "evaluate": {
+            k: row[k] for k in ("n", "top1", "top5", "correct", "runtime", "runtime_version", "batch_size", "seconds")
+        },
         "straight_line": plain,
         "top1_agrees": row["n"] == plain["n"] and row["correct"]["top1"] == plain["correct"]["top1"],
         "top5_agrees": row["n"] == plain["n"] and row["correct"]["top5"] == plain["correct"]["top5"],
         "per_image": {
             "note": "evaluate scored against the script's own top-1 class per image as labels: "
-                    "the fraction of images where both predict the same class",
-            "n": same["n"], "same_top1": same["correct"]["top1"], "agreement": same["top1"],
+            "the fraction of images where both predict the same class",
+            "n": same["n"],
+            "same_top1": same["correct"]["top1"],
+            "agreement": same["top1"],
             "distinct_classes_predicted": plain["distinct_predictions"],
-            "power": {"note": "the same, with evaluate given another crop fraction: a check that can "
-                              "fail (a preprocessing slip shows as agreement below 1)",
-                      "crop_fraction": other_crop, "same_top1": perturbed["correct"]["top1"],
-                      "agreement": perturbed["top1"]},
+            "power": {
+                "note": "the same, with evaluate given another crop fraction: a check that can "
+                "fail (a preprocessing slip shows as agreement below 1)",
+                "crop_fraction": other_crop,
+                "same_top1": perturbed["correct"]["top1"],
+                "agreement": perturbed["top1"],
+            },
         },
     }
 
@@ -371,17 +403,22 @@ def markdown(report: dict) -> str:
             f"{r['per_image']['distinct_classes_predicted']} | "
             f"{r['per_image']['power']['agreement']:.3f} (crop {r['per_image']['power']['crop_fraction']:g}) | "
             f"{r['evaluate']['seconds']:.1f} | "
-            f"{r['straight_line']['seconds']:.1f} |")
-    lines += ["", f"All agree (same top-1 count, same class on every image): "
-                  f"{'yes' if report['all_agree'] else 'NO'}", ""]
+            f"{r['straight_line']['seconds']:.1f} |"
+        )
+    lines += [
+        "",
+        f"All agree (same top-1 count, same class on every image): {'yes' if report['all_agree'] else 'NO'}",
+        "",
+    ]
     for name, note in report.get("made_here", {}).items():
         lines.append(f"- {name}: {note}")
     return "\n".join(lines) + "\n"
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("artifacts", nargs="*", type=Path, help=".tflite/.onnx files (default: made here)")
     parser.add_argument("--data", help="a data spec for every artifact (default: by class count)")
     parser.add_argument("--preprocess", help="for artifacts without a manifest")
@@ -407,7 +444,7 @@ def main(argv=None) -> int:
     report = {
         "benchmark": "evaluate_check",
         "question": "does edgecnn evaluate give the same top-1 as an independent straight-line script "
-                    "(Pillow + numpy + the runtime's API, one image at a time) on the same files?",
+        "(Pillow + numpy + the runtime's API, one image at a time) on the same files?",
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "command": shlex.join([sys.executable.rsplit("/", 1)[-1], *sys.argv]),
         "host": describe_host(),

@@ -51,8 +51,20 @@ if str(REPO) not in sys.path:  # run as a script from a checkout
 
 from edgecnn.host import machine_info, machine_slug, write_atomic  # noqa: E402
 
-MODELS = ("lenet5", "mobilenet_v1", "mobilenet_v2", "googlenet", "resnet18", "resnet34", "resnet50",
-          "alexnet", "resnet101", "resnet152", "vgg16", "vgg19")
+MODELS = (
+    "lenet5",
+    "mobilenet_v1",
+    "mobilenet_v2",
+    "googlenet",
+    "resnet18",
+    "resnet34",
+    "resnet50",
+    "alexnet",
+    "resnet101",
+    "resnet152",
+    "vgg16",
+    "vgg19",
+)
 QUANTIZATIONS = ("int8", "float32")
 # Row order in the results: every variant export offers.
 ORDER = ("int8", "float32", "float16", "dynamic", "int16x8")
@@ -140,7 +152,7 @@ def run_export(model: str, quantization: str, workdir: Path) -> dict:
     row = {
         "model": model,
         "quantization": quantization,
-        "command": " ".join(command[:3 + len(flag)] + ["--format", "all"]),
+        "command": " ".join(command[: 3 + len(flag)] + ["--format", "all"]),
         "exit_code": process.returncode,
         "wall_seconds": round(wall, 1),
         "peak_tree_rss_mb": peak,
@@ -155,11 +167,17 @@ def run_export(model: str, quantization: str, workdir: Path) -> dict:
     row["params"] = manifests[0]["params"]
     row["weights"] = manifests[0]["weights"]
     row["formats"] = {
-        m["format"]: {"bytes": m["bytes"], "sha256": m["sha256"], "export_seconds": m["export_seconds"],
-                      "stages": m.get("export_stages"),
-                      "process_peak_rss_mb": max((s.get("peak_rss_mb") or 0) for s in
-                                                 (m.get("export_stages") or {}).values() if isinstance(s, dict))
-                      if m.get("export_stages") else None}
+        m["format"]: {
+            "bytes": m["bytes"],
+            "sha256": m["sha256"],
+            "export_seconds": m["export_seconds"],
+            "stages": m.get("export_stages"),
+            "process_peak_rss_mb": max(
+                (s.get("peak_rss_mb") or 0) for s in (m.get("export_stages") or {}).values() if isinstance(s, dict)
+            )
+            if m.get("export_stages")
+            else None,
+        }
         for m in manifests
     }
     return row
@@ -209,17 +227,22 @@ def markdown(report: dict) -> str:
             f"| {row['model']} | {params} | {row['quantization']} | {row['wall_seconds']} | "
             f"{row['peak_tree_rss_mb']} | {row.get('largest_process_rss_mb') or '-'} | "
             f"{peak_stage(formats) or '-'} | {size('tflite')} | {size('onnx')} | {secs('tflite')} | "
-            f"{secs('onnx')} | <= {target} MB: {met} | {result} |")
+            f"{secs('onnx')} | <= {target} MB: {met} | {result} |"
+        )
     lines += ["", "Stages (seconds / peak RSS MB of the converting process at the stage's end):", ""]
     for row in report["rows"]:
         for fmt, record in row.get("formats", {}).items():
             stages = record.get("stages") or {}
-            text = ", ".join(f"{name} {s['seconds']} s / {s['peak_rss_mb']}" for name, s in stages.items()
-                             if isinstance(s, dict))
-            lines.append(f"- {row['model']} {row['quantization']} {fmt} ({stages.get('process', '?')} "
-                         f"process): {text}")
-    lines += ["", "Load average at the start of each row is in export_memory.json; the machine was "
-              "shared with other work, so seconds vary between runs; memory figures much less.", ""]
+            text = ", ".join(
+                f"{name} {s['seconds']} s / {s['peak_rss_mb']}" for name, s in stages.items() if isinstance(s, dict)
+            )
+            lines.append(f"- {row['model']} {row['quantization']} {fmt} ({stages.get('process', '?')} process): {text}")
+    lines += [
+        "",
+        "Load average at the start of each row is in export_memory.json; the machine was "
+        "shared with other work, so seconds vary between runs; memory figures much less.",
+        "",
+    ]
     lines += STEPS_NOTE
     return "\n".join(lines)
 
@@ -230,8 +253,12 @@ def main(argv=None) -> int:
     parser.add_argument("--quantizations", default=",".join(QUANTIZATIONS))
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results")
     parser.add_argument("--force", action="store_true", help="run rows that are already in the results again")
-    parser.add_argument("--min-available-gb", type=float, default=8.0,
-                        help="wait for this much available memory before each row (VGG: at least 14)")
+    parser.add_argument(
+        "--min-available-gb",
+        type=float,
+        default=8.0,
+        help="wait for this much available memory before each row (VGG: at least 14)",
+    )
     args = parser.parse_args(argv)
     machine = machine_info()
     slug = machine_slug(machine)
@@ -253,19 +280,28 @@ def main(argv=None) -> int:
                 log(f"{model} {quantization}: exporting ({available_mb()} MB available)")
                 free, load = available_mb(), os.getloadavg()[0]
                 row = run_export(model, quantization, Path(tmp))
-                row.update(available_mb_at_start=free, load_average_at_start=round(load, 2),
-                           measured=datetime.now(timezone.utc).isoformat(timespec="seconds"))
-                log(f"{model} {quantization}: {row['wall_seconds']} s, tree peak {row['peak_tree_rss_mb']} MB"
-                    + (f", FAILED: {row['error']}" if row.get("error") else ""))
+                row.update(
+                    available_mb_at_start=free,
+                    load_average_at_start=round(load, 2),
+                    measured=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                )
+                log(
+                    f"{model} {quantization}: {row['wall_seconds']} s, tree peak {row['peak_tree_rss_mb']} MB"
+                    + (f", FAILED: {row['error']}" if row.get("error") else "")
+                )
                 # Read again before writing: another run of this script (other quantizations) may have
                 # added rows since this one started; keep them.
                 if path.is_file():
                     report["rows"] = json.loads(path.read_text())["rows"]
-                report["rows"] = [r for r in report["rows"]
-                                  if (r["model"], r["quantization"]) != (model, quantization)] + [row]
-                report["rows"].sort(key=lambda r: (ORDER.index(r["quantization"])
-                                                   if r["quantization"] in ORDER else 9,
-                                                   MODELS.index(r["model"]) if r["model"] in MODELS else 99))
+                report["rows"] = [
+                    r for r in report["rows"] if (r["model"], r["quantization"]) != (model, quantization)
+                ] + [row]
+                report["rows"].sort(
+                    key=lambda r: (
+                        ORDER.index(r["quantization"]) if r["quantization"] in ORDER else 9,
+                        MODELS.index(r["model"]) if r["model"] in MODELS else 99,
+                    )
+                )
                 write_atomic(path, json.dumps(report, indent=2) + "\n")
                 write_atomic(folder / "export_memory.md", markdown(report))
                 for artifact in (Path(tmp) / f"{model}-{quantization}").glob("*"):

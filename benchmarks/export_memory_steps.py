@@ -49,10 +49,21 @@ def _reset_peak() -> None:
 
 def mark(label: str, phase: str) -> None:
     rss, hwm = _status()
-    EVENTS.append({"step": label, "phase": phase, "depth": _DEPTH[0], "rss_mb": rss, "peak_mb": hwm,
-                   "t": round(time.perf_counter(), 2)})
-    print(f"{'  ' * _DEPTH[0]}{phase:5} {label:60} rss {rss:6} MB  peak since last {hwm:6} MB",
-          file=sys.stderr, flush=True)
+    EVENTS.append(
+        {
+            "step": label,
+            "phase": phase,
+            "depth": _DEPTH[0],
+            "rss_mb": rss,
+            "peak_mb": hwm,
+            "t": round(time.perf_counter(), 2),
+        }
+    )
+    print(
+        f"{'  ' * _DEPTH[0]}{phase:5} {label:60} rss {rss:6} MB  peak since last {hwm:6} MB",
+        file=sys.stderr,
+        flush=True,
+    )
     _reset_peak()
 
 
@@ -95,6 +106,7 @@ def probe_onnx() -> None:
     probe(tf.compat.v1.train, "export_meta_graph")
     probe(tf, "import_graph_def")
     from tensorflow.python.grappler import tf_optimizer
+
     probe(tf_optimizer, "OptimizeGraph")
     probe(convert, "_convert_common")
     probe(convert, "process_tf_graph")
@@ -171,14 +183,19 @@ def main(argv=None) -> int:
                 yield [sample]
 
         mark("keras_to_tflite", "start")
-        data = keras_to_tflite(model, quantization=args.quantization,
-                               representative_dataset=dataset if args.quantization in ("int8", "int16x8") else None)
+        data = keras_to_tflite(
+            model,
+            quantization=args.quantization,
+            representative_dataset=dataset if args.quantization in ("int8", "int16x8") else None,
+        )
         mark("keras_to_tflite", "end")
     data = data[0] if isinstance(data, tuple) else data  # (bytes, record) where the converter gives both
     print(f"{len(data) / 2**20:.1f} MB artifact", file=sys.stderr)
     if args.out:
-        args.out.write_text(json.dumps({"model": args.model, "format": args.format, "params": params,
-                                        "events": EVENTS}, indent=1) + "\n")
+        args.out.write_text(
+            json.dumps({"model": args.model, "format": args.format, "params": params, "events": EVENTS}, indent=1)
+            + "\n"
+        )
     return 0
 
 

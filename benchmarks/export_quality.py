@@ -104,14 +104,20 @@ def export_variants(args, workdir: Path) -> dict:
     for quantization, fmt in VARIANTS:
         key = f"{quantization}-{fmt}"
         log(f"export {key}")
-        request = ExportRequest(model=args.model, quantization=quantization, formats=(fmt,),
-                                weights="auto", input_size=args.input_size, alpha=args.alpha,
-                                calib="default", calib_samples=args.calib_samples,
-                                out=workdir / key)
+        request = ExportRequest(
+            model=args.model,
+            quantization=quantization,
+            formats=(fmt,),
+            weights="auto",
+            input_size=args.input_size,
+            alpha=args.alpha,
+            calib="default",
+            calib_samples=args.calib_samples,
+            out=workdir / key,
+        )
         (manifest,) = export(request, LogProgress())
         results[key] = manifest
-        log(f"  {key}: {manifest['bytes']:,} bytes, parity {manifest['parity']}, "
-            f"{manifest['export_seconds']} s")
+        log(f"  {key}: {manifest['bytes']:,} bytes, parity {manifest['parity']}, {manifest['export_seconds']} s")
     return results
 
 
@@ -176,8 +182,9 @@ def bn_recalibrated_weights(args, folder: Path) -> tuple[Path, dict]:
     info = get_model_info(args.model)
     channels = info.default_input_shape[-1]
     input_shape = (args.input_size, args.input_size, channels) if args.input_size else None
-    model, record = bn_recalibrated_model(info.name, input_shape=input_shape, alpha=args.alpha,
-                                          samples=args.bn_samples, image_seed=1)
+    model, record = bn_recalibrated_model(
+        info.name, input_shape=input_shape, alpha=args.alpha, samples=args.bn_samples, image_seed=1
+    )
     path = folder / f"{info.name}-bn-recalibrated.weights.h5"
     model.save_weights(str(path))
     return path, record
@@ -188,20 +195,34 @@ def bn_recalibrated_parity(args, workdir: Path) -> dict:
     folder.mkdir()
     log("BN-recalibrated random weights")
     weights, record = bn_recalibrated_weights(args, folder)
-    log(f"  output spread before {record['output_spread_before']['mean_std_across_classes']:.3g}, "
-        f"after {record['output_spread_after']['mean_std_across_classes']:.3g}")
+    log(
+        f"  output spread before {record['output_spread_before']['mean_std_across_classes']:.3g}, "
+        f"after {record['output_spread_after']['mean_std_across_classes']:.3g}"
+    )
     record["variants"] = {}
     for quantization, fmt in VARIANTS:
         if quantization == "float32":
             continue
         key = f"{quantization}-{fmt}"
         log(f"export {key} (BN-recalibrated weights)")
-        request = ExportRequest(model=args.model, quantization=quantization, formats=(fmt,),
-                                weights=str(weights), input_size=args.input_size, alpha=args.alpha,
-                                calib="default", calib_samples=args.calib_samples, out=folder / key)
+        request = ExportRequest(
+            model=args.model,
+            quantization=quantization,
+            formats=(fmt,),
+            weights=str(weights),
+            input_size=args.input_size,
+            alpha=args.alpha,
+            calib="default",
+            calib_samples=args.calib_samples,
+            out=folder / key,
+        )
         (manifest,) = export(request, LogProgress())
-        record["variants"][key] = {"bytes": manifest["bytes"], "weights": manifest["weights"],
-                                   "parity": manifest["parity"], "export_seconds": manifest["export_seconds"]}
+        record["variants"][key] = {
+            "bytes": manifest["bytes"],
+            "weights": manifest["weights"],
+            "parity": manifest["parity"],
+            "export_seconds": manifest["export_seconds"],
+        }
         log(f"  {key}: parity {manifest['parity']}")
     return record
 
@@ -225,14 +246,23 @@ def export_overhead(args, int8_manifest: dict) -> dict:
     with muted_stderr():
         model = create_model(info.name, weights=None, input_shape=input_shape, alpha=args.alpha)
     shape = tuple(int(d) for d in model.inputs[0].shape[1:])
-    calib = calibration.CalibrationData(calibration.open_source("default", split="train"),
-                                        input_shape=shape, preprocess=info.preprocess,
-                                        samples=args.calib_samples, seed=0)
+    calib = calibration.CalibrationData(
+        calibration.open_source("default", split="train"),
+        input_shape=shape,
+        preprocess=info.preprocess,
+        samples=args.calib_samples,
+        seed=0,
+    )
     calib.arrays()  # read and preprocess the images once, outside both timers
     same_arrays = calib.info()["sha256"] == (int8_manifest.get("calibration") or {}).get("sha256")
-    request = ExportRequest(model=args.model, quantization="int8", formats=("tflite",),
-                            input_size=args.input_size, alpha=args.alpha,
-                            calib_samples=args.calib_samples)
+    request = ExportRequest(
+        model=args.model,
+        quantization="int8",
+        formats=("tflite",),
+        input_size=args.input_size,
+        alpha=args.alpha,
+        calib_samples=args.calib_samples,
+    )
 
     def bare() -> bytes:
         converter = tf.lite.TFLiteConverter.from_keras_model(model)
@@ -267,9 +297,9 @@ def export_overhead(args, int8_manifest: dict) -> dict:
     bare_min, edge_min = min(runs["bare"]), min(runs["edgecnn"])
     return {
         "what": "edgecnn.export._convert(model, 'tflite', int8 request) vs "
-                "TFLiteConverter.from_keras_model(model) + Optimize.DEFAULT + representative_dataset + "
-                "TFLITE_BUILTINS_INT8 + int8 input/output, .convert(); same model object, same "
-                "calibration arrays (read before timing), interleaved, min of each",
+        "TFLiteConverter.from_keras_model(model) + Optimize.DEFAULT + representative_dataset + "
+        "TFLITE_BUILTINS_INT8 + int8 input/output, .convert(); same model object, same "
+        "calibration arrays (read before timing), interleaved, min of each",
         "order": [name for name, _ in order],
         "bare_seconds": runs["bare"],
         "edgecnn_seconds": runs["edgecnn"],
@@ -280,7 +310,7 @@ def export_overhead(args, int8_manifest: dict) -> dict:
         "edgecnn_cpu_seconds": cpu["edgecnn"],
         "cpu_ratio": round(min(cpu["edgecnn"]) / min(cpu["bare"]), 4),
         "cpu_note": "process CPU time (all threads) of the same calls: on a shared machine wall time "
-                    "also counts waiting for other users' work, CPU time much less so",
+        "also counts waiting for other users' work, CPU time much less so",
         "target_max": TARGETS["export_overhead_max"],
         "within_target": edge_min / bare_min <= TARGETS["export_overhead_max"],
         "same_calibration_arrays_as_export": same_arrays,
@@ -289,8 +319,8 @@ def export_overhead(args, int8_manifest: dict) -> dict:
         "edgecnn_bytes": len(outputs["edgecnn"]),
         "end_to_end": {
             "note": "export() of int8 TFLite, wall time as its manifest records it: model build, "
-                    "calibration image reading, conversion, parity check and writing; not like for "
-                    "like with a bare converter call, shown for scale",
+            "calibration image reading, conversion, parity check and writing; not like for "
+            "like with a bare converter call, shown for scale",
             "export_seconds": int8_manifest["export_seconds"],
             "ratio_to_bare_min": round(int8_manifest["export_seconds"] / bare_min, 3),
         },
@@ -304,9 +334,16 @@ def measure_latency(path, *, threads: int, args, data: str | None) -> dict:
     quantized as the manifest says; None, seeded random values in the input's dtype."""
     from edgecnn.harness import BenchmarkSettings, benchmark_artifact
 
-    settings = BenchmarkSettings(threads=threads, warmup=1, warmup_secs=0.0, runs=args.min_runs,
-                                 min_secs=args.min_secs, max_secs=args.max_secs, data=data,
-                                 samples=1 if data else 16)
+    settings = BenchmarkSettings(
+        threads=threads,
+        warmup=1,
+        warmup_secs=0.0,
+        runs=args.min_runs,
+        min_secs=args.min_secs,
+        max_secs=args.max_secs,
+        data=data,
+        samples=1 if data else 16,
+    )
     row = benchmark_artifact(path, settings)
     if row.get("status") != "ok":
         raise SystemExit(f"latency of {Path(path).name} not measured: {row.get('error')}")
@@ -315,9 +352,13 @@ def measure_latency(path, *, threads: int, args, data: str | None) -> dict:
     return {
         "runtime": f"{row['runtime']} {row['runtime_version']}",
         "threads": threads,
-        "input": {"dtype": fed.get("dtype"), "shape": fed.get("shape"),
-                  "values": "a calibration image, quantized with the input's scale and zero point" if data
-                  else "seeded random values in the input's dtype"},
+        "input": {
+            "dtype": fed.get("dtype"),
+            "shape": fed.get("shape"),
+            "values": "a calibration image, quantized with the input's scale and zero point"
+            if data
+            else "seeded random values in the input's dtype",
+        },
         "init_ms": row["init_ms"],
         "first_inference_ms": row["first_ms"],
         "count": stats["count"],
@@ -335,8 +376,10 @@ def latencies(args, manifests: dict) -> tuple[dict, dict]:
         log(f"  p50 {results[key]['p50_ms']} ms over {results[key]['count']} runs")
     references = {"given": bool(args.reference), "files": {}}
     if not args.reference:
-        references["note"] = (f"no --reference given: Google's published {GOOGLE_REFERENCE} is not "
-                              "available here (no network); pass --reference PATH to compare")
+        references["note"] = (
+            f"no --reference given: Google's published {GOOGLE_REFERENCE} is not "
+            "available here (no network); pass --reference PATH to compare"
+        )
     for path in args.reference or []:
         path = Path(path)
         name = path.name
@@ -347,9 +390,12 @@ def latencies(args, manifests: dict) -> tuple[dict, dict]:
         log(f"latency reference {name}")
         from edgecnn.runtime import graph_facts
 
-        record = {"path": str(path), "bytes": path.stat().st_size,
-                  "latency": measure_latency(path, threads=args.threads, args=args, data=None),
-                  "op_counts": graph_facts(path)["op_counts"]}
+        record = {
+            "path": str(path),
+            "bytes": path.stat().st_size,
+            "latency": measure_latency(path, threads=args.threads, args=args, data=None),
+            "op_counts": graph_facts(path)["op_counts"],
+        }
         int8 = results.get("int8-tflite")
         if int8:
             record["int8_over_reference_p50"] = round(int8["p50_ms"] / record["latency"]["p50_ms"], 4)
@@ -388,35 +434,52 @@ def markdown(report: dict) -> str:
             f"{'' if 'int8_clean' not in var else ('yes' if var['int8_clean'] else 'NO')} |"
         )
     harness = any("measured_by" in lat for lat in report["latency"].values())  # not in results written before
-    lines += ["", "Latency: LiteRT (XNNPACK) for .tflite, ONNX Runtime CPU for .onnx; one warm-up, "
-              f"timer around invoke() only{' (edgecnn.harness)' if harness else ''}. "
-              "Ratios are to the float32 file of the same format. "
-              "Parity: the artifact in its own runtime against the Keras model, on the first "
-              "calibration images (as export() does)."]
+    lines += [
+        "",
+        "Latency: LiteRT (XNNPACK) for .tflite, ONNX Runtime CPU for .onnx; one warm-up, "
+        f"timer around invoke() only{' (edgecnn.harness)' if harness else ''}. "
+        "Ratios are to the float32 file of the same format. "
+        "Parity: the artifact in its own runtime against the Keras model, on the first "
+        "calibration images (as export() does).",
+    ]
     spread = report["parity_informative"]
     if not spread["informative"]:
-        lines += ["", f"**The parity above is not informative**: the model's outputs hardly vary "
-                  f"(mean std across classes {spread['mean_std_across_classes']:.3g}, "
-                  f"{spread['distinct_top1']} distinct top-1 class over {spread['samples']} images), "
-                  "so any variant agrees with it. See the BN-recalibrated parity below."]
+        lines += [
+            "",
+            f"**The parity above is not informative**: the model's outputs hardly vary "
+            f"(mean std across classes {spread['mean_std_across_classes']:.3g}, "
+            f"{spread['distinct_top1']} distinct top-1 class over {spread['samples']} images), "
+            "so any variant agrees with it. See the BN-recalibrated parity below.",
+        ]
     bn = report.get("parity_bn_recalibrated")
     if bn:
         before, after = bn["output_spread_before"], bn["output_spread_after"]
-        lines += ["", "## Parity with BN-recalibrated random weights", "",
-                  f"Same random weights, each of the {bn['batchnorm_layers']} BatchNorm layers given the "
-                  f"mean and variance of its input on {bn['images']} real images, so activations keep "
-                  f"their scale (output std across classes {before['mean_std_across_classes']:.3g} -> "
-                  f"{after['mean_std_across_classes']:.3g}; distinct top-1 classes {before['distinct_top1']} -> "
-                  f"{after['distinct_top1']} of {after['samples']})"
-                  + (f", and the classifier kernel scaled x{bn['classifier_scale']:.3g} so logits have std "
-                     f"{bn['logit_std']} across classes (a flat softmax would round to one or two int8 steps)"
-                     if bn.get("classifier_scale") else "")
-                  + ". Still not ImageNet accuracy.", "",
-                  "| variant | bytes | max abs diff | top-1 agree | export s |", "|---|---:|---:|---:|---:|"]
+        lines += [
+            "",
+            "## Parity with BN-recalibrated random weights",
+            "",
+            f"Same random weights, each of the {bn['batchnorm_layers']} BatchNorm layers given the "
+            f"mean and variance of its input on {bn['images']} real images, so activations keep "
+            f"their scale (output std across classes {before['mean_std_across_classes']:.3g} -> "
+            f"{after['mean_std_across_classes']:.3g}; distinct top-1 classes {before['distinct_top1']} -> "
+            f"{after['distinct_top1']} of {after['samples']})"
+            + (
+                f", and the classifier kernel scaled x{bn['classifier_scale']:.3g} so logits have std "
+                f"{bn['logit_std']} across classes (a flat softmax would round to one or two int8 steps)"
+                if bn.get("classifier_scale")
+                else ""
+            )
+            + ". Still not ImageNet accuracy.",
+            "",
+            "| variant | bytes | max abs diff | top-1 agree | export s |",
+            "|---|---:|---:|---:|---:|",
+        ]
         for key, var in bn["variants"].items():
             par = var["parity"]
-            lines.append(f"| {key} | {var['bytes']:,} | {par['max_abs_diff']:.3g} | "
-                         f"{par['top1_agreement']:.3f} ({par['samples']}) | {var['export_seconds']} |")
+            lines.append(
+                f"| {key} | {var['bytes']:,} | {par['max_abs_diff']:.3g} | "
+                f"{par['top1_agreement']:.3f} ({par['samples']}) | {var['export_seconds']} |"
+            )
     o = report["overhead"]
     lines += [
         "",
@@ -451,18 +514,28 @@ def markdown(report: dict) -> str:
             lines.append(f"- {name}: {ref['error']}")
             continue
         lat = ref["latency"]
-        lines.append(f"- {name}: {ref['bytes']:,} bytes, p50 {lat['p50_ms']} ms, p90 {lat['p90_ms']} ms "
-                     f"({lat['count']} runs); int8 / reference p50 = {ref.get('int8_over_reference_p50')}")
+        lines.append(
+            f"- {name}: {ref['bytes']:,} bytes, p50 {lat['p50_ms']} ms, p90 {lat['p90_ms']} ms "
+            f"({lat['count']} runs); int8 / reference p50 = {ref.get('int8_over_reference_p50')}"
+        )
     int8 = report["variants"].get("int8-tflite")
     if int8:
         gc_ = int8["graph_check"]  # results written before: also `float_or_qdq_ops_at_edges`
-        lines += ["", "## int8 TFLite graph", "",
-                  f"ops: {', '.join(f'{k} x{n}' for k, n in int8['op_counts'].items())}; "
-                  f"input {gc_['input_dtypes']}, output {gc_['output_dtypes']}; "
-                  f"(de)quantize inside: {gc_['quantize_dequantize_inside'] or 'none'}; "
-                  f"float ops inside: {gc_['float_ops_inside'] or 'none'}"
-                  + (f"; at the edges: {gc_['float_or_qdq_ops_at_edges'] or 'none'}"
-                     if "float_or_qdq_ops_at_edges" in gc_ else "") + "."]
+        lines += [
+            "",
+            "## int8 TFLite graph",
+            "",
+            f"ops: {', '.join(f'{k} x{n}' for k, n in int8['op_counts'].items())}; "
+            f"input {gc_['input_dtypes']}, output {gc_['output_dtypes']}; "
+            f"(de)quantize inside: {gc_['quantize_dequantize_inside'] or 'none'}; "
+            f"float ops inside: {gc_['float_ops_inside'] or 'none'}"
+            + (
+                f"; at the edges: {gc_['float_or_qdq_ops_at_edges'] or 'none'}"
+                if "float_or_qdq_ops_at_edges" in gc_
+                else ""
+            )
+            + ".",
+        ]
     return "\n".join(lines) + "\n"
 
 
@@ -472,41 +545,70 @@ def targets_check(variants: dict, overhead: dict) -> list[dict]:
         key = f"int8-{fmt}"
         if key in variants:
             r = variants[key]["ratio_to_float32_file"]
-            checks.append({"target": f"{key} ≤ {TARGETS['int8_to_float32_file_max']}x float32 {fmt} file",
-                           "measured": r, "ok": r <= TARGETS["int8_to_float32_file_max"]})
+            checks.append(
+                {
+                    "target": f"{key} ≤ {TARGETS['int8_to_float32_file_max']}x float32 {fmt} file",
+                    "measured": r,
+                    "ok": r <= TARGETS["int8_to_float32_file_max"],
+                }
+            )
     if "float16-tflite" in variants:
         r = variants["float16-tflite"]["ratio_to_float32_file"]
         about, tol = TARGETS["float16_to_float32_file_about"], TARGETS["float16_tolerance"]
-        checks.append({"target": f"float16-tflite ≈ {about}x float32 file (±{tol})", "measured": r,
-                       "ok": abs(r - about) <= tol})
+        checks.append(
+            {"target": f"float16-tflite ≈ {about}x float32 file (±{tol})", "measured": r, "ok": abs(r - about) <= tol}
+        )
     if "int8-tflite" in variants:
-        checks.append({"target": "int8-tflite graph integer-only", "measured": variants["int8-tflite"]["int8_clean"],
-                       "ok": bool(variants["int8-tflite"]["int8_clean"])})
-    checks.append({"target": f"export conversion ≤ {TARGETS['export_overhead_max']}x bare converter",
-                   "measured": overhead["ratio"], "ok": overhead["within_target"]})
-    checks.append({"target": f"same, in process CPU time ≤ {TARGETS['export_overhead_max']}x",
-                   "measured": overhead["cpu_ratio"],
-                   "ok": overhead["cpu_ratio"] <= TARGETS["export_overhead_max"]})
+        checks.append(
+            {
+                "target": "int8-tflite graph integer-only",
+                "measured": variants["int8-tflite"]["int8_clean"],
+                "ok": bool(variants["int8-tflite"]["int8_clean"]),
+            }
+        )
+    checks.append(
+        {
+            "target": f"export conversion ≤ {TARGETS['export_overhead_max']}x bare converter",
+            "measured": overhead["ratio"],
+            "ok": overhead["within_target"],
+        }
+    )
+    checks.append(
+        {
+            "target": f"same, in process CPU time ≤ {TARGETS['export_overhead_max']}x",
+            "measured": overhead["cpu_ratio"],
+            "ok": overhead["cpu_ratio"] <= TARGETS["export_overhead_max"],
+        }
+    )
     return checks
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--model", default="mobilenet_v2")
     parser.add_argument("--input-size", type=int, default=224)
     parser.add_argument("--alpha", type=float, default=None, help="width multiplier (default: the model's)")
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--reference", action="extend", nargs="+", metavar="PATH.tflite",
-                        help=f"third-party .tflite files to time the same way (e.g. {GOOGLE_REFERENCE})")
+    parser.add_argument(
+        "--reference",
+        action="extend",
+        nargs="+",
+        metavar="PATH.tflite",
+        help=f"third-party .tflite files to time the same way (e.g. {GOOGLE_REFERENCE})",
+    )
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results")
     parser.add_argument("--calib-samples", type=int, default=100, help="export's default: 100")
-    parser.add_argument("--overhead-repeats", type=int, default=3,
-                        help="timings per side (at least 2), interleaved; the min is kept")
-    parser.add_argument("--bn-samples", type=int, default=16,
-                        help="images for the BatchNorm statistics of the BN-recalibrated weights")
-    parser.add_argument("--no-bn-recalibrated", action="store_true",
-                        help="skip the parity pass with BN-recalibrated random weights")
+    parser.add_argument(
+        "--overhead-repeats", type=int, default=3, help="timings per side (at least 2), interleaved; the min is kept"
+    )
+    parser.add_argument(
+        "--bn-samples", type=int, default=16, help="images for the BatchNorm statistics of the BN-recalibrated weights"
+    )
+    parser.add_argument(
+        "--no-bn-recalibrated", action="store_true", help="skip the parity pass with BN-recalibrated random weights"
+    )
     parser.add_argument("--min-runs", type=int, default=50)
     parser.add_argument("--min-secs", type=float, default=1.0)
     parser.add_argument("--max-secs", type=float, default=60.0)
@@ -532,8 +634,11 @@ def main(argv=None) -> int:
         shape = tuple(manifests["float32-tflite"]["preprocess"]["input_shape"])
         latency, references = latencies(args, manifests)
         parity_batch = calibration.CalibrationData(
-            calibration.open_source("default", split="train"), input_shape=shape,
-            preprocess=info.preprocess, samples=args.calib_samples, seed=0,
+            calibration.open_source("default", split="train"),
+            input_shape=shape,
+            preprocess=info.preprocess,
+            samples=args.calib_samples,
+            seed=0,
         ).arrays()[:32]
         spread = output_spread(artifact_outputs(manifests["float32-tflite"]["path"], parity_batch))
         random_weights = all(m["weights"] == "random" for m in manifests.values())
@@ -555,16 +660,19 @@ def main(argv=None) -> int:
         "versions": tool_versions(),
         "load_average": {"before": load_before, "after": [round(x, 2) for x in os.getloadavg()]},
         "weights": weights_label,
-        "weights_note": ("ImageNet weights could not be loaded here (offline), so every variant has random "
-                         "weights: sizes, op graphs and timings hold, parity is against a random-weight "
-                         "Keras model, not ImageNet accuracy (see parity_informative and parity_bn_recalibrated)."
-                         if weights_label == "random" else "As recorded in each manifest."),
+        "weights_note": (
+            "ImageNet weights could not be loaded here (offline), so every variant has random "
+            "weights: sizes, op graphs and timings hold, parity is against a random-weight "
+            "Keras model, not ImageNet accuracy (see parity_informative and parity_bn_recalibrated)."
+            if weights_label == "random"
+            else "As recorded in each manifest."
+        ),
         "calibration": manifests["int8-tflite"].get("calibration"),
         "targets": TARGETS,
         "variants": variants,
         "parity_informative": {
             "note": "spread of the float32 TFLite outputs (equal to Keras's) over the parity images; "
-                    "with constant outputs, max_abs_diff 0 and top-1 agreement 1.0 are trivially met",
+            "with constant outputs, max_abs_diff 0 and top-1 agreement 1.0 are trivially met",
             **spread,
         },
         "parity_bn_recalibrated": bn_parity,

@@ -128,16 +128,37 @@ def export(label: str, args: list[str], folder: Path, formats: list[str]) -> dic
 
 
 def edgecnn_p50(path: str, args) -> dict:
-    command = [sys.executable, "-m", "edgecnn", "benchmark", path, "--json", "--threads", str(args.threads),
-               "--warmup", str(args.warmup), "--runs", str(args.runs), "--min-secs", str(args.min_secs),
-               "--max-secs", str(args.max_secs)]
+    command = [
+        sys.executable,
+        "-m",
+        "edgecnn",
+        "benchmark",
+        path,
+        "--json",
+        "--threads",
+        str(args.threads),
+        "--warmup",
+        str(args.warmup),
+        "--runs",
+        str(args.runs),
+        "--min-secs",
+        str(args.min_secs),
+        "--max-secs",
+        str(args.max_secs),
+    ]
     proc = subprocess.run(command, capture_output=True, text=True)
     (row,) = json.loads(proc.stdout)
     if row["status"] != "ok":
         raise SystemExit(f"edgecnn benchmark {path} failed: {row['error']}")
     lat = row["latency_ms"]
-    return {"count": lat["count"], "p50": lat["p50"], "p90": lat["p90"], "mean": lat["mean"], "min": lat["min"],
-            "runtime": f"{row['runtime']} {row['runtime_version']}"}
+    return {
+        "count": lat["count"],
+        "p50": lat["p50"],
+        "p90": lat["p90"],
+        "mean": lat["mean"],
+        "min": lat["min"],
+        "runtime": f"{row['runtime']} {row['runtime_version']}",
+    }
 
 
 def bare_p50(path: str, fmt: str, args) -> dict:
@@ -153,8 +174,9 @@ def spread(values: list[float]) -> float:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--warmup", type=int, default=1)
@@ -162,8 +184,12 @@ def main(argv=None) -> int:
     parser.add_argument("--min-secs", type=float, default=2.0)
     parser.add_argument("--max-secs", type=float, default=60.0)
     parser.add_argument("--formats", default="tflite,onnx", help="tflite, onnx or both (comma-separated)")
-    parser.add_argument("--artifacts", type=Path, default=None,
-                        help="keep the exports here and reuse them on the next run (default: a temporary folder)")
+    parser.add_argument(
+        "--artifacts",
+        type=Path,
+        default=None,
+        help="keep the exports here and reuse them on the next run (default: a temporary folder)",
+    )
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results")
     args = parser.parse_args(argv)
     formats = [f.strip() for f in args.formats.split(",") if f.strip()]
@@ -189,13 +215,17 @@ def main(argv=None) -> int:
                     a = edgecnn_p50(manifest["path"], args)
                     b = bare_p50(manifest["path"], fmt, args)
                     rounds.append({"edgecnn": a, "bare": b, "ratio": round(a["p50"] / b["p50"], 4)})
-                    log(f"{key} round {i + 1}: edgecnn p50 {a['p50']:.4f} ms ({a['count']} runs), "
-                        f"bare p50 {b['p50']:.4f} ms ({b['count']} runs), ratio {rounds[-1]['ratio']:.3f}")
+                    log(
+                        f"{key} round {i + 1}: edgecnn p50 {a['p50']:.4f} ms ({a['count']} runs), "
+                        f"bare p50 {b['p50']:.4f} ms ({b['count']} runs), ratio {rounds[-1]['ratio']:.3f}"
+                    )
                 a_p50 = [r["edgecnn"]["p50"] for r in rounds]
                 b_p50 = [r["bare"]["p50"] for r in rounds]
                 results[key] = {
-                    "artifact": Path(manifest["path"]).name, "bytes": manifest["bytes"],
-                    "sha256": manifest["sha256"], "weights": manifest.get("weights"),
+                    "artifact": Path(manifest["path"]).name,
+                    "bytes": manifest["bytes"],
+                    "sha256": manifest["sha256"],
+                    "weights": manifest.get("weights"),
                     "runtime": rounds[0]["edgecnn"]["runtime"],
                     "edgecnn_p50_ms": round(statistics.median(a_p50), 4),
                     "bare_p50_ms": round(statistics.median(b_p50), 4),
@@ -214,8 +244,15 @@ def main(argv=None) -> int:
         "host": describe_host(),
         "versions": tool_versions(),
         "load_average": {"before": load_before, "after": [round(x, 2) for x in os.getloadavg()]},
-        "settings": {"threads": args.threads, "repeats": args.repeats, "warmup": args.warmup, "runs": args.runs,
-                     "min_secs": args.min_secs, "max_secs": args.max_secs, "inputs": "seeded random, set once"},
+        "settings": {
+            "threads": args.threads,
+            "repeats": args.repeats,
+            "warmup": args.warmup,
+            "runs": args.runs,
+            "min_secs": args.min_secs,
+            "max_secs": args.max_secs,
+            "inputs": "seeded random, set once",
+        },
         "repeatability_target": REPEATABILITY_TARGET,
         "results": results,
     }
@@ -223,12 +260,16 @@ def main(argv=None) -> int:
     write_atomic(target, json.dumps(report, indent=2) + "\n")
 
     threads = f"{args.threads} thread{'' if args.threads == 1 else 's'}"
-    print(f"harness overhead on {slug} ({threads}, {args.repeats} rounds, "
-          f"load {report['load_average']['before']} -> {report['load_average']['after']})")
+    print(
+        f"harness overhead on {slug} ({threads}, {args.repeats} rounds, "
+        f"load {report['load_average']['before']} -> {report['load_average']['after']})"
+    )
     print(f"{'artifact':<32} {'edgecnn p50':>12} {'bare p50':>10} {'ratio':>7} {'spread':>8}  repeatable")
     for key, r in results.items():
-        print(f"{key:<32} {r['edgecnn_p50_ms']:>9.4f} ms {r['bare_p50_ms']:>7.4f} ms {r['overhead_ratio']:>7.3f} "
-              f"{r['edgecnn_p50_spread']:>7.1%}  {'yes' if r['repeatable_within_5pct'] else 'NO'}")
+        print(
+            f"{key:<32} {r['edgecnn_p50_ms']:>9.4f} ms {r['bare_p50_ms']:>7.4f} ms {r['overhead_ratio']:>7.3f} "
+            f"{r['edgecnn_p50_spread']:>7.1%}  {'yes' if r['repeatable_within_5pct'] else 'NO'}"
+        )
     print(f"written to {target.relative_to(REPO) if target.is_relative_to(REPO) else target}")
     return 0
 

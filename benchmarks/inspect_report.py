@@ -33,10 +33,12 @@ if str(REPO) not in sys.path:  # run as a script from a checkout
 from edgecnn.host import machine_info, machine_slug, write_atomic  # noqa: E402
 from edgecnn.manifest import tool_versions  # noqa: E402
 
-VARIANTS = (("int8", "tflite", "mobilenetv2-int8/mobilenetv2-int8.tflite"),
-            ("int8", "onnx", "mobilenetv2-int8-onnx/mobilenetv2-int8.onnx"),
-            ("float32", "tflite", "mobilenetv2-float32/mobilenetv2-float32.tflite"),
-            ("float32", "onnx", "mobilenetv2-float32-onnx/mobilenetv2-float32.onnx"))
+VARIANTS = (
+    ("int8", "tflite", "mobilenetv2-int8/mobilenetv2-int8.tflite"),
+    ("int8", "onnx", "mobilenetv2-int8-onnx/mobilenetv2-int8.onnx"),
+    ("float32", "tflite", "mobilenetv2-float32/mobilenetv2-float32.tflite"),
+    ("float32", "onnx", "mobilenetv2-float32-onnx/mobilenetv2-float32.onnx"),
+)
 
 
 def log(message: str) -> None:
@@ -45,8 +47,18 @@ def log(message: str) -> None:
 
 def export_all(workdir: Path) -> Path:
     for flags in (["--int8"], []):
-        command = [sys.executable, "-m", "edgecnn", "export", "mobilenetv2", *flags, "--format", "all",
-                   "--out", str(workdir)]
+        command = [
+            sys.executable,
+            "-m",
+            "edgecnn",
+            "export",
+            "mobilenetv2",
+            *flags,
+            "--format",
+            "all",
+            "--out",
+            str(workdir),
+        ]
         if all((workdir / rel).is_file() for q, _, rel in VARIANTS if q == ("int8" if flags else "float32")):
             log(f"reusing {workdir} for {' '.join(flags) or 'float32'}")
             continue
@@ -74,15 +86,21 @@ def markdown(report: dict) -> str:
     ]
     timing = report["latency"]
     rounds = len(next(iter(timing.values()))["p50_ms"])
-    lines += [f"Latency through the harness at {report['threads']} thread(s), {rounds} "
-              "rounds with the artifacts interleaved (p50 of each round; min and median over rounds):", "",
-              "| artifact | p50 ms (min) | p50 ms (median) | float / this (min) |", "|---|---:|---:|---:|"]
+    lines += [
+        f"Latency through the harness at {report['threads']} thread(s), {rounds} "
+        "rounds with the artifacts interleaved (p50 of each round; min and median over rounds):",
+        "",
+        "| artifact | p50 ms (min) | p50 ms (median) | float / this (min) |",
+        "|---|---:|---:|---:|",
+    ]
     for name, t in timing.items():
         fmt = "onnx" if "onnx" in name else "tflite"
         base = timing.get(f"float32 {fmt}", {}).get("p50_ms_min")
-        lines.append(f"| {name} | {t['p50_ms_min']:.3f} | {t['p50_ms_median']:.3f} | "
-                     f"{base / t['p50_ms_min']:.2f}x |" if base else f"| {name} | {t['p50_ms_min']:.3f} | "
-                     f"{t['p50_ms_median']:.3f} | |")
+        lines.append(
+            f"| {name} | {t['p50_ms_min']:.3f} | {t['p50_ms_median']:.3f} | {base / t['p50_ms_min']:.2f}x |"
+            if base
+            else f"| {name} | {t['p50_ms_min']:.3f} | {t['p50_ms_median']:.3f} | |"
+        )
     lines.append("")
     for entry in report["artifacts"]:
         r = entry["report"]
@@ -93,32 +111,54 @@ def markdown(report: dict) -> str:
         prof = r.get("profile") or {}
         if prof.get("available"):
             harness = prof["harness"]
-            lines += [f"Per-op time: ONNX Runtime's profiler, {prof['runs']} runs after {prof['warmup_runs']} "
-                      f"warm-up. Per-op total {prof['total_ms']:.3f} ms; ORT's own run span (p50, profiling on) "
-                      f"{prof['model_run_p50_ms']} ms; benchmark p50 (own process, profiling off) "
-                      f"{harness['p50_ms']} ms; per-op total / benchmark p50 = {prof['total_over_p50']:.2f}.",
-                      "", "| op | nodes | ms | share |", "|---|---:|---:|---:|"]
-            lines += [f"| {row['op_type']} | {row['nodes']} | {row['ms']:.3f} | {100 * row['share']:.1f}% |"
-                      for row in prof["by_op_type"]]
+            lines += [
+                f"Per-op time: ONNX Runtime's profiler, {prof['runs']} runs after {prof['warmup_runs']} "
+                f"warm-up. Per-op total {prof['total_ms']:.3f} ms; ORT's own run span (p50, profiling on) "
+                f"{prof['model_run_p50_ms']} ms; benchmark p50 (own process, profiling off) "
+                f"{harness['p50_ms']} ms; per-op total / benchmark p50 = {prof['total_over_p50']:.2f}.",
+                "",
+                "| op | nodes | ms | share |",
+                "|---|---:|---:|---:|",
+            ]
+            lines += [
+                f"| {row['op_type']} | {row['nodes']} | {row['ms']:.3f} | {100 * row['share']:.1f}% |"
+                for row in prof["by_op_type"]
+            ]
             lines.append("")
         elif prof:
             lines += [f"Per-op time: {prof['note']}.", ""]
         runtime = r["runtime"]
         if r["artifact"]["format"] == "onnx":
-            lines += ["Graph ONNX Runtime runs (ORT_ENABLE_ALL): "
-                      + ", ".join(f"{row['op_type']} ({row['compute_dtype']}) x{row['count']}"
-                                  for row in runtime["optimized_ops_by_type"]) + ".", ""]
+            lines += [
+                "Graph ONNX Runtime runs (ORT_ENABLE_ALL): "
+                + ", ".join(
+                    f"{row['op_type']} ({row['compute_dtype']}) x{row['count']}"
+                    for row in runtime["optimized_ops_by_type"]
+                )
+                + ".",
+                "",
+            ]
         else:
-            lines += [f"XNNPACK: {runtime['delegated_ops']} ops in {runtime['partitions']} partition(s); default "
-                      "kernels: " + (", ".join(f"{x['op_type']} x{x['count']}" for x in runtime["default_kernels"])
-                                     or "none") + ".", ""]
+            lines += [
+                f"XNNPACK: {runtime['delegated_ops']} ops in {runtime['partitions']} partition(s); default "
+                "kernels: "
+                + (", ".join(f"{x['op_type']} x{x['count']}" for x in runtime["default_kernels"]) or "none")
+                + ".",
+                "",
+            ]
         numerics = r.get("numerics")
         if numerics:
-            lines += [f"Numerics: {numerics['images']} images of `{numerics['data']}`, top-1 agreement with float "
-                      f"{100 * numerics['top1_agreement']:.1f}%. Lowest SQNR layers:", "",
-                      "| tensor | op | SQNR dB | rel RMSE |", "|---|---|---:|---:|"]
-            lines += [f"| {layer['name']} | {layer['op_type']} | {layer['sqnr_db']:.1f} | {layer['rel_rmse']:.4f} |"
-                      for layer in _worst(numerics["layers"])]
+            lines += [
+                f"Numerics: {numerics['images']} images of `{numerics['data']}`, top-1 agreement with float "
+                f"{100 * numerics['top1_agreement']:.1f}%. Lowest SQNR layers:",
+                "",
+                "| tensor | op | SQNR dB | rel RMSE |",
+                "|---|---|---:|---:|",
+            ]
+            lines += [
+                f"| {layer['name']} | {layer['op_type']} | {layer['sqnr_db']:.1f} | {layer['rel_rmse']:.4f} |"
+                for layer in _worst(numerics["layers"])
+            ]
             lines.append("")
     return "\n".join(lines) + "\n"
 
@@ -131,8 +171,13 @@ def parse_args(argv):
     parser.add_argument("--samples", type=int, default=16)
     parser.add_argument("--workdir", type=Path, default=Path("/tmp/edgecnn-inspect-report"))
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results")
-    parser.add_argument("--also", type=Path, action="append", default=[],
-                        help="another int8 .onnx of the same model to inspect and time (e.g. an older export)")
+    parser.add_argument(
+        "--also",
+        type=Path,
+        action="append",
+        default=[],
+        help="another int8 .onnx of the same model to inspect and time (e.g. an older export)",
+    )
     parser.add_argument("--rounds", type=int, default=3, help="benchmark rounds, artifacts interleaved")
     return parser.parse_args(argv)
 
@@ -150,8 +195,9 @@ def latencies(paths: dict, threads: int, rounds: int) -> dict:
                 raise SystemExit(f"inspect_report: benchmark of {path} failed: {row.get('error')}")
             p50s[name].append(row["latency_ms"]["p50"])
         log(f"round {round_ + 1}: " + ", ".join(f"{k} {v[-1]:.2f} ms" for k, v in p50s.items()))
-    return {name: {"p50_ms_min": min(v), "p50_ms_median": sorted(v)[len(v) // 2], "p50_ms": v}
-            for name, v in p50s.items()}
+    return {
+        name: {"p50_ms_min": min(v), "p50_ms_median": sorted(v)[len(v) // 2], "p50_ms": v} for name, v in p50s.items()
+    }
 
 
 def main(argv=None) -> int:
@@ -171,19 +217,30 @@ def main(argv=None) -> int:
         if quantization == "int8":
             reference = next(root / r for q, f, r in VARIANTS if q == "float32" and f == fmt)
         log(f"inspecting {path.name}")
-        report = inspect_artifact(path, threads=args.threads, profile=True,
-                                  data=args.data if reference else None, reference=reference, samples=args.samples)
+        report = inspect_artifact(
+            path,
+            threads=args.threads,
+            profile=True,
+            data=args.data if reference else None,
+            reference=reference,
+            samples=args.samples,
+        )
         manifest = json.loads((path.parent / "manifest.json").read_text())
         weights.add(str(manifest.get("weights")))
         entries.append({"quantization": quantization, "format": fmt, "report": report})
     for path in args.also:
         reference = next(root / r for q, f, r in VARIANTS if q == "float32" and f == "onnx")
         log(f"inspecting {path}")
-        report = inspect_artifact(path, threads=args.threads, profile=True, data=args.data, reference=reference,
-                                  samples=args.samples)
+        report = inspect_artifact(
+            path, threads=args.threads, profile=True, data=args.data, reference=reference, samples=args.samples
+        )
         entries.append({"quantization": "int8", "format": "onnx", "label": f"also: {path.name}", "report": report})
-    timed = {f"{e['quantization']} {e['format']}" + (f" ({e['label']})" if e.get("label") else ""):
-             e["report"]["artifact"]["path"] for e in entries}
+    timed = {
+        f"{e['quantization']} {e['format']}" + (f" ({e['label']})" if e.get("label") else ""): e["report"]["artifact"][
+            "path"
+        ]
+        for e in entries
+    }
     timing = latencies(timed, args.threads, args.rounds)
     machine = machine_info()
     report = {

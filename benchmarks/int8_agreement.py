@@ -59,8 +59,19 @@ def train_default_model(workdir: Path, epochs: int) -> Path:
     if out.is_file():
         log(f"reusing {out}")
         return out
-    command = ["edgecnn", "train", "lenet5", "--dataset", "fashion-mnist", "--epochs", str(epochs),
-               "--input-size", "32", "--out", str(out)]
+    command = [
+        "edgecnn",
+        "train",
+        "lenet5",
+        "--dataset",
+        "fashion-mnist",
+        "--epochs",
+        str(epochs),
+        "--input-size",
+        "32",
+        "--out",
+        str(out),
+    ]
     log("$ " + shlex.join(command))
     subprocess.run(command, check=True)
     return out
@@ -72,9 +83,14 @@ def export_pair(model: Path, formats: list[str], calib_samples: int, workdir: Pa
 
     manifests = {}
     for quantization in QUANTIZATIONS:
-        request = ExportRequest(model=str(model), quantization=quantization, formats=tuple(formats),
-                                calib="fashion-mnist", calib_samples=calib_samples,
-                                out=workdir / "artifacts")
+        request = ExportRequest(
+            model=str(model),
+            quantization=quantization,
+            formats=tuple(formats),
+            calib="fashion-mnist",
+            calib_samples=calib_samples,
+            out=workdir / "artifacts",
+        )
         for manifest in export(request):
             manifests[(quantization, manifest["format"])] = manifest
             log(f"  {manifest['artifact']}: {manifest['bytes']:,} bytes")
@@ -85,9 +101,13 @@ def test_images(manifest: dict, limit: int | None):
     """The Fashion-MNIST test split, preprocessed as the manifest says, in file order."""
     from calibration import CalibrationData, open_source
 
-    data = CalibrationData(open_source("fashion-mnist", split="test"),
-                           input_shape=manifest["preprocess"]["input_shape"],
-                           preprocess=manifest["preprocess"]["mode"], samples=limit, seed=None)
+    data = CalibrationData(
+        open_source("fashion-mnist", split="test"),
+        input_shape=manifest["preprocess"]["input_shape"],
+        preprocess=manifest["preprocess"]["mode"],
+        samples=limit,
+        seed=None,
+    )
     return data.arrays(), data.labels()
 
 
@@ -108,28 +128,32 @@ def measure_model(model: Path, args) -> dict:
     for key, manifest in manifests.items():
         started = time.perf_counter()
         predictions[key] = predict(manifest["path"], images, args.threads)
-        log(f"  {key[1]} {key[0]}: top-1 {np.mean(predictions[key] == labels):.4f} "
-            f"({time.perf_counter() - started:.1f} s)")
+        log(
+            f"  {key[1]} {key[0]}: top-1 {np.mean(predictions[key] == labels):.4f} "
+            f"({time.perf_counter() - started:.1f} s)"
+        )
     rows = []
     for fmt in args.formats:
         float_pred, int8_pred = predictions[("float32", fmt)], predictions[("int8", fmt)]
         manifest = manifests[("int8", fmt)]
         agreement = float(np.mean(float_pred == int8_pred))
-        rows.append({
-            "format": fmt,
-            "runtime": manifest["parity"]["runtime"],
-            "float32_artifact": manifests[("float32", fmt)]["artifact"],
-            "int8_artifact": manifest["artifact"],
-            "float32_sha256": manifests[("float32", fmt)]["sha256"],
-            "int8_sha256": manifest["sha256"],
-            "float32_top1": float(np.mean(float_pred == labels)),
-            "int8_top1": float(np.mean(int8_pred == labels)),
-            "agreement": agreement,
-            "disagreements": int(np.sum(float_pred != int8_pred)),
-            "meets_target": agreement >= TARGET_AGREEMENT,
-            "int8_bytes": manifest["bytes"],
-            "float32_bytes": manifests[("float32", fmt)]["bytes"],
-        })
+        rows.append(
+            {
+                "format": fmt,
+                "runtime": manifest["parity"]["runtime"],
+                "float32_artifact": manifests[("float32", fmt)]["artifact"],
+                "int8_artifact": manifest["artifact"],
+                "float32_sha256": manifests[("float32", fmt)]["sha256"],
+                "int8_sha256": manifest["sha256"],
+                "float32_top1": float(np.mean(float_pred == labels)),
+                "int8_top1": float(np.mean(int8_pred == labels)),
+                "agreement": agreement,
+                "disagreements": int(np.sum(float_pred != int8_pred)),
+                "meets_target": agreement >= TARGET_AGREEMENT,
+                "int8_bytes": manifest["bytes"],
+                "float32_bytes": manifests[("float32", fmt)]["bytes"],
+            }
+        )
     cross = None
     if {"tflite", "onnx"} <= set(args.formats):
         cross = float(np.mean(predictions[("float32", "tflite")] == predictions[("float32", "onnx")]))
@@ -169,24 +193,34 @@ def markdown(report: dict) -> str:
                 f"| {entry['model_name']} ({Path(entry['model']).name}) | {row['format']} | "
                 f"{row['float32_top1']:.2%} | {row['int8_top1']:.2%} | {row['agreement']:.2%} | "
                 f"{row['disagreements']} of {entry['test_images']} | "
-                f"{'ok' if row['meets_target'] else 'MISSED'} |")
+                f"{'ok' if row['meets_target'] else 'MISSED'} |"
+            )
     lines.append("")
     for entry in report["models"]:
         if entry["float32_tflite_vs_onnx_agreement"] is not None:
-            lines.append(f"- {entry['model_name']}: float32 TFLite and float32 ONNX agree on "
-                         f"{entry['float32_tflite_vs_onnx_agreement']:.2%} of the images.")
+            lines.append(
+                f"- {entry['model_name']}: float32 TFLite and float32 ONNX agree on "
+                f"{entry['float32_tflite_vs_onnx_agreement']:.2%} of the images."
+            )
         if entry["trained"]:
             t = entry["trained"]
-            lines.append(f"- {entry['model_name']}: trained {t.get('epochs')} epochs on "
-                         f"{(t.get('dataset') or {}).get('name', '?')}, validation top-1 in Keras "
-                         f"{t.get('val_accuracy')}, {t.get('seconds')} s.")
+            lines.append(
+                f"- {entry['model_name']}: trained {t.get('epochs')} epochs on "
+                f"{(t.get('dataset') or {}).get('name', '?')}, validation top-1 in Keras "
+                f"{t.get('val_accuracy')}, {t.get('seconds')} s."
+            )
     return "\n".join(lines) + "\n"
 
 
 def parse_args(argv):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--model", type=Path, action="append", default=None,
-                        help="a trained .keras model (repeat for several); default: train LeNet-5")
+    parser.add_argument(
+        "--model",
+        type=Path,
+        action="append",
+        default=None,
+        help="a trained .keras model (repeat for several); default: train LeNet-5",
+    )
     parser.add_argument("--train-epochs", type=int, default=5, help="epochs for the default LeNet-5")
     parser.add_argument("--formats", nargs="+", default=["tflite", "onnx"], choices=["tflite", "onnx"])
     parser.add_argument("--limit", type=int, default=None, help="test images (default: all 10,000)")

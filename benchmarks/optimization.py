@@ -49,12 +49,28 @@ from edgecnn.host import describe_host, machine_info, machine_slug, write_atomic
 from edgecnn.manifest import tool_versions  # noqa: E402
 
 MODELS = {
-    "lenet5": {"input_size": 32, "alpha": None, "epochs": 20, "batch_size": 64, "lr": 2e-3,
-               "prune_epochs": 3, "prune_lr": 2e-4, "float_target": 0.89},
-    "mobilenet_v2": {"input_size": 32, "alpha": 0.35, "epochs": 30, "batch_size": 128, "lr": 3e-3,
-                     # Pruning/clustering fine-tune: chosen on the test split among lr 5e-5, 2e-4 and
-                     # 1e-3 at 6 epochs (Keras top-1 89.93%, 90.61%, 91.03%; 3 epochs at 2e-4: 90.62%).
-                     "prune_epochs": 6, "prune_lr": 1e-3, "float_target": 0.90},
+    "lenet5": {
+        "input_size": 32,
+        "alpha": None,
+        "epochs": 20,
+        "batch_size": 64,
+        "lr": 2e-3,
+        "prune_epochs": 3,
+        "prune_lr": 2e-4,
+        "float_target": 0.89,
+    },
+    "mobilenet_v2": {
+        "input_size": 32,
+        "alpha": 0.35,
+        "epochs": 30,
+        "batch_size": 128,
+        "lr": 3e-3,
+        # Pruning/clustering fine-tune: chosen on the test split among lr 5e-5, 2e-4 and
+        # 1e-3 at 6 epochs (Keras top-1 89.93%, 90.61%, 91.03%; 3 epochs at 2e-4: 90.62%).
+        "prune_epochs": 6,
+        "prune_lr": 1e-3,
+        "float_target": 0.90,
+    },
 }
 TARGETS = {  # drops in top-1 points against the float32 TFLite model
     "int8-ptq": {"max_drop": 1.0},
@@ -85,8 +101,10 @@ class LogProgress:
         log(f"  warning: {message}")
 
     def epoch_end(self, epoch, epochs, logs):
-        log(f"  epoch {epoch + 1}/{epochs}: loss {logs.get('loss')}, acc {logs.get('accuracy')}, "
-            f"val_acc {logs.get('val_accuracy')} ({logs.get('seconds')} s)")
+        log(
+            f"  epoch {epoch + 1}/{epochs}: loss {logs.get('loss')}, acc {logs.get('accuracy')}, "
+            f"val_acc {logs.get('val_accuracy')} ({logs.get('seconds')} s)"
+        )
 
 
 # -- data ------------------------------------------------------------------------------------
@@ -119,24 +137,40 @@ def gzip_bytes(path: Path) -> int:
 def export_keras(path: Path, quantization: str, out: Path, seed: int) -> dict:
     from edgecnn.export import ExportRequest, export
 
-    request = ExportRequest(model=str(path), quantization=quantization, calib="fashion-mnist",
-                            calib_samples=100, out=out, seed=seed)
+    request = ExportRequest(
+        model=str(path), quantization=quantization, calib="fashion-mnist", calib_samples=100, out=out, seed=seed
+    )
     (manifest,) = export(request, progress=LogProgress())
     return manifest
 
 
-def qat_artifact(path: Path, out: Path, *, epochs: int, lr: float, batch_size: int, seed: int,
-                 limit: int | None) -> tuple[Path, dict]:
+def qat_artifact(
+    path: Path, out: Path, *, epochs: int, lr: float, batch_size: int, seed: int, limit: int | None
+) -> tuple[Path, dict]:
     """QAT int8 of a saved model, as `edgecnn export PATH --int8 --qat --dataset fashion-mnist`."""
     from edgecnn.export import ExportRequest, export
 
-    request = ExportRequest(model=str(path), quantization="int8", calib="fashion-mnist", calib_samples=100,
-                            out=out, seed=seed, qat=True, qat_dataset="fashion-mnist", qat_epochs=epochs,
-                            qat_lr=lr, qat_batch_size=batch_size, qat_limit=limit)
+    request = ExportRequest(
+        model=str(path),
+        quantization="int8",
+        calib="fashion-mnist",
+        calib_samples=100,
+        out=out,
+        seed=seed,
+        qat=True,
+        qat_dataset="fashion-mnist",
+        qat_epochs=epochs,
+        qat_lr=lr,
+        qat_batch_size=batch_size,
+        qat_limit=limit,
+    )
     (manifest,) = export(request, progress=LogProgress())
-    return Path(manifest["path"]), {"via": "edgecnn.export.export (--int8 --qat)",
-                                    "manifest_optimization": manifest.get("optimization"),
-                                    "qat": manifest.get("qat"), "parity": manifest.get("parity")}
+    return Path(manifest["path"]), {
+        "via": "edgecnn.export.export (--int8 --qat)",
+        "manifest_optimization": manifest.get("optimization"),
+        "qat": manifest.get("qat"),
+        "parity": manifest.get("parity"),
+    }
 
 
 # -- one model --------------------------------------------------------------------------------
@@ -157,15 +191,29 @@ def run_model(name: str, args, workdir: Path) -> dict:
     else:
         log(f"{name}: training {cfg['epochs']} epochs")
         _, train_info = train_model(
-            name, "fashion-mnist", epochs=cfg["epochs"], batch_size=cfg["batch_size"], lr=cfg["lr"],
-            lr_schedule="cosine", input_size=cfg["input_size"], alpha=cfg["alpha"], out=float_path,
-            seed=args.seed, limit=args.limit, progress=LogProgress())
+            name,
+            "fashion-mnist",
+            epochs=cfg["epochs"],
+            batch_size=cfg["batch_size"],
+            lr=cfg["lr"],
+            lr_schedule="cosine",
+            input_size=cfg["input_size"],
+            alpha=cfg["alpha"],
+            out=float_path,
+            seed=args.seed,
+            limit=args.limit,
+            progress=LogProgress(),
+        )
     epoch_seconds = [row.get("seconds") for row in train_info["history"]]
     record["stages"]["train"] = {
-        "seconds": train_info["seconds"], "epochs": train_info["epochs"],
-        "history": train_info["history"], "val_accuracy": train_info["val_accuracy"],
-        "train_count": train_info["data"]["train_count"], "lr": train_info["lr"],
-        "lr_schedule": train_info.get("lr_schedule"), "batch_size": train_info["batch_size"],
+        "seconds": train_info["seconds"],
+        "epochs": train_info["epochs"],
+        "history": train_info["history"],
+        "val_accuracy": train_info["val_accuracy"],
+        "train_count": train_info["data"]["train_count"],
+        "lr": train_info["lr"],
+        "lr_schedule": train_info.get("lr_schedule"),
+        "batch_size": train_info["batch_size"],
         "epoch_seconds": epoch_seconds,
     }
     preprocess, input_shape = train_info["preprocess"], tuple(train_info["input_shape"])
@@ -176,9 +224,14 @@ def run_model(name: str, args, workdir: Path) -> dict:
     def add(key: str, artifact: Path, extra: dict | None = None):
         t = time.perf_counter()
         top1 = tflite_top1(artifact, x_test, y_test, args.threads)
-        variants[key] = {"artifact": str(artifact), "bytes": artifact.stat().st_size,
-                         "gzip_bytes": gzip_bytes(artifact), "top1": round(top1, 6),
-                         "eval_seconds": round(time.perf_counter() - t, 1), **(extra or {})}
+        variants[key] = {
+            "artifact": str(artifact),
+            "bytes": artifact.stat().st_size,
+            "gzip_bytes": gzip_bytes(artifact),
+            "top1": round(top1, 6),
+            "eval_seconds": round(time.perf_counter() - t, 1),
+            **(extra or {}),
+        }
         log(f"{name} {key}: top-1 {top1:.4f}, {variants[key]['bytes']:,} B, gzip {variants[key]['gzip_bytes']:,} B")
 
     def timed(stage: str, fn):
@@ -191,43 +244,104 @@ def run_model(name: str, args, workdir: Path) -> dict:
     add("float32", Path(m["path"]), {"manifest_optimization": m["optimization"], "parity": m["parity"]})
     m = timed("export-int8-ptq", lambda: export_keras(float_path, "int8", artifacts, args.seed))
     add("int8-ptq", Path(m["path"]), {"manifest_optimization": m["optimization"], "parity": m["parity"]})
-    path, info = timed("qat", lambda: qat_artifact(float_path, artifacts, epochs=args.qat_epochs, lr=args.qat_lr,
-                                                    batch_size=cfg["batch_size"], seed=args.seed,
-                                                    limit=args.limit))
+    path, info = timed(
+        "qat",
+        lambda: qat_artifact(
+            float_path,
+            artifacts,
+            epochs=args.qat_epochs,
+            lr=args.qat_lr,
+            batch_size=cfg["batch_size"],
+            seed=args.seed,
+            limit=args.limit,
+        ),
+    )
     add("int8-qat", path, {"qat": info})
 
     pruned_path = workdir / f"{name}-pruned-50.keras"
-    _, prune_info = timed("prune", lambda: prune_model(
-        str(float_path), "fashion-mnist", sparsity=0.5, epochs=cfg["prune_epochs"], lr=cfg["prune_lr"],
-        batch_size=cfg["batch_size"], out=pruned_path, seed=args.seed, limit=args.limit,
-        progress=LogProgress()))
+    _, prune_info = timed(
+        "prune",
+        lambda: prune_model(
+            str(float_path),
+            "fashion-mnist",
+            sparsity=0.5,
+            epochs=cfg["prune_epochs"],
+            lr=cfg["prune_lr"],
+            batch_size=cfg["batch_size"],
+            out=pruned_path,
+            seed=args.seed,
+            limit=args.limit,
+            progress=LogProgress(),
+        ),
+    )
     m = timed("export-pruned", lambda: export_keras(pruned_path, "float32", artifacts, args.seed))
-    add("pruned-50", Path(m["path"]), {
-        "manifest_optimization": m["optimization"],
-        "sparsity_total": prune_info["pruning"]["total"],
-        "sparsity_layers": {r["layer"]: r["sparsity"] for r in prune_info["pruning"]["layers"]
-                            if r.get("pruned", True)},
-        "keras_val_accuracy_before_after": [prune_info["val_accuracy_before"], prune_info["val_accuracy"]],
-        "schedule": prune_info["pruning"]["schedule_steps"], "epochs": prune_info["epochs"],
-        "lr": prune_info["lr"]})
-    path, info = timed("pqat", lambda: qat_artifact(pruned_path, artifacts, epochs=args.qat_epochs,
-                                                     lr=args.qat_lr, batch_size=cfg["batch_size"],
-                                                     seed=args.seed, limit=args.limit))
+    add(
+        "pruned-50",
+        Path(m["path"]),
+        {
+            "manifest_optimization": m["optimization"],
+            "sparsity_total": prune_info["pruning"]["total"],
+            "sparsity_layers": {
+                r["layer"]: r["sparsity"] for r in prune_info["pruning"]["layers"] if r.get("pruned", True)
+            },
+            "keras_val_accuracy_before_after": [prune_info["val_accuracy_before"], prune_info["val_accuracy"]],
+            "schedule": prune_info["pruning"]["schedule_steps"],
+            "epochs": prune_info["epochs"],
+            "lr": prune_info["lr"],
+        },
+    )
+    path, info = timed(
+        "pqat",
+        lambda: qat_artifact(
+            pruned_path,
+            artifacts,
+            epochs=args.qat_epochs,
+            lr=args.qat_lr,
+            batch_size=cfg["batch_size"],
+            seed=args.seed,
+            limit=args.limit,
+        ),
+    )
     add("pruned-50-qat-int8", path, {"qat": info})
 
     if args.clustering:
         clustered_path = workdir / f"{name}-clustered-16.keras"
-        _, cluster_info = timed("cluster", lambda: cluster_model(
-            str(float_path), "fashion-mnist", clusters=16, epochs=cfg["prune_epochs"], lr=cfg["prune_lr"],
-            batch_size=cfg["batch_size"], out=clustered_path, seed=args.seed, limit=args.limit,
-            progress=LogProgress()))
+        _, cluster_info = timed(
+            "cluster",
+            lambda: cluster_model(
+                str(float_path),
+                "fashion-mnist",
+                clusters=16,
+                epochs=cfg["prune_epochs"],
+                lr=cfg["prune_lr"],
+                batch_size=cfg["batch_size"],
+                out=clustered_path,
+                seed=args.seed,
+                limit=args.limit,
+                progress=LogProgress(),
+            ),
+        )
         m = timed("export-clustered", lambda: export_keras(clustered_path, "float32", artifacts, args.seed))
-        add("clustered-16", Path(m["path"]), {
-            "manifest_optimization": m["optimization"],
-            "unique_values": {r["layer"]: r["unique"] for r in cluster_info["clustering"]["layers"]}})
-        path, info = timed("cqat", lambda: qat_artifact(clustered_path, artifacts, epochs=args.qat_epochs,
-                                                         lr=args.qat_lr, batch_size=cfg["batch_size"],
-                                                         seed=args.seed, limit=args.limit))
+        add(
+            "clustered-16",
+            Path(m["path"]),
+            {
+                "manifest_optimization": m["optimization"],
+                "unique_values": {r["layer"]: r["unique"] for r in cluster_info["clustering"]["layers"]},
+            },
+        )
+        path, info = timed(
+            "cqat",
+            lambda: qat_artifact(
+                clustered_path,
+                artifacts,
+                epochs=args.qat_epochs,
+                lr=args.qat_lr,
+                batch_size=cfg["batch_size"],
+                seed=args.seed,
+                limit=args.limit,
+            ),
+        )
         add("clustered-16-qat-int8", path, {"qat": info})
 
     reference = variants["float32"]
@@ -235,36 +349,57 @@ def run_model(name: str, args, workdir: Path) -> dict:
         var["drop_points"] = round(100 * (reference["top1"] - var["top1"]), 3)
         var["gzip_ratio_to_float32"] = round(var["gzip_bytes"] / reference["gzip_bytes"], 4)
         var["bytes_ratio_to_float32"] = round(var["bytes"] / reference["bytes"], 4)
-    record.update({
-        "model": name,
-        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "command": shlex.join([sys.executable.rsplit("/", 1)[-1], *sys.argv]),
-        "full_data": args.limit is None and args.eval_limit is None,
-        "test_images": int(len(y_test)),
-        "variants": variants,
-        "targets_check": targets_check(name, cfg, variants),
-        "seconds": round(time.perf_counter() - started, 1),
-    })
+    record.update(
+        {
+            "model": name,
+            "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "command": shlex.join([sys.executable.rsplit("/", 1)[-1], *sys.argv]),
+            "full_data": args.limit is None and args.eval_limit is None,
+            "test_images": int(len(y_test)),
+            "variants": variants,
+            "targets_check": targets_check(name, cfg, variants),
+            "seconds": round(time.perf_counter() - started, 1),
+        }
+    )
     return record
 
 
 def targets_check(name: str, cfg: dict, variants: dict) -> list[dict]:
-    checks = [{"target": f"float32 top-1 >= {cfg['float_target']:.0%}",
-               "measured": variants["float32"]["top1"], "ok": variants["float32"]["top1"] >= cfg["float_target"]}]
+    checks = [
+        {
+            "target": f"float32 top-1 >= {cfg['float_target']:.0%}",
+            "measured": variants["float32"]["top1"],
+            "ok": variants["float32"]["top1"] >= cfg["float_target"],
+        }
+    ]
     smallest = min((variants[k]["gzip_bytes"], k) for k in ISSUE_VARIANTS if k in variants)[1]
     for key, target in TARGETS.items():
         var = variants.get(key)
         if var is None:
             continue
-        checks.append({"target": f"{key}: drop <= {target['max_drop']} points", "measured": var["drop_points"],
-                       "ok": var["drop_points"] <= target["max_drop"]})
+        checks.append(
+            {
+                "target": f"{key}: drop <= {target['max_drop']} points",
+                "measured": var["drop_points"],
+                "ok": var["drop_points"] <= target["max_drop"],
+            }
+        )
         if "max_gzip_ratio" in target:
-            checks.append({"target": f"{key}: gzip <= {target['max_gzip_ratio']}x the float32 gzip",
-                           "measured": var["gzip_ratio_to_float32"],
-                           "ok": var["gzip_ratio_to_float32"] <= target["max_gzip_ratio"]})
+            checks.append(
+                {
+                    "target": f"{key}: gzip <= {target['max_gzip_ratio']}x the float32 gzip",
+                    "measured": var["gzip_ratio_to_float32"],
+                    "ok": var["gzip_ratio_to_float32"] <= target["max_gzip_ratio"],
+                }
+            )
         if target.get("smallest"):
-            checks.append({"target": f"{key}: smallest gzip of {', '.join(ISSUE_VARIANTS)}",
-                           "measured": f"smallest is {smallest}", "ok": smallest == key})
+            checks.append(
+                {
+                    "target": f"{key}: smallest gzip of {', '.join(ISSUE_VARIANTS)}",
+                    "measured": f"smallest is {smallest}",
+                    "ok": smallest == key,
+                }
+            )
     return checks
 
 
@@ -297,44 +432,58 @@ def markdown(report: dict) -> str:
             f"Adam {train['lr']}, {train.get('lr_schedule')}) in {train['seconds']:.0f} s"
             f"{f' (median epoch {sorted(seconds)[len(seconds) // 2]:.0f} s)' if seconds else ''}; "
             f"whole model run {rec['seconds']:.0f} s."
-            + (f" Pruning and clustering fine-tuned {cfg['prune_epochs']} epochs at Adam {cfg['prune_lr']:g}."
-               if cfg.get("prune_lr") else ""),
+            + (
+                f" Pruning and clustering fine-tuned {cfg['prune_epochs']} epochs at Adam {cfg['prune_lr']:g}."
+                if cfg.get("prune_lr")
+                else ""
+            ),
             "",
             "| variant | top-1 | drop (points) | bytes | gzip bytes | gzip x float32 |",
             "|---|---:|---:|---:|---:|---:|",
         ]
         for key, var in rec["variants"].items():
-            lines.append(f"| {key} | {100 * var['top1']:.2f}% | {var['drop_points']:+.2f} | {var['bytes']:,} | "
-                         f"{var['gzip_bytes']:,} | {var['gzip_ratio_to_float32']:.3f} |")
+            lines.append(
+                f"| {key} | {100 * var['top1']:.2f}% | {var['drop_points']:+.2f} | {var['bytes']:,} | "
+                f"{var['gzip_bytes']:,} | {var['gzip_ratio_to_float32']:.3f} |"
+            )
         lines += ["", "| target | measured | verdict |", "|---|---:|---|"]
         for check in rec["targets_check"]:
             lines.append(f"| {check['target']} | {check['measured']} | {'ok' if check['ok'] else 'MISSED'} |")
         pruned = rec["variants"].get("pruned-50")
         if pruned:
-            lines += ["", f"Pruned kernels: {100 * pruned['sparsity_total']:.2f}% zeros (read from the weights); "
-                      "per layer: " + ", ".join(f"{k} {100 * v:.1f}%" for k, v in pruned["sparsity_layers"].items())
-                      + "."]
+            lines += [
+                "",
+                f"Pruned kernels: {100 * pruned['sparsity_total']:.2f}% zeros (read from the weights); "
+                "per layer: " + ", ".join(f"{k} {100 * v:.1f}%" for k, v in pruned["sparsity_layers"].items()) + ".",
+            ]
     return "\n".join(lines) + "\n"
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--models", nargs="+", default=["lenet5"], choices=sorted(MODELS))
     parser.add_argument("--epochs", type=int, default=None, help="training epochs (default: per model)")
-    parser.add_argument("--prune-epochs", type=int, default=None, help="pruning/clustering fine-tune epochs "
-                        "(default: per model)")
+    parser.add_argument(
+        "--prune-epochs", type=int, default=None, help="pruning/clustering fine-tune epochs (default: per model)"
+    )
     parser.add_argument("--prune-lr", type=float, default=None, help="their Adam learning rate (default: per model)")
     parser.add_argument("--qat-epochs", type=int, default=1)
     parser.add_argument("--qat-lr", type=float, default=1e-5)
-    parser.add_argument("--clustering", action=argparse.BooleanOptionalAction, default=True,
-                        help="also cluster (16) and cluster-preserving QAT")
+    parser.add_argument(
+        "--clustering",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="also cluster (16) and cluster-preserving QAT",
+    )
     parser.add_argument("--threads", type=int, default=2, help="LiteRT threads for the evaluation")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--limit", type=int, default=None, help="training images (quick runs only)")
     parser.add_argument("--eval-limit", type=int, default=None, help="test images (quick runs only)")
-    parser.add_argument("--workdir", type=Path, default=None,
-                        help="keep models and artifacts here (default: a temporary folder)")
+    parser.add_argument(
+        "--workdir", type=Path, default=None, help="keep models and artifacts here (default: a temporary folder)"
+    )
     parser.add_argument("--reuse", action="store_true", help="reuse a trained float model in --workdir")
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results")
     args = parser.parse_args(argv)
@@ -352,17 +501,21 @@ def main(argv=None) -> int:
         workdir.mkdir(parents=True, exist_ok=True)
         for name in args.models:
             report["models"][name] = run_model(name, args, workdir)
-            report["models"][name]["load_average"] = {"before": load_before,
-                                                      "after": [round(x, 2) for x in os.getloadavg()]}
-            report.update({
-                "benchmark": "optimization",
-                "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-                "machine": machine,
-                "machine_slug": machine_slug(machine),
-                "host": describe_host(),
-                "versions": tool_versions(),
-                "targets": TARGETS,
-            })
+            report["models"][name]["load_average"] = {
+                "before": load_before,
+                "after": [round(x, 2) for x in os.getloadavg()],
+            }
+            report.update(
+                {
+                    "benchmark": "optimization",
+                    "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                    "machine": machine,
+                    "machine_slug": machine_slug(machine),
+                    "host": describe_host(),
+                    "versions": tool_versions(),
+                    "targets": TARGETS,
+                }
+            )
             write_atomic(json_path, json.dumps(report, indent=2, default=str) + "\n")
             write_atomic(folder / "optimization.md", markdown(report))
             log(f"wrote {json_path} and optimization.md")

@@ -98,14 +98,16 @@ def measure_model(name: str, path: Path, ks, rounds: int, threads: int, seed: in
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         parts = split_source(calibration.open_source("fashion-mnist"), calibration=DEFAULT_CALIBRATION, seed=seed)
-        calib = calibration.CalibrationData(parts.calibration, input_shape=shape, preprocess=mode,
-                                            samples=None, seed=None).arrays()[:DEFAULT_CALIBRATION_IMAGES]
-        sens = calibration.CalibrationData(parts.validation, input_shape=shape, preprocess=mode,
-                                           samples=64, seed=None).arrays()
+        calib = calibration.CalibrationData(
+            parts.calibration, input_shape=shape, preprocess=mode, samples=None, seed=None
+        ).arrays()[:DEFAULT_CALIBRATION_IMAGES]
+        sens = calibration.CalibrationData(
+            parts.validation, input_shape=shape, preprocess=mode, samples=64, seed=None
+        ).arrays()
 
     def representative():
         for i in range(len(calib)):
-            yield [calib[i: i + 1]]
+            yield [calib[i : i + 1]]
 
     t = time.perf_counter()
     float_path = work / "float.tflite"
@@ -123,8 +125,7 @@ def measure_model(name: str, path: Path, ks, rounds: int, threads: int, seed: in
     data, seconds = aeq([])
     aeq0 = work / "ai-edge-quantizer-k0.tflite"
     aeq0.write_bytes(data)
-    ranked = rank(layer_errors(aeq0, float_path, sens), engines_tflite.graph(float_path),
-                  engines_tflite.PASS_THROUGH)
+    ranked = rank(layer_errors(aeq0, float_path, sens), engines_tflite.graph(float_path), engines_tflite.PASS_THROUGH)
     groups = {k: float_set(ranked, k) for k in ks}
     artifacts[("ai-edge-quantizer", 0)] = {"path": aeq0, "quantize_s": seconds}
     for k in ks:
@@ -148,7 +149,8 @@ def measure_model(name: str, path: Path, ks, rounds: int, threads: int, seed: in
 
     with muted_stderr():
         debugger = tf.lite.experimental.QuantizationDebugger(
-            converter=converter, debug_dataset=representative, debug_options=options(fully_quantize=True))
+            converter=converter, debug_dataset=representative, debug_options=options(fully_quantize=True)
+        )
     calibrate_s = time.perf_counter() - t
     names = _tensor_names(debugger.calibrated_model)
     mapping = {}
@@ -169,8 +171,7 @@ def measure_model(name: str, path: Path, ks, rounds: int, threads: int, seed: in
             continue
         file = work / f"tf-debugger-k{k}.tflite"
         file.write_bytes(data)
-        artifacts[("tf-debugger", k)] = {"path": file, "quantize_s": time.perf_counter() - t,
-                                         "options_s": options_s}
+        artifacts[("tf-debugger", k)] = {"path": file, "quantize_s": time.perf_counter() - t, "options_s": options_s}
 
     # accuracy, size, integer-only, I/O
     rows = []
@@ -183,19 +184,32 @@ def measure_model(name: str, path: Path, ks, rounds: int, threads: int, seed: in
                 continue
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                val, test = (evaluate_artifact(a["path"], part, preprocess=mode, threads=threads)
-                             for part in (parts.validation, parts.test))
+                val, test = (
+                    evaluate_artifact(a["path"], part, preprocess=mode, threads=threads)
+                    for part in (parts.validation, parts.test)
+                )
             float_ops = engines_tflite.float_op_count(a["path"])
-            row.update({"quantize_s": round(a["quantize_s"], 3), "val_top1": val["top1"], "test_top1": test["top1"],
-                        "bytes": a["path"].stat().st_size, "float_ops": float_ops, "integer_only": float_ops == 0,
-                        "io": _io(a["path"]), "p50_ms": []})
+            row.update(
+                {
+                    "quantize_s": round(a["quantize_s"], 3),
+                    "val_top1": val["top1"],
+                    "test_top1": test["top1"],
+                    "bytes": a["path"].stat().st_size,
+                    "float_ops": float_ops,
+                    "integer_only": float_ops == 0,
+                    "io": _io(a["path"]),
+                    "p50_ms": [],
+                }
+            )
             if "options_s" in a:
                 row["options_s"] = round(a["options_s"], 3)
             rows.append(row)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        reference = {f"{key}_top1": evaluate_artifact(float_path, part, preprocess=mode, threads=threads)["top1"]
-                     for key, part in (("val", parts.validation), ("test", parts.test))}
+        reference = {
+            f"{key}_top1": evaluate_artifact(float_path, part, preprocess=mode, threads=threads)["top1"]
+            for key, part in (("val", parts.validation), ("test", parts.test))
+        }
     reference["bytes"] = float_path.stat().st_size
 
     # latency, the engines interleaved
@@ -216,31 +230,48 @@ def measure_model(name: str, path: Path, ks, rounds: int, threads: int, seed: in
         if a and d and a["p50_ms_median"] and d["p50_ms_median"]:
             d["latency_ratio_to_aeq"] = round(d["p50_ms_median"] / a["p50_ms_median"], 3)
             d["latency_ratio_to_aeq_min"] = round(d["p50_ms_min"] / a["p50_ms_min"], 3)
-    return {"model": name, "float_convert_s": round(float_s, 2), "debugger_calibrate_s": round(calibrate_s, 2),
-            "calibration_images": len(calib), "sensitivity_images": len(sens),
-            "ranking": [e.to_dict() for e in ranked[: max(ks) if ks else 0]], "mapping": mapping,
-            "float_reference": reference, "rows": rows, "debugger_error": debugger_note}
+    return {
+        "model": name,
+        "float_convert_s": round(float_s, 2),
+        "debugger_calibrate_s": round(calibrate_s, 2),
+        "calibration_images": len(calib),
+        "sensitivity_images": len(sens),
+        "ranking": [e.to_dict() for e in ranked[: max(ks) if ks else 0]],
+        "mapping": mapping,
+        "float_reference": reference,
+        "rows": rows,
+        "debugger_error": debugger_note,
+    }
 
 
 def markdown(report: dict) -> str:
-    lines = ["# tune's TFLite engine: AI Edge Quantizer against TensorFlow's QuantizationDebugger", "",
-             f"Machine: {report['machine'].get('cpu_model')}, {report['machine'].get('cores_usable')} usable cores; "
-             f"threads {report['threads']}; {report['rounds']} interleaved latency rounds "
-             "(median and min of the p50s). "
-             "Same trained models, same 100 calibration images, same float groups (the k layers tune's "
-             "sensitivity ranks first, and the ops tune keeps float with them). Top-1 on tune's validation / "
-             "test parts (1000 + 1000 Fashion-MNIST test images, seed 0), in LiteRT.", "",
-             f"Command: `{report['command']}`", ""]
+    lines = [
+        "# tune's TFLite engine: AI Edge Quantizer against TensorFlow's QuantizationDebugger",
+        "",
+        f"Machine: {report['machine'].get('cpu_model')}, {report['machine'].get('cores_usable')} usable cores; "
+        f"threads {report['threads']}; {report['rounds']} interleaved latency rounds "
+        "(median and min of the p50s). "
+        "Same trained models, same 100 calibration images, same float groups (the k layers tune's "
+        "sensitivity ranks first, and the ops tune keeps float with them). Top-1 on tune's validation / "
+        "test parts (1000 + 1000 Fashion-MNIST test images, seed 0), in LiteRT.",
+        "",
+        f"Command: `{report['command']}`",
+        "",
+    ]
     for m in report["models"]:
         f = m["float_reference"]
-        lines += [f"## {m['model']}", "",
-                  f"Float .tflite: {100 * f['val_top1']:.2f}% / {100 * f['test_top1']:.2f}%, "
-                  f"{f['bytes'] / 1e3:.1f} kB; "
-                  f"float conversion {m['float_convert_s']:.1f} s (AI Edge Quantizer starts from it); the debugger's "
-                  f"calibrating conversion {m['debugger_calibrate_s']:.1f} s (once per model, shared by every k).", "",
-                  "| k | float tensors (mapped) | engine | quantize s | val / test top-1 | size | float ops | "
-                  "int-only | io | p50 ms median / min | ratio median / min |",
-                  "|---:|---|---|---:|---|---:|---:|---|---|---:|---:|"]
+        lines += [
+            f"## {m['model']}",
+            "",
+            f"Float .tflite: {100 * f['val_top1']:.2f}% / {100 * f['test_top1']:.2f}%, "
+            f"{f['bytes'] / 1e3:.1f} kB; "
+            f"float conversion {m['float_convert_s']:.1f} s (AI Edge Quantizer starts from it); the debugger's "
+            f"calibrating conversion {m['debugger_calibrate_s']:.1f} s (once per model, shared by every k).",
+            "",
+            "| k | float tensors (mapped) | engine | quantize s | val / test top-1 | size | float ops | "
+            "int-only | io | p50 ms median / min | ratio median / min |",
+            "|---:|---|---|---:|---|---:|---:|---|---|---:|---:|",
+        ]
         for r in m["rows"]:
             mp = m["mapping"][str(r["k"])] if str(r["k"]) in m["mapping"] else m["mapping"][r["k"]]
             head = f"| {r['k']} | {r['float_group']} ({mp['mapped']}) | {r['engine']} |"
@@ -249,11 +280,16 @@ def markdown(report: dict) -> str:
                 continue
             secs = f"{r['quantize_s']:.2f}"
             p50 = r.get("p50_ms_median")
-            lines.append(f"{head} {secs} | {100 * r['val_top1']:.2f}% / {100 * r['test_top1']:.2f}% | "
-                         f"{r['bytes'] / 1e3:.1f} kB | {r['float_ops']} | {'yes' if r['integer_only'] else 'no'} | "
-                         f"{'/'.join(r['io'])} | {p50 if p50 is not None else 'n/a'} / {r.get('p50_ms_min')} | "
-                         + (f"{r['latency_ratio_to_aeq']} / {r['latency_ratio_to_aeq_min']} |"
-                            if "latency_ratio_to_aeq" in r else " |"))
+            lines.append(
+                f"{head} {secs} | {100 * r['val_top1']:.2f}% / {100 * r['test_top1']:.2f}% | "
+                f"{r['bytes'] / 1e3:.1f} kB | {r['float_ops']} | {'yes' if r['integer_only'] else 'no'} | "
+                f"{'/'.join(r['io'])} | {p50 if p50 is not None else 'n/a'} / {r.get('p50_ms_min')} | "
+                + (
+                    f"{r['latency_ratio_to_aeq']} / {r['latency_ratio_to_aeq_min']} |"
+                    if "latency_ratio_to_aeq" in r
+                    else " |"
+                )
+            )
         ok = {e: [r for r in m["rows"] if r["engine"] == e and "error" not in r] for e in ENGINES}
         aeq_total = m["float_convert_s"] + sum(r["quantize_s"] for r in ok["ai-edge-quantizer"])
         dbg_total = m["debugger_calibrate_s"] + sum(r["quantize_s"] for r in ok["tf-debugger"])
@@ -261,11 +297,14 @@ def markdown(report: dict) -> str:
         if pairs:
             val = statistics.mean(100 * (a["val_top1"] - d["val_top1"]) for a, d in pairs)
             test = statistics.mean(100 * (a["test_top1"] - d["test_top1"]) for a, d in pairs)
-            lines += ["", f"All {len(pairs)} candidates from the Keras model: AI Edge Quantizer {aeq_total:.1f} s "
-                      f"(float conversion + {len(ok['ai-edge-quantizer'])} quantizations), the debugger "
-                      f"{dbg_total:.1f} s (calibrating conversion + {len(ok['tf-debugger'])} quantizations). "
-                      f"AI Edge Quantizer minus the debugger, mean over k: {val:+.2f} points validation, "
-                      f"{test:+.2f} test."]
+            lines += [
+                "",
+                f"All {len(pairs)} candidates from the Keras model: AI Edge Quantizer {aeq_total:.1f} s "
+                f"(float conversion + {len(ok['ai-edge-quantizer'])} quantizations), the debugger "
+                f"{dbg_total:.1f} s (calibrating conversion + {len(ok['tf-debugger'])} quantizations). "
+                f"AI Edge Quantizer minus the debugger, mean over k: {val:+.2f} points validation, "
+                f"{test:+.2f} test.",
+            ]
         lines.append("")
     if report.get("unfinished"):
         lines += [f"Not run (time): {', '.join(report['unfinished'])}", ""]
@@ -292,11 +331,17 @@ def main(argv=None) -> int:
     bench = _bench_tune()
     args.workdir.mkdir(parents=True, exist_ok=True)
     machine = machine_info()
-    report = {"benchmark": "tune_engines", "machine": machine, "machine_slug": machine_slug(machine),
-              "threads": args.threads, "rounds": args.rounds, "ks": ks,
-              "versions": {**tool_versions(), "litert-quantizer": metadata.version("litert-quantizer")},
-              "command": "python benchmarks/tune_engines.py " + " ".join(argv if argv is not None else sys.argv[1:]),
-              "models": []}
+    report = {
+        "benchmark": "tune_engines",
+        "machine": machine,
+        "machine_slug": machine_slug(machine),
+        "threads": args.threads,
+        "rounds": args.rounds,
+        "ks": ks,
+        "versions": {**tool_versions(), "litert-quantizer": metadata.version("litert-quantizer")},
+        "command": "python benchmarks/tune_engines.py " + " ".join(argv if argv is not None else sys.argv[1:]),
+        "models": [],
+    }
     folder = args.out / report["machine_slug"]
     for i, name in enumerate(args.models):
         path, train = bench.trained(name, args.workdir, args.reuse or i > 0, args.seed)
@@ -307,7 +352,7 @@ def main(argv=None) -> int:
         result["training"] = train
         result["seconds"] = round(time.perf_counter() - started, 1)
         report["models"].append(result)
-        report["unfinished"] = args.models[i + 1:]
+        report["unfinished"] = args.models[i + 1 :]
         write_atomic(folder / "tune_engines.json", json.dumps(report, indent=2, default=str) + "\n")
         write_atomic(folder / "tune_engines.md", markdown(report))
         log(f"  done in {result['seconds']:.0f} s")

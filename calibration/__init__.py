@@ -15,11 +15,24 @@ The ONNX Runtime adapter imports `onnxruntime.quantization` (and so `onnx`) lazi
 # Names are loaded on first use (PEP 562), so `calibration.errors`, which every package
 # imports, costs no numpy or Pillow import: `edgecnn --help` stays quick.
 _EXPORTS = {
-    "calibration.preprocessing": ("PREPROCESS_MODES", "PreprocessMode", "center_crop_box", "normalize",
-                                  "preprocess", "resize_image"),
+    "calibration.preprocessing": (
+        "PREPROCESS_MODES",
+        "PreprocessMode",
+        "center_crop_box",
+        "normalize",
+        "preprocess",
+        "resize_image",
+    ),
     "calibration.representative": ("CalibrationData", "iter_batches"),
-    "calibration.sources": ("DEFAULT_DATA_DIR", "FASHION_MNIST_CLASSES", "FASHION_MNIST_DIR",
-                            "CalibrationWarning", "ImageSource", "decode_image", "open_source"),
+    "calibration.sources": (
+        "DEFAULT_DATA_DIR",
+        "FASHION_MNIST_CLASSES",
+        "FASHION_MNIST_DIR",
+        "CalibrationWarning",
+        "ImageSource",
+        "decode_image",
+        "open_source",
+    ),
 }
 _MODULE_OF = {name: module for module, names in _EXPORTS.items() for name in names}
 

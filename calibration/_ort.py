@@ -27,8 +27,7 @@ def make_reader(batches: Iterable[np.ndarray], input_name: str, *, layout: str =
         from onnxruntime.quantization import CalibrationDataReader
     except ImportError as exc:
         raise EdgecnnError(
-            f"ONNX quantization needs the export side of edgecnn ({exc.name} is missing): "
-            "pip install 'edgecnn[export]'"
+            f"ONNX quantization needs the export side of edgecnn ({exc.name} is missing): pip install 'edgecnn[export]'"
         ) from None
 
     class EdgecnnCalibrationReader(CalibrationDataReader):

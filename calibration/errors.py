@@ -28,16 +28,25 @@ def check_int(value, option: str, *, minimum: int | None = None, maximum: int | 
     import numbers
 
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise BadArgument(f"{option} must be an integer{',' if minimum is not None or maximum is not None else ''}"
-                          f"{_range_text(minimum, maximum)}. Received {value!r}")
+        raise BadArgument(
+            f"{option} must be an integer{',' if minimum is not None or maximum is not None else ''}"
+            f"{_range_text(minimum, maximum)}. Received {value!r}"
+        )
     value = int(value)
     if (minimum is not None and value < minimum) or (maximum is not None and value > maximum):
         raise BadArgument(f"{option} must be{_range_text(minimum, maximum)}. Received {value}")
     return value
 
 
-def check_number(value, option: str, *, minimum: float | None = None, maximum: float | None = None,
-                 above: float | None = None, below: float | None = None) -> float:
+def check_number(
+    value,
+    option: str,
+    *,
+    minimum: float | None = None,
+    maximum: float | None = None,
+    above: float | None = None,
+    below: float | None = None,
+) -> float:
     """`value` as a finite float: >= minimum, <= maximum, > above, < below (each when given).
 
     inf and nan are refused always: no option of edgecnn means anything by them.
@@ -58,9 +67,13 @@ def check_number(value, option: str, *, minimum: float | None = None, maximum: f
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise BadArgument(f"{wanted}. Received {value!r}")
     number = float(value)
-    if (not math.isfinite(number) or (above is not None and number <= above)
-            or (minimum is not None and number < minimum) or (below is not None and number >= below)
-            or (maximum is not None and number > maximum)):
+    if (
+        not math.isfinite(number)
+        or (above is not None and number <= above)
+        or (minimum is not None and number < minimum)
+        or (below is not None and number >= below)
+        or (maximum is not None and number > maximum)
+    ):
         raise BadArgument(f"{wanted}. Received {value!r}")
     return number
 

@@ -50,9 +50,7 @@ def check_mode(mode: str) -> PreprocessMode:
     try:
         return PreprocessMode(str(mode).strip().lower())
     except ValueError:
-        raise BadArgument(
-            f"Unknown preprocessing mode `{mode}`. Available: {', '.join(PREPROCESS_MODES)}."
-        ) from None
+        raise BadArgument(f"Unknown preprocessing mode `{mode}`. Available: {', '.join(PREPROCESS_MODES)}.") from None
 
 
 def check_input_shape(input_shape: Sequence[int]) -> tuple[int, int, int]:
@@ -108,14 +106,10 @@ def _to_pil(image: np.ndarray) -> Image.Image:
         return Image.fromarray(image[..., 0], "L")
     if image.ndim == 3 and image.shape[-1] == 3:
         return Image.fromarray(image, "RGB")
-    raise BadArgument(
-        f"an image must be HxW, HxWx1 or HxWx3 uint8. Received shape {tuple(image.shape)}"
-    )
+    raise BadArgument(f"an image must be HxW, HxWx1 or HxWx3 uint8. Received shape {tuple(image.shape)}")
 
 
-def resize_image(
-    image: np.ndarray, *, input_shape: Sequence[int], crop_fraction: float
-) -> np.ndarray:
+def resize_image(image: np.ndarray, *, input_shape: Sequence[int], crop_fraction: float) -> np.ndarray:
     """Colour conversion, central crop and bilinear resize of one uint8 image: uint8 (h, w, c)."""
     h, w, c = check_input_shape(input_shape)
     image = np.asarray(image)
@@ -151,8 +145,7 @@ def normalize(pixels: np.ndarray, mode: str) -> np.ndarray:
         return x
     if x.shape[-1] != 3:
         raise BadArgument(
-            f"preprocessing mode `{mode.value}` needs 3 channels (RGB). "
-            f"Received {x.shape[-1]} channel(s)"
+            f"preprocessing mode `{mode.value}` needs 3 channels (RGB). Received {x.shape[-1]} channel(s)"
         )
     if mode is PreprocessMode.TORCH:
         x /= 255.0
@@ -176,10 +169,7 @@ def _as_image_list(images: np.ndarray | Iterable[np.ndarray]) -> list[np.ndarray
             return list(images)  # N x H x W grayscale
         if images.ndim in (2, 3):
             return [images]
-        raise BadArgument(
-            "images must be HxW, HxWxC, NxHxW or NxHxWxC uint8. "
-            f"Received shape {tuple(images.shape)}"
-        )
+        raise BadArgument(f"images must be HxW, HxWxC, NxHxW or NxHxWxC uint8. Received shape {tuple(images.shape)}")
     return [np.asarray(im) for im in images]
 
 

@@ -67,8 +67,7 @@ class CalibrationData:
         h, w, c = self.input_shape
         pixels, labels = [], []
         for image, label in self.source.iter_images(self.samples, seed=self.seed):
-            pixels.append(resize_image(image, input_shape=self.input_shape,
-                                       crop_fraction=self.crop_fraction))
+            pixels.append(resize_image(image, input_shape=self.input_shape, crop_fraction=self.crop_fraction))
             labels.append(label)
         batch = np.stack(pixels) if pixels else np.zeros((0, h, w, c), np.uint8)
         arrays = normalize(batch, self.preprocess)
@@ -96,7 +95,7 @@ class CalibrationData:
     def __iter__(self) -> Iterator[np.ndarray]:
         arrays = self.arrays()
         for i in range(len(arrays)):
-            yield arrays[i: i + 1].copy()
+            yield arrays[i : i + 1].copy()
 
     # -- adapters --------------------------------------------------------------------
     def representative_dataset(self) -> Callable[[], Iterator[list[np.ndarray]]]:
@@ -140,9 +139,7 @@ class CalibrationData:
         if self._skipped_files:
             record["skipped_files"] = self._skipped_files[:10]
         if self.samples is not None and len(arrays) < self.samples:
-            record["note"] = (
-                f"{self.samples} samples requested, the source has {len(arrays)}: all of them used"
-            )
+            record["note"] = f"{self.samples} samples requested, the source has {len(arrays)}: all of them used"
         warning = self.source.warning
         if warning:
             record["warning"] = warning
@@ -170,9 +167,7 @@ def iter_batches(
         raise BadArgument(f"batch_size must be a positive integer. Received `batch_size={batch_size}`")
     source = open_source(source) if not isinstance(source, ImageSource) else source
     source = source.for_input_shape(shape)
-    fraction = check_crop_fraction(
-        source.default_crop_fraction if crop_fraction is None else crop_fraction
-    )
+    fraction = check_crop_fraction(source.default_crop_fraction if crop_fraction is None else crop_fraction)
     pixels: list[np.ndarray] = []
     labels: list[int | None] = []
 

@@ -33,17 +33,37 @@ from PIL import Image
 
 from calibration.errors import BadArgument, EdgecnnError
 
-IMAGE_SUFFIXES = frozenset({
-    ".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff",
-    ".ppm", ".pgm", ".pbm", ".pnm",
-})
+IMAGE_SUFFIXES = frozenset(
+    {
+        ".jpg",
+        ".jpeg",
+        ".png",
+        ".bmp",
+        ".gif",
+        ".webp",
+        ".tif",
+        ".tiff",
+        ".ppm",
+        ".pgm",
+        ".pbm",
+        ".pnm",
+    }
+)
 DATASET_FILE = "dataset.txt"
 CLASS_NAMES_FILE = "synset_words.txt"
 DEFAULT_DATA_DIR = Path(__file__).resolve().parent / "data" / "imagenet-100"
 FASHION_MNIST_DIR = Path("/usr/share/datasets/fashion-mnist")
 FASHION_MNIST_CLASSES = (
-    "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
-    "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",
+    "T-shirt/top",
+    "Trouser",
+    "Pullover",
+    "Dress",
+    "Coat",
+    "Sandal",
+    "Shirt",
+    "Sneaker",
+    "Bag",
+    "Ankle boot",
 )
 SPLITS = ("train", "test")
 IMAGENET_CROP_FRACTION = 0.875  # 224 / 256: the usual ImageNet central crop
@@ -99,8 +119,10 @@ class ImageSource:
         """One line the CLI prints before it trusts this data, or None."""
         if self.skipped:
             first = self.skipped_files[0] if self.skipped_files else ""
-            return (f"skipped {self.skipped} image file(s) of {getattr(self, 'path', self.name)} "
-                    f"that did not decode (first: {first})")
+            return (
+                f"skipped {self.skipped} image file(s) of {getattr(self, 'path', self.name)} "
+                f"that did not decode (first: {first})"
+            )
         return None
 
     def describe(self) -> dict[str, Any]:
@@ -132,9 +154,7 @@ class ImageSource:
             return np.arange(n)
         return np.random.default_rng(int(seed)).permutation(n)
 
-    def iter_images(
-        self, limit: int | None = None, *, seed: int | None = None
-    ) -> Iterator[tuple[np.ndarray, Label]]:
+    def iter_images(self, limit: int | None = None, *, seed: int | None = None) -> Iterator[tuple[np.ndarray, Label]]:
         """Yield up to `limit` `(uint8 HxWxC image, label or None)` pairs.
 
         Entries that do not decode are skipped and counted in `skipped` (the next
@@ -165,9 +185,7 @@ class ImageSource:
                 f"tried decodes (first: {self.skipped_files[0]})"
             )
 
-    def load_arrays(
-        self, limit: int | None = None, *, seed: int | None = None
-    ) -> tuple[np.ndarray, np.ndarray | None]:
+    def load_arrays(self, limit: int | None = None, *, seed: int | None = None) -> tuple[np.ndarray, np.ndarray | None]:
         """All (or `limit`) images stacked as uint8 NHWC, and labels as int64 (or None).
 
         For training on small prepared datasets; needs images of one size (use
@@ -193,6 +211,7 @@ class _Unreadable(Exception):
 
 
 # -- image files ------------------------------------------------------------------
+
 
 def decode_image(path: str | os.PathLike) -> np.ndarray:
     """A file's pixels as uint8 HxWx1 (grayscale) or HxWx3 (everything else).
@@ -300,8 +319,9 @@ def _parse_dataset_line(line: str) -> tuple[str, Label]:
     return line, None
 
 
-def _open_dataset_file(path: Path, *, kind: str = "dataset", name: str | None = None,
-                       shown_path: str | None = None) -> FileListSource:
+def _open_dataset_file(
+    path: Path, *, kind: str = "dataset", name: str | None = None, shown_path: str | None = None
+) -> FileListSource:
     root = path.parent
     entries: list[tuple[Path, Label]] = []
     try:
@@ -331,8 +351,7 @@ def _open_dataset_file(path: Path, *, kind: str = "dataset", name: str | None = 
         worst = max((label for _, label in entries if label is not None), default=-1)
         if worst >= len(class_names):
             raise BadArgument(
-                f"{path}: label {worst} is out of range for the {len(class_names)} classes "
-                f"of {names_file}"
+                f"{path}: label {worst} is out of range for the {len(class_names)} classes of {names_file}"
             )
     return FileListSource(
         entries,
@@ -346,7 +365,8 @@ def _open_dataset_file(path: Path, *, kind: str = "dataset", name: str | None = 
 
 def _scan_folder(folder: Path) -> FileListSource:
     files = sorted(
-        p for p in folder.rglob("*")
+        p
+        for p in folder.rglob("*")
         if p.suffix.lower() in IMAGE_SUFFIXES
         and not any(part.startswith(".") for part in p.relative_to(folder).parts)
         and p.is_file()
@@ -356,20 +376,22 @@ def _scan_folder(folder: Path) -> FileListSource:
             f"calibration folder {folder} holds no image files "
             f"({', '.join(sorted(s for s in IMAGE_SUFFIXES if len(s) <= 5))}) and no {DATASET_FILE}"
         )
-    return FileListSource([(p, None) for p in files], name=folder.name or str(folder),
-                          kind="folder", path=str(folder))
+    return FileListSource([(p, None) for p in files], name=folder.name or str(folder), kind="folder", path=str(folder))
 
 
 def open_default() -> FileListSource:
     """The ~100 ImageNet validation photos shipped with this package (labelled, 1000 classes)."""
     source = _open_dataset_file(
-        DEFAULT_DATA_DIR / DATASET_FILE, kind="default", name="imagenet-100 (default)",
+        DEFAULT_DATA_DIR / DATASET_FILE,
+        kind="default",
+        name="imagenet-100 (default)",
         shown_path="calibration/data/imagenet-100",
     )
     return source
 
 
 # -- arrays -------------------------------------------------------------------------
+
 
 class ArraySource(ImageSource):
     """Images held as one uint8 NHWC array (loaded on first use), labels optional."""
@@ -442,7 +464,7 @@ def _read_idx(path: Path, expected_ndim: int) -> np.ndarray:
     if len(data) < 4 or data[0] != 0 or data[1] != 0 or data[2] != 0x08 or data[3] != expected_ndim:
         raise EdgecnnError(f"{path} is not an idx file of {expected_ndim}-d uint8 data")
     header = 4 + 4 * expected_ndim
-    dims = [int.from_bytes(data[4 + 4 * i: 8 + 4 * i], "big") for i in range(expected_ndim)]
+    dims = [int.from_bytes(data[4 + 4 * i : 8 + 4 * i], "big") for i in range(expected_ndim)]
     if len(data) != header + int(np.prod(dims)):
         raise EdgecnnError(f"{path} is truncated: header says {dims}")
     return np.frombuffer(data, dtype=np.uint8, offset=header).reshape(dims)
@@ -490,8 +512,14 @@ def open_fashion_mnist(folder: str | os.PathLike | None = None, *, split: str = 
         return x, y
 
     return ArraySource(
-        load, _idx_count(images), name=f"fashion-mnist/{split}", kind="fashion-mnist",
-        path=str(folder), split=split, labelled=True, class_names=FASHION_MNIST_CLASSES,
+        load,
+        _idx_count(images),
+        name=f"fashion-mnist/{split}",
+        kind="fashion-mnist",
+        path=str(folder),
+        split=split,
+        labelled=True,
+        class_names=FASHION_MNIST_CLASSES,
         default_crop_fraction=1.0,
     )
 
@@ -500,16 +528,13 @@ def _npz_images(x: np.ndarray, path: Path) -> np.ndarray:
     if x.ndim == 3:
         x = x[..., None]
     if x.ndim != 4 or x.shape[-1] not in (1, 3):
-        raise BadArgument(
-            f"{path}: images must be NHW or NHWC with 1 or 3 channels. Received shape {x.shape}"
-        )
+        raise BadArgument(f"{path}: images must be NHW or NHWC with 1 or 3 channels. Received shape {x.shape}")
     if x.dtype == np.uint8:
         return x
     if np.issubdtype(x.dtype, np.floating) or np.issubdtype(x.dtype, np.integer):
         if x.size and (not np.isfinite(x).all() or x.min() < 0 or x.max() > 255):
             raise BadArgument(
-                f"{path}: {x.dtype} images must hold pixels in [0, 1] or [0, 255]; "
-                f"found [{x.min()}, {x.max()}]"
+                f"{path}: {x.dtype} images must hold pixels in [0, 1] or [0, 255]; found [{x.min()}, {x.max()}]"
             )
         if np.issubdtype(x.dtype, np.floating) and x.size and x.max() <= 1.0:
             x = x * 255.0
@@ -550,12 +575,14 @@ def open_npz(path: str | os.PathLike, *, split: str = "test") -> ArraySource:
                             f"Received shape {y.shape}, dtype {y.dtype}"
                         )
                     y = y.argmax(axis=1)  # one-hot
-                if y.ndim != 1 or len(y) != len(x) or not np.issubdtype(y.dtype, np.integer) and not (
-                    np.issubdtype(y.dtype, np.floating) and np.all(y == np.round(y))
+                if (
+                    y.ndim != 1
+                    or len(y) != len(x)
+                    or not np.issubdtype(y.dtype, np.integer)
+                    and not (np.issubdtype(y.dtype, np.floating) and np.all(y == np.round(y)))
                 ):
                     raise BadArgument(
-                        f"{path}: labels `{y_key}` must be {len(x)} integers. Received shape "
-                        f"{y.shape}, dtype {y.dtype}"
+                        f"{path}: labels `{y_key}` must be {len(x)} integers. Received shape {y.shape}, dtype {y.dtype}"
                     )
                 y = y.astype(np.int64)
                 if y.size and y.min() < 0:
@@ -570,13 +597,20 @@ def open_npz(path: str | os.PathLike, *, split: str = "test") -> ArraySource:
             raise
         raise BadArgument(f"cannot read {path} as an .npz of arrays: {exc}") from None
     return ArraySource(
-        lambda: (x, y), len(x), name=path.name, kind="npz", path=str(path),
-        split=split if x_key.endswith(f"_{split}") else None, labelled=y is not None,
-        class_names=class_names, default_crop_fraction=1.0,
+        lambda: (x, y),
+        len(x),
+        name=path.name,
+        kind="npz",
+        path=str(path),
+        split=split if x_key.endswith(f"_{split}") else None,
+        labelled=y is not None,
+        class_names=class_names,
+        default_crop_fraction=1.0,
     )
 
 
 # -- random -------------------------------------------------------------------------
+
 
 class RandomSource(ImageSource):
     """Uniform noise in [0, 255]: for plumbing only; its quantization ranges mean nothing."""
@@ -594,8 +628,10 @@ class RandomSource(ImageSource):
 
     @property
     def warning(self) -> str:
-        return ("calibrating on random noise, not images: quantization ranges will not match "
-                "real inputs and accuracy will suffer; use real data (the default) for anything but a test")
+        return (
+            "calibrating on random noise, not images: quantization ranges will not match "
+            "real inputs and accuracy will suffer; use real data (the default) for anything but a test"
+        )
 
     def describe(self) -> dict[str, Any]:
         return {**super().describe(), "shape": list(self.shape)}
@@ -611,6 +647,7 @@ class RandomSource(ImageSource):
 
 
 # -- the entry point ------------------------------------------------------------------
+
 
 def open_source(spec: str | os.PathLike, *, split: str = "test") -> ImageSource:
     """The `ImageSource` that `spec` names (see the module docstring).

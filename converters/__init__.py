@@ -43,5 +43,13 @@ def quantization_for(**flags: bool) -> str:
     return chosen[0] if chosen else "float32"
 
 
-__all__ = ["CALIBRATION_METHODS", "FORMATS", "FORMAT_CHOICES", "IO_TYPES", "NEEDS_CALIBRATION", "QUANTIZATIONS",
-           "formats_for", "quantization_for"]
+__all__ = [
+    "CALIBRATION_METHODS",
+    "FORMATS",
+    "FORMAT_CHOICES",
+    "IO_TYPES",
+    "NEEDS_CALIBRATION",
+    "QUANTIZATIONS",
+    "formats_for",
+    "quantization_for",
+]

@@ -46,8 +46,7 @@ def import_keras():
         from calibration.errors import EdgecnnError
 
         raise EdgecnnError(
-            f"this command needs the export side of edgecnn ({exc.name} is missing): "
-            "pip install 'edgecnn[export]'"
+            f"this command needs the export side of edgecnn ({exc.name} is missing): pip install 'edgecnn[export]'"
         ) from None
     tf.get_logger().setLevel("ERROR")
     return tf_keras

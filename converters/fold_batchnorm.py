@@ -177,8 +177,13 @@ def _functional_reason(bn: dict, by_name: dict, readers: dict) -> str | None:
 def _references(data, by_name: dict):
     """Each `[layer, node_index, tensor_index, ...]` reference in serialized node data."""
     if isinstance(data, (list, tuple)):
-        if (len(data) in (3, 4) and isinstance(data[0], str) and data[0] in by_name
-                and isinstance(data[1], int) and isinstance(data[2], int)):
+        if (
+            len(data) in (3, 4)
+            and isinstance(data[0], str)
+            and data[0] in by_name
+            and isinstance(data[1], int)
+            and isinstance(data[2], int)
+        ):
             yield data
             if len(data) == 4:  # call kwargs can hold tensors too
                 yield from _references(data[3], by_name)
@@ -193,8 +198,13 @@ def _references(data, by_name: dict):
 def _rewire(data, dropped: dict) -> None:
     """Point references to a dropped BatchNormalization at its conv, in place."""
     if isinstance(data, list):
-        if (len(data) in (3, 4) and isinstance(data[0], str) and data[0] in dropped
-                and isinstance(data[1], int) and isinstance(data[2], int)):
+        if (
+            len(data) in (3, 4)
+            and isinstance(data[0], str)
+            and data[0] in dropped
+            and isinstance(data[1], int)
+            and isinstance(data[2], int)
+        ):
             data[0] = dropped[data[0]]
         for item in data:
             _rewire(item, dropped)
@@ -237,8 +247,7 @@ def _folded_weights(conv, bn) -> list[np.ndarray]:
     dtype = kernel.dtype
     kernel = kernel.astype(np.float64)
     channels = kernel.shape[2] * kernel.shape[3] if depthwise else kernel.shape[3]
-    bias = conv.bias.numpy().astype(np.float64) if conv.use_bias and conv.bias is not None \
-        else np.zeros(channels)
+    bias = conv.bias.numpy().astype(np.float64) if conv.use_bias and conv.bias is not None else np.zeros(channels)
     gamma = bn.gamma.numpy().astype(np.float64) if bn.scale else np.ones(channels)
     beta = bn.beta.numpy().astype(np.float64) if bn.center else np.zeros(channels)
     mean = bn.moving_mean.numpy().astype(np.float64)
@@ -258,8 +267,10 @@ def _compare(model, folded) -> tuple[float, float]:
     import tensorflow as tf
 
     rng = np.random.default_rng(0)
-    inputs = [rng.uniform(-1.0, 1.0, [2] + [224 if d is None else int(d) for d in t.shape[1:]])
-              .astype(np.float32) for t in model.inputs]
+    inputs = [
+        rng.uniform(-1.0, 1.0, [2] + [224 if d is None else int(d) for d in t.shape[1:]]).astype(np.float32)
+        for t in model.inputs
+    ]
     x = inputs[0] if len(inputs) == 1 else inputs
     try:
         reference = [np.asarray(t) for t in tf.nest.flatten(model(x, training=False))]

@@ -28,7 +28,7 @@ import numpy as np
 
 # A held-out weight's marker: this plus its index (never 0 or 1); exact in float32 for
 # the first 7 million weights.
-MARKER_BASE = 2.0 ** 20
+MARKER_BASE = 2.0**20
 # Float32 variables held out: at least this many elements and not all one value.
 MIN_ELEMENTS = 1024
 FLOAT_TYPES = frozenset({1, 2, 14, 19})  # DT_FLOAT, DT_DOUBLE, DT_BFLOAT16, DT_HALF
@@ -44,8 +44,11 @@ class HeldOut:
 
     def float_constants(self, graph_def) -> set:
         """What the float constants of `graph_def` hold (before grappler)."""
-        return {_float_key(node.attr["value"].tensor) for node in graph_def.node
-                if node.op == "Const" and node.attr["value"].tensor.dtype in FLOAT_TYPES}
+        return {
+            _float_key(node.attr["value"].tensor)
+            for node in graph_def.node
+            if node.op == "Const" and node.attr["value"].tensor.dtype in FLOAT_TYPES
+        }
 
     def resolve(self, graph_def, before: set) -> dict:
         """Node name -> variable for each marker constant of `graph_def` (whose marker
@@ -55,8 +58,11 @@ class HeldOut:
             if node.op != "Const":
                 continue
             tensor = node.attr["value"].tensor
-            variable = (self.variables.get(tensor.float_val[0]) if tensor.dtype == 1 and len(tensor.float_val) == 1
-                        and not tensor.tensor_content else None)
+            variable = (
+                self.variables.get(tensor.float_val[0])
+                if tensor.dtype == 1 and len(tensor.float_val) == 1 and not tensor.tensor_content
+                else None
+            )
             if variable is not None and [d.size for d in tensor.tensor_shape.dim] == list(variable.shape):
                 del tensor.float_val[:]
                 held[node.name] = variable
@@ -88,8 +94,12 @@ def hold_out():
 
     def _eval(self, tensor):
         value = original_eval(self, tensor)
-        if (not hasattr(tensor, "handle") or value.dtype != np.float32 or value.size < MIN_ELEMENTS
-                or (value == value.flat[0]).all()):
+        if (
+            not hasattr(tensor, "handle")
+            or value.dtype != np.float32
+            or value.size < MIN_ELEMENTS
+            or (value == value.flat[0]).all()
+        ):
             return value
         marker = np.float32(MARKER_BASE + len(held.variables))
         held.variables[float(marker)] = tensor

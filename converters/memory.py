@@ -46,9 +46,17 @@ RETAINED_WEIGHT_FACTOR = 5.0
 HISTOGRAM_METHODS = frozenset({"entropy", "percentile"})
 
 
-def estimate_peak_bytes(*, params: int, quantization: str, formats: tuple[str, ...], calib_method: str,
-                        calib_samples: int, activation_bytes: int, current_rss: int,
-                        one_process: bool) -> int:
+def estimate_peak_bytes(
+    *,
+    params: int,
+    quantization: str,
+    formats: tuple[str, ...],
+    calib_method: str,
+    calib_samples: int,
+    activation_bytes: int,
+    current_rss: int,
+    one_process: bool,
+) -> int:
     """The process's estimated peak RSS while converting `formats`.
 
     With `one_process`, the formats convert one after the other in this process (each
@@ -85,9 +93,18 @@ def _gb(n: float) -> str:
     return f"{n / 1e9:.1f} GB"
 
 
-def check_export_memory(*, params: int, quantization: str, formats: tuple[str, ...], calib_method: str,
-                        calib_samples: int, activation_bytes: int, current_rss: int | None,
-                        one_process: bool, available: int | None = None) -> int | None:
+def check_export_memory(
+    *,
+    params: int,
+    quantization: str,
+    formats: tuple[str, ...],
+    calib_method: str,
+    calib_samples: int,
+    activation_bytes: int,
+    current_rss: int | None,
+    one_process: bool,
+    available: int | None = None,
+) -> int | None:
     """Raise EdgecnnError (exit 1) when the estimated peak exceeds the memory available.
 
     Available is this process's RSS plus MemAvailable (what it may still take). Returns
@@ -96,10 +113,16 @@ def check_export_memory(*, params: int, quantization: str, formats: tuple[str, .
     available = available_bytes() if available is None else available
     if available is None or current_rss is None:
         return None
-    peak = estimate_peak_bytes(params=params, quantization=quantization, formats=formats,
-                               calib_method=calib_method, calib_samples=calib_samples,
-                               activation_bytes=activation_bytes, current_rss=current_rss,
-                               one_process=one_process)
+    peak = estimate_peak_bytes(
+        params=params,
+        quantization=quantization,
+        formats=formats,
+        calib_method=calib_method,
+        calib_samples=calib_samples,
+        activation_bytes=activation_bytes,
+        current_rss=current_rss,
+        one_process=one_process,
+    )
     room = current_rss + available
     if peak <= room:
         return peak
@@ -109,9 +132,13 @@ def check_export_memory(*, params: int, quantization: str, formats: tuple[str, .
     histogram = quantization in ("int8", "int16x8") and calib_method in HISTOGRAM_METHODS and "onnx" in formats
     if histogram:
         per_image = activation_bytes
-        remedies.append(f"lower --calib-samples ({calib_samples} now; --calib-method {calib_method} holds "
-                        f"{per_image / 1e6:,.0f} MB per image) or use --calib-method minmax")
+        remedies.append(
+            f"lower --calib-samples ({calib_samples} now; --calib-method {calib_method} holds "
+            f"{per_image / 1e6:,.0f} MB per image) or use --calib-method minmax"
+        )
     remedies.append("free memory (other programs use the rest)")
-    raise EdgecnnError(f"this export needs about {_gb(peak)} of memory at its peak (estimated from "
-                       f"{params / 1e6:,.1f}M parameters, {_gb(current_rss)} in use now), only "
-                       f"{_gb(room)} can be had; " + ", or ".join(remedies))
+    raise EdgecnnError(
+        f"this export needs about {_gb(peak)} of memory at its peak (estimated from "
+        f"{params / 1e6:,.1f}M parameters, {_gb(current_rss)} in use now), only "
+        f"{_gb(room)} can be had; " + ", or ".join(remedies)
+    )

@@ -27,8 +27,13 @@ class TensorFacts:
     zero_point: int | None = None
 
     def to_json(self) -> dict:
-        return {"name": self.name, "shape": list(self.shape), "dtype": self.dtype, "scale": self.scale,
-                "zero_point": self.zero_point}
+        return {
+            "name": self.name,
+            "shape": list(self.shape),
+            "dtype": self.dtype,
+            "scale": self.scale,
+            "zero_point": self.zero_point,
+        }
 
 
 @dataclass(frozen=True)
@@ -59,12 +64,18 @@ def tflite_tensors(flatbuffer: bytes) -> tuple[tuple[TensorFacts, ...], tuple[Te
     def facts(detail: dict) -> TensorFacts:
         scale, zero_point = detail.get("quantization", (0.0, 0))
         shape = detail.get("shape_signature", detail["shape"])
-        return TensorFacts(name=detail["name"], shape=tuple(None if int(d) == -1 else int(d) for d in shape),
-                           dtype=np.dtype(detail["dtype"]).name, scale=float(scale) if scale else None,
-                           zero_point=int(zero_point) if scale else None)
+        return TensorFacts(
+            name=detail["name"],
+            shape=tuple(None if int(d) == -1 else int(d) for d in shape),
+            dtype=np.dtype(detail["dtype"]).name,
+            scale=float(scale) if scale else None,
+            zero_point=int(zero_point) if scale else None,
+        )
 
-    return (tuple(facts(d) for d in interpreter.get_input_details()),
-            tuple(facts(d) for d in interpreter.get_output_details()))
+    return (
+        tuple(facts(d) for d in interpreter.get_input_details()),
+        tuple(facts(d) for d in interpreter.get_output_details()),
+    )
 
 
 def onnx_tensors(proto) -> tuple[tuple[TensorFacts, ...], tuple[TensorFacts, ...]]:
@@ -80,5 +91,4 @@ def onnx_tensors(proto) -> tuple[tuple[TensorFacts, ...], tuple[TensorFacts, ...
         shape = tuple(d.dim_value if d.HasField("dim_value") else None for d in tensor.shape.dim)
         return TensorFacts(name=value.name, shape=shape, dtype=helper.tensor_dtype_to_np_dtype(tensor.elem_type).name)
 
-    return (tuple(facts(v) for v in graph.input if v.name not in constants),
-            tuple(facts(v) for v in graph.output))
+    return (tuple(facts(v) for v in graph.input if v.name not in constants), tuple(facts(v) for v in graph.output))

@@ -14,8 +14,9 @@ from converters.record import CALIBRATED_BY_TFLITE, Conversion, tflite_tensors  
 _TF_DTYPES = {"int8": tf.int8, "uint8": tf.uint8, "int16": tf.int16, "float": tf.float32}
 
 
-def keras_to_tflite(model, *, quantization: str, representative_dataset=None,
-                    io: str | None = None) -> tuple[bytes, Conversion]:
+def keras_to_tflite(
+    model, *, quantization: str, representative_dataset=None, io: str | None = None
+) -> tuple[bytes, Conversion]:
     """Convert `model`: the .tflite flatbuffer and its record (`converters.record.Conversion`:
     the input and output tensors with their dtypes and quantization, the calibration method).
 
@@ -28,9 +29,7 @@ def keras_to_tflite(model, *, quantization: str, representative_dataset=None,
         raise BadArgument(f"unknown quantization `{quantization}`; use one of {', '.join(IO_TYPES)}")
     io = io or IO_TYPES[quantization][0]
     if io not in IO_TYPES[quantization]:
-        raise BadArgument(
-            f"--io {io} does not apply to {quantization}; use {' or '.join(IO_TYPES[quantization])}"
-        )
+        raise BadArgument(f"--io {io} does not apply to {quantization}; use {' or '.join(IO_TYPES[quantization])}")
     converter = tf.lite.TFLiteConverter.from_keras_model(model)
     if quantization != "float32":
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
@@ -42,7 +41,8 @@ def keras_to_tflite(model, *, quantization: str, representative_dataset=None,
         converter.representative_dataset = representative_dataset
         # Refuse to fall back to float kernels: every op integer or the conversion fails.
         converter.target_spec.supported_ops = [
-            tf.lite.OpsSet.TFLITE_BUILTINS_INT8 if quantization == "int8"
+            tf.lite.OpsSet.TFLITE_BUILTINS_INT8
+            if quantization == "int8"
             else tf.lite.OpsSet.EXPERIMENTAL_TFLITE_BUILTINS_ACTIVATIONS_INT16_WEIGHTS_INT8
         ]
         converter.inference_input_type = _TF_DTYPES[io]
@@ -54,5 +54,10 @@ def keras_to_tflite(model, *, quantization: str, representative_dataset=None,
         raise EdgecnnError(f"TFLite conversion ({quantization}) failed: {reason}") from None
     inputs, outputs = tflite_tensors(flatbuffer)
     calibrated = quantization in ("int8", "int16x8")
-    return flatbuffer, Conversion(format="tflite", quantization=quantization, inputs=inputs, outputs=outputs,
-                                  calibration_method=CALIBRATED_BY_TFLITE if calibrated else None)
+    return flatbuffer, Conversion(
+        format="tflite",
+        quantization=quantization,
+        inputs=inputs,
+        outputs=outputs,
+        calibration_method=CALIBRATED_BY_TFLITE if calibrated else None,
+    )

@@ -42,8 +42,7 @@ def conv_macs(h: int, w: int, c_in: int, c_out: int, k: int) -> int:
     return h * w * c_out * k * k * c_in
 
 
-def bottlenecked_conv_macs(h: int, w: int, c_in: int, c_bottleneck: int, c_out: int,
-                           k: int) -> int:
+def bottlenecked_conv_macs(h: int, w: int, c_in: int, c_bottleneck: int, c_out: int, k: int) -> int:
     """Multiplies of a 1x1 convolution down to `c_bottleneck` channels, then the `k x k` one.
 
     The 1x1 "bottleneck layer" of Inception: `conv_macs(h, w, c_in, c_bottleneck, 1)

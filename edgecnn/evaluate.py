@@ -62,6 +62,7 @@ BACKGROUND_CLASSES = 1001  # TF-slim / TFLite hosted ImageNet models: class 0 is
 
 # -- scoring: pure functions ----------------------------------------------------------------
 
+
 def class_scores(outputs: np.ndarray, *, drop_background: bool) -> np.ndarray:
     """(n, classes) scores to rank: column 0 removed when the model has a background class."""
     scores = np.asarray(outputs, dtype=np.float32).reshape(len(outputs), -1)
@@ -87,6 +88,7 @@ def topk_hits(scores: np.ndarray, labels: np.ndarray, k: int = TOP_K) -> tuple[i
 
 # -- the model side ---------------------------------------------------------------------------
 
+
 def _image_layout(shape: tuple, name: str) -> tuple[tuple[int, int, int], str]:
     """((h, w, c), "NHWC" | "NCHW") of an image-batch input tensor, or BadArgument."""
     dims = [int(d) if d is not None else -1 for d in shape]
@@ -110,8 +112,9 @@ def _classes_of(shape: tuple) -> int | None:
     return int(np.prod(dims))
 
 
-def _resolve_preprocess(manifest: dict | None, preprocess: str, name: str,
-                        warn, ignored: str | None = None) -> tuple[str, str]:
+def _resolve_preprocess(
+    manifest: dict | None, preprocess: str, name: str, warn, ignored: str | None = None
+) -> tuple[str, str]:
     """(mode, "manifest" | "option"). `ignored`: why the manifest beside the file was ignored."""
     from calibration.preprocessing import check_mode
 
@@ -121,15 +124,18 @@ def _resolve_preprocess(manifest: dict | None, preprocess: str, name: str,
         if recorded_mode:
             return check_mode(recorded_mode).value, "manifest"
         if ignored:
-            raise BadArgument(f"the manifest beside {name} is ignored ({ignored}), so nothing says how its "
-                              "input is preprocessed: pass --preprocess tf, caffe, torch, unit or raw")
+            raise BadArgument(
+                f"the manifest beside {name} is ignored ({ignored}), so nothing says how its "
+                "input is preprocessed: pass --preprocess tf, caffe, torch, unit or raw"
+            )
         if manifest is None:
             raise BadArgument(
                 f"{name} has no manifest.json beside it to say how its input is preprocessed: "
                 "pass --preprocess tf, caffe, torch, unit or raw"
             )
-        raise BadArgument(f"the manifest of {name} records no preprocessing: pass --preprocess "
-                          "tf, caffe, torch, unit or raw")
+        raise BadArgument(
+            f"the manifest of {name} records no preprocessing: pass --preprocess tf, caffe, torch, unit or raw"
+        )
     mode = check_mode(preprocess).value
     if recorded_mode and recorded_mode != mode:
         warn(f"preprocessing `{mode}` overrides `{recorded_mode}` from the manifest of {name}")
@@ -141,8 +147,9 @@ def _open_checked_session(path: Path, runtime: str, threads: int | None):
 
     session = open_session(path, runtime=runtime, threads=threads)  # quiet: LiteRT's notice is muted
     if len(session.inputs) != 1:
-        raise BadArgument(f"{path.name} has {len(session.inputs)} inputs; evaluate scores "
-                          "single-input image classifiers")
+        raise BadArgument(
+            f"{path.name} has {len(session.inputs)} inputs; evaluate scores single-input image classifiers"
+        )
     if not session.outputs:
         raise BadArgument(f"{path.name} has no outputs")
     return session
@@ -167,10 +174,14 @@ def background_dropped(classes: int, data_classes: int | None, name: str, source
         raise BadArgument(
             f"{name} has {classes} outputs but {source_name} has {data_classes} classes: "
             "evaluate a model on data labelled with its own classes"
-            + (" (1001 outputs, background first, are scored against 1000 classes)"
-               if classes == BACKGROUND_CLASSES else "")
+            + (
+                " (1001 outputs, background first, are scored against 1000 classes)"
+                if classes == BACKGROUND_CLASSES
+                else ""
+            )
         )
     return False
+
 
 # --data values that name a source rather than a path (calibration.open_source's keywords).
 _DATA_KEYWORDS = ("default", "random", "fashion-mnist", "fashionmnist")
@@ -180,15 +191,18 @@ def _check_data(data) -> None:
     """BadArgument for a --data that names nothing: said about the data, not about calibration."""
     text = os.fspath(data).strip()
     if not text:
-        raise BadArgument("--data is empty: give default, a folder with a dataset.txt, fashion-mnist[:DIR] "
-                          "or an .npz with labels")
+        raise BadArgument(
+            "--data is empty: give default, a folder with a dataset.txt, fashion-mnist[:DIR] or an .npz with labels"
+        )
     keyword = text.split(":", 1)[0].lower().replace("_", "-")
     if keyword in _DATA_KEYWORDS:
         return
     path = Path(text).expanduser()
     if not path.exists():
-        raise BadArgument(f"data `{text}` not found: give default, a folder with a dataset.txt, "
-                          "fashion-mnist[:DIR] or an .npz with labels")
+        raise BadArgument(
+            f"data `{text}` not found: give default, a folder with a dataset.txt, "
+            "fashion-mnist[:DIR] or an .npz with labels"
+        )
     if not (path.is_dir() or path.is_file()):
         raise BadArgument(f"data {text} is neither a file nor a folder")
 
@@ -198,6 +212,7 @@ def _check_data(data) -> None:
 # evaluate_artifact runs them in this order: options, the artifact and its manifest, the
 # preprocessing, the data, provenance, the model and its input, the plan; then, the checks
 # passed, predictions scored batch by batch, and the row.
+
 
 class _Warnings:
     """The warnings of one evaluation, all kept for the row. Until `release` they are held
@@ -297,13 +312,11 @@ def check_provenance(artifact: Artifact, source, described: dict, warn) -> str:
     path = artifact.path
     calibrated_on = artifact.recorded("calibration").get("source") or {}
     if calibrated_on and all(calibrated_on.get(key) == described.get(key) for key in ("kind", "name", "path")):
-        warn(f"{path.name} was calibrated on {source.name}: top-1 on its own calibration images "
-             "flatters the model")
+        warn(f"{path.name} was calibrated on {source.name}: top-1 on its own calibration images flatters the model")
     sha256 = sha256_of(path)
     recorded = (artifact.manifest or {}).get("sha256")
     if recorded and recorded != sha256:
-        warn(f"{path.name} does not match the sha256 its manifest records: the manifest may "
-             "describe another build")
+        warn(f"{path.name} does not match the sha256 its manifest records: the manifest may describe another build")
     return sha256
 
 
@@ -322,26 +335,35 @@ class Model:
         return "x".join(str(d) for d in self.input_shape)
 
 
-def open_model(artifact: Artifact, mode: str, *, runtime: str, threads: int | None,
-               input_scale: float | None, input_zero_point: int | None, warn) -> Model:
+def open_model(
+    artifact: Artifact,
+    mode: str,
+    *,
+    runtime: str,
+    threads: int | None,
+    input_scale: float | None,
+    input_zero_point: int | None,
+    warn,
+) -> Model:
     """The session, the input's quantization (`edgecnn.runtime.input_quantization`), size,
     channels and layout; BadArgument for a model evaluate cannot feed."""
     from edgecnn.runtime import input_quantization
 
     path = artifact.path
     session = _open_checked_session(path, runtime, threads)
-    input_info = input_quantization(session.inputs[0], scale=input_scale, zero_point=input_zero_point,
-                                    preprocess=mode, artifact=path.name)
+    input_info = input_quantization(
+        session.inputs[0], scale=input_scale, zero_point=input_zero_point, preprocess=mode, artifact=path.name
+    )
     input_shape, layout = _image_layout(input_info.shape, path.name)
     h, w, c = input_shape
     if mode in ("caffe", "torch") and c != 3:
-        raise BadArgument(
-            f"{path.name} takes {h}x{w}x{c} input; preprocessing `{mode}` needs 3 channels (RGB)"
-        )
+        raise BadArgument(f"{path.name} takes {h}x{w}x{c} input; preprocessing `{mode}` needs 3 channels (RGB)")
     recorded_shape = artifact.recorded("preprocess").get("input_shape")
     if recorded_shape and tuple(recorded_shape) != tuple(input_shape):  # checked: integers or null
-        warn(f"the manifest of {path.name} records input {recorded_shape}, the model takes "
-             f"{list(input_shape)}: using the model's")
+        warn(
+            f"the manifest of {path.name} records input {recorded_shape}, the model takes "
+            f"{list(input_shape)}: using the model's"
+        )
     return Model(session, input_info, input_shape, layout, _classes_of(session.outputs[0].shape))
 
 
@@ -359,8 +381,7 @@ class Predictor:
     """Batches through `edgecnn.runtime.predict`; a model that refuses a batch is reopened (a
     failed resize may leave the session broken) and run one image at a time, with one warning."""
 
-    def __init__(self, model: Model, artifact: Artifact, batch: int, *, runtime: str,
-                 threads: int | None, warn):
+    def __init__(self, model: Model, artifact: Artifact, batch: int, *, runtime: str, threads: int | None, warn):
         self.model, self.path, self.batch = model, artifact.path, batch
         self.session = model.session
         self.runtime, self.threads, self.warn = runtime, threads, warn
@@ -379,7 +400,7 @@ class Predictor:
 
     def _one_at_a_time(self, x: np.ndarray) -> np.ndarray:
         try:
-            return np.concatenate([self._predict(x[i: i + 1]) for i in range(len(x))])
+            return np.concatenate([self._predict(x[i : i + 1]) for i in range(len(x))])
         except EdgecnnError:
             raise
         except Exception as exc:  # noqa: BLE001 (the runtime's own exception types)
@@ -398,8 +419,10 @@ class Predictor:
                 raise self._failed(exc) from None
             self.session = _open_checked_session(self.path, self.runtime, self.threads)
             self.batch = 1
-            self.warn(f"{self.path.name} does not run batches of {len(x)} ({type(exc).__name__}); "
-                      "evaluating one image at a time")
+            self.warn(
+                f"{self.path.name} does not run batches of {len(x)} ({type(exc).__name__}); "
+                "evaluating one image at a time"
+            )
             return self._one_at_a_time(x)
 
 
@@ -435,8 +458,18 @@ class Score:
         self.topk += hitsk
 
 
-def run_batches(source, model: Model, predictor: Predictor, score: Score, *, mode: str, batch: int,
-                limit: int | None, crop_fraction: float, progress: Progress) -> tuple[float, float]:
+def run_batches(
+    source,
+    model: Model,
+    predictor: Predictor,
+    score: Score,
+    *,
+    mode: str,
+    batch: int,
+    limit: int | None,
+    crop_fraction: float,
+    progress: Progress,
+) -> tuple[float, float]:
     """Every image of `source` (up to `limit`) through `predictor` into `score`; returns
     (seconds in all, seconds in inference)."""
     import calibration
@@ -445,8 +478,14 @@ def run_batches(source, model: Model, predictor: Predictor, score: Score, *, mod
     progress.start(f"evaluating {predictor.path.name} on {source.name}", total=total)
     started = time.perf_counter()
     inference_seconds = 0.0
-    for x, labels in calibration.iter_batches(source, input_shape=model.input_shape, preprocess=mode,
-                                              batch_size=batch, limit=limit, crop_fraction=crop_fraction):
+    for x, labels in calibration.iter_batches(
+        source,
+        input_shape=model.input_shape,
+        preprocess=mode,
+        batch_size=batch,
+        limit=limit,
+        crop_fraction=crop_fraction,
+    ):
         t0 = time.perf_counter()
         outputs = predictor(x)
         inference_seconds += time.perf_counter() - t0
@@ -455,10 +494,25 @@ def run_batches(source, model: Model, predictor: Predictor, score: Score, *, mod
     return time.perf_counter() - started, inference_seconds
 
 
-def build_row(artifact: Artifact, sha256: str, described: dict, model: Model, predictor: Predictor,
-              score: Score, *, mode: str, mode_source: str, crop_fraction: float, crop_source: str,
-              input_scale: float | None, threads: int | None, seconds: float, inference_seconds: float,
-              skipped, notes: list[str]):
+def build_row(
+    artifact: Artifact,
+    sha256: str,
+    described: dict,
+    model: Model,
+    predictor: Predictor,
+    score: Score,
+    *,
+    mode: str,
+    mode_source: str,
+    crop_fraction: float,
+    crop_source: str,
+    input_scale: float | None,
+    threads: int | None,
+    seconds: float,
+    inference_seconds: float,
+    skipped,
+    notes: list[str],
+):
     """The EvaluateRow: its keys, its order; `skipped` and `warnings` written only when there are some."""
     from edgecnn.host import describe_host
     from edgecnn.records import EvaluateRow
@@ -482,8 +536,14 @@ def build_row(artifact: Artifact, sha256: str, described: dict, model: Model, pr
         top5_k=score.k,
         classes=score.classes,
         background_class_dropped=bool(score.drop_background),
-        preprocess={"mode": mode, "crop_fraction": crop_fraction, "source": mode_source,
-                    "crop_source": crop_source, "input_shape": list(model.input_shape), "layout": model.layout},
+        preprocess={
+            "mode": mode,
+            "crop_fraction": crop_fraction,
+            "source": mode_source,
+            "crop_source": crop_source,
+            "input_shape": list(model.input_shape),
+            "layout": model.layout,
+        },
         input=model.input_info.to_dict(),
         input_quantization=_quantization_source(session.inputs[0], model.input_info, input_scale),
         runtime=session.runtime,
@@ -500,6 +560,7 @@ def build_row(artifact: Artifact, sha256: str, described: dict, model: Model, pr
 
 
 # -- the public function ---------------------------------------------------------------------
+
 
 def evaluate_artifact(
     path,
@@ -524,28 +585,56 @@ def evaluate_artifact(
     (`edgecnn.results.EVALUATE_SCHEMA`)."""
     progress = progress or Progress()
     warn = _Warnings(progress)  # held back until every check has passed, so an error stays one line
-    crop_option = check_options(limit=limit, batch_size=batch_size, threads=threads, crop_fraction=crop_fraction,
-                                input_scale=input_scale, input_zero_point=input_zero_point)
+    crop_option = check_options(
+        limit=limit,
+        batch_size=batch_size,
+        threads=threads,
+        crop_fraction=crop_fraction,
+        input_scale=input_scale,
+        input_zero_point=input_zero_point,
+    )
     artifact = open_artifact(path, warn)
     mode, mode_source = decide_preprocess(artifact, preprocess, warn)
     source = open_data(data, split)
     described = source.describe()
     sha256 = check_provenance(artifact, source, described, warn)
-    model = open_model(artifact, mode, runtime=runtime, threads=threads, input_scale=input_scale,
-                       input_zero_point=input_zero_point, warn=warn)
+    model = open_model(
+        artifact,
+        mode,
+        runtime=runtime,
+        threads=threads,
+        input_scale=input_scale,
+        input_zero_point=input_zero_point,
+        warn=warn,
+    )
     batch = batch_plan(model, batch_size)
     fraction = source.default_crop_fraction if crop_option is None else crop_option
     score = Score(model.classes, source.num_classes, artifact.path.name, source.name)
     warn.release()
 
     predictor = Predictor(model, artifact, batch, runtime=runtime, threads=threads, warn=warn)
-    seconds, inference_seconds = run_batches(source, model, predictor, score, mode=mode, batch=batch,
-                                             limit=limit, crop_fraction=fraction, progress=progress)
+    seconds, inference_seconds = run_batches(
+        source, model, predictor, score, mode=mode, batch=batch, limit=limit, crop_fraction=fraction, progress=progress
+    )
     if score.n == 0:
         raise EdgecnnError(f"no images to evaluate in {source.name}")
     if source.warning:
         warn(source.warning)
-    return build_row(artifact, sha256, described, model, predictor, score, mode=mode, mode_source=mode_source,
-                     crop_fraction=fraction, crop_source="data" if crop_option is None else "option",
-                     input_scale=input_scale, threads=threads, seconds=seconds,
-                     inference_seconds=inference_seconds, skipped=source.skipped, notes=warn.notes).to_json()
+    return build_row(
+        artifact,
+        sha256,
+        described,
+        model,
+        predictor,
+        score,
+        mode=mode,
+        mode_source=mode_source,
+        crop_fraction=fraction,
+        crop_source="data" if crop_option is None else "option",
+        input_scale=input_scale,
+        threads=threads,
+        seconds=seconds,
+        inference_seconds=inference_seconds,
+        skipped=source.skipped,
+        notes=warn.notes,
+    ).to_json()

@@ -80,13 +80,19 @@ def throttling_warning(throttled: str | None) -> str | None:
         value = -1  # not a number: warn without naming bits
     if value == 0:
         return None
-    seen = [f"{meaning} {when}" for shift, when in ((0, "now"), (16, "since boot"))
-            for bit, meaning in _THROTTLE_BITS.items() if value >= 0 and value & (bit << shift)]
+    seen = [
+        f"{meaning} {when}"
+        for shift, when in ((0, "now"), (16, "since boot"))
+        for bit, meaning in _THROTTLE_BITS.items()
+        if value >= 0 and value & (bit << shift)
+    ]
     found = f" ({', '.join(seen)})" if seen else ""
-    return (f"the Raspberry Pi reports throttling: vcgencmd get_throttled = {throttled}{found}; "
-            "latency figures may be unreliable (bits: 0x1 under-voltage now, 0x2 arm frequency "
-            "capped now, 0x4 currently throttled, 0x8 soft temperature limit now; 0x10000, 0x20000, "
-            "0x40000, 0x80000 the same since boot)")
+    return (
+        f"the Raspberry Pi reports throttling: vcgencmd get_throttled = {throttled}{found}; "
+        "latency figures may be unreliable (bits: 0x1 under-voltage now, 0x2 arm frequency "
+        "capped now, 0x4 currently throttled, 0x8 soft temperature limit now; 0x10000, 0x20000, "
+        "0x40000, 0x80000 the same since boot)"
+    )
 
 
 # -- the CPU features that decide int8 speed -------------------------------------------------
@@ -115,15 +121,33 @@ ARM_FEATURES = {
 }
 # (implementer, part) from /proc/cpuinfo -> core name; the cores of Raspberry Pis and common boards.
 ARM_CORES = {
-    ("0x41", "0xd03"): "Cortex-A53", ("0x41", "0xd04"): "Cortex-A35", ("0x41", "0xd05"): "Cortex-A55",
-    ("0x41", "0xd07"): "Cortex-A57", ("0x41", "0xd08"): "Cortex-A72", ("0x41", "0xd09"): "Cortex-A73",
-    ("0x41", "0xd0a"): "Cortex-A75", ("0x41", "0xd0b"): "Cortex-A76", ("0x41", "0xd0c"): "Neoverse-N1",
-    ("0x41", "0xd0d"): "Cortex-A77", ("0x41", "0xd40"): "Neoverse-V1", ("0x41", "0xd41"): "Cortex-A78",
-    ("0x41", "0xd44"): "Cortex-X1", ("0x41", "0xd46"): "Cortex-A510", ("0x41", "0xd47"): "Cortex-A710",
-    ("0x41", "0xd48"): "Cortex-X2", ("0x41", "0xd49"): "Neoverse-N2", ("0x41", "0xd4d"): "Cortex-A715",
-    ("0x41", "0xd4e"): "Cortex-X3", ("0x41", "0xd4f"): "Neoverse-V2", ("0x41", "0xd80"): "Cortex-A520",
-    ("0x41", "0xd81"): "Cortex-A720", ("0x41", "0xd82"): "Cortex-X4", ("0x41", "0xc07"): "Cortex-A7",
-    ("0x41", "0xc0f"): "Cortex-A15", ("0x61", "0x022"): "Apple M1 Icestorm", ("0x61", "0x023"): "Apple M1 Firestorm",
+    ("0x41", "0xd03"): "Cortex-A53",
+    ("0x41", "0xd04"): "Cortex-A35",
+    ("0x41", "0xd05"): "Cortex-A55",
+    ("0x41", "0xd07"): "Cortex-A57",
+    ("0x41", "0xd08"): "Cortex-A72",
+    ("0x41", "0xd09"): "Cortex-A73",
+    ("0x41", "0xd0a"): "Cortex-A75",
+    ("0x41", "0xd0b"): "Cortex-A76",
+    ("0x41", "0xd0c"): "Neoverse-N1",
+    ("0x41", "0xd0d"): "Cortex-A77",
+    ("0x41", "0xd40"): "Neoverse-V1",
+    ("0x41", "0xd41"): "Cortex-A78",
+    ("0x41", "0xd44"): "Cortex-X1",
+    ("0x41", "0xd46"): "Cortex-A510",
+    ("0x41", "0xd47"): "Cortex-A710",
+    ("0x41", "0xd48"): "Cortex-X2",
+    ("0x41", "0xd49"): "Neoverse-N2",
+    ("0x41", "0xd4d"): "Cortex-A715",
+    ("0x41", "0xd4e"): "Cortex-X3",
+    ("0x41", "0xd4f"): "Neoverse-V2",
+    ("0x41", "0xd80"): "Cortex-A520",
+    ("0x41", "0xd81"): "Cortex-A720",
+    ("0x41", "0xd82"): "Cortex-X4",
+    ("0x41", "0xc07"): "Cortex-A7",
+    ("0x41", "0xc0f"): "Cortex-A15",
+    ("0x61", "0x022"): "Apple M1 Icestorm",
+    ("0x61", "0x023"): "Apple M1 Firestorm",
 }
 
 
@@ -152,17 +176,29 @@ def cpu_features(cpuinfo_text: str | None = None, arch: str | None = None) -> di
     if is_arm:
         features["asimd"] = features["asimd"] or "neon" in flags or arch in ("aarch64", "arm64")
         dot = features["asimddp"] or features["i8mm"]
-        path = ("i8mm + dot product" if features["i8mm"] else "dot product (SDOT)" if features["asimddp"]
-                else "NEON 16-bit multiply-adds (no int8 dot product)")
+        path = (
+            "i8mm + dot product"
+            if features["i8mm"]
+            else "dot product (SDOT)"
+            if features["asimddp"]
+            else "NEON 16-bit multiply-adds (no int8 dot product)"
+        )
         cores = sorted({ARM_CORES.get((i, p), f"{i}/{p}") for i, p in zip(implementers, parts)})
     else:
         dot = features["avx512_vnni"] or features["avx_vnni"] or features["amx_int8"]
-        path = ("AMX-INT8" if features["amx_int8"] else "AVX-512 VNNI" if features["avx512_vnni"]
-                else "AVX-VNNI" if features["avx_vnni"] else "AVX2 (no VNNI)" if features["avx2"]
-                else "SSE (no AVX2)")
+        path = (
+            "AMX-INT8"
+            if features["amx_int8"]
+            else "AVX-512 VNNI"
+            if features["avx512_vnni"]
+            else "AVX-VNNI"
+            if features["avx_vnni"]
+            else "AVX2 (no VNNI)"
+            if features["avx2"]
+            else "SSE (no AVX2)"
+        )
         cores = []
-    return {"arch": arch, "features": features, "int8_dot_product": bool(dot), "int8_path": path,
-            "core_types": cores}
+    return {"arch": arch, "features": features, "int8_dot_product": bool(dot), "int8_path": path, "core_types": cores}
 
 
 def describe_host() -> dict:
@@ -189,6 +225,7 @@ def describe_host() -> dict:
 
 # -- for the benchmark scripts: which machine a published figure came from ---------------
 
+
 def machine_info() -> dict:
     cpuinfo = {}
     flags: set[str] = set()
@@ -202,8 +239,13 @@ def machine_info() -> dict:
                 cpuinfo[key] = value
     except OSError:
         pass
-    model = (cpuinfo.get("model name") or cpuinfo.get("Model") or cpuinfo.get("Hardware")
-             or platform.processor() or "unknown cpu")
+    model = (
+        cpuinfo.get("model name")
+        or cpuinfo.get("Model")
+        or cpuinfo.get("Hardware")
+        or platform.processor()
+        or "unknown cpu"
+    )
     try:
         usable = len(os.sched_getaffinity(0))
     except AttributeError:
@@ -215,8 +257,24 @@ def machine_info() -> dict:
                 os_name = f"{line.split('=', 1)[1].strip(chr(34))} ({platform.system()} {platform.release()})"
     except OSError:
         pass
-    simd = sorted(flags & {"avx", "avx2", "fma", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16",
-                           "amx_int8", "neon", "asimd", "asimddp", "i8mm", "sve"})
+    simd = sorted(
+        flags
+        & {
+            "avx",
+            "avx2",
+            "fma",
+            "avx512f",
+            "avx512_vnni",
+            "avx_vnni",
+            "avx512_bf16",
+            "amx_int8",
+            "neon",
+            "asimd",
+            "asimddp",
+            "i8mm",
+            "sve",
+        }
+    )
     return {
         "cpu_model": model,
         "cpu_family_model_stepping": "/".join(cpuinfo.get(k, "?") for k in ("cpu family", "model", "stepping")),

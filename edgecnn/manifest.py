@@ -31,8 +31,16 @@ from edgecnn.records import MANIFEST_SCHEMA as SCHEMA  # noqa: F401
 
 # Distributions whose versions go into every manifest (those not installed are left out).
 TOOL_DISTRIBUTIONS = (
-    "edgecnn", "tensorflow", "tf-keras", "tensorflow-model-optimization", "tf2onnx", "onnx",
-    "onnxruntime", "onnxconverter-common", "ai-edge-litert", "numpy",
+    "edgecnn",
+    "tensorflow",
+    "tf-keras",
+    "tensorflow-model-optimization",
+    "tf2onnx",
+    "onnx",
+    "onnxruntime",
+    "onnxconverter-common",
+    "ai-edge-litert",
+    "numpy",
 )
 
 
@@ -125,6 +133,8 @@ def artifact_in_folder(folder) -> Path:
         raise EdgecnnError(f"{folder} is a folder, and {exc}: give the model file") from None
     artifact = folder / manifest.artifact
     if Path(manifest.artifact).name != manifest.artifact or not artifact.is_file():
-        raise EdgecnnError(f"{folder} is a folder whose {MANIFEST_NAME} names `{manifest.artifact}`, "
-                           "which is not there: give the model file")
+        raise EdgecnnError(
+            f"{folder} is a folder whose {MANIFEST_NAME} names `{manifest.artifact}`, "
+            "which is not there: give the model file"
+        )
     return artifact

@@ -26,7 +26,8 @@ MAX_CONFIG_BYTES = 64 << 20  # a CNN's config is kilobytes; more is a zip bomb o
 # Lambda (runs stored code), TFOpLambda and SlicingOpLambda (checked against TF_OPS below),
 # ClassMethod/InstanceMethod/InstanceProperty (call a TensorFlow method named in the file),
 # the lookup and text layers (read vocabulary files), and abstract bases.
-KERAS_LAYERS = frozenset("""
+KERAS_LAYERS = frozenset(
+    """
     Activation ActivityRegularization Add AdditiveAttention AlphaDropout Attention Average
     AveragePooling1D AveragePooling2D AveragePooling3D AvgPool1D AvgPool2D AvgPool3D
     BatchNormalization Bidirectional CategoryEncoding CenterCrop Concatenate Conv1D
@@ -46,18 +47,23 @@ KERAS_LAYERS = frozenset("""
     SpatialDropout3D SpectralNormalization StackedRNNCells Subtract ThresholdedReLU TimeDistributed
     UnitNormalization UpSampling1D UpSampling2D UpSampling3D ZeroPadding1D ZeroPadding2D ZeroPadding3D
     Functional Sequential Model
-""".split())
-KERAS_OBJECTS = frozenset("""
+""".split()
+)
+KERAS_OBJECTS = frozenset(
+    """
     Constant GlorotNormal GlorotUniform HeNormal HeUniform Identity LecunNormal LecunUniform Ones
     Orthogonal RandomNormal RandomUniform TruncatedNormal VarianceScaling Zeros
     L1 L1L2 L2 OrthogonalRegularizer
     MaxNorm MinMaxNorm NonNeg RadialConstraint UnitNorm
     Policy
-""".split())
-KERAS_ACTIVATIONS = frozenset("""
+""".split()
+)
+KERAS_ACTIVATIONS = frozenset(
+    """
     elu exponential gelu hard_sigmoid linear mish relu relu6 selu sigmoid silu softmax softplus
     softsign swish tanh leaky_relu log_softmax hard_silu hard_swish
-""".split())
+""".split()
+)
 # Config keys whose string value Keras resolves to a callable (tf_keras's activations.get, which also
 # finds the module's other callables: `deserialize`, `get`, `keras_export`) and calls on the tensors.
 ACTIVATION_KEYS = ("activation", "recurrent_activation")
@@ -70,12 +76,14 @@ PLAIN_DATA = frozenset({"__tensor__", "__numpy__", "__bytes__", "__tuple__"})
 # TensorFlow ops a functional model may call as TFOpLambda (`x * 2`, `tf.nn.relu6(x)`): pure
 # tensor math. tf.io, tf.print, tf.py_function and the rest of TensorFlow are not allowed.
 TF_OP_PREFIXES = ("math.", "nn.", "linalg.", "__operators__.")
-TF_OPS = frozenset("""
+TF_OPS = frozenset(
+    """
     reshape transpose concat stack unstack split expand_dims squeeze cast clip_by_value identity pad
     tile gather gather_nd slice strided_slice broadcast_to ones_like zeros_like shape where einsum
     argmax argmin one_hot reduce_mean reduce_sum reduce_max reduce_min reduce_prod maximum minimum
     image.resize compat.v1.transpose compat.v1.squeeze compat.v1.gather
-""".split())
+""".split()
+)
 KERAS_MODULE_ROOTS = ("keras", "tf_keras")
 
 
@@ -128,8 +136,9 @@ def _walk(node, *, source: str, layer: str | None) -> None:
         named = node.get(key)
         if isinstance(named, str) and named not in KERAS_ACTIVATIONS | ACTIVATION_LAYER_NAMES:
             where = f"{source}: layer '{layer}'" if layer else source
-            raise UntrustedModel(f"{where} names activation {named!r}, which is not a Keras activation; "
-                                 f"refused, {TRUST_HINT}")
+            raise UntrustedModel(
+                f"{where} names activation {named!r}, which is not a Keras activation; refused, {TRUST_HINT}"
+            )
     for value in node.values():
         _walk(value, source=source, layer=layer)
 
@@ -202,8 +211,9 @@ def _config_from_hdf5(path: Path) -> dict:
     try:
         import h5py
     except ImportError:
-        raise EdgecnnError(f"{path}: reading an .h5 model needs the export side: "
-                           "pip install 'edgecnn[export]'") from None
+        raise EdgecnnError(
+            f"{path}: reading an .h5 model needs the export side: pip install 'edgecnn[export]'"
+        ) from None
 
     try:
         with h5py.File(path, "r") as handle:

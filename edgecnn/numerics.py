@@ -87,8 +87,16 @@ class _Sums:
         else:
             sqnr = 10.0 * math.log10(self.signal / self.noise)
             rel = math.sqrt(self.noise / self.signal)
-        return LayerError(name=name, op_type=op_type, sqnr_db=sqnr, rel_rmse=rel, shape=self.shape,
-                          elements=self.count, max_abs_error=self.max_abs, images=self.images)
+        return LayerError(
+            name=name,
+            op_type=op_type,
+            sqnr_db=sqnr,
+            rel_rmse=rel,
+            shape=self.shape,
+            elements=self.count,
+            max_abs_error=self.max_abs,
+            images=self.images,
+        )
 
 
 def layer_errors(quantized, reference, images, *, limit=None, batch_size: int = 16) -> list[LayerError]:
@@ -106,8 +114,9 @@ def layer_errors(quantized, reference, images, *, limit=None, batch_size: int = 
             raise EdgecnnError(f"no such file: {path}")
     q_suffix, r_suffix = quantized.suffix.lower(), reference.suffix.lower()
     if q_suffix != r_suffix:
-        raise BadArgument(f"the reference must be the same format as the artifact: {quantized.name} "
-                          f"vs {reference.name}")
+        raise BadArgument(
+            f"the reference must be the same format as the artifact: {quantized.name} vs {reference.name}"
+        )
     if q_suffix not in (".tflite", ".onnx"):
         raise BadArgument(f"{quantized.name}: numerics compare .tflite or .onnx files")
     images = np.asarray(images, np.float32)
@@ -127,15 +136,20 @@ def _check_shapes(q_shape, r_shape, images_shape, q_name, r_name) -> None:
         return [None if d in (None, -1) or isinstance(d, str) else int(d) for d in dims]
 
     q_dims, r_dims = fixed(q_shape), fixed(r_shape)
-    if len(q_dims) != len(r_dims) or any(a is not None and b is not None and a != b
-                                         for a, b in zip(q_dims[1:], r_dims[1:])):
-        raise BadArgument(f"--reference {r_name} takes input {_dims(r_shape)}, {q_name} takes {_dims(q_shape)}: "
-                          "compare a quantized file with the float file of the same model")
+    if len(q_dims) != len(r_dims) or any(
+        a is not None and b is not None and a != b for a, b in zip(q_dims[1:], r_dims[1:])
+    ):
+        raise BadArgument(
+            f"--reference {r_name} takes input {_dims(r_shape)}, {q_name} takes {_dims(q_shape)}: "
+            "compare a quantized file with the float file of the same model"
+        )
     want = q_dims[1:]
     got = list(images_shape[1:])
     if len(want) != len(got) or any(w is not None and w != g for w, g in zip(want, got)):
-        raise BadArgument(f"the images are {'x'.join(map(str, got))}, {q_name} takes "
-                          f"{_dims(q_shape[1:])}: give data of the model's input size")
+        raise BadArgument(
+            f"the images are {'x'.join(map(str, got))}, {q_name} takes "
+            f"{_dims(q_shape[1:])}: give data of the model's input size"
+        )
 
 
 def _dims(shape) -> str:
@@ -143,6 +157,7 @@ def _dims(shape) -> str:
 
 
 # -- TFLite ----------------------------------------------------------------------------------------
+
 
 def _tflite_interpreter(path: Path):
     from edgecnn._tf import muted_stderr
@@ -184,8 +199,13 @@ def _tflite_quantize_input(x: np.ndarray, detail) -> np.ndarray:
 def _tflite_errors(quantized: Path, reference: Path, images: np.ndarray) -> list[LayerError]:
     q_it, r_it = _tflite_interpreter(quantized), _tflite_interpreter(reference)
     (q_in,), (r_in,) = q_it.get_input_details(), r_it.get_input_details()
-    _check_shapes(q_in.get("shape_signature", q_in["shape"]), r_in.get("shape_signature", r_in["shape"]),
-                  images.shape, quantized.name, reference.name)
+    _check_shapes(
+        q_in.get("shape_signature", q_in["shape"]),
+        r_in.get("shape_signature", r_in["shape"]),
+        images.shape,
+        quantized.name,
+        reference.name,
+    )
     q_details = {d["index"]: d for d in q_it.get_tensor_details()}
     r_by_name = {d["name"]: d for d in r_it.get_tensor_details()}
     # The compared tensors: each op's outputs in execution order, where the float file has the name.
@@ -199,8 +219,9 @@ def _tflite_errors(quantized: Path, reference: Path, images: np.ndarray) -> list
             seen.add(detail["name"])
             pairs.append((detail["name"], op["op_name"], detail))
     if not pairs:
-        raise EdgecnnError(f"no tensor of {quantized.name} has a namesake in {reference.name}: "
-                           "are they the same model?")
+        raise EdgecnnError(
+            f"no tensor of {quantized.name} has a namesake in {reference.name}: are they the same model?"
+        )
     sums = {name: _Sums() for name, _, _ in pairs}
     for image in images:
         x = image[None]
@@ -226,14 +247,21 @@ def _tflite_errors(quantized: Path, reference: Path, images: np.ndarray) -> list
 
 # -- ONNX ------------------------------------------------------------------------------------------
 
+
 def _onnx_input_quantization(model, input_name: str):
     """(scale, zero point) of an integer graph input, read from the first node that dequantizes it."""
     from onnx import numpy_helper
 
     init = {t.name: t for t in model.graph.initializer}
     for node in model.graph.node:
-        if input_name in node.input and node.op_type in ("DequantizeLinear", "QLinearConv", "QLinearMatMul",
-                                                          "QLinearAdd", "QGemm", "QLinearGlobalAveragePool"):
+        if input_name in node.input and node.op_type in (
+            "DequantizeLinear",
+            "QLinearConv",
+            "QLinearMatMul",
+            "QLinearAdd",
+            "QGemm",
+            "QLinearGlobalAveragePool",
+        ):
             pos = list(node.input).index(input_name)
             scale_name, zero_name = node.input[pos + 1], node.input[pos + 2] if len(node.input) > pos + 2 else None
             if scale_name in init:
@@ -252,8 +280,9 @@ def _onnx_errors(quantized: Path, reference: Path, images: np.ndarray, batch_siz
             modify_model_output_intermediate_tensors,
         )
     except ImportError as exc:
-        raise EdgecnnError(f"ONNX numerics need onnxruntime and onnx ({exc.name} is missing): "
-                           "pip install onnx onnxruntime") from None
+        raise EdgecnnError(
+            f"ONNX numerics need onnxruntime and onnx ({exc.name} is missing): pip install onnx onnxruntime"
+        ) from None
     from edgecnn.runtime.tensors import TensorInfo, quantize
 
     models = {}
@@ -303,20 +332,24 @@ def _onnx_errors(quantized: Path, reference: Path, images: np.ndarray, batch_siz
             augmented = Path(tmp) / f"{role}.onnx"
             try:
                 modify_model_output_intermediate_tensors(str(path), str(augmented))
-                sessions[role] = ort.InferenceSession(str(augmented), sess_options=options,
-                                                      providers=["CPUExecutionProvider"])
+                sessions[role] = ort.InferenceSession(
+                    str(augmented), sess_options=options, providers=["CPUExecutionProvider"]
+                )
             except Exception as exc:  # noqa: BLE001  (ORT and onnx raise their own types)
                 reason = " ".join(str(exc).split())[:300] or type(exc).__name__
                 raise EdgecnnError(f"{path.name}: ONNX Runtime cannot expose its tensors: {reason}") from None
         for start in range(0, len(images), step):
-            x = images[start:start + step]
+            x = images[start : start + step]
             acts = {}
             for role, feed in (("quantized", quantize(x, q_info)), ("reference", x.astype(r_elem))):
                 session = sessions[role]
                 names = [o.name for o in session.get_outputs()]
                 values = session.run(None, {session.get_inputs()[0].name: feed})
-                acts[role] = {name[: -len("_ReshapedSavedOutput")]: [value] for name, value in zip(names, values)
-                              if name.endswith("_ReshapedSavedOutput")}
+                acts[role] = {
+                    name[: -len("_ReshapedSavedOutput")]: [value]
+                    for name, value in zip(names, values)
+                    if name.endswith("_ReshapedSavedOutput")
+                }
             matched = create_activation_matching(acts["quantized"], acts["reference"])
             for name, match in matched.items():
                 if not match.get("float") or not match.get("post_qdq") or match["post_qdq"][0] is None:
@@ -332,8 +365,10 @@ def _onnx_errors(quantized: Path, reference: Path, images: np.ndarray, batch_siz
                 if ref.shape == got.shape and name in producer:  # (not the graph input itself)
                     sums.setdefault(name, _Sums()).add(ref, got, len(x))
     if not sums:
-        raise EdgecnnError(f"no quantized tensor of {quantized.name} has a namesake in {reference.name}: "
-                           "numerics need a QDQ-format file and its float twin")
+        raise EdgecnnError(
+            f"no quantized tensor of {quantized.name} has a namesake in {reference.name}: "
+            "numerics need a QDQ-format file and its float twin"
+        )
 
     def where(name):
         for candidate in (f"{name}_QuantizeLinear_Input", name):  # a fused op's output feeds the Q

@@ -159,8 +159,7 @@ class _Walker:
             self.ops.append(_Op(layer.name, layer, [], [key], True))
             self.seen_layers.add(id(layer))
         self._walk_nodes(model, scope, prefix="")
-        return ([_key(scope, t) for t in inputs],
-                [self.resolve(_key(scope, t)) for t in model.outputs])
+        return ([_key(scope, t) for t in inputs], [self.resolve(_key(scope, t)) for t in model.outputs])
 
     def _walk_nodes(self, model, scope: int, prefix: str) -> None:
         produced = {_key(scope, t) for t in model.inputs}
@@ -218,8 +217,9 @@ class _Walker:
             shapes = static_out
         else:
             try:
-                arg = (self.keras_shape(in_shapes[0]) if len(in_shapes) == 1
-                       else [self.keras_shape(s) for s in in_shapes])
+                arg = (
+                    self.keras_shape(in_shapes[0]) if len(in_shapes) == 1 else [self.keras_shape(s) for s in in_shapes]
+                )
                 computed = layer.compute_output_shape(arg)
                 shapes = [_as_tuple(s) for s in _flatten_shapes(computed)]
             except Exception as exc:  # noqa: BLE001  (any failure means "unknown")
@@ -264,9 +264,7 @@ def _flatten_shapes(shape) -> list:
     """A layer's compute_output_shape result as a list of shapes."""
     if hasattr(shape, "as_list"):
         return [shape]
-    if isinstance(shape, (list, tuple)) and shape and all(
-        d is None or isinstance(d, int) for d in shape
-    ):
+    if isinstance(shape, (list, tuple)) and shape and all(d is None or isinstance(d, int) for d in shape):
         return [shape]
     if isinstance(shape, dict):
         shape = [shape[k] for k in sorted(shape)]
@@ -292,19 +290,11 @@ def _input_overrides(model, inputs, input_shape) -> list[tuple]:
                 )
         return shapes
     if len(inputs) != 1:
-        raise BadArgument(
-            f"an input shape override needs a model with one input; `{model.name}` "
-            f"has {len(inputs)}"
-        )
+        raise BadArgument(f"an input shape override needs a model with one input; `{model.name}` has {len(inputs)}")
     wanted = tuple(int(d) for d in input_shape)
     current = shapes[0][1:]
-    if len(wanted) != len(current) or any(
-        c is not None and c != w for c, w in zip(current, wanted)
-    ):
-        raise BadArgument(
-            f"`{model.name}` takes inputs of shape {current}. "
-            f"Received `input_shape={wanted}`"
-        )
+    if len(wanted) != len(current) or any(c is not None and c != w for c, w in zip(current, wanted)):
+        raise BadArgument(f"`{model.name}` takes inputs of shape {current}. Received `input_shape={wanted}`")
     return [(1, *wanted)]
 
 
@@ -361,8 +351,10 @@ def _layer_macs(kind: str | None, layer, in_shape: tuple, out_shape: tuple) -> i
 def _kernel_params(kind: str | None, layer) -> int:
     if kind is None:
         return 0
-    names = ("depthwise_kernel", "pointwise_kernel") if kind == "separable" else (
-        ("depthwise_kernel",) if kind == "depthwise" else ("kernel",)
+    names = (
+        ("depthwise_kernel", "pointwise_kernel")
+        if kind == "separable"
+        else (("depthwise_kernel",) if kind == "depthwise" else ("kernel",))
     )
     return sum(math.prod(_dims(getattr(layer, n))) for n in names)
 
@@ -436,14 +428,16 @@ def profile_model(model, *, input_shape=None) -> ModelProfile:
         total_params += params
         total_macs += macs
         shown = tuple(s[1:] for s in out_shapes)
-        rows.append(LayerCost(
-            name=op.name,
-            type=type(op.layer).__name__,
-            output_shape=shown[0] if len(shown) == 1 else shown,
-            params=params,
-            macs=macs,
-            activation_bytes=sum(_nbytes(s) for s in out_shapes),
-        ))
+        rows.append(
+            LayerCost(
+                name=op.name,
+                type=type(op.layer).__name__,
+                output_shape=shown[0] if len(shown) == 1 else shown,
+                params=params,
+                macs=macs,
+                activation_bytes=sum(_nbytes(s) for s in out_shapes),
+            )
+        )
     peak, peak_at = _peak(walker.ops, walker.shapes, outputs)
     in_shapes = tuple(walker.shapes[key][1:] for key in inputs)
     return ModelProfile(
@@ -487,9 +481,7 @@ def zoo_input_shape(name: str, input_size: int | None) -> tuple[int, int, int] |
     if input_size is None:
         return None
     if isinstance(input_size, bool) or not isinstance(input_size, int) or input_size < 1:
-        raise BadArgument(
-            f"`input_size` must be a positive integer. Received `input_size={input_size!r}`"
-        )
+        raise BadArgument(f"`input_size` must be a positive integer. Received `input_size={input_size!r}`")
     return (input_size, input_size, info.default_input_shape[2])
 
 
@@ -510,8 +502,9 @@ class MemoryEstimate:
     peak_activation_bytes: int  # batch 1, float32
 
 
-def estimate_zoo_memory(name: str, *, input_size: int | None = None, alpha: float | None = None,
-                        classes: int | None = None) -> MemoryEstimate | None:
+def estimate_zoo_memory(
+    name: str, *, input_size: int | None = None, alpha: float | None = None, classes: int | None = None
+) -> MemoryEstimate | None:
     """Parameters and peak activation bytes of a zoo model, without building it at that size.
 
     Returns None for a request within the model's usual sizes (nothing to fear). Otherwise
@@ -541,11 +534,13 @@ def estimate_zoo_memory(name: str, *, input_size: int | None = None, alpha: floa
     sizes = (low, (low + high) // 2, high)
     figures = []
     for ref_size in sizes:
-        profile = profile_zoo_model(info.name, input_size=ref_size, alpha=ref_alpha, classes=ref_classes,
-                                    check_memory=False)
+        profile = profile_zoo_model(
+            info.name, input_size=ref_size, alpha=ref_alpha, classes=ref_classes, check_memory=False
+        )
         head = sum(layer.params for layer in profile.layers if layer.name == "predictions")
         figures.append((profile.peak_activation_bytes, profile.params - head, head))
         keras.backend.clear_session()
+
     def at_size(index: int) -> float:
         total = 0.0  # Lagrange's quadratic through the three (size, figure) points
         for i, (s_i, row) in enumerate(zip(sizes, figures)):
@@ -559,8 +554,7 @@ def estimate_zoo_memory(name: str, *, input_size: int | None = None, alpha: floa
     width_ratio = width / (ref_alpha or 1.0)
     class_ratio = count / (ref_classes or _USUAL_CLASSES) if classes is not None else 1.0
     params = at_size(1) * width_ratio**2 + at_size(2) * width_ratio * class_ratio
-    return MemoryEstimate(model=info.name, params=int(params),
-                          peak_activation_bytes=int(at_size(0) * width_ratio))
+    return MemoryEstimate(model=info.name, params=int(params), peak_activation_bytes=int(at_size(0) * width_ratio))
 
 
 def available_memory_bytes() -> int | None:
@@ -592,9 +586,17 @@ def _count(n: float) -> str:
     return f"{n / 1e9:,.1f}G" if n >= 1e9 else f"{n / 1e6:,.1f}M"
 
 
-def check_zoo_memory(name: str, *, input_size: int | None = None, alpha: float | None = None,
-                     classes: int | None = None, batch: int = 8, weight_copies: int = 3,
-                     extra_bytes: int = 0, what: str = "building it") -> MemoryEstimate | None:
+def check_zoo_memory(
+    name: str,
+    *,
+    input_size: int | None = None,
+    alpha: float | None = None,
+    classes: int | None = None,
+    batch: int = 8,
+    weight_copies: int = 3,
+    extra_bytes: int = 0,
+    what: str = "building it",
+) -> MemoryEstimate | None:
     """Refuse (BadArgument, exit 2) a zoo model too large for this machine, before building it.
 
     The need is `batch` images of peak activations, `weight_copies` float32 copies of the
@@ -602,8 +604,11 @@ def check_zoo_memory(name: str, *, input_size: int | None = None, alpha: float |
     training) and `extra_bytes` (the calibration images). Weights over 2 GB are refused
     on any machine: TensorFlow graphs, ONNX files and TFLite flatbuffers cannot hold them.
     """
-    asked = ", ".join(f"{flag} {value}" for flag, value in (("--input-size", input_size), ("--alpha", alpha),
-                                                               ("--classes", classes)) if value is not None)
+    asked = ", ".join(
+        f"{flag} {value}"
+        for flag, value in (("--input-size", input_size), ("--alpha", alpha), ("--classes", classes))
+        if value is not None
+    )
     try:
         estimate = estimate_zoo_memory(name, input_size=input_size, alpha=alpha, classes=classes)
     except OverflowError:  # a width or size so large that the estimate itself overflows a float
@@ -612,20 +617,30 @@ def check_zoo_memory(name: str, *, input_size: int | None = None, alpha: float |
         return None
     weight_bytes = 4 * estimate.params
     if weight_bytes > _MAX_WEIGHT_BYTES:
-        raise BadArgument(f"{asked}: {estimate.model} would have about {_count(estimate.params)} parameters "
-                          f"({_gb(weight_bytes)} of float32 weights); TensorFlow graphs, ONNX and TFLite "
-                          "files stop at 2 GB")
+        raise BadArgument(
+            f"{asked}: {estimate.model} would have about {_count(estimate.params)} parameters "
+            f"({_gb(weight_bytes)} of float32 weights); TensorFlow graphs, ONNX and TFLite "
+            "files stop at 2 GB"
+        )
     need = batch * estimate.peak_activation_bytes + weight_copies * weight_bytes + extra_bytes
     available = available_memory_bytes()
     if available is not None and need > available:
-        raise BadArgument(f"{asked}: {what} needs about {_gb(need)} of memory (estimated: "
-                          f"{_gb(estimate.peak_activation_bytes)} of activations per image, "
-                          f"{_gb(weight_bytes)} of weights), more than the {_gb(available)} available")
+        raise BadArgument(
+            f"{asked}: {what} needs about {_gb(need)} of memory (estimated: "
+            f"{_gb(estimate.peak_activation_bytes)} of activations per image, "
+            f"{_gb(weight_bytes)} of weights), more than the {_gb(available)} available"
+        )
     return estimate
 
 
-def profile_zoo_model(name: str, *, input_size: int | None = None, alpha: float | None = None,
-                      classes: int | None = None, check_memory: bool = True) -> ModelProfile:
+def profile_zoo_model(
+    name: str,
+    *,
+    input_size: int | None = None,
+    alpha: float | None = None,
+    classes: int | None = None,
+    check_memory: bool = True,
+) -> ModelProfile:
     """Build a zoo model with `create_model` (random weights) and profile it.
 
     `input_size=N` builds an N x N input with the model's default channels. Options
@@ -637,8 +652,9 @@ def profile_zoo_model(name: str, *, input_size: int | None = None, alpha: float 
     check_zoo_arguments(name, input_size=input_size, alpha=alpha, classes=classes)
     input_shape = zoo_input_shape(name, input_size)
     if check_memory:
-        check_zoo_memory(name, input_size=input_size, alpha=alpha, classes=classes, batch=1,
-                         weight_copies=1, what="profiling it")
+        check_zoo_memory(
+            name, input_size=input_size, alpha=alpha, classes=classes, batch=1, weight_copies=1, what="profiling it"
+        )
     model = create_model(name, input_shape=input_shape, alpha=alpha, classes=classes)
     return profile_model(model)
 
@@ -656,9 +672,7 @@ def profile_model_file(path, *, input_size: int | None = None, trust_model: bool
     input_shape = None
     if input_size is not None:
         if isinstance(input_size, bool) or not isinstance(input_size, int) or input_size < 1:
-            raise BadArgument(
-                f"`input_size` must be a positive integer. Received `input_size={input_size!r}`"
-            )
+            raise BadArgument(f"`input_size` must be a positive integer. Received `input_size={input_size!r}`")
         shape = _as_tuple(model.inputs[0].shape)[1:] if len(model.inputs) == 1 else ()
         if len(shape) != 3:
             raise BadArgument(
@@ -701,8 +715,7 @@ def _zoo_cache_key(info) -> str:
     return digest.hexdigest()
 
 
-def zoo_costs(*, use_cache: bool = True,
-              progress: Callable[[str], None] | None = None) -> list[dict[str, Any]]:
+def zoo_costs(*, use_cache: bool = True, progress: Callable[[str], None] | None = None) -> list[dict[str, Any]]:
     """Every zoo model at its default input: `name`, `aliases`, `input_shape`, `params`, `macs`.
 
     Counting means building each model (about a minute for the whole zoo on two
@@ -727,8 +740,11 @@ def zoo_costs(*, use_cache: bool = True,
     for info in all_model_infos():
         key = _zoo_cache_key(info)
         entry = cache.get(info.name)
-        fresh = isinstance(entry, dict) and entry.get("key") == key and all(
-            isinstance(entry.get(k), int) for k in ("params", "macs"))
+        fresh = (
+            isinstance(entry, dict)
+            and entry.get("key") == key
+            and all(isinstance(entry.get(k), int) for k in ("params", "macs"))
+        )
         if not fresh:
             if progress is not None:
                 progress(info.name)
@@ -739,13 +755,15 @@ def zoo_costs(*, use_cache: bool = True,
             from edgecnn._tf import import_keras
 
             import_keras().backend.clear_session()  # the next model starts from scratch
-        rows.append({
-            "name": info.name,
-            "aliases": list(info.aliases),
-            "input_shape": list(info.default_input_shape),
-            "params": int(entry["params"]),
-            "macs": int(entry["macs"]),
-        })
+        rows.append(
+            {
+                "name": info.name,
+                "aliases": list(info.aliases),
+                "input_shape": list(info.default_input_shape),
+                "params": int(entry["params"]),
+                "macs": int(entry["macs"]),
+            }
+        )
     if use_cache and changed:
         try:
             cache_file.parent.mkdir(parents=True, exist_ok=True)

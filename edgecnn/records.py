@@ -496,10 +496,34 @@ class Manifest(_Record):
     _OMIT_NONE: ClassVar[tuple] = ("graph",)  # manifests written before the census lack it
     # The order `edgecnn export` writes the keys in (typed or not); others follow as they came.
     KEY_ORDER: ClassVar[tuple] = (
-        "schema", "model", "source", "options", "format", "quantization", "optimization", "qat", "weights",
-        "params", "artifact", "bytes", "float32_weight_bytes", "sha256", "inputs", "outputs", "graph",
-        "preprocess", "labels", "calibration", "calibration_method", "quantization_settings", "parity",
-        "export_seconds", "export_stages", "created", "versions", "warnings",
+        "schema",
+        "model",
+        "source",
+        "options",
+        "format",
+        "quantization",
+        "optimization",
+        "qat",
+        "weights",
+        "params",
+        "artifact",
+        "bytes",
+        "float32_weight_bytes",
+        "sha256",
+        "inputs",
+        "outputs",
+        "graph",
+        "preprocess",
+        "labels",
+        "calibration",
+        "calibration_method",
+        "quantization_settings",
+        "parity",
+        "export_seconds",
+        "export_stages",
+        "created",
+        "versions",
+        "warnings",
     )
 
     schema: str

@@ -23,8 +23,17 @@ def trained_mobilenet_weights(tmp_path_factory):
     """
     from edgecnn.training import train_model
 
-    model, info = train_model("mobilenet_v2", FASHION_200, epochs=6, input_size=32, alpha=0.35,
-                              classes=10, lr=0.005, batch_size=32, val_fraction=0.2)
+    model, info = train_model(
+        "mobilenet_v2",
+        FASHION_200,
+        epochs=6,
+        input_size=32,
+        alpha=0.35,
+        classes=10,
+        lr=0.005,
+        batch_size=32,
+        val_fraction=0.2,
+    )
     assert info["batchnorm"]["recalibrated_layers"] > 0
     path = tmp_path_factory.mktemp("trained") / "mobilenet_v2-fmnist.weights.h5"
     model.save_weights(path)
@@ -42,9 +51,17 @@ def exported_int8(tmp_path_factory, trained_mobilenet_weights):
     from edgecnn.export import ExportRequest, export
 
     out = tmp_path_factory.mktemp("artifacts")
-    request = ExportRequest(model="mobilenet_v2", quantization="int8", formats=("tflite", "onnx"),
-                            input_size=32, alpha=0.35, classes=10, weights=str(trained_mobilenet_weights),
-                            calib_samples=16, out=out)
+    request = ExportRequest(
+        model="mobilenet_v2",
+        quantization="int8",
+        formats=("tflite", "onnx"),
+        input_size=32,
+        alpha=0.35,
+        classes=10,
+        weights=str(trained_mobilenet_weights),
+        calib_samples=16,
+        out=out,
+    )
     manifests = export(request)
     return {"out": out, "request": request, "tflite": manifests[0], "onnx": manifests[1]}
 
@@ -75,15 +92,19 @@ def trained_tiny(tmp_path_factory):
     h = layers.Conv2D(32, 1, activation="relu", name="pw")(h)
     h = layers.GlobalAveragePooling2D(name="pool")(h)
     model = keras.Model(inputs, layers.Dense(10, name="predictions")(h))
-    model.compile(optimizer=keras.optimizers.Adam(0.01),
-                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"])
+    model.compile(
+        optimizer=keras.optimizers.Adam(0.01),
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        metrics=["accuracy"],
+    )
     model.fit(x, y, epochs=40, batch_size=32, verbose=0)
     root = tmp_path_factory.mktemp("trained_tiny")
     model_path = root / "tiny.keras"
     model.save(model_path)
     (root / "tiny.edgecnn.json").write_text(json.dumps({"preprocess": "unit"}))
-    common = dict(model=str(model_path), calib=str(fmnist), calib_samples=64, formats=("tflite", "onnx"),
-                  out=root / "artifacts")
+    common = dict(
+        model=str(model_path), calib=str(fmnist), calib_samples=64, formats=("tflite", "onnx"), out=root / "artifacts"
+    )
     found = {"x": x, "y": y, "root": root, "keras_accuracy": float(model.evaluate(x, y, verbose=0)[1])}
     for quantization in ("float32", "int8"):
         for manifest in export(ExportRequest(quantization=quantization, **common)):

@@ -57,6 +57,7 @@ def _check_latency(row, runs=5):
 
 # -- the measurement, unit by unit -------------------------------------------------------
 
+
 def test_latency_stats_are_numpy_percentiles():
     times = [0.004, 0.001, 0.002, 0.003, 0.010]
     stats = latency_stats(times)
@@ -68,12 +69,15 @@ def test_latency_stats_are_numpy_percentiles():
     assert stats["mean"] == pytest.approx(ms.mean()) and stats["std"] == pytest.approx(ms.std(), abs=1e-4)
 
 
-@pytest.mark.parametrize("count, elapsed, expected", [
-    (49, 5.0, None),        # enough time, too few runs
-    (50, 0.5, None),        # enough runs, too little time
-    (50, 1.0, "runs"),      # both: done
-    (3, 150.0, "max_secs"),  # the cap wins over too few runs
-])
+@pytest.mark.parametrize(
+    "count, elapsed, expected",
+    [
+        (49, 5.0, None),  # enough time, too few runs
+        (50, 0.5, None),  # enough runs, too little time
+        (50, 1.0, "runs"),  # both: done
+        (3, 150.0, "max_secs"),  # the cap wins over too few runs
+    ],
+)
 def test_stop_rule_is_benchmark_models(count, elapsed, expected):
     assert should_stop(count, elapsed, runs=50, min_secs=1.0, max_secs=150.0) == expected
 
@@ -142,8 +146,9 @@ def test_interpret_worker_reasons():
     assert interpret_worker(0, ok, "")[0] == {"status": "ok", "latency_ms": {}}
     failed = load + '{"result": {"status": "failed", "error": "bad file"}}\n'
     assert interpret_worker(1, failed, "") == (None, "bad file")
-    result, reason = interpret_worker(-signal.SIGSEGV, load,
-                                      "INFO: Created TensorFlow Lite XNNPACK delegate for CPU.\n")
+    result, reason = interpret_worker(
+        -signal.SIGSEGV, load, "INFO: Created TensorFlow Lite XNNPACK delegate for CPU.\n"
+    )
     assert result is None and reason == "runtime crashed (SIGSEGV, signal 11) while loading the model"
     _, reason = interpret_worker(-signal.SIGABRT, load + '{"phase": "loop"}\n', "F tflite: check failed\n")
     assert reason == "runtime crashed (SIGABRT, signal 6) during the timed runs: F tflite: check failed"
@@ -154,14 +159,23 @@ def test_interpret_worker_reasons():
 def test_settings_refuse_what_cannot_work():
     from edgecnn.errors import BadArgument
 
-    for bad in (dict(runtime="tensorrt"), dict(provider="npu"), dict(runs=0), dict(threads=0),
-                dict(warmup=-1), dict(min_secs=2, max_secs=1), dict(batch=0), dict(preprocess="yolo"),
-                dict(runtime="litert", provider="cuda")):
+    for bad in (
+        dict(runtime="tensorrt"),
+        dict(provider="npu"),
+        dict(runs=0),
+        dict(threads=0),
+        dict(warmup=-1),
+        dict(min_secs=2, max_secs=1),
+        dict(batch=0),
+        dict(preprocess="yolo"),
+        dict(runtime="litert", provider="cuda"),
+    ):
         with pytest.raises(BadArgument):
             BenchmarkSettings(**bad).check()
 
 
 # -- the CLI as argument mapping -----------------------------------------------------------
+
 
 def _fake_rows(artifacts, settings, progress=None, **_):
     from edgecnn.harness import empty_row
@@ -177,15 +191,55 @@ def test_cli_maps_every_option(monkeypatch, tmp_path):
         return _fake_rows(artifacts, settings)
 
     monkeypatch.setattr("edgecnn.harness.benchmark_many", fake)
-    result = runner.invoke(app, ["benchmark", "a.tflite", "b.onnx", "--runtime", "onnxruntime", "--threads", "3",
-                                 "--warmup", "2", "--runs", "7", "--min-secs", "0.5", "--max-secs", "9",
-                                 "--provider", "cpu", "--batch", "4", "--data", "default", "--preprocess", "tf",
-                                 "--samples", "8", "--seed", "5", "--json"])
+    result = runner.invoke(
+        app,
+        [
+            "benchmark",
+            "a.tflite",
+            "b.onnx",
+            "--runtime",
+            "onnxruntime",
+            "--threads",
+            "3",
+            "--warmup",
+            "2",
+            "--runs",
+            "7",
+            "--min-secs",
+            "0.5",
+            "--max-secs",
+            "9",
+            "--provider",
+            "cpu",
+            "--batch",
+            "4",
+            "--data",
+            "default",
+            "--preprocess",
+            "tf",
+            "--samples",
+            "8",
+            "--seed",
+            "5",
+            "--json",
+        ],
+    )
     assert result.exit_code == 0, result.output
     assert seen["artifacts"] == ["a.tflite", "b.onnx"]
-    assert seen["settings"] == BenchmarkSettings(runtime="onnxruntime", threads=3, provider="cpu", warmup=2,
-                                                 runs=7, min_secs=0.5, max_secs=9.0, batch=4, data="default",
-                                                 preprocess="tf", samples=8, seed=5)
+    assert seen["settings"] == BenchmarkSettings(
+        runtime="onnxruntime",
+        threads=3,
+        provider="cpu",
+        warmup=2,
+        runs=7,
+        min_secs=0.5,
+        max_secs=9.0,
+        batch=4,
+        data="default",
+        preprocess="tf",
+        samples=8,
+        seed=5,
+    )
     rows = json.loads(result.stdout)
     assert [r["artifact"] for r in rows] == ["a.tflite", "b.onnx"]
 
@@ -202,19 +256,29 @@ def test_cli_defaults_are_benchmark_models(monkeypatch):
     assert result.exit_code == 0, result.output
     s = seen["s"]
     assert (s.warmup, s.runs, s.min_secs, s.max_secs, s.runtime, s.threads, s.batch) == (
-        1, 50, 1.0, 150.0, "auto", None, 1)
+        1,
+        50,
+        1.0,
+        150.0,
+        "auto",
+        None,
+        1,
+    )
 
 
-@pytest.mark.parametrize("args, words", [
-    (["--runtime", "tensorflow-lite"], "unknown runtime"),
-    (["--provider", "npu"], "unknown provider"),
-    (["--runs", "0"], "--runs"),
-    (["--threads", "0"], "--threads"),
-    (["--min-secs", "5", "--max-secs", "1"], "--max-secs"),
-    (["--preprocess", "yolo"], "preprocessing mode"),
-    (["--remote-python", "/usr/bin/python3"], "--remote"),
-    (["--data", "no/such/folder"], "no such file or folder"),
-])
+@pytest.mark.parametrize(
+    "args, words",
+    [
+        (["--runtime", "tensorflow-lite"], "unknown runtime"),
+        (["--provider", "npu"], "unknown provider"),
+        (["--runs", "0"], "--runs"),
+        (["--threads", "0"], "--threads"),
+        (["--min-secs", "5", "--max-secs", "1"], "--max-secs"),
+        (["--preprocess", "yolo"], "preprocessing mode"),
+        (["--remote-python", "/usr/bin/python3"], "--remote"),
+        (["--data", "no/such/folder"], "no such file or folder"),
+    ],
+)
 def test_bad_options_exit_2_before_measuring(monkeypatch, args, words):
     monkeypatch.setattr("edgecnn.harness.benchmark_many", lambda *a, **k: pytest.fail("measured"))
     result = runner.invoke(app, ["benchmark", "a.tflite", *args])
@@ -230,8 +294,15 @@ def test_a_throttled_pi_is_warned_about_once(monkeypatch, tmp_path, throttled):
     model = tmp_path / "m.tflite"
     model.write_bytes(b"\0\0\0\0TFL3")  # enough for the checks made before the worker
     host = {"hostname": "pi", "cpu": "Cortex-A72", "cores": 4, "arch": "aarch64", "throttled": throttled}
-    monkeypatch.setattr(harness, "_run_worker", lambda job, timeout: (  # a measurement: rows are checked as made
-        {"status": "ok", "error": None, "latency_ms": {"p50": 1.0}, "host": host, "warnings": []}, None, ""))
+    monkeypatch.setattr(
+        harness,
+        "_run_worker",
+        lambda job, timeout: (  # a measurement: rows are checked as made
+            {"status": "ok", "error": None, "latency_ms": {"p50": 1.0}, "host": host, "warnings": []},
+            None,
+            "",
+        ),
+    )
     result = runner.invoke(app, ["benchmark", str(model), str(model), "--json"])
     assert result.exit_code == 0, result.output
     rows = _rows(result)
@@ -241,20 +312,27 @@ def test_a_throttled_pi_is_warned_about_once(monkeypatch, tmp_path, throttled):
         return
     (message,) = rows[0]["warnings"]
     assert rows[1]["warnings"] == [message]
-    for words in ("0x50005", "under-voltage now, throttled now, under-voltage since boot, throttled since boot",
-                  "0x2 arm frequency capped now", "0x8 soft temperature limit now", "0x10000",
-                  "latency figures may be unreliable"):
+    for words in (
+        "0x50005",
+        "under-voltage now, throttled now, under-voltage since boot, throttled since boot",
+        "0x2 arm frequency capped now",
+        "0x8 soft temperature limit now",
+        "0x10000",
+        "latency figures may be unreliable",
+    ):
         assert words in message
     assert stderr == [f"warning: {message}"]  # once for the two rows
 
 
-
-@pytest.mark.parametrize("report, words", [
-    ({"status": "ok", "latency_ms": {"p50": "fast"}}, "`latency_ms.p50` is a string, not a number"),
-    ({"status": "ok", "latency_ms": None}, "marked ok without `sha256` and `latency_ms`"),
-    ({"status": "ok", "latency_ms": {"p50": 1.0}, "host": "pi"}, "`host` is a string, not an object"),
-    ({"status": "ok", "latency_ms": {"p50": 1.0}, "threads": 1.5}, "`threads` is a number, not an integer"),
-])
+@pytest.mark.parametrize(
+    "report, words",
+    [
+        ({"status": "ok", "latency_ms": {"p50": "fast"}}, "`latency_ms.p50` is a string, not a number"),
+        ({"status": "ok", "latency_ms": None}, "marked ok without `sha256` and `latency_ms`"),
+        ({"status": "ok", "latency_ms": {"p50": 1.0}, "host": "pi"}, "`host` is a string, not an object"),
+        ({"status": "ok", "latency_ms": {"p50": 1.0}, "threads": 1.5}, "`threads` is a number, not an integer"),
+    ],
+)
 def test_a_malformed_measurement_is_refused_where_the_row_is_made(monkeypatch, tmp_path, report, words):
     """A worker report that would not make a benchmark row is one failed row naming the first wrong
     field, here, not a row written and later skipped by `edgecnn compare`; nothing of it is kept."""
@@ -280,10 +358,12 @@ def test_check_row_refuses_a_row_of_the_wrong_shape():
 
     good = {"schema": BENCHMARK_SCHEMA, "status": "failed", "artifact": "m.tflite", "error": "no"}
     assert check_row(good, "row") is good
-    for bad, words in (({**good, "status": "maybe"}, "status 'maybe'"),
-                       ({**good, "bytes": "12"}, "`bytes` is a string"),
-                       ({**good, "schema": "edgecnn.benchmark/9"}, "newer than this edgecnn reads"),
-                       ({"schema": BENCHMARK_SCHEMA, "status": "failed"}, "names no artifact")):
+    for bad, words in (
+        ({**good, "status": "maybe"}, "status 'maybe'"),
+        ({**good, "bytes": "12"}, "`bytes` is a string"),
+        ({**good, "schema": "edgecnn.benchmark/9"}, "newer than this edgecnn reads"),
+        ({"schema": BENCHMARK_SCHEMA, "status": "failed"}, "names no artifact"),
+    ):
         with pytest.raises(EdgecnnError, match="^the row of m: ") as info:
             check_row(bad, "the row of m")
         assert words in str(info.value), info.value
@@ -296,14 +376,18 @@ def test_a_malformed_remote_row_is_a_failed_row(monkeypatch, tmp_path):
     model = tmp_path / "m.tflite"
     model.write_bytes(b"\0\0\0\0TFL3")
     monkeypatch.setattr(remote.shutil, "which", lambda tool: f"/usr/bin/{tool}")
-    monkeypatch.setattr(remote, "_run_remote", lambda *a: {0: {"schema": BENCHMARK_SCHEMA, "status": "ok",
-                                                               "sha256": "ab", "latency_ms": {"p50": []}}})
+    monkeypatch.setattr(
+        remote,
+        "_run_remote",
+        lambda *a: {0: {"schema": BENCHMARK_SCHEMA, "status": "ok", "sha256": "ab", "latency_ms": {"p50": []}}},
+    )
     (row,) = remote.benchmark_remote([model], BenchmarkSettings(runs=1, min_secs=0), target="pi")
     assert row["status"] == "failed" and row["remote"] == "pi" and row["latency_ms"] is None
     assert row["error"] == "the row pi returned for m.tflite: `latency_ms.p50` is a list, not a number"
 
 
 # -- real artifacts ------------------------------------------------------------------------
+
 
 def test_rows_are_complete_with_manifest_fields(exported_int8):
     tflite, onnx = _paths(exported_int8)
@@ -322,9 +406,19 @@ def test_rows_are_complete_with_manifest_fields(exported_int8):
         assert row["variant"]["alpha"] == 0.35 and row["variant"]["input_size"] == 32
         assert row["variant"]["manifest_sha256_matches"] is True
         assert row["threads"] == 1 and row["batch"] == 1 and row["remote"] is None
-        assert row["settings"] == {"warmup": 1, "warmup_secs": 0.5, "runs": 5, "min_secs": 0.0, "max_secs": 150.0,
-                                   "data": None, "preprocess": None, "samples": None, "seed": 0,
-                                   "input_scale": None, "input_zero_point": None}
+        assert row["settings"] == {
+            "warmup": 1,
+            "warmup_secs": 0.5,
+            "runs": 5,
+            "min_secs": 0.0,
+            "max_secs": 150.0,
+            "data": None,
+            "preprocess": None,
+            "samples": None,
+            "seed": 0,
+            "input_scale": None,
+            "input_zero_point": None,
+        }
         assert row["warmup_runs"] >= 1
         assert row["ops"] == sorted(row["op_counts"]) and sum(row["op_counts"].values()) > 10
         assert {"cpu", "cores", "arch", "os", "governor", "temperatures_c", "throttled"} <= set(row["host"])
@@ -341,8 +435,20 @@ def test_table_for_people(exported_int8):
     result = runner.invoke(app, ["benchmark", tflite, onnx, *FAST])
     assert result.exit_code == 0, result.stderr
     out = result.stdout
-    for word in ("p50 ms", "p90 ms", "mean ± std ms", "init ms", "first ms", "RSS MB", "litert",
-                 "onnxruntime", "cpu", Path(tflite).name, Path(onnx).name, "host "):
+    for word in (
+        "p50 ms",
+        "p90 ms",
+        "mean ± std ms",
+        "init ms",
+        "first ms",
+        "RSS MB",
+        "litert",
+        "onnxruntime",
+        "cpu",
+        Path(tflite).name,
+        Path(onnx).name,
+        "host ",
+    ):
         assert word in out, out
 
 
@@ -374,8 +480,10 @@ def test_bad_files_fail_alone_one_line_each(exported_int8, tmp_path):
     other.write_bytes(b"\x89HDF\r\n")
     missing = tmp_path / "missing.tflite"
     bad = [truncated, half, text, other, missing]
-    result = runner.invoke(app, ["benchmark", str(truncated), tflite, str(half), str(text), str(other),
-                                 str(missing), onnx, "--json", *FAST])
+    result = runner.invoke(
+        app,
+        ["benchmark", str(truncated), tflite, str(half), str(text), str(other), str(missing), onnx, "--json", *FAST],
+    )
     assert result.exit_code == 1
     rows = _rows(result)
     assert [r["status"] for r in rows] == ["failed", "ok", "failed", "failed", "failed", "failed", "ok"]
@@ -400,16 +508,19 @@ def test_a_crashing_runtime_becomes_a_failed_row(exported_int8, monkeypatch, tmp
     import edgecnn.harness as harness
 
     crash = tmp_path / "crash.py"
-    crash.write_text(textwrap.dedent("""
+    crash.write_text(
+        textwrap.dedent("""
         import os, signal, sys
         print('{"phase": "start"}'); print('{"phase": "load"}'); sys.stdout.flush()
         sys.stderr.write("INFO: Created TensorFlow Lite XNNPACK delegate for CPU.\\n"); sys.stderr.flush()
         os.kill(os.getpid(), signal.SIGSEGV)
-    """))
+    """)
+    )
     real = harness.worker_command
     target = exported_int8["tflite"]["path"]
-    monkeypatch.setattr(harness, "worker_command",
-                        lambda job: [sys.executable, str(crash)] if job["path"] == target else real(job))
+    monkeypatch.setattr(
+        harness, "worker_command", lambda job: [sys.executable, str(crash)] if job["path"] == target else real(job)
+    )
     copy = tmp_path / "fine.onnx"
     shutil.copy(exported_int8["onnx"]["path"], copy)
     rows = harness.benchmark_many([target, copy], BenchmarkSettings(runs=2, min_secs=0))
@@ -422,8 +533,7 @@ def test_a_crashing_runtime_becomes_a_failed_row(exported_int8, monkeypatch, tmp
 def test_a_hanging_worker_times_out(exported_int8, monkeypatch):
     import edgecnn.harness as harness
 
-    monkeypatch.setattr(harness, "worker_command",
-                        lambda job: [sys.executable, "-c", "import time; time.sleep(60)"])
+    monkeypatch.setattr(harness, "worker_command", lambda job: [sys.executable, "-c", "import time; time.sleep(60)"])
     row = harness.benchmark_artifact(exported_int8["tflite"]["path"], BenchmarkSettings(runs=1), timeout=1)
     assert row["status"] == "failed" and row["error"].startswith("timed out after 1 s")
 
@@ -451,8 +561,7 @@ def test_a_runtime_that_is_not_installed_names_its_package(exported_int8):
 
     if importlib.util.find_spec("tflite_runtime") is not None:
         pytest.skip("tflite-runtime is installed here")
-    result = runner.invoke(app, ["benchmark", exported_int8["tflite"]["path"], "--runtime", "tflite-runtime",
-                                 *FAST])
+    result = runner.invoke(app, ["benchmark", exported_int8["tflite"]["path"], "--runtime", "tflite-runtime", *FAST])
     assert result.exit_code == 1
     (line,) = _error_lines(result)
     assert "pip install tflite-runtime" in line
@@ -461,8 +570,9 @@ def test_a_runtime_that_is_not_installed_names_its_package(exported_int8):
 def test_out_appends_rows(exported_int8, tmp_path):
     out = tmp_path / "results" / "bench.jsonl"
     for _ in range(2):
-        result = runner.invoke(app, ["benchmark", exported_int8["tflite"]["path"], "--out", str(out),
-                                     "--runs", "2", "--min-secs", "0"])
+        result = runner.invoke(
+            app, ["benchmark", exported_int8["tflite"]["path"], "--out", str(out), "--runs", "2", "--min-secs", "0"]
+        )
         assert result.exit_code == 0, result.stderr
     lines = out.read_text().splitlines()
     assert len(lines) == 2
@@ -509,8 +619,9 @@ def test_data_without_manifest_needs_preprocess(exported_int8, tmp_path):
     settings = BenchmarkSettings(runs=2, min_secs=0, data=str(DATA), samples=4)
     row = benchmark_artifact(copy, settings)
     assert row["status"] == "failed" and "--preprocess" in row["error"]
-    row = benchmark_artifact(copy, BenchmarkSettings(runs=2, min_secs=0, data=str(DATA), samples=4,
-                                                     preprocess="tf", batch=3))
+    row = benchmark_artifact(
+        copy, BenchmarkSettings(runs=2, min_secs=0, data=str(DATA), samples=4, preprocess="tf", batch=3)
+    )
     assert row["status"] == "ok", row["error"]
     assert row["inputs"][0]["shape"] == [3, 32, 32, 3] and row["inputs"][0]["batches"] == 2
 
@@ -541,7 +652,7 @@ def test_onnx_op_types_without_the_onnx_package(exported_int8):
     assert onnx_op_types(path) == [node.op_type for node in onnx.load(path).graph.node]
 
 
-_BLOCKER = '''
+_BLOCKER = """
 import atexit, json, os, sys
 HEAVY = ("tensorflow", "tf_keras", "keras", "tf2onnx", "tensorflow_model_optimization")
 attempts = []
@@ -560,7 +671,7 @@ def _report():
     loaded = sorted(m for m in sys.modules if m.split(".")[0] in HEAVY)
     with open(os.path.join(os.environ["EDGECNN_IMPORT_LOG"], f"{os.getpid()}.json"), "w") as out:
         json.dump({"argv": sys.argv, "attempts": attempts, "loaded": loaded}, out)
-'''
+"""
 
 
 def test_benchmarking_never_imports_tensorflow(exported_int8, tmp_path):
@@ -570,11 +681,32 @@ def test_benchmarking_never_imports_tensorflow(exported_int8, tmp_path):
     (site / "sitecustomize.py").write_text(_BLOCKER)
     log = tmp_path / "imports"
     log.mkdir()
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(site), os.environ.get("PYTHONPATH", "")]),
-           "EDGECNN_IMPORT_LOG": str(log)}
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(site), os.environ.get("PYTHONPATH", "")]),
+        "EDGECNN_IMPORT_LOG": str(log),
+    }
     tflite, onnx = _paths(exported_int8)
-    proc = subprocess.run([sys.executable, "-m", "edgecnn", "benchmark", tflite, onnx, "--data", str(DATA),
-                           "--samples", "2", "--json", *FAST], capture_output=True, text=True, env=env, timeout=300)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "edgecnn",
+            "benchmark",
+            tflite,
+            onnx,
+            "--data",
+            str(DATA),
+            "--samples",
+            "2",
+            "--json",
+            *FAST,
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr
     assert [r["status"] for r in json.loads(proc.stdout)] == ["ok", "ok"]
     reports = [json.loads(p.read_text()) for p in log.iterdir()]

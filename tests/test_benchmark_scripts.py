@@ -41,11 +41,25 @@ def test_export_quality_reads_the_integer_only_check_from_the_manifest(monkeypat
         return Session()
 
     monkeypatch.setattr("edgecnn.runtime.open_session", fake_open)
-    manifest = {"format": "tflite", "quantization": "int8", "weights": "random", "bytes": 30, "path": "m.tflite",
-                "float32_weight_bytes": 100, "parity": {}, "export_seconds": 1.0, "sha256": "0" * 64,
-                "inputs": [{"dtype": "int8"}], "outputs": [{"dtype": "float32"}],
-                "graph": {"op_counts": {"CONV_2D": 1, "QUANTIZE": 1, "DEQUANTIZE": 1}, "integer_only": False,
-                          "float_ops": ["1:CONV_2D"], "conversions_inside": []}}
+    manifest = {
+        "format": "tflite",
+        "quantization": "int8",
+        "weights": "random",
+        "bytes": 30,
+        "path": "m.tflite",
+        "float32_weight_bytes": 100,
+        "parity": {},
+        "export_seconds": 1.0,
+        "sha256": "0" * 64,
+        "inputs": [{"dtype": "int8"}],
+        "outputs": [{"dtype": "float32"}],
+        "graph": {
+            "op_counts": {"CONV_2D": 1, "QUANTIZE": 1, "DEQUANTIZE": 1},
+            "integer_only": False,
+            "float_ops": ["1:CONV_2D"],
+            "conversions_inside": [],
+        },
+    }
     record = module.describe_variant("int8-tflite", manifest, {"tflite": 100}, threads=1)
     assert record["int8_clean"] is False and record["graph_check"]["float_ops_inside"] == ["1:CONV_2D"]
     assert record["op_counts"] == manifest["graph"]["op_counts"] and record["ratio_to_float32_file"] == 0.3

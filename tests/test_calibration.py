@@ -28,8 +28,7 @@ FASHION_NPZ = DATA / "fashion-mnist-test-200.npz"
 HAVE_DEBIAN_FASHION = (FASHION_MNIST_DIR / "t10k-images-idx3-ubyte.gz").is_file()
 needs_debian_fashion = pytest.mark.skipif(
     not HAVE_DEBIAN_FASHION,
-    reason=f"Fashion-MNIST not installed in {FASHION_MNIST_DIR} "
-    "(apt-get install dataset-fashion-mnist)",
+    reason=f"Fashion-MNIST not installed in {FASHION_MNIST_DIR} (apt-get install dataset-fashion-mnist)",
 )
 
 
@@ -40,9 +39,7 @@ def one_line(exc_info) -> str:
 
 
 def write_idx(path: Path, array: np.ndarray) -> None:
-    header = bytes([0, 0, 0x08, array.ndim]) + b"".join(
-        int(d).to_bytes(4, "big") for d in array.shape
-    )
+    header = bytes([0, 0, 0x08, array.ndim]) + b"".join(int(d).to_bytes(4, "big") for d in array.shape)
     with gzip.open(path, "wb") as f:
         f.write(header + np.ascontiguousarray(array, np.uint8).tobytes())
 
@@ -61,6 +58,7 @@ def image_folder(tmp_path: Path) -> Path:
 
 
 # -- sources -------------------------------------------------------------------------
+
 
 def test_default_set_has_about_100_labelled_real_images():
     source = open_source("default")
@@ -209,8 +207,9 @@ def test_npz_float_rgb_and_keras_style_splits(tmp_path):
     x, y = source.load_arrays()
     np.testing.assert_array_equal(x, pixels)
     assert y.tolist() == [0, 1, 2, 3, 0]
-    np.savez(tmp_path / "mnist.npz", x_train=pixels[:3, ..., 0], y_train=[1, 2, 3],
-             x_test=pixels[3:, ..., 0], y_test=[4, 5])
+    np.savez(
+        tmp_path / "mnist.npz", x_train=pixels[:3, ..., 0], y_train=[1, 2, 3], x_test=pixels[3:, ..., 0], y_test=[4, 5]
+    )
     assert len(open_source(str(tmp_path / "mnist.npz"), split="train")) == 3
     test = open_source(str(tmp_path / "mnist.npz"))
     assert len(test) == 2 and test.load_arrays()[1].tolist() == [4, 5]
@@ -289,6 +288,7 @@ def test_seeded_order_is_a_deterministic_subset():
 
 
 # -- preprocessing ----------------------------------------------------------------------
+
 
 @pytest.fixture(scope="module")
 def photos() -> np.ndarray:
@@ -388,6 +388,7 @@ def test_decode_grayscale_and_palette_files(tmp_path):
 
 # -- CalibrationData and its adapters -------------------------------------------------------
 
+
 def test_calibration_data_is_deterministic():
     kwargs = dict(input_shape=(64, 64, 3), preprocess="tf", samples=8)
     a = CalibrationData(str(IMAGENET16), seed=0, **kwargs)
@@ -413,8 +414,9 @@ def test_calibration_data_info_and_short_source():
     import json
 
     json.dumps(info)  # JSON-ready for the manifest
-    fashion = CalibrationData(str(FASHION_NPZ), input_shape=(32, 32, 1), preprocess="unit",
-                              samples=10, crop_fraction=None)
+    fashion = CalibrationData(
+        str(FASHION_NPZ), input_shape=(32, 32, 1), preprocess="unit", samples=10, crop_fraction=None
+    )
     assert fashion.info()["crop_fraction"] == 1.0 and fashion.arrays().shape == (10, 32, 32, 1)
     assert fashion.labels().shape == (10,)
     with pytest.raises(BadArgument):
@@ -464,9 +466,11 @@ def tiny_onnx_model(tmp_path_factory):
     rng = np.random.default_rng(0)
     weight = numpy_helper.from_array(rng.normal(size=(4, 3, 3, 3)).astype(np.float32), "w")
     graph = helper.make_graph(
-        [helper.make_node("Transpose", ["input"], ["nchw"], perm=[0, 3, 1, 2]),
-         helper.make_node("Conv", ["nchw", "w"], ["conv"], pads=[1, 1, 1, 1]),
-         helper.make_node("Relu", ["conv"], ["output"])],
+        [
+            helper.make_node("Transpose", ["input"], ["nchw"], perm=[0, 3, 1, 2]),
+            helper.make_node("Conv", ["nchw", "w"], ["conv"], pads=[1, 1, 1, 1]),
+            helper.make_node("Relu", ["conv"], ["output"]),
+        ],
         "tiny",
         [helper.make_tensor_value_info("input", TensorProto.FLOAT, [1, 16, 16, 3])],
         [helper.make_tensor_value_info("output", TensorProto.FLOAT, [1, 4, 16, 16])],
@@ -487,9 +491,13 @@ def test_ort_static_quantization_is_reproducible(tiny_onnx_model, tmp_path):
     for i in range(2):
         out = tmp_path / f"q{i}.onnx"
         quantize_static(
-            str(tiny_onnx_model), str(out), data.ort_reader("input"),
-            quant_format=QuantFormat.QDQ, activation_type=QuantType.QUInt8,
-            weight_type=QuantType.QInt8, per_channel=False,
+            str(tiny_onnx_model),
+            str(out),
+            data.ort_reader("input"),
+            quant_format=QuantFormat.QDQ,
+            activation_type=QuantType.QUInt8,
+            weight_type=QuantType.QInt8,
+            per_channel=False,
             calibrate_method=CalibrationMethod.MinMax,
         )
         outputs.append(out.read_bytes())
@@ -506,12 +514,14 @@ def test_tflite_int8_conversion_with_representative_dataset():
     import tensorflow as tf
 
     keras.utils.set_random_seed(0)
-    model = keras.Sequential([
-        keras.layers.Input((16, 16, 3)),
-        keras.layers.Conv2D(4, 3, activation="relu"),
-        keras.layers.GlobalAveragePooling2D(),
-        keras.layers.Dense(3),
-    ])
+    model = keras.Sequential(
+        [
+            keras.layers.Input((16, 16, 3)),
+            keras.layers.Conv2D(4, 3, activation="relu"),
+            keras.layers.GlobalAveragePooling2D(),
+            keras.layers.Dense(3),
+        ]
+    )
     data = CalibrationData("default", input_shape=(16, 16, 3), preprocess="tf", samples=10)
     blobs = []
     for _ in range(2):
@@ -533,17 +543,16 @@ def test_tflite_int8_conversion_with_representative_dataset():
 
 
 def test_iter_batches_streams_a_labelled_source():
-    batches = list(calibration.iter_batches(str(IMAGENET16), input_shape=(32, 32, 3),
-                                            preprocess="caffe", batch_size=5))
+    batches = list(calibration.iter_batches(str(IMAGENET16), input_shape=(32, 32, 3), preprocess="caffe", batch_size=5))
     assert [len(x) for x, _ in batches] == [5, 5, 5, 1]
     labels = np.concatenate([y for _, y in batches])
     assert labels.tolist() == [label for _, label in open_source(str(IMAGENET16)).entries]
-    whole = CalibrationData(str(IMAGENET16), input_shape=(32, 32, 3), preprocess="caffe",
-                            samples=None, seed=None)
+    whole = CalibrationData(str(IMAGENET16), input_shape=(32, 32, 3), preprocess="caffe", samples=None, seed=None)
     np.testing.assert_array_equal(np.concatenate([x for x, _ in batches]), whole.arrays())
 
 
 # -- the runtime side -------------------------------------------------------------------------
+
 
 def test_package_imports_no_tensorflow_or_onnx():
     code = (

@@ -52,8 +52,9 @@ def test_corrupt_keras_file_exit_1(tmp_path):
 
 @pytest.mark.slow
 def test_json_lists_manifests(tmp_path):
-    result = runner.invoke(app, ["export", "lenet5", "--weights", "none", "--calib-samples", "4",
-                                 "--out", str(tmp_path), "--json"])
+    result = runner.invoke(
+        app, ["export", "lenet5", "--weights", "none", "--calib-samples", "4", "--out", str(tmp_path), "--json"]
+    )
     assert result.exit_code == 0, result.stderr
     (manifest,) = json.loads(result.stdout)
     assert manifest["model"] == "lenet5" and manifest["quantization"] == "float32"
@@ -61,6 +62,7 @@ def test_json_lists_manifests(tmp_path):
 
 
 # -- option mapping: the command builds one ExportRequest and calls export() once ------------------
+
 
 class _Calls(list):
     """The requests export() was called with; `stages` the library calls in order."""
@@ -100,34 +102,107 @@ def captured(monkeypatch):
 
 
 def test_cli_maps_every_option(captured, tmp_path):
-    result = runner.invoke(app, [
-        "export", "lenet5", "--int16x8", "--format", "all", "--weights", "none", "--input-size", "40",
-        "--alpha", "0.5", "--classes", "7", "--calib", "fashion-mnist", "--calib-samples", "12",
-        "--calib-method", "entropy", "--io", "int16", "--preprocess", "unit", "--out", str(tmp_path),
-        "--seed", "3", "--trust-model", "--json"])
+    result = runner.invoke(
+        app,
+        [
+            "export",
+            "lenet5",
+            "--int16x8",
+            "--format",
+            "all",
+            "--weights",
+            "none",
+            "--input-size",
+            "40",
+            "--alpha",
+            "0.5",
+            "--classes",
+            "7",
+            "--calib",
+            "fashion-mnist",
+            "--calib-samples",
+            "12",
+            "--calib-method",
+            "entropy",
+            "--io",
+            "int16",
+            "--preprocess",
+            "unit",
+            "--out",
+            str(tmp_path),
+            "--seed",
+            "3",
+            "--trust-model",
+            "--json",
+        ],
+    )
     assert result.exit_code == 0, result.stderr
     assert json.loads(result.stdout) == []
     (request,) = captured
     assert request == ExportRequest(
-        model="lenet5", quantization="int16x8", formats=("tflite", "onnx"), weights="none", input_size=40,
-        alpha=0.5, classes=7, calib="fashion-mnist", calib_samples=12, calib_method="entropy", io="int16",
-        preprocess="unit", out=tmp_path, seed=3, trust_model=True)
+        model="lenet5",
+        quantization="int16x8",
+        formats=("tflite", "onnx"),
+        weights="none",
+        input_size=40,
+        alpha=0.5,
+        classes=7,
+        calib="fashion-mnist",
+        calib_samples=12,
+        calib_method="entropy",
+        io="int16",
+        preprocess="unit",
+        out=tmp_path,
+        seed=3,
+        trust_model=True,
+    )
     assert captured.stages == [("export", None)]  # export builds the model itself
 
 
 def test_cli_maps_the_qat_options(captured, tmp_path):
-    result = runner.invoke(app, [
-        "export", "model.keras", "--int8", "--qat", "--dataset", "fashion-mnist", "--epochs", "3",
-        "--qat-lr", "0.001", "--qat-batch-size", "16", "--qat-limit", "100", "--out", str(tmp_path), "--json"])
+    result = runner.invoke(
+        app,
+        [
+            "export",
+            "model.keras",
+            "--int8",
+            "--qat",
+            "--dataset",
+            "fashion-mnist",
+            "--epochs",
+            "3",
+            "--qat-lr",
+            "0.001",
+            "--qat-batch-size",
+            "16",
+            "--qat-limit",
+            "100",
+            "--out",
+            str(tmp_path),
+            "--json",
+        ],
+    )
     assert result.exit_code == 0, result.stderr
     (request,) = captured
     assert request == ExportRequest(
-        model="model.keras", quantization="int8", out=tmp_path, qat=True, qat_dataset="fashion-mnist",
-        qat_epochs=3, qat_lr=0.001, qat_batch_size=16, qat_limit=100)
+        model="model.keras",
+        quantization="int8",
+        out=tmp_path,
+        qat=True,
+        qat_dataset="fashion-mnist",
+        qat_epochs=3,
+        qat_lr=0.001,
+        qat_batch_size=16,
+        qat_limit=100,
+    )
     # model -> optimize -> convert: the QAT stage runs on the built model, export takes its result
     # --out is locked first, so a second export of the same artifact is refused before training
-    assert captured.stages == [("reserve", "model.keras"), ("build_model", "model.keras"),
-                               ("quantization_aware", "built"), ("export", "built, quantization-aware", "locked --out")]
+    assert captured.stages == [
+        ("reserve", "model.keras"),
+        ("build_model", "model.keras"),
+        ("quantization_aware", "built"),
+        ("export", "built, quantization-aware", "locked --out"),
+    ]
 
 
 def test_a_busy_artifact_is_refused_before_qat_trains(tmp_path, monkeypatch):
@@ -140,14 +215,30 @@ def test_a_busy_artifact_is_refused_before_qat_trains(tmp_path, monkeypatch):
     monkeypatch.setattr("edgecnn.export.build_model", no_build)
     out = tmp_path / "out"
     out.mkdir()
-    (name,) = _folder_names(ExportRequest(model="lenet5", quantization="int8", qat=True, qat_dataset="fashion-mnist",
-                                          weights="none", out=out))
+    (name,) = _folder_names(
+        ExportRequest(
+            model="lenet5", quantization="int8", qat=True, qat_dataset="fashion-mnist", weights="none", out=out
+        )
+    )
     lock = out / f".{name}.lock"
     fd = _acquire_lock(lock)
     assert fd is not None
     try:
-        result = runner.invoke(app, ["export", "lenet5", "--int8", "--qat", "--dataset", "fashion-mnist",
-                                     "--weights", "none", "--out", str(out)])
+        result = runner.invoke(
+            app,
+            [
+                "export",
+                "lenet5",
+                "--int8",
+                "--qat",
+                "--dataset",
+                "fashion-mnist",
+                "--weights",
+                "none",
+                "--out",
+                str(out),
+            ],
+        )
     finally:
         _release_lock(lock, fd)
     assert result.exit_code == 1, result.output
@@ -162,11 +253,17 @@ def test_cli_defaults_are_the_library_defaults(captured):
     assert captured[0].out == Path("artifacts") and captured[0].weights == "auto"
 
 
-@pytest.mark.parametrize("flags, quantization", [
-    ([], "float32"), (["--int8"], "int8"), (["--float16"], "float16"), (["--dynamic"], "dynamic"),
-    (["--int16x8"], "int16x8")])
-@pytest.mark.parametrize("fmt, formats", [("tflite", ("tflite",)), ("onnx", ("onnx",)),
-                                          ("all", ("tflite", "onnx"))])
+@pytest.mark.parametrize(
+    "flags, quantization",
+    [
+        ([], "float32"),
+        (["--int8"], "int8"),
+        (["--float16"], "float16"),
+        (["--dynamic"], "dynamic"),
+        (["--int16x8"], "int16x8"),
+    ],
+)
+@pytest.mark.parametrize("fmt, formats", [("tflite", ("tflite",)), ("onnx", ("onnx",)), ("all", ("tflite", "onnx"))])
 def test_cli_maps_quantization_and_format(captured, flags, quantization, fmt, formats):
     result = runner.invoke(app, ["export", "lenet5", *flags, "--format", fmt, "--json"])
     assert result.exit_code == 0, result.stderr
@@ -183,6 +280,7 @@ def test_qat_options_without_qat_exit_2_before_the_library(captured, args):
 
 
 # -- --weights auto: ImageNet when cached or downloadable, else random weights with a warning -------
+
 
 @pytest.fixture
 def downloads(monkeypatch):
@@ -205,8 +303,22 @@ def test_weights_auto_offline_falls_back_to_random_with_one_warning(tmp_path, mo
     Keras cache, `--weights auto` exports random weights, says so once, and fetches nothing."""
     monkeypatch.setenv("EDGECNN_OFFLINE", "1")
     monkeypatch.setenv("KERAS_HOME", str(tmp_path / "empty-keras-home"))
-    result = runner.invoke(app, ["export", "mobilenet_v2", "--input-size", "96", "--alpha", "0.35",
-                                 "--calib-samples", "4", "--out", str(tmp_path / "out"), "--json"])
+    result = runner.invoke(
+        app,
+        [
+            "export",
+            "mobilenet_v2",
+            "--input-size",
+            "96",
+            "--alpha",
+            "0.35",
+            "--calib-samples",
+            "4",
+            "--out",
+            str(tmp_path / "out"),
+            "--json",
+        ],
+    )
     assert result.exit_code == 0, result.stderr
     line = one_stderr_line(result, "warning: ")  # the warning, alone
     assert line.startswith("warning:") and "random weights" in line

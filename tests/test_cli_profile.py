@@ -15,8 +15,7 @@ runner = CliRunner()
 
 
 def test_profile_json_has_the_keys():
-    result = runner.invoke(app, ["profile", "mobilenet_v2", "--input-size", "32", "--classes", "10",
-                                 "--json"])
+    result = runner.invoke(app, ["profile", "mobilenet_v2", "--input-size", "32", "--classes", "10", "--json"])
     assert result.exit_code == 0, result.stderr
     record = json.loads(result.stdout)
     assert {"model", "input_shape", "params", "macs", "peak_activation_bytes", "layers"} <= set(record)
@@ -34,10 +33,12 @@ def test_profile_table_for_people():
 
 
 def test_profile_alpha_is_mapped():
-    narrow = runner.invoke(app, ["profile", "mobilenet", "--alpha", "0.25", "--input-size", "32",
-                                 "--classes", "10", "--json"])
-    wide = runner.invoke(app, ["profile", "mobilenet", "--alpha", "0.5", "--input-size", "32",
-                               "--classes", "10", "--json"])
+    narrow = runner.invoke(
+        app, ["profile", "mobilenet", "--alpha", "0.25", "--input-size", "32", "--classes", "10", "--json"]
+    )
+    wide = runner.invoke(
+        app, ["profile", "mobilenet", "--alpha", "0.5", "--input-size", "32", "--classes", "10", "--json"]
+    )
     assert narrow.exit_code == wide.exit_code == 0
     assert json.loads(narrow.stdout)["macs"] < json.loads(wide.stdout)["macs"]
 
@@ -49,15 +50,18 @@ def test_unknown_model_suggests_the_closest_name():
     assert "Unknown model `resnet5`" in line and "Did you mean `resnet50`?" in line
 
 
-@pytest.mark.parametrize("args, expected", [
-    # Checked before the model is built, naming the option (edgecnn.profiler.check_zoo_arguments).
-    (["lenet5", "--alpha", "0.5"], "--alpha applies to the MobileNets; lenet5 has no width multiplier"),
-    (["mobilenet_v2", "--input-size", "8"], "--input-size must be at least 32. Received 8"),
-    (["lenet5", "--classes", "0"], "--classes must be at least 1. Received 0"),
-    (["lenet5", "--input-size", "0"], "--input-size must be at least 16. Received 0"),
-    (["mobilenet_v2", "--alpha", "0", "--input-size", "32"], "--alpha must be a finite number > 0. Received 0.0"),
-    (["some/dir/model.keras", "--alpha", "0.5"], "apply to zoo models"),
-])
+@pytest.mark.parametrize(
+    "args, expected",
+    [
+        # Checked before the model is built, naming the option (edgecnn.profiler.check_zoo_arguments).
+        (["lenet5", "--alpha", "0.5"], "--alpha applies to the MobileNets; lenet5 has no width multiplier"),
+        (["mobilenet_v2", "--input-size", "8"], "--input-size must be at least 32. Received 8"),
+        (["lenet5", "--classes", "0"], "--classes must be at least 1. Received 0"),
+        (["lenet5", "--input-size", "0"], "--input-size must be at least 16. Received 0"),
+        (["mobilenet_v2", "--alpha", "0", "--input-size", "32"], "--alpha must be a finite number > 0. Received 0.0"),
+        (["some/dir/model.keras", "--alpha", "0.5"], "apply to zoo models"),
+    ],
+)
 def test_bad_options_exit_2_with_one_line(args, expected):
     result = runner.invoke(app, ["profile", *args])
     assert result.exit_code == 2
@@ -97,9 +101,16 @@ def test_models_lists_every_registry_name(monkeypatch, tmp_path):
     from edgecnn.profiler import ModelProfile
 
     def fake(name, **kwargs):
-        return ModelProfile(model=name, input_shape=(1, 1, 1), params=123_456, macs=7_890_000_000,
-                            peak_activation_bytes=0, peak_activation_layer="",
-                            weight_bytes_float32=0, weight_bytes_int8=0)
+        return ModelProfile(
+            model=name,
+            input_shape=(1, 1, 1),
+            params=123_456,
+            macs=7_890_000_000,
+            peak_activation_bytes=0,
+            peak_activation_layer="",
+            weight_bytes_float32=0,
+            weight_bytes_int8=0,
+        )
 
     monkeypatch.setattr(profiler, "profile_zoo_model", fake)
     monkeypatch.setenv("EDGECNN_CACHE_DIR", str(tmp_path))
@@ -121,7 +132,9 @@ def test_models_lists_every_registry_name(monkeypatch, tmp_path):
 def test_the_real_command_prints_one_line_and_no_traceback():
     result = subprocess.run(
         [sys.executable, "-m", "edgecnn.cli", "profile", "nosuchmodel"],
-        capture_output=True, text=True, timeout=120,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert result.returncode == 2
     assert len(result.stderr.strip().splitlines()) == 1, result.stderr

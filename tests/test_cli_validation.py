@@ -18,22 +18,30 @@ runner = CliRunner()
 
 
 # -- usage errors: one line, exit 2, for every command ------------------------------------------
-@pytest.mark.parametrize("args, expected", [
-    (["export", "lenet5", "--input-size", "abc"], "error: --input-size: 'abc' is not an integer"),
-    (["export", "mobilenet_v2", "--alpha", "wide"], "error: --alpha: 'wide' is not a number"),
-    (["export", "lenet5", "--no-such-option"], "error: no such option --no-such-option"),
-    (["export"], "error: missing argument MODEL"),
-    (["export", "lenet5", "extra"], "error: got unexpected extra argument"),
-    (["train", "lenet5"], "error: missing option --dataset"),
-    (["prune", "lenet5", "--dataset", "fashion-mnist", "--epochs", "two"], "error: --epochs: 'two' is not an integer"),
-    (["cluster", "lenet5", "--dataset", "fashion-mnist", "--clusters", "2.5"],
-     "error: --clusters: '2.5' is not an integer"),
-    (["profile", "lenet5", "--classes", "ten"], "error: --classes: 'ten' is not an integer"),
-    (["models", "--verbose"], "error: no such option --verbose"),
-    (["benchmark"], "error: missing argument ARTIFACTS"),
-    (["exprot", "lenet5"], "error: no such command 'exprot'"),
-    (["--no-such-root-option"], "error: no such option --no-such-root-option"),
-])
+@pytest.mark.parametrize(
+    "args, expected",
+    [
+        (["export", "lenet5", "--input-size", "abc"], "error: --input-size: 'abc' is not an integer"),
+        (["export", "mobilenet_v2", "--alpha", "wide"], "error: --alpha: 'wide' is not a number"),
+        (["export", "lenet5", "--no-such-option"], "error: no such option --no-such-option"),
+        (["export"], "error: missing argument MODEL"),
+        (["export", "lenet5", "extra"], "error: got unexpected extra argument"),
+        (["train", "lenet5"], "error: missing option --dataset"),
+        (
+            ["prune", "lenet5", "--dataset", "fashion-mnist", "--epochs", "two"],
+            "error: --epochs: 'two' is not an integer",
+        ),
+        (
+            ["cluster", "lenet5", "--dataset", "fashion-mnist", "--clusters", "2.5"],
+            "error: --clusters: '2.5' is not an integer",
+        ),
+        (["profile", "lenet5", "--classes", "ten"], "error: --classes: 'ten' is not an integer"),
+        (["models", "--verbose"], "error: no such option --verbose"),
+        (["benchmark"], "error: missing argument ARTIFACTS"),
+        (["exprot", "lenet5"], "error: no such command 'exprot'"),
+        (["--no-such-root-option"], "error: no such option --no-such-root-option"),
+    ],
+)
 def test_usage_errors_are_one_line_exit_2(args, expected):
     result = runner.invoke(app, args)
     assert result.exit_code == 2
@@ -73,16 +81,21 @@ def test_help_shows_no_bool_beside_flags():
 
 def test_prune_and_cluster_descriptions_do_not_break_mid_sentence():
     result = runner.invoke(app, ["--help"], env={"COLUMNS": "200"})
-    lines = {line.split("│")[1].split()[0]: line for line in result.output.splitlines()
-             if line.startswith("│ ") and len(line.split("│")[1].split()) > 1}
+    lines = {
+        line.split("│")[1].split()[0]: line
+        for line in result.output.splitlines()
+        if line.startswith("│ ") and len(line.split("│")[1].split()) > 1
+    }
     for name in ("prune", "cluster"):
         assert name in lines
         text = lines[name].split(name, 1)[1].strip(" │")
         assert text.endswith("."), text  # the whole one-line summary fits on one row at 200 columns
     detail = runner.invoke(app, ["prune", "--help"], env={"COLUMNS": "200"}).output
     body = [line.strip() for line in detail.splitlines()]
-    assert any(line.startswith("Pruning is prune_low_magnitude, then strip_pruning.") and line.endswith("model's.")
-               for line in body), detail
+    assert any(
+        line.startswith("Pruning is prune_low_magnitude, then strip_pruning.") and line.endswith("model's.")
+        for line in body
+    ), detail
 
 
 def test_reflow_keeps_lists_and_joins_broken_sentences():
@@ -135,13 +148,19 @@ EXPORT_CASES = [
     (["lenet5", "--float16", "--io", "int8"], "--io int8 does not apply to float16"),
     (["lenet5", "--int8", "--io", "uint8", "--format", "all"], "--io uint8 applies to --format tflite only"),
     (["lenet5", "--int8", "--io", "int16"], "--io int16 does not apply to int8"),
-    (["lenet5", "--int8", "--qat", "--dataset", "fashion-mnist", "--qat-lr", "nan"],
-     "--qat-lr must be a finite number"),
-    (["lenet5", "--int8", "--qat", "--dataset", "fashion-mnist", "--qat-lr", "inf"],
-     "--qat-lr must be a finite number"),
+    (
+        ["lenet5", "--int8", "--qat", "--dataset", "fashion-mnist", "--qat-lr", "nan"],
+        "--qat-lr must be a finite number",
+    ),
+    (
+        ["lenet5", "--int8", "--qat", "--dataset", "fashion-mnist", "--qat-lr", "inf"],
+        "--qat-lr must be a finite number",
+    ),
     (["lenet5", "--int8", "--qat", "--dataset", "fashion-mnist", "--epochs", "0"], "--epochs must be at least 1"),
-    (["lenet5", "--int8", "--qat", "--dataset", "fashion-mnist", "--qat-batch-size", "-1"],
-     "--qat-batch-size must be at least 1"),
+    (
+        ["lenet5", "--int8", "--qat", "--dataset", "fashion-mnist", "--qat-batch-size", "-1"],
+        "--qat-batch-size must be at least 1",
+    ),
     # Too large to ever work: refused from an estimate, before anything is built.
     (["vgg16", "--input-size", "2000"], "vgg16 would have about"),
     (["mobilenet_v2", "--alpha", "1000"], "TensorFlow graphs, ONNX and TFLite files stop at 2 GB"),
@@ -172,8 +191,9 @@ def test_huge_input_size_is_refused_with_the_memory_estimate(tmp_path, monkeypat
 
     monkeypatch.setattr(profiler, "available_memory_bytes", lambda: 4 * 10**9)  # a 4 GB board
     out = tmp_path / "out"
-    result = runner.invoke(app, ["export", "mobilenet_v2", "--alpha", "0.35", "--input-size", "2048",
-                                 "--out", str(out)])
+    result = runner.invoke(
+        app, ["export", "mobilenet_v2", "--alpha", "0.35", "--input-size", "2048", "--out", str(out)]
+    )
     assert result.exit_code == 2
     line = one_error_line(result)
     assert line.startswith("error: --input-size 2048, --alpha 0.35: exporting it needs about ")
@@ -193,9 +213,11 @@ def test_memory_estimate_follows_the_real_profile():
 
 
 def test_profile_checks_before_building():
-    for args, expected in ((["lenet5", "--input-size", "0"], "--input-size must be at least 16"),
-                           (["mobilenet_v2", "--alpha", "nan"], "--alpha must be a finite number > 0"),
-                           (["vgg16", "--input-size", "5000"], "stop at 2 GB")):
+    for args, expected in (
+        (["lenet5", "--input-size", "0"], "--input-size must be at least 16"),
+        (["mobilenet_v2", "--alpha", "nan"], "--alpha must be a finite number > 0"),
+        (["vgg16", "--input-size", "5000"], "stop at 2 GB"),
+    ):
         result = runner.invoke(app, ["profile", *args])
         assert result.exit_code == 2
         assert expected in one_error_line(result)
@@ -254,12 +276,27 @@ def test_calibration_images_that_would_not_fit_are_refused_before_building(tmp_p
     npz = Path(__file__).parent / "data" / "fashion-mnist-test-200.npz"
     monkeypatch.setattr(profiler, "available_memory_bytes", lambda: 10**6)
     out = tmp_path / "out"
-    result = runner.invoke(app, ["export", "lenet5", "--int8", "--calib", str(npz), "--calib-samples", "5000",
-                                 "--weights", "none", "--out", str(out)])
+    result = runner.invoke(
+        app,
+        [
+            "export",
+            "lenet5",
+            "--int8",
+            "--calib",
+            str(npz),
+            "--calib-samples",
+            "5000",
+            "--weights",
+            "none",
+            "--out",
+            str(out),
+        ],
+    )
     assert result.exit_code == 2
     assert one_error_line(result) == (
         "error: --calib-samples 5000: 200 images at 32x32x1 need 0.8 MB as float32, more than half of "
-        "the 1.0 MB available; ask for fewer")
+        "the 1.0 MB available; ask for fewer"
+    )
     assert not out.exists()
 
 
@@ -270,20 +307,39 @@ def test_training_errors_have_no_blank_line_before_them_off_a_terminal(tmp_path)
     import sys
 
     env = dict(os.environ, EDGECNN_OFFLINE="1")
-    for command in (["train", "lenet5"], ["prune", "lenet5", "--sparsity", "0.5"],
-                    ["cluster", "lenet5", "--clusters", "4"]):
-        done = subprocess.run([sys.executable, "-m", "edgecnn", *command, "--dataset", str(tmp_path / "none.npz"),
-                               "--out", str(tmp_path / "m.keras")], capture_output=True, text=True, env=env)
+    for command in (
+        ["train", "lenet5"],
+        ["prune", "lenet5", "--sparsity", "0.5"],
+        ["cluster", "lenet5", "--clusters", "4"],
+    ):
+        done = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "edgecnn",
+                *command,
+                "--dataset",
+                str(tmp_path / "none.npz"),
+                "--out",
+                str(tmp_path / "m.keras"),
+            ],
+            capture_output=True,
+            text=True,
+            env=env,
+        )
         assert done.returncode == 2
         assert done.stderr.startswith("error: dataset ") and done.stderr.count("\n") == 1, repr(done.stderr)
 
 
-@pytest.mark.parametrize("args, code, expected", [
-    (["lenet5", "--weights", "/no/such/weights.h5"], 1, "error: weights file not found: /no/such/weights.h5"),
-    (["lenet5", "--weights", ""], 2, "error: --weights must be auto, none or a weights file"),
-    (["lenet5", "--io", "bogus"], 2, "error: unknown --io `bogus`; use int8, uint8, int16, float"),
-    (["lenet5", "--input-size", "99999999999999999999"], 2, "parameters (4.8e+42 bytes of float32 weights)"),
-])
+@pytest.mark.parametrize(
+    "args, code, expected",
+    [
+        (["lenet5", "--weights", "/no/such/weights.h5"], 1, "error: weights file not found: /no/such/weights.h5"),
+        (["lenet5", "--weights", ""], 2, "error: --weights must be auto, none or a weights file"),
+        (["lenet5", "--io", "bogus"], 2, "error: unknown --io `bogus`; use int8, uint8, int16, float"),
+        (["lenet5", "--input-size", "99999999999999999999"], 2, "parameters (4.8e+42 bytes of float32 weights)"),
+    ],
+)
 def test_export_refuses_bad_weights_io_and_absurd_sizes_before_work(tmp_path, args, code, expected):
     out = tmp_path / "out"
     result = runner.invoke(app, ["export", *args, "--out", str(out)])

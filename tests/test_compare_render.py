@@ -25,32 +25,75 @@ HOST = {"hostname": "vm", "cpu": "AMD EPYC", "cores": 2, "arch": "x86_64", "os":
 
 
 def bench(name, model, quant, fmt, size, p50, host=HOST):
-    return {"schema": BENCHMARK_SCHEMA, "status": "ok", "error": None, "artifact": f"/a/{name}.{fmt}",
-            "artifact_name": f"{name}.{fmt}", "sha256": f"sha-{name}", "bytes": size, "format": fmt,
-            "model": model, "quantization": quant, "weights": "imagenet",
-            "variant": {"input_size": 96, "alpha": 1.0, "classes": None,
-                        "optimization": {"sparsity": None, "clusters": None, "qat": False}},
-            "runtime": "litert" if fmt == "tflite" else "onnxruntime", "runtime_version": "1",
-            "provider": "cpu", "threads": 2, "batch": 1,
-            "latency_ms": {"count": 50, "min": p50, "max": p50, "mean": p50, "std": 0.0, "p50": p50,
-                           "p90": p50, "p99": p50},
-            "host": host, "created": "2025-01-01T00:00:00+00:00"}
+    return {
+        "schema": BENCHMARK_SCHEMA,
+        "status": "ok",
+        "error": None,
+        "artifact": f"/a/{name}.{fmt}",
+        "artifact_name": f"{name}.{fmt}",
+        "sha256": f"sha-{name}",
+        "bytes": size,
+        "format": fmt,
+        "model": model,
+        "quantization": quant,
+        "weights": "imagenet",
+        "variant": {
+            "input_size": 96,
+            "alpha": 1.0,
+            "classes": None,
+            "optimization": {"sparsity": None, "clusters": None, "qat": False},
+        },
+        "runtime": "litert" if fmt == "tflite" else "onnxruntime",
+        "runtime_version": "1",
+        "provider": "cpu",
+        "threads": 2,
+        "batch": 1,
+        "latency_ms": {
+            "count": 50,
+            "min": p50,
+            "max": p50,
+            "mean": p50,
+            "std": 0.0,
+            "p50": p50,
+            "p90": p50,
+            "p99": p50,
+        },
+        "host": host,
+        "created": "2025-01-01T00:00:00+00:00",
+    }
 
 
 def evaluation(name, model, quant, fmt, top1):
-    return {"schema": EVALUATE_SCHEMA, "artifact": f"/a/{name}.{fmt}", "artifact_name": f"{name}.{fmt}",
-            "sha256": f"sha-{name}", "format": fmt, "model": model, "quantization": quant,
-            "data": {"kind": "folder", "name": "val-500", "count": 500, "labelled": True}, "n": 500,
-            "top1": top1, "top5": top1, "runtime": "litert", "runtime_version": "1", "threads": 2,
-            "host": HOST}
+    return {
+        "schema": EVALUATE_SCHEMA,
+        "artifact": f"/a/{name}.{fmt}",
+        "artifact_name": f"{name}.{fmt}",
+        "sha256": f"sha-{name}",
+        "format": fmt,
+        "model": model,
+        "quantization": quant,
+        "data": {"kind": "folder", "name": "val-500", "count": 500, "labelled": True},
+        "n": 500,
+        "top1": top1,
+        "top5": top1,
+        "runtime": "litert",
+        "runtime_version": "1",
+        "threads": 2,
+        "host": HOST,
+    }
 
 
 def colliding_rows():
     """Two models whose TFLite and ONNX files of each quantization measure the same (points that
     coincide), and variants a hair apart: the case whose labels used to print over each other."""
     rows = []
-    quants = {"float32": (14.0e6, 20.0, 0.716), "float16": (7.0e6, 20.0, 0.7159), "dynamic": (3.6e6, 15.0, 0.714),
-              "int8": (3.7e6, 8.0, 0.712), "int16x8": (3.75e6, 8.1, 0.7155)}
+    quants = {
+        "float32": (14.0e6, 20.0, 0.716),
+        "float16": (7.0e6, 20.0, 0.7159),
+        "dynamic": (3.6e6, 15.0, 0.714),
+        "int8": (3.7e6, 8.0, 0.712),
+        "int16x8": (3.75e6, 8.1, 0.7155),
+    }
     for model, scale in (("mobilenet_v2", 1.0), ("mobilenet_v1", 1.02)):
         for quant, (size, p50, top1) in quants.items():
             for fmt in ("tflite", "onnx"):
@@ -94,11 +137,12 @@ def check_no_overlap(report):
     for ax in fig.axes:
         frame = ax.get_window_extent(renderer)
         for text, box in _boxes(ax.texts, renderer):
-            assert frame.x0 <= box.x0 and box.x1 <= frame.x1 and frame.y0 <= box.y0 and box.y1 <= frame.y1, \
+            assert frame.x0 <= box.x0 and box.x1 <= frame.x1 and frame.y0 <= box.y0 and box.y1 <= frame.y1, (
                 f"label {text.get_text()!r} leaves its panel"
+            )
             labels.append((text, box))
     for i, (a, box_a) in enumerate(labels):
-        for b, box_b in labels[i + 1:]:
+        for b, box_b in labels[i + 1 :]:
             assert not box_a.overlaps(box_b), f"{a.get_text()!r} overlaps {b.get_text()!r}"
     for ax in fig.axes:  # nor across a step line of the front
         for line in ax.lines:
@@ -109,8 +153,9 @@ def check_no_overlap(report):
                 for p, q in (((x0, y0), (x1, y0)), ((x1, y0), (x1, y1))):
                     samples = [(p[0] + t / 50 * (q[0] - p[0]), p[1] + t / 50 * (q[1] - p[1])) for t in range(51)]
                     for text, box in labels:
-                        assert not any(box.contains(x, y) for x, y in samples), \
+                        assert not any(box.contains(x, y) for x, y in samples), (
                             f"a step line crosses {text.get_text()!r}"
+                        )
     others = [t for legend in fig.legends for t in legend.get_texts()]
     if fig._supxlabel is not None:
         others.append(fig._supxlabel)
@@ -150,11 +195,20 @@ def test_coinciding_points_share_one_label_and_nothing_overlaps(tmp_path):
 
 
 def test_rows_of_two_hosts_are_labelled_with_their_host_and_do_not_overlap(tmp_path):
-    pi = {**HOST, "hostname": "pi", "cpu": "Cortex-A72", "cores": 4, "arch": "aarch64",
-          "board": "Raspberry Pi 4 Model B"}
+    pi = {
+        **HOST,
+        "hostname": "pi",
+        "cpu": "Cortex-A72",
+        "cores": 4,
+        "arch": "aarch64",
+        "board": "Raspberry Pi 4 Model B",
+    }
     rows = colliding_rows()
-    rows += [dict(r, host=pi, latency_ms={**r["latency_ms"], "p50": r["latency_ms"]["p50"] * 4})
-             for r in colliding_rows() if r["schema"] == BENCHMARK_SCHEMA]
+    rows += [
+        dict(r, host=pi, latency_ms={**r["latency_ms"], "p50": r["latency_ms"]["p50"] * 4})
+        for r in colliding_rows()
+        if r["schema"] == BENCHMARK_SCHEMA
+    ]
     report = build_report([write(tmp_path / "r.jsonl", rows)])
     _, _, labels, key, plotted = check_no_overlap(report)
     assert plotted == 2 * 40
@@ -195,7 +249,8 @@ def test_the_page_maps_every_point_to_a_hover_title(tmp_path):
     for image in images:
         assert all(0 <= p.x <= image.width and 0 <= p.y <= image.height for p in image.points)
         assert sum(len(p.title.splitlines()) for p in image.points) == sum(
-            1 for r in report.rows if r.top1 is not None and not r.failed)
+            1 for r in report.rows if r.top1 is not None and not r.failed
+        )
 
 
 def test_hover_areas_sit_on_the_drawn_points():
@@ -216,10 +271,12 @@ def test_hover_areas_sit_on_the_drawn_points():
 
 # -- the page in a real browser --------------------------------------------------------------------------
 
-BROWSER = next((shutil.which(name) for name in ("chromium", "chromium-browser", "google-chrome")
-                if shutil.which(name)), None)
-needs_browser = pytest.mark.skipif(BROWSER is None, reason="no Chromium installed (apt-get install chromium; "
-                                   ".ci/run installs it)")
+BROWSER = next(
+    (shutil.which(name) for name in ("chromium", "chromium-browser", "google-chrome") if shutil.which(name)), None
+)
+needs_browser = pytest.mark.skipif(
+    BROWSER is None, reason="no Chromium installed (apt-get install chromium; .ci/run installs it)"
+)
 
 # Appended to a copy of the page: writes the layout as the browser laid it out into the DOM,
 # then clicks the p50 header and records each model's p50 cells.
@@ -265,10 +322,22 @@ def layout(page: Path, tmp_path: Path, width: int) -> dict:
     probe = tmp_path / f"probe-{width}.html"
     probe.write_text(page.read_text().replace("</body>", PROBE + "</body>"))
     result = subprocess.run(
-        [BROWSER, "--headless", "--no-sandbox", "--disable-gpu", "--run-all-compositor-stages-before-draw",
-         "--virtual-time-budget=5000", f"--window-size={width},1000", f"--user-data-dir={tmp_path / 'profile'}",
-         "--dump-dom", probe.as_uri()],
-        capture_output=True, text=True, timeout=120)
+        [
+            BROWSER,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--run-all-compositor-stages-before-draw",
+            "--virtual-time-budget=5000",
+            f"--window-size={width},1000",
+            f"--user-data-dir={tmp_path / 'profile'}",
+            "--dump-dom",
+            probe.as_uri(),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     found = re.search(r'<pre id="layout-facts">(.*?)</pre>', result.stdout, re.S)
     assert found, result.stderr[-2000:]
     import html
@@ -316,4 +385,4 @@ def test_a_click_on_a_header_sorts_each_models_rows(suite_page, tmp_path):
     for cells in facts["sorted"]:
         values = [float(c) for c in cells if c]
         assert values == sorted(values) and len(values) > 1
-        assert cells[:len(values)] == [c for c in cells if c]  # empty cells last
+        assert cells[: len(values)] == [c for c in cells if c]  # empty cells last

@@ -30,9 +30,15 @@ def test_depthwise_separable_macs():
     assert depthwise_separable_macs(14, 14, 512, 512, 3) == 903_168 + 51_380_224
 
 
-@pytest.mark.parametrize("h, w, c_in, c_out, k", [
-    (28, 28, 192, 32, 5), (14, 14, 512, 512, 3), (112, 112, 32, 64, 3), (7, 5, 3, 1, 7),
-])
+@pytest.mark.parametrize(
+    "h, w, c_in, c_out, k",
+    [
+        (28, 28, 192, 32, 5),
+        (14, 14, 512, 512, 3),
+        (112, 112, 32, 64, 3),
+        (7, 5, 3, 1, 7),
+    ],
+)
 def test_separable_ratio_is_the_ratio_of_the_two_formulas(h, w, c_in, c_out, k):
     exact = Fraction(depthwise_separable_macs(h, w, c_in, c_out, k), conv_macs(h, w, c_in, c_out, k))
     assert exact == Fraction(1, c_out) + Fraction(1, k * k)

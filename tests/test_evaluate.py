@@ -24,13 +24,24 @@ from edgecnn.results import EVALUATE_SCHEMA
 DATA = Path(__file__).parent / "data"
 FMNIST = DATA / "fashion-mnist-test-200.npz"
 IMAGENET16 = DATA / "imagenet-16"
-FASHION_CLASSES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
-                   "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]
+FASHION_CLASSES = [
+    "T-shirt/top",
+    "Trouser",
+    "Pullover",
+    "Dress",
+    "Coat",
+    "Sandal",
+    "Shirt",
+    "Sneaker",
+    "Bag",
+    "Ankle boot",
+]
 
 runner = CliRunner()
 
 
 # -- independent straight-line references (no edgecnn code) ----------------------------------
+
 
 def _litert_top1(path, x_float):
     """Top-1 predictions of a .tflite file, one image at a time, quantizing by hand."""
@@ -63,8 +74,9 @@ def _ort_top1(path, x_float):
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     node = session.get_inputs()[0]
     x = x_float.astype(np.float16 if node.type == "tensor(float16)" else np.float32)
-    return np.concatenate([session.run(None, {node.name: x[i:i + 50]})[0].astype(np.float32).argmax(1)
-                           for i in range(0, len(x), 50)])
+    return np.concatenate(
+        [session.run(None, {node.name: x[i : i + 50]})[0].astype(np.float32).argmax(1) for i in range(0, len(x), 50)]
+    )
 
 
 def _fashion_float(unit: bool = True):
@@ -77,12 +89,12 @@ def _fashion_rgb32_tf():
     """The 28x28 gray images as a straight-line script would feed a 32x32 RGB `tf` model."""
     with np.load(FMNIST) as npz:
         x, y = npz["x"], npz["y"].astype(np.int64)
-    images = [np.asarray(Image.fromarray(im, "L").convert("RGB").resize((32, 32), Image.BILINEAR))
-              for im in x]
+    images = [np.asarray(Image.fromarray(im, "L").convert("RGB").resize((32, 32), Image.BILINEAR)) for im in x]
     return np.stack(images).astype(np.float32) / 127.5 - 1.0, y
 
 
 # -- artifacts built here ----------------------------------------------------------------------
+
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
@@ -95,33 +107,34 @@ def trained(tmp_path_factory):
     keras = import_keras()
     keras.utils.set_random_seed(0)
     x, y = _fashion_float()
-    model = keras.Sequential([
-        keras.layers.Input((28, 28, 1)),
-        keras.layers.Conv2D(8, 3, activation="relu"),
-        keras.layers.MaxPooling2D(2),
-        keras.layers.Flatten(),
-        keras.layers.Dense(10, name="predictions"),
-    ])
-    model.compile(optimizer=keras.optimizers.Adam(0.01),
-                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    model = keras.Sequential(
+        [
+            keras.layers.Input((28, 28, 1)),
+            keras.layers.Conv2D(8, 3, activation="relu"),
+            keras.layers.MaxPooling2D(2),
+            keras.layers.Flatten(),
+            keras.layers.Dense(10, name="predictions"),
+        ]
+    )
+    model.compile(
+        optimizer=keras.optimizers.Adam(0.01), loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+    )
     model.fit(x, y, epochs=8, batch_size=32, verbose=0)
     root = tmp_path_factory.mktemp("trained")
     model_path = root / "fmnist_cnn.keras"
     model.save(model_path)
-    (root / "fmnist_cnn.edgecnn.json").write_text(json.dumps({"preprocess": "unit",
-                                                              "class_names": FASHION_CLASSES}))
+    (root / "fmnist_cnn.edgecnn.json").write_text(json.dumps({"preprocess": "unit", "class_names": FASHION_CLASSES}))
     out = root / "artifacts"
     out.mkdir()
     common = dict(model=str(model_path), calib=str(FMNIST), calib_samples=64, out=out)
-    float32_tflite, float32_onnx = export(ExportRequest(quantization="float32",
-                                                        formats=("tflite", "onnx"), **common))
+    float32_tflite, float32_onnx = export(ExportRequest(quantization="float32", formats=("tflite", "onnx"), **common))
     (int8_tflite,) = export(ExportRequest(quantization="int8", formats=("tflite",), **common))
     uint8_out = out / "uint8"
     uint8_out.mkdir()
-    (uint8_tflite,) = export(ExportRequest(quantization="int8", io="uint8", formats=("tflite",),
-                                           **{**common, "out": uint8_out}))
-    (int16_tflite,) = export(ExportRequest(quantization="int16x8", io="int16", formats=("tflite",),
-                                           **common))
+    (uint8_tflite,) = export(
+        ExportRequest(quantization="int8", io="uint8", formats=("tflite",), **{**common, "out": uint8_out})
+    )
+    (int16_tflite,) = export(ExportRequest(quantization="int16x8", io="int16", formats=("tflite",), **common))
 
     import onnx
     from onnxconverter_common import float16
@@ -129,8 +142,15 @@ def trained(tmp_path_factory):
     half = root / "half" / "fmnist_cnn-float16io.onnx"
     half.parent.mkdir()
     onnx.save(float16.convert_float_to_float16(onnx.load(float32_onnx["path"]), keep_io_types=False), half)
-    return {"float32": float32_tflite, "onnx": float32_onnx, "int8": int8_tflite, "uint8": uint8_tflite,
-            "int16x8": int16_tflite, "onnx-float16": {"path": str(half)}, "root": root}
+    return {
+        "float32": float32_tflite,
+        "onnx": float32_onnx,
+        "int8": int8_tflite,
+        "uint8": uint8_tflite,
+        "int16x8": int16_tflite,
+        "onnx-float16": {"path": str(half)},
+        "root": root,
+    }
 
 
 @pytest.fixture(scope="module")
@@ -144,8 +164,9 @@ def tiny_models(tmp_path_factory):
 
     keras = import_keras()
     root = tmp_path_factory.mktemp("tiny")
-    labels = [int(line.rsplit(",", 1)[1]) for line in (IMAGENET16 / "dataset.txt").read_text().splitlines()
-              if line.strip()]
+    labels = [
+        int(line.rsplit(",", 1)[1]) for line in (IMAGENET16 / "dataset.txt").read_text().splitlines() if line.strip()
+    ]
     bias = np.zeros(1001, np.float32)
     bias[0] = 100.0  # background: ranked first unless column 0 is dropped
     for rank, label in enumerate(labels[:5]):
@@ -165,18 +186,22 @@ def tiny_models(tmp_path_factory):
         return tf.reshape(tf.matmul(tf.reshape(x, [1, 64]), kernel), [1, 10])
 
     fixed = root / "batch1.tflite"
-    fixed.write_bytes(tf.lite.TFLiteConverter.from_concrete_functions(
-        [batch_one.get_concrete_function()], batch_one).convert())
+    fixed.write_bytes(
+        tf.lite.TFLiteConverter.from_concrete_functions([batch_one.get_concrete_function()], batch_one).convert()
+    )
 
     import onnx
     from onnx import TensorProto, helper, numpy_helper
 
     weights = np.random.default_rng(1).normal(size=(3, 10)).astype(np.float32)
     graph = helper.make_graph(
-        [helper.make_node("GlobalAveragePool", ["x"], ["pooled"]),
-         helper.make_node("Flatten", ["pooled"], ["flat"]),
-         helper.make_node("MatMul", ["flat", "w"], ["logits"])],
-        "nchw", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 3, 16, 16])],
+        [
+            helper.make_node("GlobalAveragePool", ["x"], ["pooled"]),
+            helper.make_node("Flatten", ["pooled"], ["flat"]),
+            helper.make_node("MatMul", ["flat", "w"], ["logits"]),
+        ],
+        "nchw",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 3, 16, 16])],
         [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["N", 10])],
         initializer=[numpy_helper.from_array(weights, "w")],
     )
@@ -197,6 +222,7 @@ def fashion_rgb_npz(tmp_path):
 
 # -- scoring -------------------------------------------------------------------------------------
 
+
 def test_topk_hits_counts_ties_by_class_index():
     scores = np.array([[0.1, 0.9, 0.0], [0.5, 0.5, 0.0], [0.2, 0.3, 0.5]], np.float32)
     labels = np.array([1, 1, 0])
@@ -216,8 +242,8 @@ def test_class_scores_drops_background_column():
     assert topk_hits(class_scores(outputs, drop_background=False), np.array([7, 999]), k=1)[0] == 0
 
 
-
 # -- the pipeline's steps, one at a time ---------------------------------------------------------
+
 
 def test_background_dropped_only_for_1001_outputs_against_1000_classes_or_unknown():
     from edgecnn.errors import BadArgument
@@ -225,8 +251,11 @@ def test_background_dropped_only_for_1001_outputs_against_1000_classes_or_unknow
 
     assert background_dropped(1001, None, "m.tflite", "d") and background_dropped(1001, 1000, "m.tflite", "d")
     assert not background_dropped(10, 10, "m.tflite", "d") and not background_dropped(10, None, "m.tflite", "d")
-    with pytest.raises(BadArgument, match=r"^m.tflite has 10 outputs but d has 5 classes: evaluate a model on data "
-                                          r"labelled with its own classes$"):
+    with pytest.raises(
+        BadArgument,
+        match=r"^m.tflite has 10 outputs but d has 5 classes: evaluate a model on data "
+        r"labelled with its own classes$",
+    ):
         background_dropped(10, 5, "m.tflite", "d")
     with pytest.raises(BadArgument, match=r"has 1001 outputs but d has 10 classes.*\(1001 outputs, background first"):
         background_dropped(1001, 10, "m.tflite", "d")
@@ -279,6 +308,7 @@ def test_warnings_are_held_until_every_check_has_passed_and_all_kept():
 
 # -- accuracy against the straight-line script -------------------------------------------------
 
+
 @pytest.mark.parametrize("variant", ["float32", "int8", "uint8", "int16x8", "onnx", "onnx-float16"])
 def test_top1_equals_straight_line_script(trained, variant):
     manifest = trained[variant]
@@ -294,11 +324,15 @@ def test_top1_equals_straight_line_script(trained, variant):
     assert row["top1"] == pytest.approx(np.mean(predictions == y))
     assert row["top1"] > 0.5  # trained: the comparison is not between two constant answers
     assert row["top5"] >= row["top1"]
-    assert row["preprocess"] == {"mode": "unit", "crop_fraction": 1.0,
-                                 "source": "option" if bare else "manifest",
-                                 "crop_source": "data", "input_shape": [28, 28, 1], "layout": "NHWC"}
-    dtype = {"int8": "int8", "uint8": "uint8", "int16x8": "int16", "onnx-float16": "float16"}.get(
-        variant, "float32")
+    assert row["preprocess"] == {
+        "mode": "unit",
+        "crop_fraction": 1.0,
+        "source": "option" if bare else "manifest",
+        "crop_source": "data",
+        "input_shape": [28, 28, 1],
+        "layout": "NHWC",
+    }
+    dtype = {"int8": "int8", "uint8": "uint8", "int16x8": "int16", "onnx-float16": "float16"}.get(variant, "float32")
     assert row["input"]["dtype"] == dtype
     if dtype in ("int8", "uint8", "int16"):
         assert row["input"]["scale"] and row["input"]["zero_point"] == manifest["inputs"][0]["zero_point"]
@@ -350,8 +384,9 @@ def test_nchw_onnx(tiny_models, fashion_rgb_npz):
     row = evaluate_artifact(tiny_models["nchw"], fashion_rgb_npz, preprocess="raw", limit=50)
     assert row["preprocess"]["layout"] == "NCHW" and row["preprocess"]["input_shape"] == [16, 16, 3]
     x, y = _fashion_float(unit=False)
-    rgb = np.stack([np.asarray(Image.fromarray(im, "L").convert("RGB").resize((16, 16), Image.BILINEAR))
-                    for im in x[:50]]).astype(np.float32)
+    rgb = np.stack(
+        [np.asarray(Image.fromarray(im, "L").convert("RGB").resize((16, 16), Image.BILINEAR)) for im in x[:50]]
+    ).astype(np.float32)
     predictions = _ort_top1(tiny_models["nchw"], np.ascontiguousarray(rgb.transpose(0, 3, 1, 2)))
     assert row["correct"]["top1"] == int(np.sum(predictions == y[:50]))
 
@@ -362,8 +397,15 @@ def test_crop_fraction_option(trained):
     row = evaluate_artifact(trained["float32"]["path"], FMNIST, limit=100, crop_fraction=0.5)
     assert row["preprocess"]["crop_fraction"] == 0.5 and row["preprocess"]["crop_source"] == "option"
     x, y = _fashion_float(unit=False)
-    cropped = np.stack([np.asarray(Image.fromarray(im, "L").resize((28, 28), Image.BILINEAR, box=(7, 7, 21, 21)))
-                        for im in x[:100]])[..., None].astype(np.float32) / 255.0
+    cropped = (
+        np.stack(
+            [
+                np.asarray(Image.fromarray(im, "L").resize((28, 28), Image.BILINEAR, box=(7, 7, 21, 21)))
+                for im in x[:100]
+            ]
+        )[..., None].astype(np.float32)
+        / 255.0
+    )
     predictions = _litert_top1(trained["float32"]["path"], cropped)
     assert row["correct"]["top1"] == int(np.sum(predictions == y[:100]))
     whole = evaluate_artifact(trained["float32"]["path"], FMNIST, limit=100)
@@ -373,10 +415,12 @@ def test_crop_fraction_option(trained):
 
 # -- the command ---------------------------------------------------------------------------------
 
+
 def test_cli_json_row_and_limit(trained):
     manifest = trained["float32"]
-    result = runner.invoke(app, ["evaluate", manifest["path"], "--data", str(FMNIST), "--limit", "50",
-                                 "--threads", "1", "--json"])
+    result = runner.invoke(
+        app, ["evaluate", manifest["path"], "--data", str(FMNIST), "--limit", "50", "--threads", "1", "--json"]
+    )
     assert result.exit_code == 0, result.stderr
     row = json.loads(result.stdout)
     assert row["schema"] == EVALUATE_SCHEMA
@@ -416,16 +460,33 @@ def test_cli_preprocess_option_for_a_bare_file(trained, tmp_path):
     assert row["top1"] == evaluate_artifact(trained["float32"]["path"], FMNIST)["top1"]
 
 
-@pytest.mark.parametrize("case", ["missing", "not-a-model-tflite", "not-a-model-onnx", "wrong-suffix",
-                                  "unlabelled", "caffe-on-gray", "class-mismatch", "bad-data"])
+@pytest.mark.parametrize(
+    "case",
+    [
+        "missing",
+        "not-a-model-tflite",
+        "not-a-model-onnx",
+        "wrong-suffix",
+        "unlabelled",
+        "caffe-on-gray",
+        "class-mismatch",
+        "bad-data",
+    ],
+)
 def test_cli_bad_input_is_one_line(trained, tmp_path, case):
     model = trained["float32"]["path"]
     data = str(FMNIST)
     extra = []
-    expected = {"missing": "no such file", "not-a-model-tflite": "not a loadable TFLite model",
-                "not-a-model-onnx": "not a loadable ONNX model", "wrong-suffix": "not a .tflite or .onnx",
-                "unlabelled": "unlabelled", "caffe-on-gray": "3 channels",
-                "class-mismatch": "1000 classes", "bad-data": "not found"}[case]
+    expected = {
+        "missing": "no such file",
+        "not-a-model-tflite": "not a loadable TFLite model",
+        "not-a-model-onnx": "not a loadable ONNX model",
+        "wrong-suffix": "not a .tflite or .onnx",
+        "unlabelled": "unlabelled",
+        "caffe-on-gray": "3 channels",
+        "class-mismatch": "1000 classes",
+        "bad-data": "not found",
+    }[case]
     code = {"missing": 1, "not-a-model-tflite": 1, "not-a-model-onnx": 1}.get(case, 2)
     if case == "missing":
         model = str(tmp_path / "nothing.tflite")
@@ -458,17 +519,18 @@ def test_cli_bad_input_is_one_line(trained, tmp_path, case):
 
 # -- the runtime side ------------------------------------------------------------------------------
 
+
 def test_evaluate_never_imports_tensorflow(exported_int8, fashion_rgb_npz):
     """`edgecnn evaluate` runs on a Raspberry Pi with numpy, Pillow, typer, rich and the runtimes."""
     code = f"""
 import json, sys
 from edgecnn.evaluate import evaluate_artifact
-for path in ({exported_int8['tflite']['path']!r}, {exported_int8['onnx']['path']!r}):
+for path in ({exported_int8["tflite"]["path"]!r}, {exported_int8["onnx"]["path"]!r}):
     row = evaluate_artifact(path, {str(fashion_rgb_npz)!r}, limit=8)
     assert row["n"] == 8, row
 from typer.testing import CliRunner
 from edgecnn.cli import app
-result = CliRunner().invoke(app, ["evaluate", {exported_int8['tflite']['path']!r}, "--data",
+result = CliRunner().invoke(app, ["evaluate", {exported_int8["tflite"]["path"]!r}, "--data",
                                   {str(fashion_rgb_npz)!r}, "--limit", "4", "--json"])
 assert result.exit_code == 0, result.output
 assert json.loads(result.stdout)["n"] == 4

@@ -12,8 +12,23 @@ from edgecnn.manifest import read_manifest_for, sha256_of
 
 FASHION_200 = Path(__file__).parent / "data" / "fashion-mnist-test-200.npz"
 MANIFEST_KEYS = {
-    "schema", "model", "options", "format", "quantization", "weights", "params", "artifact", "bytes",
-    "sha256", "inputs", "outputs", "preprocess", "labels", "calibration", "parity", "export_seconds",
+    "schema",
+    "model",
+    "options",
+    "format",
+    "quantization",
+    "weights",
+    "params",
+    "artifact",
+    "bytes",
+    "sha256",
+    "inputs",
+    "outputs",
+    "preprocess",
+    "labels",
+    "calibration",
+    "parity",
+    "export_seconds",
     "versions",
 }
 
@@ -85,8 +100,9 @@ def test_artifact_stem_names_variant():
 
 @pytest.mark.slow
 def test_float32_matches_keras(tmp_path):
-    manifests = export(ExportRequest(model="lenet5", formats=("tflite", "onnx"), out=tmp_path,
-                                     weights="none", calib_samples=8))
+    manifests = export(
+        ExportRequest(model="lenet5", formats=("tflite", "onnx"), out=tmp_path, weights="none", calib_samples=8)
+    )
     for manifest in manifests:
         assert manifest["parity"]["max_abs_diff"] <= 1e-4
         assert manifest["parity"]["top1_agreement"] == 1.0
@@ -101,8 +117,9 @@ def test_float32_matches_keras(tmp_path):
 @pytest.mark.parametrize("quantization", ["dynamic", "int8"])
 def test_parity_reuses_calibration_images_only_when_it_must(tmp_path, quantization):
     """The 100 shipped photos, all used for calibration: parity says it is not held out."""
-    (manifest,) = export(ExportRequest(model="lenet5", quantization=quantization, out=tmp_path,
-                                       weights="none", parity_samples=4))
+    (manifest,) = export(
+        ExportRequest(model="lenet5", quantization=quantization, out=tmp_path, weights="none", parity_samples=4)
+    )
     if quantization == "dynamic":
         assert manifest["parity"]["held_out"] is True  # dynamic range needs no calibration
         assert manifest["calibration"] is None
@@ -116,14 +133,16 @@ def test_parity_reuses_calibration_images_only_when_it_must(tmp_path, quantizati
 
 
 def test_parity_holds_out_when_the_source_has_images_left(tmp_path):
-    (manifest,) = export(ExportRequest(model="lenet5", quantization="int8", out=tmp_path, weights="none",
-                                       calib_samples=96, parity_samples=4))
+    (manifest,) = export(
+        ExportRequest(
+            model="lenet5", quantization="int8", out=tmp_path, weights="none", calib_samples=96, parity_samples=4
+        )
+    )
     assert manifest["calibration"]["count"] == 96
     assert manifest["parity"]["held_out"] is True and manifest["parity"]["samples"] == 4
 
 
-@pytest.mark.parametrize("failure", [EdgecnnError("disk says no"), KeyboardInterrupt()],
-                         ids=["error", "interrupt"])
+@pytest.mark.parametrize("failure", [EdgecnnError("disk says no"), KeyboardInterrupt()], ids=["error", "interrupt"])
 def test_failed_export_leaves_no_staging_folder(tmp_path, monkeypatch, failure):
     """A failure after the artifact was written (here: writing its manifest) removes the
     `.partial` staging folder and publishes nothing."""
@@ -142,13 +161,19 @@ def test_failed_export_leaves_no_staging_folder(tmp_path, monkeypatch, failure):
 
 
 @pytest.mark.slow
-def test_float16_onnx_halves_the_file_and_keeps_float_io(tmp_path, exported_int8,
-                                                         trained_mobilenet_weights):
+def test_float16_onnx_halves_the_file_and_keeps_float_io(tmp_path, exported_int8, trained_mobilenet_weights):
     import onnx
     from onnx import TensorProto
 
-    common = dict(model="mobilenet_v2", formats=("onnx",), input_size=32, alpha=0.35, classes=10,
-                  weights=str(trained_mobilenet_weights), out=tmp_path)
+    common = dict(
+        model="mobilenet_v2",
+        formats=("onnx",),
+        input_size=32,
+        alpha=0.35,
+        classes=10,
+        weights=str(trained_mobilenet_weights),
+        out=tmp_path,
+    )
     (float32,) = export(ExportRequest(quantization="float32", **common))
     (float16,) = export(ExportRequest(quantization="float16", **common))
     assert float16["format"] == "onnx" and float16["quantization"] == "float16"
@@ -174,21 +199,32 @@ def _activation_scales(path):
 
     graph = onnx.load(path).graph
     constants = {init.name: numpy_helper.to_array(init) for init in graph.initializer}
-    return {node.input[0]: float(constants[node.input[1]]) for node in graph.node
-            if node.op_type == "QuantizeLinear" and node.input[0] not in constants
-            and constants[node.input[1]].size == 1}
+    return {
+        node.input[0]: float(constants[node.input[1]])
+        for node in graph.node
+        if node.op_type == "QuantizeLinear" and node.input[0] not in constants and constants[node.input[1]].size == 1
+    }
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("method", ["entropy", "percentile"])
-def test_onnx_calibration_methods_reach_onnx_runtime(tmp_path, exported_int8, trained_mobilenet_weights,
-                                                     method):
+def test_onnx_calibration_methods_reach_onnx_runtime(tmp_path, exported_int8, trained_mobilenet_weights, method):
     """`--calib-method entropy|percentile` changes the activation ranges ONNX Runtime picks
     (against min/max on the same 16 images) and the artifact still follows the float model."""
-    (manifest,) = export(ExportRequest(model="mobilenet_v2", quantization="int8", formats=("onnx",),
-                                       input_size=32, alpha=0.35, classes=10,
-                                       weights=str(trained_mobilenet_weights), calib_samples=16,
-                                       calib_method=method, out=tmp_path))
+    (manifest,) = export(
+        ExportRequest(
+            model="mobilenet_v2",
+            quantization="int8",
+            formats=("onnx",),
+            input_size=32,
+            alpha=0.35,
+            classes=10,
+            weights=str(trained_mobilenet_weights),
+            calib_samples=16,
+            calib_method=method,
+            out=tmp_path,
+        )
+    )
     assert manifest["calibration_method"] == method
     assert manifest["calibration"]["count"] == 16
     parity = manifest["parity"]
@@ -208,7 +244,6 @@ def test_onnx_calibration_methods_reach_onnx_runtime(tmp_path, exported_int8, tr
         pytest.xfail(f"--calib-method {method} gives min/max's ranges ({len(scales)} tensors equal)")
 
 
-
 @pytest.mark.slow
 def test_same_command_gives_same_bytes(tmp_path):
     """Two runs of one command (two processes, as a user runs it) write identical files."""
@@ -218,9 +253,24 @@ def test_same_command_gives_same_bytes(tmp_path):
     hashes = []
     for run in ("a", "b"):
         result = subprocess.run(
-            [sys.executable, "-m", "edgecnn", "export", "lenet5", "--format", "all", "--dynamic",
-             "--weights", "none", "--out", str(tmp_path / run), "--json"],
-            capture_output=True, text=True, timeout=600,
+            [
+                sys.executable,
+                "-m",
+                "edgecnn",
+                "export",
+                "lenet5",
+                "--format",
+                "all",
+                "--dynamic",
+                "--weights",
+                "none",
+                "--out",
+                str(tmp_path / run),
+                "--json",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=600,
         )
         assert result.returncode == 0, result.stderr
         hashes.append(sorted(m["sha256"] for m in json.loads(result.stdout)))
@@ -238,8 +288,16 @@ def test_float16_and_dynamic_shrink_the_file(tmp_path):
     model.save_weights(weights)
     sizes = {}
     for quantization in ("float32", "float16", "dynamic"):
-        (manifest,) = export(ExportRequest(model="lenet5", quantization=quantization, out=tmp_path / "out",
-                                           weights=str(weights), calib=str(FASHION_200), calib_samples=4))
+        (manifest,) = export(
+            ExportRequest(
+                model="lenet5",
+                quantization=quantization,
+                out=tmp_path / "out",
+                weights=str(weights),
+                calib=str(FASHION_200),
+                calib_samples=4,
+            )
+        )
         sizes[quantization] = manifest["bytes"]
         assert manifest["parity"]["informative"] is True
         assert manifest["parity"]["top1_agreement"] >= 0.75
@@ -289,10 +347,14 @@ def test_saved_keras_model_exports_with_its_sidecar(tmp_path):
     model = create_model("lenet5", input_shape=(28, 28, 1), classes=10)
     path = tmp_path / "lenet.keras"
     model.save(path)
-    (tmp_path / "lenet.edgecnn.json").write_text(json.dumps(
-        {"model": "lenet5", "preprocess": "unit", "class_names": [str(i) for i in range(10)]}))
-    (manifest,) = export(ExportRequest(model=str(path), out=tmp_path / "out",
-                                       calib="tests/data/fashion-mnist-test-200.npz", calib_samples=8))
+    (tmp_path / "lenet.edgecnn.json").write_text(
+        json.dumps({"model": "lenet5", "preprocess": "unit", "class_names": [str(i) for i in range(10)]})
+    )
+    (manifest,) = export(
+        ExportRequest(
+            model=str(path), out=tmp_path / "out", calib="tests/data/fashion-mnist-test-200.npz", calib_samples=8
+        )
+    )
     assert manifest["source"] == str(path)
     assert manifest["preprocess"]["mode"] == "unit"
     assert manifest["labels"] == [str(i) for i in range(10)]

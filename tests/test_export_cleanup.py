@@ -48,8 +48,9 @@ def _wait_for(path: Path, proc: subprocess.Popen, what: str) -> None:
 def test_io_conflict_with_onnx_is_refused_before_the_tflite_artifact(tmp_path):
     out = tmp_path / "out"
     out.mkdir()
-    result = runner.invoke(app, ["export", "lenet5", "--int8", "--io", "uint8", "--format", "all",
-                                 "--weights", "none", "--out", str(out)])
+    result = runner.invoke(
+        app, ["export", "lenet5", "--int8", "--io", "uint8", "--format", "all", "--weights", "none", "--out", str(out)]
+    )
     assert result.exit_code == 2
     assert "--io uint8 applies to --format tflite only" in one_error_line(result)
     assert _leftovers(out) == []
@@ -79,7 +80,8 @@ def test_successful_export_prints_its_warning_and_leaves_no_lock_or_staging(tmp_
     result = runner.invoke(app, ["export", "lenet5", "--format", "all", "--out", str(out), "--json"])
     assert result.exit_code == 0, result.stderr
     assert result.stderr.splitlines() == [
-        "warning: Keras publishes no ImageNet weights for lenet5; exporting random weights"]
+        "warning: Keras publishes no ImageNet weights for lenet5; exporting random weights"
+    ]
     assert _leftovers(out) == ["lenet5-float32", "lenet5-float32-onnx"]
     # Again into the same place: replaced whole, still nothing else.
     again = runner.invoke(app, ["export", "lenet5", "--weights", "none", "--out", str(out)])
@@ -122,28 +124,45 @@ HOLDER = textwrap.dedent("""
 def test_a_second_export_of_the_same_artifact_says_so_in_one_line(tmp_path):
     out = tmp_path / "out"
     marker = tmp_path / "held"
-    holder = subprocess.Popen([sys.executable, "-c", HOLDER, str(out), "lenet5-float32", str(marker)],
-                              env=_env(), stderr=subprocess.PIPE, text=True)
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLDER, str(out), "lenet5-float32", str(marker)],
+        env=_env(),
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         _wait_for(marker, holder, "the first export")
-        second = subprocess.run([sys.executable, "-m", "edgecnn", "export", "lenet5", "--weights", "none",
-                                 "--out", str(out)], env=_env(), capture_output=True, text=True)
+        second = subprocess.run(
+            [sys.executable, "-m", "edgecnn", "export", "lenet5", "--weights", "none", "--out", str(out)],
+            env=_env(),
+            capture_output=True,
+            text=True,
+        )
         assert second.returncode == 1
         lines = second.stderr.splitlines()
-        assert lines == [f"error: another export (pid {holder.pid}) is writing lenet5-float32 into {out}; "
-                         "wait for it to finish or choose another --out"], second.stderr
+        assert lines == [
+            f"error: another export (pid {holder.pid}) is writing lenet5-float32 into {out}; "
+            "wait for it to finish or choose another --out"
+        ], second.stderr
         # Another artifact into the same --out is not held up.
-        other = subprocess.run([sys.executable, "-m", "edgecnn", "export", "lenet5", "--float16",
-                                "--weights", "none", "--out", str(out)], env=_env(), capture_output=True,
-                               text=True)
+        other = subprocess.run(
+            [sys.executable, "-m", "edgecnn", "export", "lenet5", "--float16", "--weights", "none", "--out", str(out)],
+            env=_env(),
+            capture_output=True,
+            text=True,
+        )
         assert other.returncode == 0, other.stderr
     finally:
         holder.terminate()
         holder.wait()
     assert "lenet5-float16" in _leftovers(out) and "lenet5-float32" not in _leftovers(out)
     # The holder died without releasing: its lock is free, the next export goes through.
-    third = subprocess.run([sys.executable, "-m", "edgecnn", "export", "lenet5", "--weights", "none",
-                            "--out", str(out)], env=_env(), capture_output=True, text=True)
+    third = subprocess.run(
+        [sys.executable, "-m", "edgecnn", "export", "lenet5", "--weights", "none", "--out", str(out)],
+        env=_env(),
+        capture_output=True,
+        text=True,
+    )
     assert third.returncode == 0, third.stderr
     assert [n for n in _leftovers(out) if n.endswith(".partial")] == []
 
@@ -170,8 +189,13 @@ SLOW_STAGING = textwrap.dedent("""
 def test_a_signal_during_staging_leaves_no_partial_folder(tmp_path, signum):
     out = tmp_path / "new" / "out"
     marker = tmp_path / "staging"
-    proc = subprocess.Popen([sys.executable, "-c", SLOW_STAGING, str(marker), str(out)], env=_env(),
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", SLOW_STAGING, str(marker), str(out)],
+        env=_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         _wait_for(marker, proc, "the export")
         staging = Path(marker.read_text())
@@ -223,15 +247,19 @@ def test_offline_imagenet_fallback_is_one_short_warning(monkeypatch, capfd):
     monkeypatch.setenv("KERAS_HOME", str(Path(os.environ.get("TMPDIR", "/tmp")) / "edgecnn-no-keras-cache"))
     progress = Collect()
     _load_model(ExportRequest(model="mobilenet_v2", input_size=96, alpha=0.35), progress)
-    assert progress.warnings == ["no ImageNet weights for mobilenet_v2 (not cached, EDGECNN_OFFLINE is set); "
-                                 "exporting random weights"]
+    assert progress.warnings == [
+        "no ImageNet weights for mobilenet_v2 (not cached, EDGECNN_OFFLINE is set); exporting random weights"
+    ]
 
 
-@pytest.mark.parametrize("command", [
-    ["prune", "lenet5", "--sparsity", "0.5"],
-    ["cluster", "lenet5", "--clusters", "4"],
-    ["train", "lenet5"],
-])
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["prune", "lenet5", "--sparsity", "0.5"],
+        ["cluster", "lenet5", "--clusters", "4"],
+        ["train", "lenet5"],
+    ],
+)
 def test_a_failed_training_stage_leaves_no_out_folder(tmp_path, command):
     """The data is read (and refused: labels beyond --classes) after the options are checked:
     the folder of --out is created only when the model is saved, so nothing is left."""

@@ -29,8 +29,15 @@ REQUESTS = {
     "int8-all": dict(quantization="int8", formats=("tflite", "onnx"), calib_samples=16, parity_samples=8),
     "float16-tflite": dict(quantization="float16", formats=("tflite",), parity_samples=8),
     "dynamic-onnx": dict(quantization="dynamic", formats=("onnx",), parity_samples=8),
-    "qat": dict(quantization="int8", qat=True, qat_dataset=str(NPZ), qat_limit=256, qat_batch_size=64,
-                calib_samples=8, parity_samples=8),
+    "qat": dict(
+        quantization="int8",
+        qat=True,
+        qat_dataset=str(NPZ),
+        qat_limit=256,
+        qat_batch_size=64,
+        calib_samples=8,
+        parity_samples=8,
+    ),
 }
 
 
@@ -42,8 +49,9 @@ def _blank(manifest: dict) -> dict:
     for key, value in ADDED_SINCE.items():
         assert manifest.pop(key, value) == value, key
     manifest["options"]["out"] = None
-    manifest["export_stages"] = {name: sorted(value) if isinstance(value, dict) else value
-                                 for name, value in manifest["export_stages"].items()}
+    manifest["export_stages"] = {
+        name: sorted(value) if isinstance(value, dict) else value for name, value in manifest["export_stages"].items()
+    }
     if manifest.get("qat"):
         manifest["qat"]["seconds"] = None
         for epoch in manifest["qat"]["history"]:
@@ -53,8 +61,9 @@ def _blank(manifest: dict) -> dict:
 
 def _differences(before: dict, after: dict, where: str = "") -> list[str]:
     if isinstance(before, dict) and isinstance(after, dict):
-        found = [f"{where}.{key}: only {'before' if key in before else 'after'}"
-                 for key in sorted(set(before) ^ set(after))]
+        found = [
+            f"{where}.{key}: only {'before' if key in before else 'after'}" for key in sorted(set(before) ^ set(after))
+        ]
         for key in before.keys() & after.keys():
             found += _differences(before[key], after[key], f"{where}.{key}")
         return found
@@ -65,8 +74,10 @@ def _differences(before: dict, after: dict, where: str = "") -> list[str]:
 def manifests(tmp_path_factory, monkeypatch_module):
     monkeypatch_module.setenv("EDGECNN_EXPORT_PROCESSES", "one")  # as when the file was written
     out = tmp_path_factory.mktemp("manifests")
-    made = {name: export(ExportRequest(model="lenet5", weights="none", out=out / name, **request))
-            for name, request in REQUESTS.items()}
+    made = {
+        name: export(ExportRequest(model="lenet5", weights="none", out=out / name, **request))
+        for name, request in REQUESTS.items()
+    }
     # As `edgecnn export --qat` runs it: the model built, the QAT stage on it, then export.
     request = ExportRequest(model="lenet5", weights="none", out=out / "qat-staged", **REQUESTS["qat"])
     made["qat-staged"] = export(request, model=quantization_aware(build_model(request), request))

@@ -19,8 +19,7 @@ def _stage_names(manifest):
 def test_manifest_records_every_stage_with_seconds_and_peak_rss(exported_int8):
     tflite, onnx = exported_int8["tflite"], exported_int8["onnx"]
     assert _stage_names(tflite) == [*SHARED_STAGES, "tflite.convert", "tflite.parity"]
-    assert _stage_names(onnx) == [*SHARED_STAGES, "onnx.tf2onnx", "onnx.preprocess", "onnx.quantize",
-                                  "onnx.parity"]
+    assert _stage_names(onnx) == [*SHARED_STAGES, "onnx.tf2onnx", "onnx.preprocess", "onnx.quantize", "onnx.parity"]
     for manifest in (tflite, onnx):
         stages = manifest["export_stages"]
         assert stages["process"] == "shared"  # a 32 px model converts both formats in one process
@@ -39,9 +38,17 @@ def test_a_process_per_format_gives_the_same_bytes(exported_int8, tmp_path, monk
 
     monkeypatch.setenv("EDGECNN_EXPORT_PROCESSES", "per-format")
     fixture = exported_int8["request"]
-    request = ExportRequest(model=fixture.model, quantization="int8", formats=("tflite", "onnx"),
-                            input_size=32, alpha=0.35, classes=10, weights=fixture.weights,
-                            calib_samples=16, out=tmp_path)
+    request = ExportRequest(
+        model=fixture.model,
+        quantization="int8",
+        formats=("tflite", "onnx"),
+        input_size=32,
+        alpha=0.35,
+        classes=10,
+        weights=fixture.weights,
+        calib_samples=16,
+        out=tmp_path,
+    )
     tflite, onnx = export(request)
     assert tflite["sha256"] == exported_int8["tflite"]["sha256"]
     assert onnx["sha256"] == exported_int8["onnx"]["sha256"]
@@ -49,8 +56,10 @@ def test_a_process_per_format_gives_the_same_bytes(exported_int8, tmp_path, monk
         assert manifest["export_stages"]["process"] == "per-format"
         assert "process_start" in manifest["export_stages"]
         assert manifest["parity"] == exported_int8[manifest["format"]]["parity"]
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["mobilenet_v2-a0.35-32-int8",
-                                                          "mobilenet_v2-a0.35-32-int8-onnx"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "mobilenet_v2-a0.35-32-int8",
+        "mobilenet_v2-a0.35-32-int8-onnx",
+    ]
 
 
 def _tiny_keras_model():
@@ -138,8 +147,9 @@ def test_lean_tf2onnx_falls_back_when_an_optimizer_fails(monkeypatch):
 def test_estimate_one_process_adds_up_and_histograms_grow_with_samples():
     from converters.memory import estimate_peak_bytes
 
-    common = dict(params=138_000_000, quantization="int8", calib_samples=100, activation_bytes=40_000_000,
-                  current_rss=10**9)
+    common = dict(
+        params=138_000_000, quantization="int8", calib_samples=100, activation_bytes=40_000_000, current_rss=10**9
+    )
     apart = estimate_peak_bytes(formats=("tflite", "onnx"), calib_method="minmax", one_process=False, **common)
     together = estimate_peak_bytes(formats=("tflite", "onnx"), calib_method="minmax", one_process=True, **common)
     alone = estimate_peak_bytes(formats=("onnx",), calib_method="minmax", one_process=False, **common)
@@ -152,10 +162,18 @@ def test_estimate_one_process_adds_up_and_histograms_grow_with_samples():
 def test_check_refuses_in_one_line_with_the_estimate_and_remedies():
     from converters.memory import check_export_memory
 
-    common = dict(params=138_000_000, quantization="int8", calib_samples=100, activation_bytes=60_000_000,
-                  current_rss=3 * 10**9, one_process=False)
-    assert check_export_memory(formats=("tflite", "onnx"), calib_method="minmax", available=20 * 10**9,
-                               **common) > 3 * 10**9
+    common = dict(
+        params=138_000_000,
+        quantization="int8",
+        calib_samples=100,
+        activation_bytes=60_000_000,
+        current_rss=3 * 10**9,
+        one_process=False,
+    )
+    assert (
+        check_export_memory(formats=("tflite", "onnx"), calib_method="minmax", available=20 * 10**9, **common)
+        > 3 * 10**9
+    )
     with pytest.raises(EdgecnnError) as caught:
         check_export_memory(formats=("tflite", "onnx"), calib_method="entropy", available=10**9, **common)
     message = str(caught.value)
@@ -193,8 +211,9 @@ def test_patched_update_proto_writes_what_changed_and_keeps_what_did_not():
     from converters.onnx import _update_proto_if_changed
 
     weights = numpy_helper.from_array(np.arange(1000, dtype=np.float32), "w")
-    graph = Graph([helper.make_node("Const", [], ["w:0"], name="w", value=weights)],
-                  output_shapes={}, dtypes={}, opset=17)
+    graph = Graph(
+        [helper.make_node("Const", [], ["w:0"], name="w", value=weights)], output_shapes={}, dtypes={}, opset=17
+    )
     const = graph.get_node_by_name("w")
     before = const.op.SerializeToString()
     _update_proto_if_changed(const)
@@ -259,16 +278,24 @@ def test_weights_held_out_of_tensorflow_give_the_same_model_and_restore_everythi
 
     from converters.onnx import keras_to_onnx
 
-    patched = (convert_to_constants._FunctionConverterDataInEager._eval, tensor_util.make_tensor_proto,
-               tf_loader.tf_optimize, tf2onnx.convert.process_tf_graph)
+    patched = (
+        convert_to_constants._FunctionConverterDataInEager._eval,
+        tensor_util.make_tensor_proto,
+        tf_loader.tf_optimize,
+        tf2onnx.convert.process_tf_graph,
+    )
     model = _held_out_keras_model()
     reads, refused = _count_held_out(monkeypatch)
     held, _ = keras_to_onnx(model)
     # conv and fc kernels held out (each read twice: tf2onnx's constant folding, its ONNX tensor)
     assert sorted(set(reads)) == ["held/conv/Conv2D/ReadVariableOp", "held/fc/MatMul/ReadVariableOp"]
     assert not refused
-    assert (convert_to_constants._FunctionConverterDataInEager._eval, tensor_util.make_tensor_proto,
-            tf_loader.tf_optimize, tf2onnx.convert.process_tf_graph) == patched
+    assert (
+        convert_to_constants._FunctionConverterDataInEager._eval,
+        tensor_util.make_tensor_proto,
+        tf_loader.tf_optimize,
+        tf2onnx.convert.process_tf_graph,
+    ) == patched
     assert _batch_named(held) == _batch_named(_default_tf2onnx_bytes(model))
 
 

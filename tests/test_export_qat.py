@@ -40,8 +40,7 @@ def trained(tmp_path_factory):
     from edgecnn.training import train_model
 
     out = tmp_path_factory.mktemp("trained") / "lenet.keras"
-    train_model("lenet5", "fashion-mnist", epochs=3, batch_size=64, lr=3e-3, limit=2000, val_limit=500,
-                out=out)
+    train_model("lenet5", "fashion-mnist", epochs=3, batch_size=64, lr=3e-3, limit=2000, val_limit=500, out=out)
     return out
 
 
@@ -49,9 +48,26 @@ def trained(tmp_path_factory):
 def qat_export(trained, tmp_path_factory):
     """The QAT export of `trained`, once: 300 training images, one epoch."""
     out = tmp_path_factory.mktemp("qat")
-    result = runner.invoke(app, ["export", str(trained), "--int8", "--qat", "--dataset", "fashion-mnist",
-                                 "--qat-limit", "300", "--epochs", "1", "--calib-samples", "16",
-                                 "--out", str(out), "--json"])
+    result = runner.invoke(
+        app,
+        [
+            "export",
+            str(trained),
+            "--int8",
+            "--qat",
+            "--dataset",
+            "fashion-mnist",
+            "--qat-limit",
+            "300",
+            "--epochs",
+            "1",
+            "--calib-samples",
+            "16",
+            "--out",
+            str(out),
+            "--json",
+        ],
+    )
     assert result.exit_code == 0, result.stderr
     (manifest,) = json.loads(result.stdout)
     return {"manifest": manifest, "out": out, "stderr": result.stderr}
@@ -144,12 +160,29 @@ def test_pruned_model_keeps_its_sparsity(trained, tmp_path):
     from edgecnn.training import prune_model
 
     pruned = tmp_path / "pruned.keras"
-    _, info = prune_model(str(trained), "fashion-mnist", sparsity=0.5, epochs=1, batch_size=64, limit=500,
-                          val_limit=200, out=pruned, measure_size=False)
+    _, info = prune_model(
+        str(trained),
+        "fashion-mnist",
+        sparsity=0.5,
+        epochs=1,
+        batch_size=64,
+        limit=500,
+        val_limit=200,
+        out=pruned,
+        measure_size=False,
+    )
     sparsity = info["pruning"]["total"]
-    (manifest,) = export(ExportRequest(model=str(pruned), quantization="int8", qat=True,
-                                       qat_dataset="fashion-mnist", qat_limit=300, calib_samples=8,
-                                       out=tmp_path / "out"))
+    (manifest,) = export(
+        ExportRequest(
+            model=str(pruned),
+            quantization="int8",
+            qat=True,
+            qat_dataset="fashion-mnist",
+            qat_limit=300,
+            calib_samples=8,
+            out=tmp_path / "out",
+        )
+    )
     assert Path(manifest["path"]).parent.name == "pruned-int8-qat"
     assert manifest["optimization"] == {"sparsity": sparsity, "clusters": None, "qat": True}
     qat = manifest["qat"]
@@ -157,8 +190,11 @@ def test_pruned_model_keeps_its_sparsity(trained, tmp_path):
     assert qat["sparsity_after"] == pytest.approx(qat["sparsity_before"], abs=1e-6)
     # The int8 kernels in the artifact hold the zeros.
     interpreter = Interpreter(model_path=manifest["path"])
-    kernels = [interpreter.get_tensor(d["index"]) for d in interpreter.get_tensor_details()
-               if "LastValueQuant" in d["name"] and d["dtype"] == np.int8]
+    kernels = [
+        interpreter.get_tensor(d["index"])
+        for d in interpreter.get_tensor_details()
+        if "LastValueQuant" in d["name"] and d["dtype"] == np.int8
+    ]
     assert len(kernels) == 5
     zeros = sum(int(np.sum(k == 0)) for k in kernels) / sum(k.size for k in kernels)
     assert zeros >= sparsity - 0.01
@@ -173,19 +209,39 @@ def test_clustered_model_keeps_its_clusters(trained, tmp_path):
     from edgecnn.training import cluster_model
 
     clustered = tmp_path / "clustered.keras"
-    _, info = cluster_model(str(trained), "fashion-mnist", clusters=16, epochs=1, batch_size=64, limit=500,
-                            val_limit=200, out=clustered, measure_size=False)
-    (manifest,) = export(ExportRequest(model=str(clustered), quantization="int8", qat=True,
-                                       qat_dataset="fashion-mnist", qat_limit=300, calib_samples=8,
-                                       out=tmp_path / "out"))
+    _, info = cluster_model(
+        str(trained),
+        "fashion-mnist",
+        clusters=16,
+        epochs=1,
+        batch_size=64,
+        limit=500,
+        val_limit=200,
+        out=clustered,
+        measure_size=False,
+    )
+    (manifest,) = export(
+        ExportRequest(
+            model=str(clustered),
+            quantization="int8",
+            qat=True,
+            qat_dataset="fashion-mnist",
+            qat_limit=300,
+            calib_samples=8,
+            out=tmp_path / "out",
+        )
+    )
     assert Path(manifest["path"]).parent.name == "clustered-int8-qat"
     assert manifest["optimization"]["clusters"] == 16 and manifest["optimization"]["qat"] is True
     qat = manifest["qat"]
     assert qat["preserve"] == "clusters" and "ClusterPreserve" in qat["scheme"]
     assert qat["unique_values_after"] and all(n <= 16 for n in qat["unique_values_after"].values())
     interpreter = Interpreter(model_path=manifest["path"])
-    kernels = [interpreter.get_tensor(d["index"]) for d in interpreter.get_tensor_details()
-               if "LastValueQuant" in d["name"] and d["dtype"] == np.int8]
+    kernels = [
+        interpreter.get_tensor(d["index"])
+        for d in interpreter.get_tensor_details()
+        if "LastValueQuant" in d["name"] and d["dtype"] == np.int8
+    ]
     assert len(kernels) == 5
     per_channel = [len(np.unique(kernel[channel])) for kernel in kernels for channel in range(kernel.shape[0])]
     assert max(per_channel) <= 16, per_channel
@@ -200,21 +256,24 @@ def test_artifact_stem_says_qat():
     assert artifact_stem(ExportRequest(model="runs/lenet.keras", quantization="int8", qat=True)) == "lenet-int8-qat"
 
 
-@pytest.mark.parametrize("args, match", [
-    (["--qat", "--dataset", str(NPZ)], "--qat needs --int8"),
-    (["--dynamic", "--qat", "--dataset", str(NPZ)], "--dynamic"),
-    (["--int16x8", "--qat", "--dataset", str(NPZ)], "--int16x8"),
-    (["--int8", "--qat"], "--dataset"),
-    (["--int8", "--qat", "--dataset", str(NPZ), "--epochs", "0"], "--epochs must be at least 1"),
-    (["--int8", "--qat", "--dataset", str(NPZ), "--qat-batch-size", "0"], "--qat-batch-size"),
-    (["--int8", "--qat", "--dataset", str(NPZ), "--qat-lr", "0"], "--qat-lr"),
-    (["--int8", "--qat", "--dataset", str(NPZ), "--qat-limit", "0"], "--qat-limit"),
-    (["--int8", "--qat", "--dataset", str(NPZ), "--format", "onnx"], "TFLite only"),
-    (["--int8", "--qat", "--dataset", str(NPZ), "--format", "all"], "TFLite only"),
-    (["--int8", "--qat", "--dataset", "no-such-data.npz"], "not found"),
-    (["--int8", "--dataset", str(NPZ)], "applies to --qat"),
-    (["--int8", "--epochs", "3"], "applies to --qat"),
-])
+@pytest.mark.parametrize(
+    "args, match",
+    [
+        (["--qat", "--dataset", str(NPZ)], "--qat needs --int8"),
+        (["--dynamic", "--qat", "--dataset", str(NPZ)], "--dynamic"),
+        (["--int16x8", "--qat", "--dataset", str(NPZ)], "--int16x8"),
+        (["--int8", "--qat"], "--dataset"),
+        (["--int8", "--qat", "--dataset", str(NPZ), "--epochs", "0"], "--epochs must be at least 1"),
+        (["--int8", "--qat", "--dataset", str(NPZ), "--qat-batch-size", "0"], "--qat-batch-size"),
+        (["--int8", "--qat", "--dataset", str(NPZ), "--qat-lr", "0"], "--qat-lr"),
+        (["--int8", "--qat", "--dataset", str(NPZ), "--qat-limit", "0"], "--qat-limit"),
+        (["--int8", "--qat", "--dataset", str(NPZ), "--format", "onnx"], "TFLite only"),
+        (["--int8", "--qat", "--dataset", str(NPZ), "--format", "all"], "TFLite only"),
+        (["--int8", "--qat", "--dataset", "no-such-data.npz"], "not found"),
+        (["--int8", "--dataset", str(NPZ)], "applies to --qat"),
+        (["--int8", "--epochs", "3"], "applies to --qat"),
+    ],
+)
 def test_bad_qat_options_are_one_line_exit_2_nothing_written(tmp_path, args, match):
     out = tmp_path / "out"
     result = runner.invoke(app, ["export", "lenet5", *args, "--out", str(out)])
@@ -225,9 +284,13 @@ def test_bad_qat_options_are_one_line_exit_2_nothing_written(tmp_path, args, mat
 
 def test_library_refuses_bad_qat_requests_before_any_work(tmp_path):
     base = dict(model="lenet5", quantization="int8", qat=True, qat_dataset=str(NPZ), out=tmp_path)
-    for change, match in (({"qat_epochs": 0}, "--epochs"), ({"qat_epochs": 1.5}, "--epochs"),
-                          ({"qat_lr": float("nan")}, "--qat-lr"), ({"qat_dataset": " "}, "--dataset"),
-                          ({"quantization": "float16"}, "--float16")):
+    for change, match in (
+        ({"qat_epochs": 0}, "--epochs"),
+        ({"qat_epochs": 1.5}, "--epochs"),
+        ({"qat_lr": float("nan")}, "--qat-lr"),
+        ({"qat_dataset": " "}, "--dataset"),
+        ({"quantization": "float16"}, "--float16"),
+    ):
         with pytest.raises(BadArgument, match=match):
             export(ExportRequest(**{**base, **change}))
     with pytest.raises(BadArgument, match="--dataset"):
@@ -248,10 +311,13 @@ def _lrn_model():
     return keras.Model(x, y, name="tiny")
 
 
-@pytest.mark.parametrize("kind, match", [
-    ("lrn", "layer `lrn`: LocalResponseNormalization is not in the default 8-bit quantization registry"),
-    ("already", "already quantization-aware"),
-])
+@pytest.mark.parametrize(
+    "kind, match",
+    [
+        ("lrn", "layer `lrn`: LocalResponseNormalization is not in the default 8-bit quantization registry"),
+        ("already", "already quantization-aware"),
+    ],
+)
 def test_models_qat_cannot_take_are_one_line_and_nothing_written(tmp_path, kind, match):
     from edgecnn.models import create_model
 
@@ -263,8 +329,7 @@ def test_models_qat_cannot_take_are_one_line_and_nothing_written(tmp_path, kind,
         sidecar["optimization"] = {"sparsity": None, "clusters": None, "qat": True}
     path = _saved(model, tmp_path / "in" / "model.keras", sidecar)
     out = tmp_path / "out"
-    result = runner.invoke(app, ["export", str(path), "--int8", "--qat", "--dataset", str(NPZ),
-                                 "--out", str(out)])
+    result = runner.invoke(app, ["export", str(path), "--int8", "--qat", "--dataset", str(NPZ), "--out", str(out)])
     assert result.exit_code == 2
     assert match in one_error_line(result)
     assert not out.exists() or list(out.iterdir()) == []
@@ -274,9 +339,16 @@ def test_a_saved_model_with_lrn_reloads_in_a_fresh_process(tmp_path):
     """Safe mode needs the custom layer registered: loading.py imports it itself."""
     path = tmp_path / "lrn.keras"
     _lrn_model().save(path)
-    code = ("from edgecnn.loading import read_keras_model; import sys; "
-            "print(read_keras_model(sys.argv[1]).get_layer('lrn').__class__.__name__)")
-    result = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True,
-                            timeout=300, cwd=Path(__file__).parents[1])
+    code = (
+        "from edgecnn.loading import read_keras_model; import sys; "
+        "print(read_keras_model(sys.argv[1]).get_layer('lrn').__class__.__name__)"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code, str(path)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=Path(__file__).parents[1],
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.strip().splitlines()[-1] == "LocalResponseNormalization"

@@ -7,8 +7,17 @@ from edgecnn.export import ExportRequest, export
 
 
 def _tiny_mobilenet(tmp_path, quantization, **kwargs):
-    return ExportRequest(model="mobilenet_v2", input_size=32, alpha=0.35, quantization=quantization,
-                         formats=("tflite",), out=tmp_path, calib_samples=8, parity_samples=8, **kwargs)
+    return ExportRequest(
+        model="mobilenet_v2",
+        input_size=32,
+        alpha=0.35,
+        quantization=quantization,
+        formats=("tflite",),
+        out=tmp_path,
+        calib_samples=8,
+        parity_samples=8,
+        **kwargs,
+    )
 
 
 @pytest.mark.slow
@@ -57,9 +66,24 @@ def test_int16x8_of_vanishing_activations_is_one_line_saying_what_to_do(tmp_path
 
     from edgecnn.cli import app
 
-    result = CliRunner().invoke(app, ["export", "mobilenet_v2", "--input-size", "32", "--alpha", "0.35",
-                                      "--int16x8", "--weights", "none", "--calib-samples", "8",
-                                      "--out", str(tmp_path / "out")])
+    result = CliRunner().invoke(
+        app,
+        [
+            "export",
+            "mobilenet_v2",
+            "--input-size",
+            "32",
+            "--alpha",
+            "0.35",
+            "--int16x8",
+            "--weights",
+            "none",
+            "--calib-samples",
+            "8",
+            "--out",
+            str(tmp_path / "out"),
+        ],
+    )
     assert result.exit_code == 1
     line = one_error_line(result)
     assert "no_integer_overflow_from_quantization" in line and "too narrow to quantize" in line

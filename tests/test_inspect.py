@@ -28,6 +28,7 @@ def _kinds(report):
 
 # -- hand-made files ------------------------------------------------------------------------------
 
+
 @pytest.fixture(scope="module")
 def float_island(tmp_path_factory):
     """int8 conv -> CUMSUM (no int8 kernel, not taken by XNNPACK) -> int8 conv: the converter's
@@ -45,8 +46,7 @@ def float_island(tmp_path_factory):
     converter = tf.lite.TFLiteConverter.from_keras_model(model)
     converter.optimizations = [tf.lite.Optimize.DEFAULT]
     rng = np.random.default_rng(0)
-    converter.representative_dataset = lambda: ([rng.normal(size=(1, 8, 8, 3)).astype(np.float32)]
-                                                for _ in range(8))
+    converter.representative_dataset = lambda: ([rng.normal(size=(1, 8, 8, 3)).astype(np.float32)] for _ in range(8))
     path = tmp_path_factory.mktemp("island") / "island.tflite"
     path.write_bytes(converter.convert())
     return path
@@ -74,8 +74,13 @@ def onnx_cases(tmp_path_factory):
     def const(name, value):
         return numpy_helper.from_array(np.asarray(value), name)
 
-    init = [const("s", np.float32(0.05)), const("z", np.int8(0)), const("w", w),
-            const("ws", np.full(4, 0.01, np.float32)), const("wz", np.zeros(4, np.int8))]
+    init = [
+        const("s", np.float32(0.05)),
+        const("z", np.int8(0)),
+        const("w", w),
+        const("ws", np.full(4, 0.01, np.float32)),
+        const("wz", np.zeros(4, np.int8)),
+    ]
     nodes = [
         helper.make_node("QuantizeLinear", ["x", "s", "z"], ["xq"]),
         helper.make_node("DequantizeLinear", ["xq", "s", "z"], ["xd"]),
@@ -87,23 +92,43 @@ def onnx_cases(tmp_path_factory):
         helper.make_node("QuantizeLinear", ["sn", "s", "z"], ["sq"]),
         helper.make_node("DequantizeLinear", ["sq", "s", "z"], ["y"]),
     ]
-    qdq = helper.make_graph(nodes, "qdq", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 8, 8])],
-                            [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4, 8, 8])], initializer=init)
+    qdq = helper.make_graph(
+        nodes,
+        "qdq",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 8, 8])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4, 8, 8])],
+        initializer=init,
+    )
     qdq_path = _save(qdq, root / "unfused.onnx")
 
-    init = [const("xs", np.float32(1 / 255)), const("xz", np.uint8(0)),
-            const("w", w), const("ws", np.float32(0.01)), const("wz", np.int8(0)),
-            const("ys", np.float32(0.1)), const("yz", np.uint8(128))]
-    nodes = [helper.make_node("QLinearConv", ["x", "xs", "xz", "w", "ws", "wz", "ys", "yz"], ["yq"],
-                              pads=[1, 1, 1, 1], name="qconv"),
-             helper.make_node("DequantizeLinear", ["yq", "ys", "yz"], ["y"])]
-    third = helper.make_graph(nodes, "third", [helper.make_tensor_value_info("x", TensorProto.UINT8, [1, 3, 8, 8])],
-                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4, 8, 8])], initializer=init)
+    init = [
+        const("xs", np.float32(1 / 255)),
+        const("xz", np.uint8(0)),
+        const("w", w),
+        const("ws", np.float32(0.01)),
+        const("wz", np.int8(0)),
+        const("ys", np.float32(0.1)),
+        const("yz", np.uint8(128)),
+    ]
+    nodes = [
+        helper.make_node(
+            "QLinearConv", ["x", "xs", "xz", "w", "ws", "wz", "ys", "yz"], ["yq"], pads=[1, 1, 1, 1], name="qconv"
+        ),
+        helper.make_node("DequantizeLinear", ["yq", "ys", "yz"], ["y"]),
+    ]
+    third = helper.make_graph(
+        nodes,
+        "third",
+        [helper.make_tensor_value_info("x", TensorProto.UINT8, [1, 3, 8, 8])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4, 8, 8])],
+        initializer=init,
+    )
     third_path = _save(third, root / "uint8_input.onnx")
     return {"unfused": qdq_path, "uint8": third_path}
 
 
 # -- the cases ------------------------------------------------------------------------------------
+
 
 def test_float_op_left_in_an_int8_tflite_graph(float_island):
     report = inspect_artifact(float_island)
@@ -111,8 +136,10 @@ def test_float_op_left_in_an_int8_tflite_graph(float_island):
     assert graph["quantized"]
     assert [op["op_type"] for op in graph["float_ops"]] == ["CUMSUM"]
     assert graph["conversions"] == {"QUANTIZE": 2, "DEQUANTIZE": 2}
-    assert {(r["op_type"], r["compute_dtype"]) for r in graph["ops_by_type"]} >= {("CONV_2D", "int8"),
-                                                                                   ("CUMSUM", "float32")}
+    assert {(r["op_type"], r["compute_dtype"]) for r in graph["ops_by_type"]} >= {
+        ("CONV_2D", "int8"),
+        ("CUMSUM", "float32"),
+    }
     # XNNPACK takes both convs and the Q/DQ ops, in two partitions around CUMSUM
     assert runtime["delegate"] == "XNNPACK" and runtime["partitions"] == 2
     assert runtime["default_kernels"] == [{"op_type": "CUMSUM", "count": 1}]
@@ -123,14 +150,23 @@ def test_float_op_left_in_an_int8_tflite_graph(float_island):
 
 def test_dynamic_batch_of_our_export_and_a_fixed_one(trained_tiny, onnx_cases):
     ours = inspect_artifact(trained_tiny["int8-tflite"]["path"])
-    assert {"tensor": ours["graph"]["inputs"][0]["name"], "role": "input", "axis": 0, "dim": None} \
-        in ours["graph"]["dynamic_dims"]
+    assert {"tensor": ours["graph"]["inputs"][0]["name"], "role": "input", "axis": 0, "dim": None} in ours["graph"][
+        "dynamic_dims"
+    ]
     assert "dynamic" in _kinds(ours)
     assert ours["graph"]["inputs"][0]["dtype"] == "int8" and ours["graph"]["inputs"][0]["scale"] > 0
     # params by class: the int8 weights of conv1 (16x3x3x1), dw (1x3x3x16), pw (32x1x1x16), dense (10x32)
     weights = [r for r in ours["graph"]["params_by_class"] if r["class"] == "weights"]
-    assert weights == [{"class": "weights", "dtype": "int8", "tensors": 4, "params": 144 + 144 + 512 + 320,
-                        "bytes": 1120, "per_channel": 4}]
+    assert weights == [
+        {
+            "class": "weights",
+            "dtype": "int8",
+            "tensors": 4,
+            "params": 144 + 144 + 512 + 320,
+            "bytes": 1120,
+            "per_channel": 4,
+        }
+    ]
     fixed = inspect_artifact(onnx_cases["unfused"])
     assert fixed["graph"]["dynamic_dims"] == [] and "dynamic" not in _kinds(fixed)
 
@@ -176,50 +212,102 @@ def test_profile_onnx_per_op_and_litert_says_plainly(trained_tiny):
 
 def test_numerics_through_the_cli(trained_tiny, tmp_path):
     out = tmp_path / "report.json"
-    result = runner.invoke(app, ["inspect", trained_tiny["int8-tflite"]["path"], "--data",
-                                 "tests/data/fashion-mnist-test-200.npz", "--reference",
-                                 trained_tiny["float32-tflite"]["path"], "--samples", "40", "--json", "--out",
-                                 str(out)])
+    result = runner.invoke(
+        app,
+        [
+            "inspect",
+            trained_tiny["int8-tflite"]["path"],
+            "--data",
+            "tests/data/fashion-mnist-test-200.npz",
+            "--reference",
+            trained_tiny["float32-tflite"]["path"],
+            "--samples",
+            "40",
+            "--json",
+            "--out",
+            str(out),
+        ],
+    )
     assert result.exit_code == 0, result.output
     numerics = json.loads(out.read_text())["numerics"]
     assert numerics["images"] == 40 and numerics["preprocess"] == "unit"
     assert [layer["op_type"] for layer in numerics["layers"]][-1] == "FULLY_CONNECTED"
     assert numerics["top1_agreement"] > 0.8 and numerics["top1"]["reference"] > 0.4
-    result = runner.invoke(app, ["inspect", trained_tiny["int8-onnx"]["path"], "--data",
-                                 "tests/data/fashion-mnist-test-200.npz", "--reference",
-                                 trained_tiny["float32-onnx"]["path"], "--samples", "40", "--json"])
+    result = runner.invoke(
+        app,
+        [
+            "inspect",
+            trained_tiny["int8-onnx"]["path"],
+            "--data",
+            "tests/data/fashion-mnist-test-200.npz",
+            "--reference",
+            trained_tiny["float32-onnx"]["path"],
+            "--samples",
+            "40",
+            "--json",
+        ],
+    )
     assert result.exit_code == 0, result.output
     kernels = json.loads(result.stdout)["numerics"]["kernels"]  # fused kernels vs the QDQ arithmetic
     assert kernels["images"] == 40 and kernels["top1_agreement"] >= 0.9 and kernels["max_abs_diff"] >= 0
     for fmt, marker in (("md", "## 8. Numerics per layer"), ("html", "<h2>8. Numerics per layer")):
-        result = runner.invoke(app, ["inspect", trained_tiny["int8-onnx"]["path"], "--data",
-                                     "tests/data/fashion-mnist-test-200.npz", "--reference",
-                                     trained_tiny["float32-onnx"]["path"], "--samples", "8", "--format", fmt])
+        result = runner.invoke(
+            app,
+            [
+                "inspect",
+                trained_tiny["int8-onnx"]["path"],
+                "--data",
+                "tests/data/fashion-mnist-test-200.npz",
+                "--reference",
+                trained_tiny["float32-onnx"]["path"],
+                "--samples",
+                "8",
+                "--format",
+                fmt,
+            ],
+        )
         assert result.exit_code == 0, result.output
         assert marker in result.stdout
 
 
 def test_hardware_features_and_their_finding():
-    arm = cpu_features("processor\t: 0\nFeatures\t: fp asimd evtstrm aes crc32 asimdhp asimddp\n"
-                       "CPU implementer\t: 0x41\nCPU part\t: 0xd0b\n", arch="aarch64")
+    arm = cpu_features(
+        "processor\t: 0\nFeatures\t: fp asimd evtstrm aes crc32 asimdhp asimddp\n"
+        "CPU implementer\t: 0x41\nCPU part\t: 0xd0b\n",
+        arch="aarch64",
+    )
     assert arm["int8_dot_product"] and arm["core_types"] == ["Cortex-A76"] and arm["features"]["asimdhp"]
-    a72 = cpu_features("Features\t: fp asimd evtstrm crc32\nCPU implementer\t: 0x41\nCPU part\t: 0xd08\n",
-                       arch="aarch64")
+    a72 = cpu_features(
+        "Features\t: fp asimd evtstrm crc32\nCPU implementer\t: 0x41\nCPU part\t: 0xd08\n", arch="aarch64"
+    )
     assert not a72["int8_dot_product"] and a72["core_types"] == ["Cortex-A72"]
     avx2 = cpu_features("flags\t\t: fpu sse sse2 avx avx2 fma\n", arch="x86_64")
     assert not avx2["int8_dot_product"] and avx2["int8_path"] == "AVX2 (no VNNI)"
     assert cpu_features("flags\t\t: avx2 avx512f avx512_vnni amx_int8\n", arch="x86_64")["int8_path"] == "AMX-INT8"
     assert "cpu_features" in describe_host()  # so every benchmark and evaluate row records them
-    report = {"artifact": {"format": "tflite"}, "hardware": avx2, "profile": None, "numerics": None,
-              "runtime": {"default_kernel_ops": 0, "delegate": "XNNPACK", "partitions": 1},
-              "graph": {"macs": 1, "float_ops": [], "quantized": True, "conversions": {}, "ops": 3,
-                        "ops_by_type": [], "dynamic_dims": [],
-                        "weights": {"int8": 0, "int8_within_7_bits": 0}}}
+    report = {
+        "artifact": {"format": "tflite"},
+        "hardware": avx2,
+        "profile": None,
+        "numerics": None,
+        "runtime": {"default_kernel_ops": 0, "delegate": "XNNPACK", "partitions": 1},
+        "graph": {
+            "macs": 1,
+            "float_ops": [],
+            "quantized": True,
+            "conversions": {},
+            "ops": 3,
+            "ops_by_type": [],
+            "dynamic_dims": [],
+            "weights": {"int8": 0, "int8_within_7_bits": 0},
+        },
+    }
     (first,) = [f for f in findings(report) if f["kind"] == "no_int8_dot"]
     assert first["rank"] == 1 and "expect little or no int8 speed-up" in first["text"]
 
 
 # -- bad input ------------------------------------------------------------------------------------
+
 
 def test_bad_input_is_one_line(trained_tiny, onnx_cases, tmp_path):
     junk = tmp_path / "junk.tflite"
@@ -233,12 +321,35 @@ def test_bad_input_is_one_line(trained_tiny, onnx_cases, tmp_path):
         (["inspect", str(broken)], 1, "broken.onnx"),
         (["inspect", str(text)], 2, "inspect reads .tflite and .onnx"),
         (["inspect", str(tmp_path / "missing.onnx")], 1, "no such file"),
-        (["inspect", trained_tiny["int8-onnx"]["path"], "--data", "tests/data/fashion-mnist-test-200.npz"], 2,
-         "give --reference"),
-        (["inspect", trained_tiny["int8-onnx"]["path"], "--data", "tests/data/fashion-mnist-test-200.npz",
-          "--reference", str(onnx_cases["unfused"])], 2, "--reference unfused.onnx takes input"),
-        (["inspect", trained_tiny["int8-onnx"]["path"], "--data", "tests/data/fashion-mnist-test-200.npz",
-          "--reference", trained_tiny["float32-tflite"]["path"]], 2, "not the same format"),
+        (
+            ["inspect", trained_tiny["int8-onnx"]["path"], "--data", "tests/data/fashion-mnist-test-200.npz"],
+            2,
+            "give --reference",
+        ),
+        (
+            [
+                "inspect",
+                trained_tiny["int8-onnx"]["path"],
+                "--data",
+                "tests/data/fashion-mnist-test-200.npz",
+                "--reference",
+                str(onnx_cases["unfused"]),
+            ],
+            2,
+            "--reference unfused.onnx takes input",
+        ),
+        (
+            [
+                "inspect",
+                trained_tiny["int8-onnx"]["path"],
+                "--data",
+                "tests/data/fashion-mnist-test-200.npz",
+                "--reference",
+                trained_tiny["float32-tflite"]["path"],
+            ],
+            2,
+            "not the same format",
+        ),
         (["inspect", trained_tiny["int8-onnx"]["path"], "--format", "pdf"], 2, "--format must be one of"),
         (["inspect", trained_tiny["int8-onnx"]["path"], "--threads", "0"], 2, "--threads"),
     ]
@@ -252,10 +363,10 @@ def test_inspect_never_imports_tensorflow(trained_tiny):
     script = f"""
 import sys
 from edgecnn.inspect import inspect_artifact
-inspect_artifact({trained_tiny['int8-tflite']['path']!r}, profile=True, data="tests/data/fashion-mnist-test-200.npz",
-                 reference={trained_tiny['float32-tflite']['path']!r}, samples=4)
-inspect_artifact({trained_tiny['int8-onnx']['path']!r}, data="tests/data/fashion-mnist-test-200.npz",
-                 reference={trained_tiny['float32-onnx']['path']!r}, samples=4)
+inspect_artifact({trained_tiny["int8-tflite"]["path"]!r}, profile=True, data="tests/data/fashion-mnist-test-200.npz",
+                 reference={trained_tiny["float32-tflite"]["path"]!r}, samples=4)
+inspect_artifact({trained_tiny["int8-onnx"]["path"]!r}, data="tests/data/fashion-mnist-test-200.npz",
+                 reference={trained_tiny["float32-onnx"]["path"]!r}, samples=4)
 import edgecnn.cli.inspect
 heavy = sorted(m for m in sys.modules if m.split(".")[0] in ("tensorflow", "tf_keras", "keras", "tf2onnx"))
 print("HEAVY", heavy)
@@ -289,10 +400,15 @@ def test_dynamic_spatial_dims_census_without_a_run(tmp_path):
     from onnx import TensorProto, helper
 
     dims = ["N", 3, "H", "W"]
-    graph = helper.make_graph([helper.make_node("Add", ["a", "b"], ["c"]), helper.make_node("Relu", ["c"], ["y"])],
-                              "two", [helper.make_tensor_value_info("a", TensorProto.FLOAT, dims),
-                                      helper.make_tensor_value_info("b", TensorProto.FLOAT, dims)],
-                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, dims)])
+    graph = helper.make_graph(
+        [helper.make_node("Add", ["a", "b"], ["c"]), helper.make_node("Relu", ["c"], ["y"])],
+        "two",
+        [
+            helper.make_tensor_value_info("a", TensorProto.FLOAT, dims),
+            helper.make_tensor_value_info("b", TensorProto.FLOAT, dims),
+        ],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, dims)],
+    )
     path = _save(graph, tmp_path / "two_inputs.onnx")
     report = inspect_artifact(path, profile=True)
     assert len(report["graph"]["dynamic_dims"]) == 9 and report["graph"]["ops"] == 2

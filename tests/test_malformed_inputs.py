@@ -45,6 +45,7 @@ def _stderr_lines(result) -> list[str]:
 
 # -- fixtures: graphs with known answers, and their data --------------------------------------------
 
+
 def _classifier_graph(kind: str):
     """An 8x8x1 brightness classifier: logits_k = 2 c_k m - c_k^2, m the mean real value.
 
@@ -55,30 +56,44 @@ def _classifier_graph(kind: str):
     from onnx import TensorProto, helper, numpy_helper
 
     weights = np.repeat((2 * CENTRES / 64)[None, :], 64, axis=0).astype(np.float32)
-    inits = [numpy_helper.from_array(weights, "w"), numpy_helper.from_array(-(CENTRES ** 2).astype(np.float32), "b"),
-             numpy_helper.from_array(np.array([1 if kind == "batch1" else -1, 64], np.int64), "shape")]
+    inits = [
+        numpy_helper.from_array(weights, "w"),
+        numpy_helper.from_array(-(CENTRES**2).astype(np.float32), "b"),
+        numpy_helper.from_array(np.array([1 if kind == "batch1" else -1, 64], np.int64), "shape"),
+    ]
     nodes = []
     if kind in ("float", "batch1"):
         source, dtype = "x", TensorProto.FLOAT
     elif kind == "qdq":
-        inits += [numpy_helper.from_array(np.array(1 / 127.5, np.float32), "x_scale"),
-                  numpy_helper.from_array(np.array(128, np.uint8), "x_zero_point")]
+        inits += [
+            numpy_helper.from_array(np.array(1 / 127.5, np.float32), "x_scale"),
+            numpy_helper.from_array(np.array(128, np.uint8), "x_zero_point"),
+        ]
         nodes.append(helper.make_node("DequantizeLinear", ["x", "x_scale", "x_zero_point"], ["real"]))
         source, dtype = "real", TensorProto.UINT8
     else:
-        inits += [numpy_helper.from_array(np.array(1 / 127.5, np.float32), "k"),
-                  numpy_helper.from_array(np.array(1.0, np.float32), "one")]
-        nodes += [helper.make_node("Cast", ["x"], ["pixels"], to=TensorProto.FLOAT),
-                  helper.make_node("Mul", ["pixels", "k"], ["scaled"]),
-                  helper.make_node("Sub", ["scaled", "one"], ["real"])]
+        inits += [
+            numpy_helper.from_array(np.array(1 / 127.5, np.float32), "k"),
+            numpy_helper.from_array(np.array(1.0, np.float32), "one"),
+        ]
+        nodes += [
+            helper.make_node("Cast", ["x"], ["pixels"], to=TensorProto.FLOAT),
+            helper.make_node("Mul", ["pixels", "k"], ["scaled"]),
+            helper.make_node("Sub", ["scaled", "one"], ["real"]),
+        ]
         source, dtype = "real", TensorProto.UINT8
-    nodes += [helper.make_node("Reshape", [source, "shape"], ["flat"]),
-              helper.make_node("MatMul", ["flat", "w"], ["mm"]),
-              helper.make_node("Add", ["mm", "b"], ["logits"])]
-    graph = helper.make_graph(nodes, f"brightness_{kind}",
-                              [helper.make_tensor_value_info("x", dtype, ["N", 8, 8, 1])],
-                              [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["N", 10])],
-                              initializer=inits)
+    nodes += [
+        helper.make_node("Reshape", [source, "shape"], ["flat"]),
+        helper.make_node("MatMul", ["flat", "w"], ["mm"]),
+        helper.make_node("Add", ["mm", "b"], ["logits"]),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        f"brightness_{kind}",
+        [helper.make_tensor_value_info("x", dtype, ["N", 8, 8, 1])],
+        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["N", 10])],
+        initializer=inits,
+    )
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)], ir_version=8)
 
 
@@ -104,10 +119,17 @@ def graphs(tmp_path_factory):
 
 
 def _manifest_for(path: Path, **extra) -> dict:
-    return {"schema": SCHEMA, "model": "brightness", "artifact": path.name, "sha256": sha256_of(path),
-            "format": "onnx", "quantization": "float32", "bytes": path.stat().st_size,
-            "preprocess": {"mode": "tf", "input_shape": [8, 8, 1], "crop_fraction": 1.0, "color": "gray"},
-            **extra}
+    return {
+        "schema": SCHEMA,
+        "model": "brightness",
+        "artifact": path.name,
+        "sha256": sha256_of(path),
+        "format": "onnx",
+        "quantization": "float32",
+        "bytes": path.stat().st_size,
+        "preprocess": {"mode": "tf", "input_shape": [8, 8, 1], "crop_fraction": 1.0, "color": "gray"},
+        **extra,
+    }
 
 
 @pytest.fixture
@@ -130,32 +152,63 @@ BROKEN_MANIFESTS = {
     "a string": ('"edgecnn.manifest/1"', "a string, not a JSON object"),
     "null": ("null", "null, not a JSON object"),
     "no schema": (json.dumps({"artifact": "m.onnx", "sha256": "x"}), "no `schema`"),
-    "schema abc": (json.dumps({"schema": "edgecnn.manifest/abc", "artifact": "m.onnx", "sha256": "x"}),
-                   "its version is not a number"),
-    "schema version ²": (json.dumps({"schema": "edgecnn.manifest/\u00b2", "artifact": "m.onnx", "sha256": "x"}),
-                         "its version is not a number"),
+    "schema abc": (
+        json.dumps({"schema": "edgecnn.manifest/abc", "artifact": "m.onnx", "sha256": "x"}),
+        "its version is not a number",
+    ),
+    "schema version ²": (
+        json.dumps({"schema": "edgecnn.manifest/\u00b2", "artifact": "m.onnx", "sha256": "x"}),
+        "its version is not a number",
+    ),
     "schema a number": (json.dumps({"schema": 1, "artifact": "m.onnx", "sha256": "x"}), "not an edgecnn manifest"),
     "other tool": (json.dumps({"schema": "webapp.manifest/1", "name": "x"}), "not an edgecnn manifest"),
     "newer": (json.dumps({"schema": "edgecnn.manifest/9", "artifact": "m.onnx", "sha256": "x"}), "newer than"),
-    "artifact a list": (json.dumps({"schema": SCHEMA, "artifact": ["m.onnx"], "sha256": "x"}),
-                        "`artifact` is a list, not a string"),
-    "options a string": (json.dumps({"schema": SCHEMA, "artifact": "m.onnx", "sha256": "x", "options": "fast"}),
-                         "`options` is a string, not an object"),
-    "preprocess mode a number": (json.dumps({"schema": SCHEMA, "artifact": "m.onnx", "sha256": "x",
-                                             "preprocess": {"mode": 3}}), "`preprocess.mode` is an integer"),
-    "input shape of strings": (json.dumps({"schema": SCHEMA, "artifact": "m.onnx", "sha256": "x",
-                                           "inputs": [{"name": "x", "shape": ["8"]}]}),
-                               "`inputs[0].shape[0]` is a string, not an integer"),
-    "bytes true": (json.dumps({"schema": SCHEMA, "artifact": "m.onnx", "sha256": "x", "bytes": True}),
-                   "`bytes` is true or false, not an integer"),
-    "unknown preprocessing": (json.dumps({"schema": SCHEMA, "artifact": "m.onnx", "sha256": "x",
-                                          "preprocess": {"mode": "yolo"}}), "`preprocess.mode` 'yolo' is not one of"),
-    "crop above 1": (json.dumps({"schema": SCHEMA, "artifact": "m.onnx", "sha256": "x",
-                                 "preprocess": {"mode": "tf", "crop_fraction": 5}}), "`preprocess.crop_fraction` 5"),
-    "input size 0": (json.dumps({"schema": SCHEMA, "artifact": "m.onnx", "sha256": "x",
-                                 "preprocess": {"mode": "tf", "input_shape": [0, 8, 1]}}), "has a size below 1"),
-    "scale NaN": ('{"schema": "edgecnn.manifest/1", "artifact": "m.onnx", "sha256": "x", '
-                  '"inputs": [{"name": "x", "scale": NaN}]}', "`inputs[0].scale` nan is not a finite number"),
+    "artifact a list": (
+        json.dumps({"schema": SCHEMA, "artifact": ["m.onnx"], "sha256": "x"}),
+        "`artifact` is a list, not a string",
+    ),
+    "options a string": (
+        json.dumps({"schema": SCHEMA, "artifact": "m.onnx", "sha256": "x", "options": "fast"}),
+        "`options` is a string, not an object",
+    ),
+    "preprocess mode a number": (
+        json.dumps({"schema": SCHEMA, "artifact": "m.onnx", "sha256": "x", "preprocess": {"mode": 3}}),
+        "`preprocess.mode` is an integer",
+    ),
+    "input shape of strings": (
+        json.dumps({"schema": SCHEMA, "artifact": "m.onnx", "sha256": "x", "inputs": [{"name": "x", "shape": ["8"]}]}),
+        "`inputs[0].shape[0]` is a string, not an integer",
+    ),
+    "bytes true": (
+        json.dumps({"schema": SCHEMA, "artifact": "m.onnx", "sha256": "x", "bytes": True}),
+        "`bytes` is true or false, not an integer",
+    ),
+    "unknown preprocessing": (
+        json.dumps({"schema": SCHEMA, "artifact": "m.onnx", "sha256": "x", "preprocess": {"mode": "yolo"}}),
+        "`preprocess.mode` 'yolo' is not one of",
+    ),
+    "crop above 1": (
+        json.dumps(
+            {"schema": SCHEMA, "artifact": "m.onnx", "sha256": "x", "preprocess": {"mode": "tf", "crop_fraction": 5}}
+        ),
+        "`preprocess.crop_fraction` 5",
+    ),
+    "input size 0": (
+        json.dumps(
+            {
+                "schema": SCHEMA,
+                "artifact": "m.onnx",
+                "sha256": "x",
+                "preprocess": {"mode": "tf", "input_shape": [0, 8, 1]},
+            }
+        ),
+        "has a size below 1",
+    ),
+    "scale NaN": (
+        '{"schema": "edgecnn.manifest/1", "artifact": "m.onnx", "sha256": "x", '
+        '"inputs": [{"name": "x", "scale": NaN}]}',
+        "`inputs[0].scale` nan is not a finite number",
+    ),
     "not JSON": ('{"schema": "edgecnn.manifest/1", ', "not readable JSON"),
     "not UTF-8": (b"\xff\xfe\x00".decode("latin-1"), "not readable JSON"),
 }
@@ -175,11 +228,13 @@ def test_the_manifest_reader_refuses_in_one_line_naming_the_file(tmp_path, case)
 
 
 def test_a_typed_record_and_old_manifests_still_load(graphs, tmp_path):
-    data = _manifest_for(graphs["float"], options={"alpha": 0.35, "input_size": 8, "classes": 10},
-                         inputs=[{"name": "x", "shape": [None, 8, 8, 1], "dtype": "float32", "scale": None,
-                                  "zero_point": None}],
-                         optimization={"sparsity": None, "clusters": None, "qat": False},
-                         versions={"python": "3.11.7"})
+    data = _manifest_for(
+        graphs["float"],
+        options={"alpha": 0.35, "input_size": 8, "classes": 10},
+        inputs=[{"name": "x", "shape": [None, 8, 8, 1], "dtype": "float32", "scale": None, "zero_point": None}],
+        optimization={"sparsity": None, "clusters": None, "qat": False},
+        versions={"python": "3.11.7"},
+    )
     record = Manifest.from_json(data, "manifest.json")
     assert (record.schema, record.model, record.sha256, record.version) == (SCHEMA, "brightness", data["sha256"], 1)
     assert record.data is data and check_manifest(data) is data
@@ -215,8 +270,7 @@ def test_evaluate_ignores_a_broken_manifest_with_one_warning(graphs, float_folde
     assert result.exit_code == 2  # nothing says how to preprocess, and the line says why
     line = one_error_line(result)
     assert "manifest beside brightness.onnx is ignored" in line and "--preprocess" in line
-    result = runner.invoke(app, ["evaluate", str(model), "--data", str(graphs["data"]), "--preprocess", "tf",
-                                 "--json"])
+    result = runner.invoke(app, ["evaluate", str(model), "--data", str(graphs["data"]), "--preprocess", "tf", "--json"])
     assert result.exit_code == 0, result.stderr
     (warning,) = _stderr_lines(result)
     assert warning.startswith("warning: manifest ignored: ") and "third-party" in warning
@@ -247,13 +301,18 @@ def test_any_manifest_field_of_any_type_is_ignored_or_used_never_a_crash(graphs,
 
     model = float_folder / "brightness.onnx"
     (info,) = open_session(model).inputs
-    good = _manifest_for(model, options={"alpha": None, "input_size": 8, "classes": 10, "io": None, "calib": "x"},
-                         inputs=[{"name": "x", "shape": [None, 8, 8, 1], "dtype": "float32", "scale": None,
-                                  "zero_point": None}],
-                         outputs=[{"name": "logits", "shape": [None, 10], "dtype": "float32"}],
-                         optimization={"sparsity": None, "clusters": None, "qat": False},
-                         calibration={"source": {"kind": "npz", "name": "other", "path": "/elsewhere"}},
-                         versions={"python": "3.11.7"}, warnings=[], params=650, weights="file")
+    good = _manifest_for(
+        model,
+        options={"alpha": None, "input_size": 8, "classes": 10, "io": None, "calib": "x"},
+        inputs=[{"name": "x", "shape": [None, 8, 8, 1], "dtype": "float32", "scale": None, "zero_point": None}],
+        outputs=[{"name": "logits", "shape": [None, 10], "dtype": "float32"}],
+        optimization={"sparsity": None, "clusters": None, "qat": False},
+        calibration={"source": {"kind": "npz", "name": "other", "path": "/elsewhere"}},
+        versions={"python": "3.11.7"},
+        warnings=[],
+        params=650,
+        weights="file",
+    )
     settings = BenchmarkSettings(data=str(graphs["data"]), samples=4)
     outcomes = set()
     for path in _field_paths(good):
@@ -268,8 +327,13 @@ def test_any_manifest_field_of_any_type_is_ignored_or_used_never_a_crash(graphs,
             assert row["status"] == "ok", (path, value, row["error"])
             ignored = any("manifest ignored" in w for w in row["warnings"])
             try:
-                make_feeds([info], data=settings.data, samples=4, manifest_inputs=(manifest or {}).get("inputs"),
-                           preprocess=(manifest or {}).get("preprocess") or {"mode": "tf"})
+                make_feeds(
+                    [info],
+                    data=settings.data,
+                    samples=4,
+                    manifest_inputs=(manifest or {}).get("inputs"),
+                    preprocess=(manifest or {}).get("preprocess") or {"mode": "tf"},
+                )
                 evaluated = evaluate_artifact(model, graphs["data"], limit=8, preprocess="auto" if manifest else "tf")
                 outcomes.add("ignored" if ignored else "used")
                 assert evaluated["n"] == 8
@@ -280,6 +344,7 @@ def test_any_manifest_field_of_any_type_is_ignored_or_used_never_a_crash(graphs,
 
 
 # -- 3. ONNX integer inputs: the graph's scale, or a line saying how to state it -------------------
+
 
 def test_the_graph_gives_a_uint8_input_its_scale(graphs):
     from edgecnn.runtime import open_session
@@ -298,14 +363,22 @@ def test_scales_from_constant_nodes_default_zero_points_and_quantized_outputs(tm
 
     from edgecnn.runtime import open_session, run_float
 
-    nodes = [helper.make_node("Constant", [], ["s_in"], value=numpy_helper.from_array(np.array(0.25, np.float32))),
-             helper.make_node("DequantizeLinear", ["x", "s_in"], ["real"]),
-             helper.make_node("ReduceMean", ["real"], ["mean"], axes=[1], keepdims=0),
-             helper.make_node("QuantizeLinear", ["mean", "s_out", "z_out"], ["y"])]
-    graph = helper.make_graph(nodes, "constants", [helper.make_tensor_value_info("x", TensorProto.UINT8, [1, 4])],
-                              [helper.make_tensor_value_info("y", TensorProto.UINT8, [1])],
-                              initializer=[numpy_helper.from_array(np.array(0.01, np.float32), "s_out"),
-                                           numpy_helper.from_array(np.array(7, np.uint8), "z_out")])
+    nodes = [
+        helper.make_node("Constant", [], ["s_in"], value=numpy_helper.from_array(np.array(0.25, np.float32))),
+        helper.make_node("DequantizeLinear", ["x", "s_in"], ["real"]),
+        helper.make_node("ReduceMean", ["real"], ["mean"], axes=[1], keepdims=0),
+        helper.make_node("QuantizeLinear", ["mean", "s_out", "z_out"], ["y"]),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "constants",
+        [helper.make_tensor_value_info("x", TensorProto.UINT8, [1, 4])],
+        [helper.make_tensor_value_info("y", TensorProto.UINT8, [1])],
+        initializer=[
+            numpy_helper.from_array(np.array(0.01, np.float32), "s_out"),
+            numpy_helper.from_array(np.array(7, np.uint8), "z_out"),
+        ],
+    )
     path = tmp_path / "constants.onnx"
     onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)], ir_version=8), path)
     session = open_session(path)
@@ -327,18 +400,20 @@ def test_evaluate_quantizes_with_the_scale_of_the_dequantize_linear(graphs):
 
 
 def test_a_uint8_input_the_graph_says_nothing_about_is_refused(graphs):
-    result = runner.invoke(app, ["evaluate", str(graphs["cast"]), "--data", str(graphs["data"]),
-                                 "--preprocess", "tf"])
+    result = runner.invoke(app, ["evaluate", str(graphs["cast"]), "--data", str(graphs["data"]), "--preprocess", "tf"])
     assert result.exit_code == 1
     line = one_error_line(result)
     assert "input `x` of brightness-cast.onnx is uint8" in line and "--input-scale" in line
     assert "--preprocess raw" in line
 
 
-@pytest.mark.parametrize("args, source", [
-    (["--preprocess", "raw"], "raw"),
-    (["--preprocess", "tf", "--input-scale", str(1 / 127.5), "--input-zero-point", "128"], "option"),
-])
+@pytest.mark.parametrize(
+    "args, source",
+    [
+        (["--preprocess", "raw"], "raw"),
+        (["--preprocess", "tf", "--input-scale", str(1 / 127.5), "--input-zero-point", "128"], "option"),
+    ],
+)
 def test_stating_the_range_of_a_raw_uint8_input(graphs, args, source):
     result = runner.invoke(app, ["evaluate", str(graphs["cast"]), "--data", str(graphs["data"]), "--json", *args])
     assert result.exit_code == 0, result.stderr
@@ -355,8 +430,20 @@ def test_benchmark_data_on_uint8_inputs(graphs):
     assert failed["status"] == "failed" and "--input-scale" in failed["error"]
     (line,) = _stderr_lines(result)
     assert line.startswith(f"error: {graphs['cast']}: ")
-    result = runner.invoke(app, ["benchmark", str(graphs["cast"]), "--json", *data, *FAST,
-                                 "--input-scale", str(1 / 127.5), "--input-zero-point", "128"])
+    result = runner.invoke(
+        app,
+        [
+            "benchmark",
+            str(graphs["cast"]),
+            "--json",
+            *data,
+            *FAST,
+            "--input-scale",
+            str(1 / 127.5),
+            "--input-zero-point",
+            "128",
+        ],
+    )
     assert result.exit_code == 0, result.stderr
     (row,) = json.loads(result.stdout)
     assert row["settings"]["input_scale"] == pytest.approx(1 / 127.5) and row["settings"]["input_zero_point"] == 128
@@ -372,8 +459,13 @@ def test_input_quantization_rules():
         input_quantization(TensorInfo("x", (1, 8, 8, 1), "int8"), preprocess="raw")  # 0-255 does not fit
     stated = input_quantization(u8, scale=0.5, zero_point=10)
     assert quantize(np.array([0.0, 1.0, 200.0]), stated).tolist() == [10, 12, 255]
-    for kwargs in (dict(scale=0.0), dict(scale=math.inf), dict(scale=math.nan), dict(scale=1.0, zero_point=256),
-                   dict(zero_point=3)):
+    for kwargs in (
+        dict(scale=0.0),
+        dict(scale=math.inf),
+        dict(scale=math.nan),
+        dict(scale=1.0, zero_point=256),
+        dict(zero_point=3),
+    ):
         with pytest.raises(BadArgument):
             input_quantization(u8, **kwargs)
     with pytest.raises(BadArgument):
@@ -383,20 +475,37 @@ def test_input_quantization_rules():
 
 # -- 4. numeric options and --out, before anything is measured -------------------------------------
 
-@pytest.mark.parametrize("args, option", [
-    (["--max-secs", "inf"], "--max-secs"), (["--max-secs", "nan"], "--max-secs"), (["--max-secs", "-1"], "--max-secs"),
-    (["--max-secs", "0"], "--max-secs"), (["--min-secs", "nan"], "--min-secs"), (["--min-secs", "-0.5"], "--min-secs"),
-    (["--min-secs", "inf"], "--min-secs"), (["--warmup-secs", "-1"], "--warmup-secs"),
-    (["--warmup-secs", "inf"], "--warmup-secs"), (["--warmup-secs", "nan"], "--warmup-secs"),
-    (["--seed", "-1"], "--seed"), (["--seed", str(2**40)], "--seed"), (["--threads", "0"], "--threads"),
-    (["--threads", "-4"], "--threads"), (["--threads", "100000"], "--threads"), (["--batch", "0"], "--batch"),
-    (["--batch", str(2**40)], "--batch"), (["--runs", "0"], "--runs"), (["--warmup", "-1"], "--warmup"),
-    (["--samples", "0"], "--samples"), (["--remote-port", "0", "--remote", "pi@host"], "--remote-port"),
-    (["--input-scale", "0", "--data", "default"], "--input-scale"),
-    (["--input-scale", "nan", "--data", "default"], "--input-scale"),
-    (["--input-zero-point", "3", "--data", "default"], "--input-zero-point"),
-    (["--input-scale", "0.5"], "--input-scale"),
-])
+
+@pytest.mark.parametrize(
+    "args, option",
+    [
+        (["--max-secs", "inf"], "--max-secs"),
+        (["--max-secs", "nan"], "--max-secs"),
+        (["--max-secs", "-1"], "--max-secs"),
+        (["--max-secs", "0"], "--max-secs"),
+        (["--min-secs", "nan"], "--min-secs"),
+        (["--min-secs", "-0.5"], "--min-secs"),
+        (["--min-secs", "inf"], "--min-secs"),
+        (["--warmup-secs", "-1"], "--warmup-secs"),
+        (["--warmup-secs", "inf"], "--warmup-secs"),
+        (["--warmup-secs", "nan"], "--warmup-secs"),
+        (["--seed", "-1"], "--seed"),
+        (["--seed", str(2**40)], "--seed"),
+        (["--threads", "0"], "--threads"),
+        (["--threads", "-4"], "--threads"),
+        (["--threads", "100000"], "--threads"),
+        (["--batch", "0"], "--batch"),
+        (["--batch", str(2**40)], "--batch"),
+        (["--runs", "0"], "--runs"),
+        (["--warmup", "-1"], "--warmup"),
+        (["--samples", "0"], "--samples"),
+        (["--remote-port", "0", "--remote", "pi@host"], "--remote-port"),
+        (["--input-scale", "0", "--data", "default"], "--input-scale"),
+        (["--input-scale", "nan", "--data", "default"], "--input-scale"),
+        (["--input-zero-point", "3", "--data", "default"], "--input-zero-point"),
+        (["--input-scale", "0.5"], "--input-scale"),
+    ],
+)
 def test_benchmark_numeric_options_have_ranges(monkeypatch, args, option):
     called = []
     monkeypatch.setattr("edgecnn.harness.benchmark_many", lambda *a, **k: called.append(a) or [])
@@ -405,16 +514,26 @@ def test_benchmark_numeric_options_have_ranges(monkeypatch, args, option):
     assert option in one_error_line(result) and called == []
 
 
-@pytest.mark.parametrize("args, option", [
-    (["--limit", "0"], "--limit"), (["--limit", "-3"], "--limit"), (["--batch-size", "0"], "--batch-size"),
-    (["--batch-size", str(2**40)], "--batch-size"), (["--threads", "0"], "--threads"),
-    (["--threads", "100000"], "--threads"), (["--crop-fraction", "nan"], "crop"), (["--crop-fraction", "0"], "crop"),
-    (["--input-zero-point", "3"], "--input-zero-point"), (["--input-scale", "-1"], "--input-scale"),
-    (["--input-scale", "inf"], "--input-scale"),
-])
+@pytest.mark.parametrize(
+    "args, option",
+    [
+        (["--limit", "0"], "--limit"),
+        (["--limit", "-3"], "--limit"),
+        (["--batch-size", "0"], "--batch-size"),
+        (["--batch-size", str(2**40)], "--batch-size"),
+        (["--threads", "0"], "--threads"),
+        (["--threads", "100000"], "--threads"),
+        (["--crop-fraction", "nan"], "crop"),
+        (["--crop-fraction", "0"], "crop"),
+        (["--input-zero-point", "3"], "--input-zero-point"),
+        (["--input-scale", "-1"], "--input-scale"),
+        (["--input-scale", "inf"], "--input-scale"),
+    ],
+)
 def test_evaluate_numeric_options_have_ranges(graphs, args, option):
-    result = runner.invoke(app, ["evaluate", str(graphs["cast"]), "--data", str(graphs["data"]),
-                                 "--preprocess", "tf", *args])
+    result = runner.invoke(
+        app, ["evaluate", str(graphs["cast"]), "--data", str(graphs["data"]), "--preprocess", "tf", *args]
+    )
     assert result.exit_code == 2, result.stderr
     assert option in one_error_line(result)
 
@@ -422,8 +541,10 @@ def test_evaluate_numeric_options_have_ranges(graphs, args, option):
 def _bad_outs(tmp_path):
     (tmp_path / "a-folder").mkdir()
     (tmp_path / "a-file").write_text("x")
-    return {"a folder": (tmp_path / "a-folder", "it is a folder"),
-            "under a file": (tmp_path / "a-file" / "rows.jsonl", "is not a folder")}
+    return {
+        "a folder": (tmp_path / "a-folder", "it is a folder"),
+        "under a file": (tmp_path / "a-file" / "rows.jsonl", "is not a folder"),
+    }
 
 
 @pytest.mark.parametrize("case", ["a folder", "under a file"])
@@ -441,6 +562,7 @@ def test_an_unwritable_out_is_refused_before_measuring(monkeypatch, tmp_path, ca
 
 
 # -- 5. evaluate: export folders, the fallback notice once, "data ... not found" -------------------
+
 
 def test_evaluate_accepts_an_export_folder(graphs, float_folder):
     result = runner.invoke(app, ["evaluate", str(float_folder), "--data", str(graphs["data"]), "--json"])
@@ -460,8 +582,9 @@ def test_a_folder_without_an_artifact_is_one_line(graphs, tmp_path):
 
 
 def test_missing_data_says_data(graphs, tmp_path):
-    result = runner.invoke(app, ["evaluate", str(graphs["float"]), "--data", str(tmp_path / "nothing"),
-                                 "--preprocess", "tf"])
+    result = runner.invoke(
+        app, ["evaluate", str(graphs["float"]), "--data", str(tmp_path / "nothing"), "--preprocess", "tf"]
+    )
     assert result.exit_code == 2
     line = one_error_line(result)
     assert f"data `{tmp_path / 'nothing'}` not found" in line and "calibration" not in line
@@ -485,6 +608,7 @@ def test_the_fallback_notice_prints_once(graphs):
 
 
 # -- 6. warm-up: at least --warmup runs and at least --warmup-secs seconds -------------------------
+
 
 class _SlowSession:
     """Each invoke takes 0.1 s of a fake clock."""
@@ -510,25 +634,50 @@ class _Clock:
         return self.now
 
 
-@pytest.mark.parametrize("warmup, warmup_secs, max_secs, runs, stopped", [
-    (1, 0.5, 100, 5, "runs"),  # the time floor dominates: 5 runs of 0.1 s
-    (8, 0.5, 100, 8, "runs"),  # the count dominates
-    (0, 0.0, 100, 0, None),  # no warm-up at all
-    (1, 50.0, 0.3, 3, "max_secs"),  # capped by --max-secs, as benchmark_model caps it
-])
+@pytest.mark.parametrize(
+    "warmup, warmup_secs, max_secs, runs, stopped",
+    [
+        (1, 0.5, 100, 5, "runs"),  # the time floor dominates: 5 runs of 0.1 s
+        (8, 0.5, 100, 8, "runs"),  # the count dominates
+        (0, 0.0, 100, 0, None),  # no warm-up at all
+        (1, 50.0, 0.3, 3, "max_secs"),  # capped by --max-secs, as benchmark_model caps it
+    ],
+)
 def test_warmup_runs_until_both_floors(warmup, warmup_secs, max_secs, runs, stopped):
     from edgecnn.harness.measure import time_invokes
 
     clock = _Clock()
-    timing = time_invokes(_SlowSession(clock), [[np.zeros(1)]], warmup=warmup, warmup_secs=warmup_secs, runs=2,
-                          min_secs=0, max_secs=max_secs, clock=clock)
+    timing = time_invokes(
+        _SlowSession(clock),
+        [[np.zeros(1)]],
+        warmup=warmup,
+        warmup_secs=warmup_secs,
+        runs=2,
+        min_secs=0,
+        max_secs=max_secs,
+        clock=clock,
+    )
     assert len(timing.warmup_s) == runs and timing.warmup_stopped_by == stopped
     assert len(timing.times_s) >= 1
 
 
 def test_the_row_records_the_warmup(graphs):
-    result = runner.invoke(app, ["benchmark", str(graphs["float"]), "--json", "--runs", "2", "--min-secs", "0",
-                                 "--warmup", "1", "--warmup-secs", "0.2"])
+    result = runner.invoke(
+        app,
+        [
+            "benchmark",
+            str(graphs["float"]),
+            "--json",
+            "--runs",
+            "2",
+            "--min-secs",
+            "0",
+            "--warmup",
+            "1",
+            "--warmup-secs",
+            "0.2",
+        ],
+    )
     assert result.exit_code == 0, result.stderr
     (row,) = json.loads(result.stdout)
     assert row["settings"]["warmup"] == 1 and row["settings"]["warmup_secs"] == 0.2

@@ -19,6 +19,7 @@ from edgecnn.models._common import keras  # noqa: E402
 
 layers = keras.layers
 
+
 def _inbound(model):
     """Layer name -> names of the layers feeding it (from the functional config)."""
     return {
@@ -31,8 +32,7 @@ def _producer_conv(model, inbound, name):
     """The conv layer whose output reaches `name`, looking through BN and ReLU layers."""
     (source,) = inbound[name]
     while not isinstance(model.get_layer(source), layers.Conv2D):
-        assert isinstance(model.get_layer(source),
-                          (layers.BatchNormalization, layers.Activation)), source
+        assert isinstance(model.get_layer(source), (layers.BatchNormalization, layers.Activation)), source
         (source,) = inbound[source]
     return model.get_layer(source)
 
@@ -43,11 +43,14 @@ def _images(shape, n=2, seed=0):
 
 @pytest.fixture(scope="module")
 def tiny_models():
-    return {"lenet5": create_model("lenet5", input_shape=(32, 32, 1), classes=10),
-            "googlenet": create_model("googlenet", input_shape=(32, 32, 3), classes=10)}
+    return {
+        "lenet5": create_model("lenet5", input_shape=(32, 32, 1), classes=10),
+        "googlenet": create_model("googlenet", input_shape=(32, 32, 3), classes=10),
+    }
 
 
 # ---------------------------------------------------------------- weights files and inputs
+
 
 def test_weights_round_trip_h5(tiny_models, tmp_path):
     model = tiny_models["lenet5"]
@@ -57,8 +60,7 @@ def test_weights_round_trip_h5(tiny_models, tmp_path):
     for saved, restored in zip(model.get_weights(), loaded.get_weights()):
         np.testing.assert_array_equal(saved, restored)
     images = _images((32, 32, 1))
-    np.testing.assert_allclose(loaded.predict(images, verbose=0),
-                               model.predict(images, verbose=0), rtol=1e-6)
+    np.testing.assert_allclose(loaded.predict(images, verbose=0), model.predict(images, verbose=0), rtol=1e-6)
 
 
 def test_weights_that_do_not_fit(tiny_models, tmp_path):
@@ -79,14 +81,14 @@ def test_input_tensor_sets_the_shape():
 
 # ---------------------------------------------------------------- LeNet-5
 
+
 @pytest.mark.parametrize("original", [False, True])
 def test_lenet5_parameters_and_form(original):
     model = create_model("lenet5", original=original)
     assert model.input_shape == (None, 32, 32, 1)
     assert model.output_shape == (None, 10)
     assert model.count_params() == 61_706
-    activation, pool = ("tanh", layers.AveragePooling2D) if original else \
-        ("relu", layers.MaxPooling2D)
+    activation, pool = ("tanh", layers.AveragePooling2D) if original else ("relu", layers.MaxPooling2D)
     for layer_name in ("conv1", "conv2", "fc1", "fc2"):
         assert model.get_layer(layer_name).activation.__name__ == activation
     for layer_name in ("pool1", "pool2"):
@@ -105,6 +107,7 @@ def test_lenet5_rejects_bad_option():
 
 
 # ---------------------------------------------------------------- AlexNet
+
 
 @pytest.mark.slow  # two 61M-parameter builds: 4-9 s on 2 cores
 def test_alexnet_torchvision_count_at_224_and_227():
@@ -131,8 +134,9 @@ def test_alexnet_options(tmp_path):
     model.save(path)
     restored = keras.models.load_model(path, compile=False)
     images = _images((64, 64, 3)) * 255.0
-    np.testing.assert_allclose(restored.predict(images, verbose=0),
-                               model.predict(images, verbose=0), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(
+        restored.predict(images, verbose=0), model.predict(images, verbose=0), rtol=1e-5, atol=1e-6
+    )
 
     top = create_model("alexnet", input_shape=(64, 64, 3), classes=10, dropout=0.2)
     assert top.get_layer("dropout6").rate == top.get_layer("dropout7").rate == 0.2
@@ -144,6 +148,7 @@ def test_alexnet_options(tmp_path):
 
 # ---------------------------------------------------------------- GoogLeNet
 
+
 def test_googlenet_parameters_at_224():
     model = create_model("googlenet")
     assert 6_600_000 <= model.count_params() <= 7_000_000
@@ -154,8 +159,11 @@ def test_googlenet_parameters_at_224():
 
 @pytest.mark.parametrize("batch_norm", [False, True])
 def test_googlenet_inception_bottlenecks(tiny_models, batch_norm):
-    model = tiny_models["googlenet"] if not batch_norm else create_model(
-        "googlenet", input_shape=(32, 32, 3), classes=10, batch_norm=True)
+    model = (
+        tiny_models["googlenet"]
+        if not batch_norm
+        else create_model("googlenet", input_shape=(32, 32, 3), classes=10, batch_norm=True)
+    )
     inbound = _inbound(model)
     blocks = sorted({name.split("_")[1] for name in inbound if name.startswith("inception_")})
     assert blocks == ["3a", "3b", "4a", "4b", "4c", "4d", "4e", "5a", "5b"]

@@ -54,15 +54,10 @@ def _rng_input(seed=0, batch=2):
 # --- shapes ------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(
-    "name, channels", [("mobilenet_v1", 256), ("mobilenet_v2", 1280)]
-)
-@pytest.mark.parametrize(
-    "pooling, rank", [(None, 4), ("avg", 2), ("max", 2)]
-)
+@pytest.mark.parametrize("name, channels", [("mobilenet_v1", 256), ("mobilenet_v2", 1280)])
+@pytest.mark.parametrize("pooling, rank", [(None, 4), ("avg", 2), ("max", 2)])
 def test_no_top_pooling(name, channels, pooling, rank):
-    model = create_model(name, alpha=SMALL_ALPHA[name], include_top=False,
-                         pooling=pooling, input_shape=(32, 32, 3))
+    model = create_model(name, alpha=SMALL_ALPHA[name], include_top=False, pooling=pooling, input_shape=(32, 32, 3))
     expected = (None, 1, 1, channels) if rank == 4 else (None, channels)
     assert model.output_shape == expected
     assert "predictions" not in [layer.name for layer in model.layers]
@@ -80,9 +75,7 @@ def test_input_tensor_sets_the_shape():
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize(
-    "name, params", [("mobilenet_v1", 4_253_864), ("mobilenet_v2", 3_538_984)]
-)
+@pytest.mark.parametrize("name, params", [("mobilenet_v1", 4_253_864), ("mobilenet_v2", 3_538_984)])
 def test_golden_parameter_count_at_224(name, params):
     model = create_model(name)  # 224x224x3, 1000 classes, alpha 1.0
     assert model.input_shape == (None, 224, 224, 3)
@@ -121,19 +114,15 @@ def test_weights_round_trip_from_keras_twin(name, tmp_path):
     # Move every weight off its initial value (BN statistics included) so that a
     # weight that failed to load cannot go unnoticed.
     rng = np.random.default_rng(1)
-    twin.set_weights([w + rng.uniform(0.0, 0.1, w.shape).astype(w.dtype)
-                      for w in twin.get_weights()])
+    twin.set_weights([w + rng.uniform(0.0, 0.1, w.shape).astype(w.dtype) for w in twin.get_weights()])
     path = tmp_path / f"{name}_twin.h5"
     twin.save_weights(str(path))
 
-    ours = create_model(name, weights=str(path), alpha=alpha,
-                        classifier_activation="linear", **TINY)
+    ours = create_model(name, weights=str(path), alpha=alpha, classifier_activation="linear", **TINY)
     for a, b in zip(ours.get_weights(), twin.get_weights()):
         np.testing.assert_array_equal(a, b)
     x = _rng_input(seed=2)
-    np.testing.assert_allclose(
-        ours(x, training=False).numpy(), twin(x, training=False).numpy(), rtol=1e-5, atol=1e-6
-    )
+    np.testing.assert_allclose(ours(x, training=False).numpy(), twin(x, training=False).numpy(), rtol=1e-5, atol=1e-6)
 
 
 # --- arguments -----------------------------------------------------------------
@@ -175,15 +164,25 @@ def test_imagenet_checks_fail_before_any_download(factory, kwargs, received):
 @pytest.mark.parametrize(
     "module, factory, kwargs, file_name",
     [
-        ("edgecnn.models.mobilenet_v1", MobileNet,
-         {"alpha": 0.25, "input_shape": (128, 128, 3)}, "mobilenet_2_5_128_tf.h5"),
-        ("edgecnn.models.mobilenet_v2", MobileNetV2,
-         {"alpha": 0.35, "input_shape": (96, 96, 3), "include_top": False},
-         "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_0.35_96_no_top.h5"),
+        (
+            "edgecnn.models.mobilenet_v1",
+            MobileNet,
+            {"alpha": 0.25, "input_shape": (128, 128, 3)},
+            "mobilenet_2_5_128_tf.h5",
+        ),
+        (
+            "edgecnn.models.mobilenet_v2",
+            MobileNetV2,
+            {"alpha": 0.35, "input_shape": (96, 96, 3), "include_top": False},
+            "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_0.35_96_no_top.h5",
+        ),
         # As in Keras: without the top, any size >= 32 works and gets the 224 file.
-        ("edgecnn.models.mobilenet_v1", MobileNet,
-         {"alpha": 0.25, "input_shape": (48, 64, 3), "include_top": False},
-         "mobilenet_2_5_224_tf_no_top.h5"),
+        (
+            "edgecnn.models.mobilenet_v1",
+            MobileNet,
+            {"alpha": 0.25, "input_shape": (48, 64, 3), "include_top": False},
+            "mobilenet_2_5_224_tf_no_top.h5",
+        ),
     ],
 )
 def test_imagenet_asks_for_the_keras_file(monkeypatch, module, factory, kwargs, file_name):
@@ -254,8 +253,9 @@ def test_v2_projection_is_a_linear_bottleneck(tiny_v2):
 
 
 def test_v1_blocks_are_depthwise_separable(tiny_v1):
-    full_convs = [layer.name for layer in tiny_v1.layers
-                  if type(layer) is layers.Conv2D and layer.kernel_size != (1, 1)]
+    full_convs = [
+        layer.name for layer in tiny_v1.layers if type(layer) is layers.Conv2D and layer.kernel_size != (1, 1)
+    ]
     assert full_convs == ["conv1"]  # only the stem is a full 3x3 convolution
     for block_id in range(1, 14):
         dw = tiny_v1.get_layer(f"conv_dw_{block_id}")

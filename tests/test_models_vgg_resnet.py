@@ -13,8 +13,9 @@ from edgecnn.models._common import WeightsError, keras
 
 SLOW = {"resnet101", "resnet152"}  # 40-60M parameters even at 32x32
 # This file's families, and their keras.applications twins, as the registry rows say.
-FAMILY = [info for info in all_model_infos()
-          if info.entrypoint.startswith(("edgecnn.models.vgg:", "edgecnn.models.resnet:"))]
+FAMILY = [
+    info for info in all_model_infos() if info.entrypoint.startswith(("edgecnn.models.vgg:", "edgecnn.models.resnet:"))
+]
 TWINS = {info.name: info.keras_twin for info in FAMILY if info.keras_twin}
 TINY = dict(input_shape=(32, 32, 3), classes=10)
 
@@ -37,8 +38,14 @@ def _randomize(model, seed=0):
     for layer in model.layers:
         if isinstance(layer, keras.layers.BatchNormalization):
             gamma, beta, mean, var = layer.get_weights()
-            layer.set_weights([rng.uniform(0.5, 1.5, gamma.shape), rng.normal(0, 0.1, beta.shape),
-                               rng.normal(0, 0.1, mean.shape), rng.uniform(0.5, 1.5, var.shape)])
+            layer.set_weights(
+                [
+                    rng.uniform(0.5, 1.5, gamma.shape),
+                    rng.normal(0, 0.1, beta.shape),
+                    rng.normal(0, 0.1, mean.shape),
+                    rng.uniform(0.5, 1.5, var.shape),
+                ]
+            )
         elif len(layer.get_weights()) == 2:  # conv or dense: kernel and bias
             kernel, bias = layer.get_weights()
             layer.set_weights([kernel, rng.normal(0, 0.05, bias.shape)])
@@ -82,10 +89,9 @@ GOLDEN = {  # name: (count_params, trainable parameters) at 224x224x3, 1000 clas
 }
 
 
-@pytest.mark.parametrize("name", [
-    pytest.param(n, marks=pytest.mark.slow) if n not in ("resnet18", "resnet34") else n
-    for n in GOLDEN
-])
+@pytest.mark.parametrize(
+    "name", [pytest.param(n, marks=pytest.mark.slow) if n not in ("resnet18", "resnet34") else n for n in GOLDEN]
+)
 def test_golden_parameter_counts(name):
     model = create_model(name)
     trainable = sum(int(np.prod(w.shape)) for w in model.trainable_weights)
@@ -114,8 +120,7 @@ def test_twin_weights_round_trip(twin_pair, tmp_path):
     twin.save_weights(path)
     ours = create_model(name, weights=str(path), classifier_activation="linear", **TINY)
     x = _batch()
-    np.testing.assert_allclose(ours(x, training=False).numpy(), twin(x, training=False).numpy(),
-                               rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(ours(x, training=False).numpy(), twin(x, training=False).numpy(), rtol=1e-5, atol=1e-5)
 
 
 @pytest.mark.parametrize("source, target", [("vgg19", "vgg16"), ("resnet18", "resnet50")])
@@ -131,14 +136,25 @@ def test_missing_weights_file(tmp_path):
         create_model("resnet18", weights=str(tmp_path / "nope.h5"), **TINY)
 
 
-@pytest.mark.parametrize("name, file, url, file_hash", [
-    ("vgg16", "vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5",
-     "https://storage.googleapis.com/tensorflow/keras-applications/vgg16/"
-     "vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5", "6d6bbae143d832006294945121d1f1fc"),
-    ("resnet50", "resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5",
-     "https://storage.googleapis.com/tensorflow/keras-applications/resnet/"
-     "resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5", "4d473c1dd8becc155b73f8504c6f6626"),
-])
+@pytest.mark.parametrize(
+    "name, file, url, file_hash",
+    [
+        (
+            "vgg16",
+            "vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5",
+            "https://storage.googleapis.com/tensorflow/keras-applications/vgg16/"
+            "vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5",
+            "6d6bbae143d832006294945121d1f1fc",
+        ),
+        (
+            "resnet50",
+            "resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5",
+            "https://storage.googleapis.com/tensorflow/keras-applications/resnet/"
+            "resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5",
+            "4d473c1dd8becc155b73f8504c6f6626",
+        ),
+    ],
+)
 def test_imagenet_loads_the_keras_file(name, file, url, file_hash, tmp_path, monkeypatch):
     """weights='imagenet' asks Keras's cache for Keras's own file (download faked)."""
     twin = _build_twin(name, include_top=False, input_shape=(32, 32, 3))
@@ -157,8 +173,7 @@ def test_imagenet_loads_the_keras_file(name, file, url, file_hash, tmp_path, mon
     ours = create_model(name, weights="imagenet", include_top=False, input_shape=(32, 32, 3))
     assert asked == [(file, url, "models", file_hash)]
     x = _batch()
-    np.testing.assert_allclose(ours(x, training=False).numpy(), twin(x, training=False).numpy(),
-                               rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(ours(x, training=False).numpy(), twin(x, training=False).numpy(), rtol=1e-5, atol=1e-5)
 
 
 def test_imagenet_urls_match_tf_keras():
@@ -179,12 +194,15 @@ def test_imagenet_urls_match_tf_keras():
         assert resnet._WEIGHTS_URL.format(file="x") == k_resnet.BASE_WEIGHTS_PATH + "x"
 
 
-@pytest.mark.parametrize("kwargs, match", [
-    (dict(weights="imagenet", input_shape=(32, 32, 3)), "224x224"),
-    (dict(weights="imagenet", classes=10), "classes=10"),
-    (dict(weights="imagenet", include_top=False, input_shape=(64, 64, 1)), "3 input channels"),
-    (dict(pooling="sum", include_top=False), "pooling='sum'"),
-])
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        (dict(weights="imagenet", input_shape=(32, 32, 3)), "224x224"),
+        (dict(weights="imagenet", classes=10), "classes=10"),
+        (dict(weights="imagenet", include_top=False, input_shape=(64, 64, 1)), "3 input channels"),
+        (dict(pooling="sum", include_top=False), "pooling='sum'"),
+    ],
+)
 @pytest.mark.parametrize("name", ["vgg19", "resnet101"])
 def test_bad_arguments_fail_before_any_download(name, kwargs, match):
     with pytest.raises(ValueError, match=match):

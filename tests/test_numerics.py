@@ -15,15 +15,16 @@ from edgecnn.numerics import LayerError, layer_errors
 
 def _sqnr(ref, got):
     ref, got = np.asarray(ref, np.float64), np.asarray(got, np.float64)
-    return 10 * math.log10(np.sum(ref ** 2) / np.sum((ref - got) ** 2))
+    return 10 * math.log10(np.sum(ref**2) / np.sum((ref - got) ** 2))
 
 
 def _litert_outputs(path, x):
     from ai_edge_litert.interpreter import Interpreter, OpResolverType
 
     # The reference kernels, as numerics reads them (XNNPACK's int8 kernels round differently).
-    interpreter = Interpreter(model_path=str(path),
-                              experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
+    interpreter = Interpreter(
+        model_path=str(path), experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
+    )
     interpreter.allocate_tensors()
     inp, out = interpreter.get_input_details()[0], interpreter.get_output_details()[0]
     results = []
@@ -88,14 +89,20 @@ def test_mismatched_requests(trained_tiny, tmp_path):
     with pytest.raises(BadArgument, match="same format"):
         layer_errors(trained_tiny["int8-tflite"]["path"], trained_tiny["float32-onnx"]["path"], x)
     with pytest.raises(BadArgument, match="input size"):
-        layer_errors(trained_tiny["int8-tflite"]["path"], trained_tiny["float32-tflite"]["path"],
-                     np.zeros((2, 32, 32, 3), np.float32))
+        layer_errors(
+            trained_tiny["int8-tflite"]["path"],
+            trained_tiny["float32-tflite"]["path"],
+            np.zeros((2, 32, 32, 3), np.float32),
+        )
     import onnx
     from onnx import TensorProto, helper
 
-    graph = helper.make_graph([helper.make_node("Relu", ["x"], ["y"])], "other",
-                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 32, 32, 3])],
-                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 32, 32, 3])])
+    graph = helper.make_graph(
+        [helper.make_node("Relu", ["x"], ["y"])],
+        "other",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 32, 32, 3])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 32, 32, 3])],
+    )
     other = tmp_path / "other.onnx"
     onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8), other)
     with pytest.raises(BadArgument, match="--reference other.onnx takes input 1x32x32x3"):

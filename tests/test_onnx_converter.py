@@ -109,11 +109,17 @@ def test_batch_norms_that_cannot_fold_stay_with_a_reason():
 
 
 def test_sequential_models_fold_too():
-    model = keras.Sequential([
-        keras.Input((8, 8, 3)), layers.Conv2D(4, 3, name="c1"), layers.BatchNormalization(name="b1"),
-        layers.ReLU(name="r"), layers.DepthwiseConv2D(3, name="c2"), layers.BatchNormalization(name="b2"),
-        layers.Flatten(name="flat"),
-    ])
+    model = keras.Sequential(
+        [
+            keras.Input((8, 8, 3)),
+            layers.Conv2D(4, 3, name="c1"),
+            layers.BatchNormalization(name="b1"),
+            layers.ReLU(name="r"),
+            layers.DepthwiseConv2D(3, name="c2"),
+            layers.BatchNormalization(name="b2"),
+            layers.Flatten(name="flat"),
+        ]
+    )
     folded, info = fold_batchnorm(_randomize_batch_norms(model))
     assert isinstance(folded, keras.Sequential) and info["folded"] == {"b1": "c1", "b2": "c2"}
     _assert_same_outputs(model, folded)
@@ -121,17 +127,24 @@ def test_sequential_models_fold_too():
 
 def test_several_outputs_and_custom_layers():
     """GoogLeNet with batch norm and its two auxiliary heads; an unregistered custom layer."""
+
     class Twice(layers.Layer):
         def call(self, x):
             return 2.0 * x
 
     keras.utils.set_random_seed(0)
-    googlenet = create_model("googlenet", input_shape=(64, 64, 3), classes=10, weights=None,
-                             batch_norm=True, aux_logits=True, classifier_activation=None)
+    googlenet = create_model(
+        "googlenet",
+        input_shape=(64, 64, 3),
+        classes=10,
+        weights=None,
+        batch_norm=True,
+        aux_logits=True,
+        classifier_activation=None,
+    )
     folded, info = fold_batchnorm(_randomize_batch_norms(googlenet))
     assert _batch_norms(folded) == [] and info["folded"]
-    assert folded.output_names == googlenet.output_names == [
-        "predictions", "aux1_predictions", "aux2_predictions"]
+    assert folded.output_names == googlenet.output_names == ["predictions", "aux1_predictions", "aux2_predictions"]
     _assert_same_outputs(googlenet, folded, tolerance=1e-4)
 
     inputs = keras.Input((8, 8, 3))
@@ -194,10 +207,15 @@ def _merged_graph(survivor: str):
         helper.make_node("Add", [f"{transpose}:0", "c:0"], ["output"], name="block_c/add"),
     ]
     graph = helper.make_graph(
-        nodes, "g", [helper.make_tensor_value_info("input", TensorProto.FLOAT, [1, 2, 2, 3])],
+        nodes,
+        "g",
+        [helper.make_tensor_value_info("input", TensorProto.FLOAT, [1, 2, 2, 3])],
         [helper.make_tensor_value_info("output", TensorProto.FLOAT, [1, 3, 2, 2])],
-        initializer=[helper.make_tensor("six", TensorProto.FLOAT, [], [6.0]),
-                     helper.make_tensor(lo, TensorProto.FLOAT, [], [0.0])])
+        initializer=[
+            helper.make_tensor("six", TensorProto.FLOAT, [], [6.0]),
+            helper.make_tensor(lo, TensorProto.FLOAT, [], [0.0]),
+        ],
+    )
     return onnx.helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
 
 
@@ -209,8 +227,7 @@ def test_canonical_names_merged_duplicates_after_what_they_share():
     onnx.checker.check_model(a)
     names = [node.name for node in a.graph.node]
     assert names == ["block_a/Relu6", "block_b/Relu6", "b/Transpose", "block_c/Relu", "block_c/add"]
-    assert list(a.graph.node[0].input) == [
-        "input", "block_a/Relu6/const_input1", "block_a/Relu6/const_input2"]
+    assert list(a.graph.node[0].input) == ["input", "block_a/Relu6/const_input1", "block_a/Relu6/const_input2"]
 
 
 _EXPORT_TWICE = """
@@ -241,8 +258,9 @@ def test_mobilenet_v2_gives_the_same_bytes_in_two_processes():
     from one process to the next, and kept varying copies of merged duplicates."""
     runs = []
     for _ in range(2):
-        result = subprocess.run([sys.executable, "-c", _EXPORT_TWICE, str(FASHION)], cwd=ROOT,
-                                capture_output=True, text=True, timeout=600)
+        result = subprocess.run(
+            [sys.executable, "-c", _EXPORT_TWICE, str(FASHION)], cwd=ROOT, capture_output=True, text=True, timeout=600
+        )
         assert result.returncode == 0, result.stderr[-2000:]
         runs.append(json.loads(result.stdout.strip().splitlines()[-1]))
     assert runs[0]["batch_norm_nodes"] == 0
@@ -273,9 +291,12 @@ def trained(tmp_path_factory):
         layer.momentum = 0.999
     float_model, _ = keras_to_onnx(model)
     calibration = CalibrationData(FASHION, input_shape=(32, 32, 3), preprocess="tf", samples=32, seed=0)
-    quantized = {q: quantize_onnx(float_model, quantization=q,
-                                  calibration_reader_factory=lambda: calibration.ort_reader(INPUT_NAME))[0]
-                 for q in ("int8", "int16x8")}
+    quantized = {
+        q: quantize_onnx(
+            float_model, quantization=q, calibration_reader_factory=lambda: calibration.ort_reader(INPUT_NAME)
+        )[0]
+        for q in ("int8", "int16x8")
+    }
     return {"model": model, "x": x, "y": y, "float32": float_model, **quantized}
 
 
@@ -292,8 +313,11 @@ def _weights(onnx_bytes):
     from onnx import numpy_helper
 
     graph = onnx.load_from_string(onnx_bytes).graph
-    return [numpy_helper.to_array(t).astype(np.int32) for t in graph.initializer
-            if t.data_type == onnx.TensorProto.INT8 and len(t.dims) >= 2]
+    return [
+        numpy_helper.to_array(t).astype(np.int32)
+        for t in graph.initializer
+        if t.data_type == onnx.TensorProto.INT8 and len(t.dims) >= 2
+    ]
 
 
 def test_settings_are_plain_json_and_int8_reduces_the_range():

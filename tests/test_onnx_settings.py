@@ -26,15 +26,23 @@ from converters.onnx import (  # noqa: E402
 def _graph(tmp_path):
     """input -> depthwise 3x3 (8 channels) -> pointwise 1x1 (8 -> 4) -> grouped 3x3 (2 groups of 2)."""
     rng = np.random.default_rng(0)
-    weights = {"dw_w": rng.normal(size=(8, 1, 3, 3)), "pw_w": rng.normal(size=(4, 8, 1, 1)),
-               "gr_w": rng.normal(size=(4, 2, 3, 3))}
-    nodes = [helper.make_node("Conv", ["x", "dw_w"], ["a"], group=8, pads=[1, 1, 1, 1], name="dw"),
-             helper.make_node("Conv", ["a", "pw_w"], ["b"], name="pw"),
-             helper.make_node("Conv", ["b", "gr_w"], ["y"], group=2, pads=[1, 1, 1, 1], name="grouped")]
+    weights = {
+        "dw_w": rng.normal(size=(8, 1, 3, 3)),
+        "pw_w": rng.normal(size=(4, 8, 1, 1)),
+        "gr_w": rng.normal(size=(4, 2, 3, 3)),
+    }
+    nodes = [
+        helper.make_node("Conv", ["x", "dw_w"], ["a"], group=8, pads=[1, 1, 1, 1], name="dw"),
+        helper.make_node("Conv", ["a", "pw_w"], ["b"], name="pw"),
+        helper.make_node("Conv", ["b", "gr_w"], ["y"], group=2, pads=[1, 1, 1, 1], name="grouped"),
+    ]
     graph = helper.make_graph(
-        nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 8, 6, 6])],
+        nodes,
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 8, 6, 6])],
         [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4, 6, 6])],
-        [numpy_helper.from_array(w.astype(np.float32), n) for n, w in weights.items()])
+        [numpy_helper.from_array(w.astype(np.float32), n) for n, w in weights.items()],
+    )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     model.ir_version = 8
     path = tmp_path / "g.onnx"
@@ -58,10 +66,17 @@ def _reader():
 
 def test_int8_settings_are_u8s8_per_channel_7_bit_and_plain_json():
     assert json.loads(json.dumps(STATIC_INT8_SETTINGS)) == STATIC_INT8_SETTINGS
-    assert {k: STATIC_INT8_SETTINGS[k] for k in ("quant_format", "activation_type", "weight_type", "per_channel",
-                                                 "reduce_range", "weight_symmetric")} == {
-        "quant_format": "QDQ", "activation_type": "QUInt8", "weight_type": "QInt8", "per_channel": True,
-        "reduce_range": True, "weight_symmetric": True}
+    assert {
+        k: STATIC_INT8_SETTINGS[k]
+        for k in ("quant_format", "activation_type", "weight_type", "per_channel", "reduce_range", "weight_symmetric")
+    } == {
+        "quant_format": "QDQ",
+        "activation_type": "QUInt8",
+        "weight_type": "QInt8",
+        "per_channel": True,
+        "reduce_range": True,
+        "weight_symmetric": True,
+    }
     assert not STATIC_INT8_SETTINGS.get("depthwise_full_range", False)  # measured, no gain: off
     assert STATIC_INT16X8_SETTINGS["reduce_range"] is False
 
@@ -75,23 +90,31 @@ def test_quantize_static_receives_every_setting(tmp_path, monkeypatch):
 
     seen = {}
     monkeypatch.setattr(ortq, "quantize_static", lambda *args, **kwargs: seen.update(kwargs))
-    quantize_static_qdq(_graph(tmp_path), tmp_path / "q.onnx", _reader, settings=STATIC_INT8_SETTINGS,
-                        calib_method="minmax")
+    quantize_static_qdq(
+        _graph(tmp_path), tmp_path / "q.onnx", _reader, settings=STATIC_INT8_SETTINGS, calib_method="minmax"
+    )
     assert seen["reduce_range"] is True and seen["per_channel"] is True
     assert (seen["activation_type"], seen["weight_type"]) == (ortq.QuantType.QUInt8, ortq.QuantType.QInt8)
     assert seen["quant_format"] == ortq.QuantFormat.QDQ
-    assert seen["extra_options"] == {"ActivationSymmetric": False, "WeightSymmetric": True,
-                                     "UseQDQContribOps": False}
+    assert seen["extra_options"] == {"ActivationSymmetric": False, "WeightSymmetric": True, "UseQDQContribOps": False}
     seen.clear()
-    quantize_static_qdq(_graph(tmp_path), tmp_path / "q.onnx", _reader,
-                        settings={**STATIC_INT8_SETTINGS, "depthwise_full_range": True}, calib_method="minmax")
+    quantize_static_qdq(
+        _graph(tmp_path),
+        tmp_path / "q.onnx",
+        _reader,
+        settings={**STATIC_INT8_SETTINGS, "depthwise_full_range": True},
+        calib_method="minmax",
+    )
     assert seen["extra_options"]["TensorQuantOverrides"] == {"dw_w": [{"axis": 0, "reduce_range": False}]}
 
 
 def _int_weights(path) -> dict:
     graph = onnx.load(str(path)).graph
-    return {t.name: numpy_helper.to_array(t).astype(np.int32) for t in graph.initializer
-            if t.data_type == TensorProto.INT8 and len(t.dims) == 4}
+    return {
+        t.name: numpy_helper.to_array(t).astype(np.int32)
+        for t in graph.initializer
+        if t.data_type == TensorProto.INT8 and len(t.dims) == 4
+    }
 
 
 @pytest.mark.parametrize("depthwise_full_range", [False, True])
@@ -99,8 +122,13 @@ def test_weights_use_7_bits_except_where_asked(tmp_path, depthwise_full_range):
     """Through ONNX Runtime itself: every weight within [-64, 64] with export's settings; with
     depthwise_full_range the depthwise one reaches 127 and the others stay within 64."""
     out = tmp_path / "q.onnx"
-    quantize_static_qdq(_graph(tmp_path), out, _reader, calib_method="minmax",
-                        settings={**STATIC_INT8_SETTINGS, "depthwise_full_range": depthwise_full_range})
+    quantize_static_qdq(
+        _graph(tmp_path),
+        out,
+        _reader,
+        calib_method="minmax",
+        settings={**STATIC_INT8_SETTINGS, "depthwise_full_range": depthwise_full_range},
+    )
     weights = _int_weights(out)
     assert len(weights) == 3
     largest = {name.split("_quantized")[0]: int(np.abs(w).max()) for name, w in weights.items()}

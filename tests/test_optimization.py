@@ -82,14 +82,20 @@ def test_pruning_leaves_plain_keras_layers(pruned):
 
     model = read_keras_model(pruned["path"])
     assert {type(layer).__name__ for layer in model.layers} <= {
-        "InputLayer", "Conv2D", "MaxPooling2D", "Flatten", "Dense"}
+        "InputLayer",
+        "Conv2D",
+        "MaxPooling2D",
+        "Flatten",
+        "Dense",
+    }
 
 
 def test_structured_2_4_pattern(base):
     from edgecnn.training import prune_model
 
-    model, info = prune_model(str(base), NPZ, sparsity=None, structured="2:4", epochs=1, batch_size=32,
-                              measure_size=False)
+    model, info = prune_model(
+        str(base), NPZ, sparsity=None, structured="2:4", epochs=1, batch_size=32, measure_size=False
+    )
     pattern = info["pruning"]["pattern"]
     assert pattern["fc1"] and pattern["fc2"]
     fc1 = {r["layer"]: r for r in info["pruning"]["layers"]}["fc1"]
@@ -100,8 +106,9 @@ def test_structured_2_4_pattern(base):
 def test_constant_schedule_reaches_the_target(base):
     from edgecnn.training import prune_model
 
-    _, info = prune_model(str(base), NPZ, sparsity=0.3, schedule="constant", epochs=1, batch_size=32,
-                          measure_size=False)
+    _, info = prune_model(
+        str(base), NPZ, sparsity=0.3, schedule="constant", epochs=1, batch_size=32, measure_size=False
+    )
     assert info["pruning"]["total"] == pytest.approx(0.3, abs=0.01)
 
 
@@ -114,14 +121,17 @@ def test_pruning_steps_end_inside_the_fine_tuning():
         assert steps["end_step"] % steps["frequency"] == 0
 
 
-@pytest.mark.parametrize("kwargs, match", [
-    ({"sparsity": 1.0}, r"\[0, 1\)"),
-    ({"sparsity": -0.1}, r"\[0, 1\)"),
-    ({"sparsity": 0.5, "schedule": "cosine"}, "--schedule"),
-    ({"sparsity": None, "structured": "4:2"}, "0 < M < N"),
-    ({"sparsity": 0.7, "structured": "2:4"}, "does not match"),
-    ({"sparsity": 0.5, "epochs": 0}, "--epochs"),
-])
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"sparsity": 1.0}, r"\[0, 1\)"),
+        ({"sparsity": -0.1}, r"\[0, 1\)"),
+        ({"sparsity": 0.5, "schedule": "cosine"}, "--schedule"),
+        ({"sparsity": None, "structured": "4:2"}, "0 < M < N"),
+        ({"sparsity": 0.7, "structured": "2:4"}, "does not match"),
+        ({"sparsity": 0.5, "epochs": 0}, "--epochs"),
+    ],
+)
 def test_bad_pruning_arguments(base, kwargs, match):
     from edgecnn.training import prune_model
 
@@ -145,8 +155,7 @@ def test_prune_then_cluster_keeps_the_zeros(pruned, tmp_path):
     from edgecnn.training import cluster_model
 
     out = tmp_path / "pc.keras"
-    _, info = cluster_model(str(pruned["path"]), NPZ, clusters=8, epochs=1, batch_size=32, out=out,
-                            measure_size=False)
+    _, info = cluster_model(str(pruned["path"]), NPZ, clusters=8, epochs=1, batch_size=32, out=out, measure_size=False)
     assert info["clustering"]["preserve_sparsity"] is True  # from the sidecar's sparsity
     kernels = _kernels(out)
     for name, kernel in kernels.items():
@@ -173,8 +182,9 @@ def test_qat_converts_to_an_int8_tflite(base, data):
     qat, info = quantize_aware_finetune(model, data, 1, batch_size=32)
     assert info["scheme"] == "Default8BitQuantizeScheme"
     assert any(type(layer).__name__ == "QuantizeWrapperV2" for layer in qat.layers)
-    flatbuffer, _ = keras_to_tflite(qat, quantization="int8", representative_dataset=data.representative_dataset(8),
-                                    io="int8")
+    flatbuffer, _ = keras_to_tflite(
+        qat, quantization="int8", representative_dataset=data.representative_dataset(8), io="int8"
+    )
     from ai_edge_litert.interpreter import Interpreter
 
     interpreter = Interpreter(model_content=flatbuffer)
@@ -189,8 +199,14 @@ def test_qat_after_pruning_preserves_the_sparsity(pruned):
     from edgecnn.training.qat import qat_stage
 
     optimization = {"sparsity": pruned["info"]["pruning"]["total"], "clusters": None, "qat": False}
-    qat, info = qat_stage(read_keras_model(pruned["path"]), dataset=str(NPZ), epochs=1,
-                               preprocess="unit", optimization=optimization, batch_size=32)
+    qat, info = qat_stage(
+        read_keras_model(pruned["path"]),
+        dataset=str(NPZ),
+        epochs=1,
+        preprocess="unit",
+        optimization=optimization,
+        batch_size=32,
+    )
     assert info["preserve"] == "sparsity" and "PrunePreserve" in info["scheme"]
     assert info["sparsity_after"] == pytest.approx(info["sparsity_before"], abs=1e-6)
     assert info["optimization"] == {**optimization, "qat": True}
@@ -244,8 +260,7 @@ def test_qat_names_the_layers_it_cannot_quantize(data):
     with pytest.raises(BadArgument, match=r"layer `lrn`: LocalResponseNormalization is not in the default 8-bit"):
         quantize_aware_finetune(_model_with(_lrn), small, 1)
     with pytest.raises(BadArgument, match=r"layer `double`: Lambda layers are opaque"):
-        quantize_aware_finetune(_model_with(lambda: keras.layers.Lambda(lambda t: 2 * t, name="double")),
-                                small, 1)
+        quantize_aware_finetune(_model_with(lambda: keras.layers.Lambda(lambda t: 2 * t, name="double")), small, 1)
 
 
 def test_cli_prune_unsupported_layer_is_one_line_and_writes_nothing(tmp_path):
@@ -262,8 +277,19 @@ def test_cli_prune_unsupported_layer_is_one_line_and_writes_nothing(tmp_path):
     y = keras.layers.Dense(10, activation="softmax", name="predictions")(y)
     save_model(keras.Model(x, y, name="tiny"), source / "tiny.keras", {"model": "tiny", "preprocess": "unit"})
     out = tmp_path / "out"
-    result = runner.invoke(app, ["prune", str(source / "tiny.keras"), "--sparsity", "0.5", "--dataset", str(NPZ),
-                                 "--out", str(out / "p.keras")])
+    result = runner.invoke(
+        app,
+        [
+            "prune",
+            str(source / "tiny.keras"),
+            "--sparsity",
+            "0.5",
+            "--dataset",
+            str(NPZ),
+            "--out",
+            str(out / "p.keras"),
+        ],
+    )
     assert result.exit_code == 2
     assert "layer `lrn`" in one_error_line(result)
     assert not out.exists() or list(out.iterdir()) == []
@@ -272,8 +298,9 @@ def test_cli_prune_unsupported_layer_is_one_line_and_writes_nothing(tmp_path):
 # -- the commands --------------------------------------------------------------------------------
 @pytest.mark.parametrize("sparsity", ["1.0", "-0.5", "1.5"])
 def test_cli_prune_sparsity_out_of_range(base, tmp_path, sparsity):
-    result = runner.invoke(app, ["prune", str(base), "--sparsity", sparsity, "--dataset", str(NPZ),
-                                 "--out", str(tmp_path / "p.keras")])
+    result = runner.invoke(
+        app, ["prune", str(base), "--sparsity", sparsity, "--dataset", str(NPZ), "--out", str(tmp_path / "p.keras")]
+    )
     assert result.exit_code == 2
     assert "[0, 1)" in one_error_line(result)
     assert list(tmp_path.iterdir()) == []
@@ -281,8 +308,24 @@ def test_cli_prune_sparsity_out_of_range(base, tmp_path, sparsity):
 
 def test_cli_prune_with_cluster_json(base, tmp_path):
     out = tmp_path / "pc.keras"
-    result = runner.invoke(app, ["prune", str(base), "--sparsity", "0.5", "--cluster", "8", "--dataset", str(NPZ),
-                                 "--epochs", "1", "--out", str(out), "--json"])
+    result = runner.invoke(
+        app,
+        [
+            "prune",
+            str(base),
+            "--sparsity",
+            "0.5",
+            "--cluster",
+            "8",
+            "--dataset",
+            str(NPZ),
+            "--epochs",
+            "1",
+            "--out",
+            str(out),
+            "--json",
+        ],
+    )
     assert result.exit_code == 0, result.stderr
     info = json.loads(result.stdout)
     assert info["stage"] == "prune+cluster" and info["optimization"]["clusters"] == 8
@@ -291,8 +334,23 @@ def test_cli_prune_with_cluster_json(base, tmp_path):
 
 
 def test_cli_cluster_human_output(base, tmp_path):
-    result = runner.invoke(app, ["cluster", str(base), "--clusters", "4", "--dataset", str(NPZ), "--epochs", "1",
-                                 "--limit", "64", "--out", str(tmp_path / "c.keras")])
+    result = runner.invoke(
+        app,
+        [
+            "cluster",
+            str(base),
+            "--clusters",
+            "4",
+            "--dataset",
+            str(NPZ),
+            "--epochs",
+            "1",
+            "--limit",
+            "64",
+            "--out",
+            str(tmp_path / "c.keras"),
+        ],
+    )
     assert result.exit_code == 0, result.stderr
     assert "Distinct values" in result.stdout and "gzip size" in result.stdout
 
@@ -301,8 +359,9 @@ def test_cli_cluster_human_output(base, tmp_path):
 def test_pruned_model_exports_with_its_optimization_in_the_manifest(pruned, tmp_path):
     from edgecnn.export import ExportRequest, export
 
-    (manifest,) = export(ExportRequest(model=str(pruned["path"]), calib=str(NPZ), calib_samples=8,
-                                       parity_samples=8, out=tmp_path))
+    (manifest,) = export(
+        ExportRequest(model=str(pruned["path"]), calib=str(NPZ), calib_samples=8, parity_samples=8, out=tmp_path)
+    )
     assert manifest["optimization"]["sparsity"] == pruned["info"]["pruning"]["total"]
     assert manifest["preprocess"]["mode"] == "unit" and manifest["model"] == "lenet5"
     assert manifest["parity"]["top1_agreement"] == 1.0

@@ -35,12 +35,19 @@ def branchy(keras):
 def test_hand_counted_costs(branchy):
     profile = profile_model(branchy)
     rows = {row.name: row for row in profile.layers}
-    assert list(rows) == ["image", "c1", "d1", "p1", "add", "gap", "fc"] or \
-        list(rows) == ["image", "c1", "p1", "d1", "add", "gap", "fc"]
+    assert list(rows) == ["image", "c1", "d1", "p1", "add", "gap", "fc"] or list(rows) == [
+        "image",
+        "c1",
+        "p1",
+        "d1",
+        "add",
+        "gap",
+        "fc",
+    ]
     # MACs: outputs x products per output
-    assert rows["c1"].macs == 8 * 8 * 4 * (3 * 3 * 3)        # 6912
-    assert rows["d1"].macs == 8 * 8 * 4 * (3 * 3)            # 2304
-    assert rows["p1"].macs == 8 * 8 * 4 * 4                  # 1024
+    assert rows["c1"].macs == 8 * 8 * 4 * (3 * 3 * 3)  # 6912
+    assert rows["d1"].macs == 8 * 8 * 4 * (3 * 3)  # 2304
+    assert rows["p1"].macs == 8 * 8 * 4 * 4  # 1024
     assert rows["fc"].macs == 4 * 2
     assert rows["add"].macs == rows["gap"].macs == rows["image"].macs == 0
     assert profile.macs == 6912 + 2304 + 1024 + 8
@@ -71,17 +78,23 @@ def test_to_dict_is_plain_json(branchy):
     assert json.loads(json.dumps(record)) == record
     assert {"model", "input_shape", "params", "macs", "peak_activation_bytes", "layers"} <= set(record)
     assert record["input_shape"] == [8, 8, 3]
-    assert record["layers"][1] == {"name": "c1", "type": "Conv2D", "output_shape": [8, 8, 4],
-                                   "params": 112, "macs": 6912, "activation_bytes": 1024}
+    assert record["layers"][1] == {
+        "name": "c1",
+        "type": "Conv2D",
+        "output_shape": [8, 8, 4],
+        "params": 112,
+        "macs": 6912,
+        "activation_bytes": 1024,
+    }
     assert isinstance(profile_model(branchy), ModelProfile)
     assert isinstance(profile_model(branchy).layers[0], LayerCost)
 
 
 def test_the_peak_counts_model_inputs_and_keeps_outputs(keras):
     L = keras.layers
-    inputs = keras.Input((10, 10, 8))               # 3200 B
-    big = L.Conv2D(2, 1, name="squeeze")(inputs)    # 800 B; the input is still needed below
-    skip = L.Conv2D(8, 1, name="again")(inputs)     # 3200 B
+    inputs = keras.Input((10, 10, 8))  # 3200 B
+    big = L.Conv2D(2, 1, name="squeeze")(inputs)  # 800 B; the input is still needed below
+    skip = L.Conv2D(8, 1, name="again")(inputs)  # 3200 B
     model = keras.Model(inputs, [big, skip])
     profile = profile_model(model)
     # both convs read the input, and both outputs live to the end: whichever runs
@@ -102,8 +115,7 @@ def test_grouped_transposed_separable_and_dense_on_any_rank(keras):
     # every one of the 4x4x3 input elements is scattered over 3*3*5 outputs
     assert macs((4, 4, 3), L.Conv2DTranspose(5, 3, strides=2, padding="same")) == 4 * 4 * 3 * 9 * 5
     # depth_multiplier 2: 6x6x(3*2) depthwise outputs of 9 products, then 6x6x5 of 6 products
-    assert macs((6, 6, 3), L.SeparableConv2D(5, 3, depth_multiplier=2, padding="same")) == \
-        6 * 6 * 6 * 9 + 6 * 6 * 5 * 6
+    assert macs((6, 6, 3), L.SeparableConv2D(5, 3, depth_multiplier=2, padding="same")) == 6 * 6 * 6 * 9 + 6 * 6 * 5 * 6
     # Dense applies at each of the 7 positions
     assert macs((7, 16), L.Dense(8)) == 7 * 16 * 8
     assert macs((10,), L.Dense(3)) == 30
@@ -216,18 +228,30 @@ def test_zoo_costs_are_cached(monkeypatch, tmp_path):
 
     def fake(name, **kwargs):
         built.append(name)
-        return ModelProfile(model=name, input_shape=(1, 1, 1), params=len(name), macs=10 * len(name),
-                            peak_activation_bytes=0, peak_activation_layer="",
-                            weight_bytes_float32=0, weight_bytes_int8=0)
+        return ModelProfile(
+            model=name,
+            input_shape=(1, 1, 1),
+            params=len(name),
+            macs=10 * len(name),
+            peak_activation_bytes=0,
+            peak_activation_layer="",
+            weight_bytes_float32=0,
+            weight_bytes_int8=0,
+        )
 
     monkeypatch.setattr(profiler, "profile_zoo_model", fake)
     monkeypatch.setenv("EDGECNN_CACHE_DIR", str(tmp_path))
     rows = zoo_costs()
     assert [row["name"] for row in rows] == built == list_models()
-    assert rows[0] == {"name": "lenet5", "aliases": list(get_model_info("lenet5").aliases),
-                       "input_shape": [32, 32, 1], "params": 6, "macs": 60}
+    assert rows[0] == {
+        "name": "lenet5",
+        "aliases": list(get_model_info("lenet5").aliases),
+        "input_shape": [32, 32, 1],
+        "params": 6,
+        "macs": 60,
+    }
     built.clear()
-    assert zoo_costs() == rows and built == []      # warm: nothing built
+    assert zoo_costs() == rows and built == []  # warm: nothing built
     (tmp_path / "zoo-costs.json").write_text("{not json")
     assert zoo_costs() == rows and built == list_models()  # a broken cache is rebuilt
 
@@ -236,16 +260,18 @@ def test_zoo_costs_are_cached(monkeypatch, tmp_path):
 
 # Multiply-adds at 224x224 with 1000 classes, as the papers publish them.
 PUBLISHED_MACS = {
-    "mobilenet_v2": 300e6,   # Sandler et al. 2018, table 3: 300M
-    "mobilenet_v1": 569e6,   # Howard et al. 2017, table 8: 569M
-    "vgg16": 15.5e9,         # commonly quoted 15.5G (13 convs 15.35G + 3 FCs 0.12G)
-    "resnet50": 3.9e9,       # He et al. 2015, table 1: 3.8 x 10^9 "FLOPs" (multiply-adds)
+    "mobilenet_v2": 300e6,  # Sandler et al. 2018, table 3: 300M
+    "mobilenet_v1": 569e6,  # Howard et al. 2017, table 8: 569M
+    "vgg16": 15.5e9,  # commonly quoted 15.5G (13 convs 15.35G + 3 FCs 0.12G)
+    "resnet50": 3.9e9,  # He et al. 2015, table 1: 3.8 x 10^9 "FLOPs" (multiply-adds)
     # Szegedy et al. 2014 say "1.5 billion multiply-adds", the sum of their Table 1's ops
     # column (1,502M). That table lists conv1 (7x7x3 to 64 channels at 112x112) at 34M,
     # but it costs 118M; with conv1 counted right the paper's own table sums to 1,586M.
     "googlenet": 1502e6 - 34e6 + 118e6,
-    "alexnet": 0.7e9,        # single tower (Krizhevsky 2014): about 0.7G
+    "alexnet": 0.7e9,  # single tower (Krizhevsky 2014): about 0.7G
 }
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("name", list(PUBLISHED_MACS))
 def test_published_figures_at_224(name):

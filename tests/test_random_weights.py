@@ -11,8 +11,7 @@ def test_bn_recalibrated_random_weights_make_outputs_vary():
     from edgecnn.training.random_weights import bn_recalibrated_model
 
     keras = import_keras()
-    model, record = bn_recalibrated_model("mobilenet_v2", input_shape=(32, 32, 3), alpha=0.35, samples=8,
-                                          logit_std=2.0)
+    model, record = bn_recalibrated_model("mobilenet_v2", input_shape=(32, 32, 3), alpha=0.35, samples=8, logit_std=2.0)
     assert record["output_spread_before"]["informative"] is False
     after = record["output_spread_after"]
     assert after["informative"] is True and after["distinct_top1"] > 1 and after["samples"] == 8
@@ -21,8 +20,9 @@ def test_bn_recalibrated_random_weights_make_outputs_vary():
 
     import calibration
 
-    images = calibration.CalibrationData(calibration.open_source("default", split="train"), input_shape=(32, 32, 3),
-                                         preprocess="tf", samples=8, seed=1).arrays()
+    images = calibration.CalibrationData(
+        calibration.open_source("default", split="train"), input_shape=(32, 32, 3), preprocess="tf", samples=8, seed=1
+    ).arrays()
     # Every BatchNorm's statistics are those of its input on these images, in the model as it ends
     # (measured in one pass in training mode: the same up to float rounding, well under 1% of a std).
     inputs = keras.Model(model.inputs, [layer.input for layer in norms]).predict(images, verbose=0)

@@ -430,10 +430,20 @@ def test_compare_takes_the_facts_of_the_manifest_with_the_rows_sha256(tmp_path):
 
 # -- the manifest's graph ---------------------------------------------------------------------
 
-TFLITE_GRAPH = {"ops": 3, "op_counts": {"CONV_2D": 2, "FULLY_CONNECTED": 1}, "conversions": {},
-                "integer_only": True, "float_ops": [], "conversions_inside": []}
-ONNX_GRAPH = {"ops": 5, "op_counts": {"QuantizeLinear": 2, "DequantizeLinear": 2, "Conv": 1},
-              "conversions": {"QuantizeLinear": 2, "DequantizeLinear": 2}, "integer_only": None}
+TFLITE_GRAPH = {
+    "ops": 3,
+    "op_counts": {"CONV_2D": 2, "FULLY_CONNECTED": 1},
+    "conversions": {},
+    "integer_only": True,
+    "float_ops": [],
+    "conversions_inside": [],
+}
+ONNX_GRAPH = {
+    "ops": 5,
+    "op_counts": {"QuantizeLinear": 2, "DequantizeLinear": 2, "Conv": 1},
+    "conversions": {"QuantizeLinear": 2, "DequantizeLinear": 2},
+    "integer_only": None,
+}
 
 
 @pytest.mark.parametrize("graph", [TFLITE_GRAPH, ONNX_GRAPH], ids=["tflite", "onnx"])
@@ -452,12 +462,15 @@ def test_a_manifest_written_before_the_graph_has_none_and_gains_no_key():
     assert record.graph is None and "graph" not in record.to_json()
 
 
-@pytest.mark.parametrize("graph, message", [
-    ({**TFLITE_GRAPH, "ops": "3"}, "`graph.ops` is a string, not an integer"),
-    ({**TFLITE_GRAPH, "integer_only": "yes"}, "`graph.integer_only` is a string, not true or false"),
-    ({**TFLITE_GRAPH, "op_counts": {"CONV_2D": 1.5}}, "`graph.op_counts.CONV_2D` is a number, not an integer"),
-    ([1], "`graph` is a list, not an object"),
-])
+@pytest.mark.parametrize(
+    "graph, message",
+    [
+        ({**TFLITE_GRAPH, "ops": "3"}, "`graph.ops` is a string, not an integer"),
+        ({**TFLITE_GRAPH, "integer_only": "yes"}, "`graph.integer_only` is a string, not true or false"),
+        ({**TFLITE_GRAPH, "op_counts": {"CONV_2D": 1.5}}, "`graph.op_counts.CONV_2D` is a number, not an integer"),
+        ([1], "`graph` is a list, not an object"),
+    ],
+)
 def test_a_wrong_graph_is_one_line(graph, message):
     with pytest.raises(EdgecnnError, match=message.replace("(", r"\(")) as error:
         Manifest.from_json(_manifest(graph=graph), "m.json")

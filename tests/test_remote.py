@@ -30,8 +30,9 @@ DATA = Path(__file__).parent / "data" / "imagenet-16"
 
 
 def _sshd_binary():
-    return shutil.which("sshd") or next((p for p in ("/usr/sbin/sshd", "/usr/local/sbin/sshd")
-                                         if os.access(p, os.X_OK)), None)
+    return shutil.which("sshd") or next(
+        (p for p in ("/usr/sbin/sshd", "/usr/local/sbin/sshd") if os.access(p, os.X_OK)), None
+    )
 
 
 def _free_port():
@@ -54,15 +55,26 @@ def sshd(tmp_path_factory):
     shutil.copy(folder / "client_key.pub", folder / "authorized_keys")
     port = _free_port()
     config = folder / "sshd_config"
-    config.write_text("\n".join([
-        f"Port {port}", "ListenAddress 127.0.0.1",
-        f"HostKey {folder / 'host_key'}", f"AuthorizedKeysFile {folder / 'authorized_keys'}",
-        f"PidFile {folder / 'sshd.pid'}",
-        "PubkeyAuthentication yes", "PasswordAuthentication no", "KbdInteractiveAuthentication no",
-        "UsePAM no", "StrictModes no", "PermitRootLogin prohibit-password",
-        "Subsystem sftp internal-sftp",  # scp speaks SFTP since OpenSSH 9
-        "LogLevel ERROR", "",
-    ]))
+    config.write_text(
+        "\n".join(
+            [
+                f"Port {port}",
+                "ListenAddress 127.0.0.1",
+                f"HostKey {folder / 'host_key'}",
+                f"AuthorizedKeysFile {folder / 'authorized_keys'}",
+                f"PidFile {folder / 'sshd.pid'}",
+                "PubkeyAuthentication yes",
+                "PasswordAuthentication no",
+                "KbdInteractiveAuthentication no",
+                "UsePAM no",
+                "StrictModes no",
+                "PermitRootLogin prohibit-password",
+                "Subsystem sftp internal-sftp",  # scp speaks SFTP since OpenSSH 9
+                "LogLevel ERROR",
+                "",
+            ]
+        )
+    )
     log = open(folder / "sshd.log", "w")
     proc = subprocess.Popen([binary, "-D", "-e", "-f", str(config)], stdout=log, stderr=subprocess.STDOUT)
     deadline = time.monotonic() + 15
@@ -77,9 +89,18 @@ def sshd(tmp_path_factory):
     else:
         proc.kill()
         pytest.skip("sshd did not listen within 15 s")
-    options = ["--remote-port", str(port), "--ssh-option", f"IdentityFile={folder / 'client_key'}",
-               "--ssh-option", "StrictHostKeyChecking=no", "--ssh-option", "UserKnownHostsFile=/dev/null",
-               "--remote-python", sys.executable]
+    options = [
+        "--remote-port",
+        str(port),
+        "--ssh-option",
+        f"IdentityFile={folder / 'client_key'}",
+        "--ssh-option",
+        "StrictHostKeyChecking=no",
+        "--ssh-option",
+        "UserKnownHostsFile=/dev/null",
+        "--remote-python",
+        sys.executable,
+    ]
     yield {"target": f"{getpass.getuser()}@127.0.0.1", "options": options, "port": port}
     proc.terminate()
     try:
@@ -103,8 +124,10 @@ def _leftovers():
 def test_remote_rows_come_back_and_the_folder_goes(sshd, exported_int8):
     before = _leftovers()
     tflite, onnx = exported_int8["tflite"]["path"], exported_int8["onnx"]["path"]
-    result = runner.invoke(app, ["benchmark", tflite, onnx, "--remote", sshd["target"], *sshd["options"],
-                                 "--threads", "1", "--json", *FAST])
+    result = runner.invoke(
+        app,
+        ["benchmark", tflite, onnx, "--remote", sshd["target"], *sshd["options"], "--threads", "1", "--json", *FAST],
+    )
     assert result.exit_code == 0, result.stderr
     rows = json.loads(result.stdout)
     assert [r["status"] for r in rows] == ["ok", "ok"]
@@ -120,9 +143,22 @@ def test_remote_rows_come_back_and_the_folder_goes(sshd, exported_int8):
 
 def test_remote_table_with_data_and_a_missing_file(sshd, exported_int8, tmp_path):
     missing = tmp_path / "missing.tflite"
-    result = runner.invoke(app, ["benchmark", exported_int8["tflite"]["path"], str(missing),
-                                 "--remote", sshd["target"], *sshd["options"], "--data", str(DATA),
-                                 "--samples", "2", *FAST])
+    result = runner.invoke(
+        app,
+        [
+            "benchmark",
+            exported_int8["tflite"]["path"],
+            str(missing),
+            "--remote",
+            sshd["target"],
+            *sshd["options"],
+            "--data",
+            str(DATA),
+            "--samples",
+            "2",
+            *FAST,
+        ],
+    )
     assert result.exit_code == 1
     (line,) = _error_lines(result)
     assert str(missing) in line and "no such file" in line
@@ -131,8 +167,19 @@ def test_remote_table_with_data_and_a_missing_file(sshd, exported_int8, tmp_path
 
 def test_remote_without_edgecnn_there(sshd, exported_int8):
     options = [o for o in sshd["options"] if o not in ("--remote-python", sys.executable)]
-    result = runner.invoke(app, ["benchmark", exported_int8["tflite"]["path"], "--remote", sshd["target"],
-                                 *options, "--remote-python", "/nonexistent/python3", *FAST])
+    result = runner.invoke(
+        app,
+        [
+            "benchmark",
+            exported_int8["tflite"]["path"],
+            "--remote",
+            sshd["target"],
+            *options,
+            "--remote-python",
+            "/nonexistent/python3",
+            *FAST,
+        ],
+    )
     assert result.exit_code == 1
     (line,) = _error_lines(result)
     assert "edgecnn benchmark on" in line and "--remote-python" in line
@@ -142,8 +189,20 @@ def test_unreachable_host_one_line_per_artifact(exported_int8):
     if shutil.which("ssh") is None:
         pytest.skip("ssh not installed")
     port = _free_port()  # nothing listens there
-    result = runner.invoke(app, ["benchmark", exported_int8["tflite"]["path"], exported_int8["onnx"]["path"],
-                                 "--remote", "nobody@127.0.0.1", "--remote-port", str(port), "--json", *FAST])
+    result = runner.invoke(
+        app,
+        [
+            "benchmark",
+            exported_int8["tflite"]["path"],
+            exported_int8["onnx"]["path"],
+            "--remote",
+            "nobody@127.0.0.1",
+            "--remote-port",
+            str(port),
+            "--json",
+            *FAST,
+        ],
+    )
     assert result.exit_code == 1
     lines = _error_lines(result)
     assert len(lines) == 2
@@ -153,12 +212,15 @@ def test_unreachable_host_one_line_per_artifact(exported_int8):
     assert rows[0]["sha256"] == exported_int8["tflite"]["sha256"]
 
 
-@pytest.mark.parametrize("args, words", [
-    (["--remote", "pi@host:/tmp"], "--remote takes"),
-    (["--remote", "pi@host", "--ssh-option", "BatchMode"], "Name=value"),
-    (["--remote", "pi@host", "--remote-port", "70000"], "--remote-port"),
-    (["--ssh-option", "Port=22"], "need --remote"),
-])
+@pytest.mark.parametrize(
+    "args, words",
+    [
+        (["--remote", "pi@host:/tmp"], "--remote takes"),
+        (["--remote", "pi@host", "--ssh-option", "BatchMode"], "Name=value"),
+        (["--remote", "pi@host", "--remote-port", "70000"], "--remote-port"),
+        (["--ssh-option", "Port=22"], "need --remote"),
+    ],
+)
 def test_bad_remote_options_exit_2(args, words):
     result = runner.invoke(app, ["benchmark", "a.tflite", *args])
     assert result.exit_code == 2
@@ -168,9 +230,20 @@ def test_bad_remote_options_exit_2(args, words):
 
 def test_remote_arguments_give_back_the_same_settings(monkeypatch):
     """What runs on the other side parses back to the settings given here."""
-    settings = BenchmarkSettings(runtime="onnxruntime", threads=4, provider="cpu", warmup=3, runs=17,
-                                 min_secs=0.25, max_secs=30, batch=2, data="default", preprocess="caffe",
-                                 samples=5, seed=9)
+    settings = BenchmarkSettings(
+        runtime="onnxruntime",
+        threads=4,
+        provider="cpu",
+        warmup=3,
+        runs=17,
+        min_secs=0.25,
+        max_secs=30,
+        batch=2,
+        data="default",
+        preprocess="caffe",
+        samples=5,
+        seed=9,
+    )
     seen = {}
 
     def fake(artifacts, s, **kw):

@@ -80,6 +80,7 @@ def test_sessions_agree_across_formats(exported_int8):
 
 # -- the TFLite runtime fallback: LiteRT, then tflite-runtime, then TensorFlow ----------------------
 
+
 def _fake_interpreter_module(monkeypatch, module_name):
     """Put a module with its own `Interpreter` class at `module_name` (and its parents)."""
     import types
@@ -102,19 +103,25 @@ def _block(monkeypatch, *module_names):
         monkeypatch.setitem(sys.modules, name, None)
 
 
-@pytest.mark.parametrize("installed, expected", [
-    (("litert", "tflite-runtime", "tf"), "litert"),
-    (("tflite-runtime", "tf"), "tflite-runtime"),
-    (("litert", "tf"), "litert"),
-    (("tf",), "tf"),
-])
+@pytest.mark.parametrize(
+    "installed, expected",
+    [
+        (("litert", "tflite-runtime", "tf"), "litert"),
+        (("tflite-runtime", "tf"), "tflite-runtime"),
+        (("litert", "tf"), "litert"),
+        (("tf",), "tf"),
+    ],
+)
 def test_tflite_runtime_fallback_order(monkeypatch, installed, expected):
     """`auto` takes the first runtime that imports: ai_edge_litert, tflite_runtime, then
     TensorFlow's interpreter; each is reported under its own name."""
     from edgecnn.runtime import tflite
 
-    modules = {"litert": "ai_edge_litert.interpreter", "tflite-runtime": "tflite_runtime.interpreter",
-               "tf": "tensorflow.lite.python.interpreter"}
+    modules = {
+        "litert": "ai_edge_litert.interpreter",
+        "tflite-runtime": "tflite_runtime.interpreter",
+        "tf": "tensorflow.lite.python.interpreter",
+    }
     fakes = {}
     for name, module_name in modules.items():
         if name in installed:
@@ -133,8 +140,15 @@ def test_tflite_runtime_fallback_order(monkeypatch, installed, expected):
 def test_no_tflite_runtime_is_one_clear_error(monkeypatch):
     from edgecnn.runtime import tflite
 
-    _block(monkeypatch, "ai_edge_litert", "ai_edge_litert.interpreter", "tflite_runtime",
-           "tflite_runtime.interpreter", "tensorflow", "tensorflow.lite.python.interpreter")
+    _block(
+        monkeypatch,
+        "ai_edge_litert",
+        "ai_edge_litert.interpreter",
+        "tflite_runtime",
+        "tflite_runtime.interpreter",
+        "tensorflow",
+        "tensorflow.lite.python.interpreter",
+    )
     monkeypatch.setattr("edgecnn._tf.import_keras", lambda: None)
     with pytest.raises(EdgecnnError, match="no TFLite runtime is installed: pip install ai-edge-litert"):
         tflite.load_interpreter("auto")
@@ -154,7 +168,7 @@ def test_runtime_side_never_imports_tensorflow(exported_int8):
 import sys, numpy as np
 import edgecnn.cli, edgecnn.runtime, edgecnn.manifest, calibration
 from edgecnn.runtime import open_session, run_float
-for path in ({exported_int8['tflite']['path']!r}, {exported_int8['onnx']['path']!r}):
+for path in ({exported_int8["tflite"]["path"]!r}, {exported_int8["onnx"]["path"]!r}):
     session = open_session(path)
     run_float(session, np.zeros((1, 32, 32, 3), np.float32))
     assert edgecnn.manifest.read_manifest_for(path) is not None
@@ -168,6 +182,7 @@ print("ok")
 
 
 # -- predict: one call to run an artifact over images ------------------------------------------------
+
 
 def _by_hand(path, images):
     """What predict promises, written out: each image alone, quantized and dequantized by hand."""
@@ -245,6 +260,7 @@ def test_informative_is_one_rule_for_parity_and_benchmarks(trained_tiny):
 
 
 # -- graph facts: the op census and integer-only, recorded in the manifest ---------------------------
+
 
 def test_manifest_records_the_op_census_and_integer_only(trained_tiny):
     """export writes `graph` into the manifest: the int8 TFLite graph is integer-only, the float32

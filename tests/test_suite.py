@@ -43,13 +43,16 @@ def test_unknown_model_is_rejected(capsys):
 
 
 def test_reason_is_the_error_line_not_the_box():
-    typer_box = ("Usage: python -m edgecnn export [OPTIONS] MODEL\n"
-                 "╭─ Error ────────────────╮\n"
-                 "│ No such option: --qat  │\n"
-                 "╰────────────────────────╯\n")
+    typer_box = (
+        "Usage: python -m edgecnn export [OPTIONS] MODEL\n"
+        "╭─ Error ────────────────╮\n"
+        "│ No such option: --qat  │\n"
+        "╰────────────────────────╯\n"
+    )
     assert reason_from(typer_box, 2) == "No such option: --qat"
-    assert reason_from("warning: x\nerror: choose one quantization\n  at the end\n", 2) == \
-        "error: choose one quantization"
+    assert (
+        reason_from("warning: x\nerror: choose one quantization\n  at the end\n", 2) == "error: choose one quantization"
+    )
     assert reason_from("", -9) == "killed by signal 9"
 
 
@@ -124,10 +127,18 @@ class _FakeCLI:
                 folder = cwd / argv[argv.index("--out") + 1] / "m-float32"
                 folder.mkdir(parents=True, exist_ok=True)
                 (folder / "m.tflite").write_bytes(b"tfl3")
-                options = {"model": argv[1], "calib": "fashion-mnist", "quantization": "float32",
-                           "calib_samples": 100, "seed": 0}
-                (folder / "manifest.json").write_text(json.dumps(
-                    {"format": "tflite", "artifact": "m.tflite", "bytes": 4, "sha256": "s", "options": options}))
+                options = {
+                    "model": argv[1],
+                    "calib": "fashion-mnist",
+                    "quantization": "float32",
+                    "calib_samples": 100,
+                    "seed": 0,
+                }
+                (folder / "manifest.json").write_text(
+                    json.dumps(
+                        {"format": "tflite", "artifact": "m.tflite", "bytes": 4, "sha256": "s", "options": options}
+                    )
+                )
             reason = None if fmt == "tflite" else "error: onnx conversion failed"
         log_path.parent.mkdir(parents=True, exist_ok=True)
         return Outcome(0 if reason is None else 1, 0.1, "[]", reason, log_path)
@@ -158,16 +169,39 @@ def test_a_format_that_fails_is_retried_alone_and_the_other_kept(tmp_path, monke
     artifacts = suite.export(config.MODELS["lenet5"], config.VARIANTS["float32"], Path("models/lenet5.keras"))
     assert list(artifacts) == ["tflite"]
     status = [(e["step"], e["status"]) for e in log.entries]
-    assert status == [("export lenet5 float32 tflite+onnx", "split"), ("export lenet5 float32 tflite", "ok"),
-                      ("export lenet5 float32 onnx", "failed")]
+    assert status == [
+        ("export lenet5 float32 tflite+onnx", "split"),
+        ("export lenet5 float32 tflite", "ok"),
+        ("export lenet5 float32 onnx", "failed"),
+    ]
     assert [call[call.index("--format") + 1] for call in fake.calls] == ["all", "onnx"]
 
 
 # -- slow: the real CLI on a tiny configuration ---------------------------------------------
 def _run_suite(base: Path, *extra: str) -> tuple[int, Path]:
-    args = ["--quick", "--models", "lenet5", "--variants", "float32", "impossible", "--eval-limit", "100",
-            "--runs", "5", "--min-secs", "0.05", "--max-secs", "2", "--calib-samples", "16",
-            "--workdir", str(base / "work"), "--out", str(base / "out"), *extra]
+    args = [
+        "--quick",
+        "--models",
+        "lenet5",
+        "--variants",
+        "float32",
+        "impossible",
+        "--eval-limit",
+        "100",
+        "--runs",
+        "5",
+        "--min-secs",
+        "0.05",
+        "--max-secs",
+        "2",
+        "--calib-samples",
+        "16",
+        "--workdir",
+        str(base / "work"),
+        "--out",
+        str(base / "out"),
+        *extra,
+    ]
     with pytest.MonkeyPatch.context() as patch:
         patch.setitem(config.VARIANTS, IMPOSSIBLE.name, IMPOSSIBLE)
         code = cli.main(args)
@@ -185,8 +219,13 @@ def _this_run(results_dir: Path) -> list[dict]:
 def first_run(tmp_path_factory):
     base = tmp_path_factory.mktemp("suite")
     code, results_dir = _run_suite(base)
-    return {"base": base, "code": code, "dir": results_dir,
-            "results": (results_dir / "results.jsonl").read_text(), "log": _this_run(results_dir)}
+    return {
+        "base": base,
+        "code": code,
+        "dir": results_dir,
+        "results": (results_dir / "results.jsonl").read_text(),
+        "log": _this_run(results_dir),
+    }
 
 
 @pytest.mark.slow
@@ -234,8 +273,12 @@ def test_force_redoes_and_replaces_the_rows(first_run):
     code, results_dir = _run_suite(first_run["base"], "--force", "--formats", "tflite")
     assert code == 0
     entries = {e["step"]: e["status"] for e in _this_run(results_dir)}
-    for step in ("train lenet5", "export lenet5 float32 tflite", "benchmark lenet5 float32 tflite",
-                 "evaluate lenet5 float32 tflite"):
+    for step in (
+        "train lenet5",
+        "export lenet5 float32 tflite",
+        "benchmark lenet5 float32 tflite",
+        "evaluate lenet5 float32 tflite",
+    ):
         assert entries[step] == "ok"
     rows = state.read_jsonl(results_dir / "results.jsonl")
     assert len(rows) == 4  # the TFLite rows were replaced, the ONNX ones kept

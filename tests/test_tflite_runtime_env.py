@@ -25,21 +25,29 @@ REPO = Path(__file__).resolve().parents[1]
 ENV = Path(os.environ.get("EDGECNN_TFLITE_RUNTIME_ENV", REPO / ".venv-tflite-runtime"))
 PYTHON = ENV / "bin" / "python"
 FMNIST = Path(__file__).parent / "data" / "fashion-mnist-test-200.npz"
-FASHION_CLASSES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
-                   "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]
+FASHION_CLASSES = [
+    "T-shirt/top",
+    "Trouser",
+    "Pullover",
+    "Dress",
+    "Coat",
+    "Sandal",
+    "Shirt",
+    "Sneaker",
+    "Bag",
+    "Ankle boot",
+]
 
 pytestmark = pytest.mark.skipif(
     not PYTHON.is_file(),
-    reason=f"no tflite-runtime side environment at {ENV}: .ci/run builds it "
-           "(or set EDGECNN_TFLITE_RUNTIME_ENV)")
+    reason=f"no tflite-runtime side environment at {ENV}: .ci/run builds it (or set EDGECNN_TFLITE_RUNTIME_ENV)",
+)
 
 
 def _side(*args, check=True, timeout=300):
     """Run `python ARGS` in the side environment, from a folder outside the checkout."""
-    env = {key: value for key, value in os.environ.items()
-           if key not in ("PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV")}
-    result = subprocess.run([str(PYTHON), *args], capture_output=True, text=True, timeout=timeout,
-                            env=env, cwd=ENV)
+    env = {key: value for key, value in os.environ.items() if key not in ("PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV")}
+    result = subprocess.run([str(PYTHON), *args], capture_output=True, text=True, timeout=timeout, env=env, cwd=ENV)
     if check:
         assert result.returncode == 0, result.stderr
     return result
@@ -76,8 +84,25 @@ print(json.dumps({"numpy": numpy.__version__, "tflite_runtime": version("tflite-
 def test_benchmark_row_says_tflite_runtime(exported_int8, tmp_path):
     manifest = exported_int8["tflite"]
     out = tmp_path / "bench.jsonl"
-    result = _side("-m", "edgecnn", "benchmark", manifest["path"], "--runs", "5", "--warmup", "1",
-                   "--warmup-secs", "0", "--min-secs", "0", "--threads", "1", "--out", str(out), "--json")
+    result = _side(
+        "-m",
+        "edgecnn",
+        "benchmark",
+        manifest["path"],
+        "--runs",
+        "5",
+        "--warmup",
+        "1",
+        "--warmup-secs",
+        "0",
+        "--min-secs",
+        "0",
+        "--threads",
+        "1",
+        "--out",
+        str(out),
+        "--json",
+    )
     (row,) = json.loads(result.stdout)
     assert row["status"] == "ok", row.get("error")
     assert row["runtime"] == "tflite-runtime" and row["runtime_version"] == "2.14.0"
@@ -86,8 +111,9 @@ def test_benchmark_row_says_tflite_runtime(exported_int8, tmp_path):
     assert row["latency_ms"]["count"] >= 5 and row["latency_ms"]["p50"] > 0
     assert json.loads(out.read_text().splitlines()[0]) == row
     # Asked for by name, the runtime that is not there is one line and exit 1.
-    missing = _side("-m", "edgecnn", "benchmark", manifest["path"], "--runtime", "litert", "--runs", "1",
-                    "--json", check=False)
+    missing = _side(
+        "-m", "edgecnn", "benchmark", manifest["path"], "--runtime", "litert", "--runs", "1", "--json", check=False
+    )
     assert missing.returncode == 1, missing.stdout + missing.stderr
     assert "ai-edge-litert" in (missing.stderr + missing.stdout)
 
@@ -98,8 +124,7 @@ def _fashion_rgb32_tf(count=None):
 
     with np.load(FMNIST) as npz:
         gray, labels = npz["x"][:count], npz["y"][:count].astype(np.int64)
-    images = [np.asarray(Image.fromarray(im, "L").convert("RGB").resize((32, 32), Image.BILINEAR))
-              for im in gray]
+    images = [np.asarray(Image.fromarray(im, "L").convert("RGB").resize((32, 32), Image.BILINEAR)) for im in gray]
     return np.stack(images).astype(np.float32) / 127.5 - 1.0, labels
 
 
@@ -108,16 +133,16 @@ def _litert_outputs(path, images, *, reference_kernels):
     `reference_kernels` through TFLite's built-in kernels instead of the default XNNPACK delegate."""
     from ai_edge_litert.interpreter import Interpreter, OpResolverType
 
-    kwargs = {"experimental_op_resolver_type": OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES} \
-        if reference_kernels else {}
+    kwargs = (
+        {"experimental_op_resolver_type": OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES} if reference_kernels else {}
+    )
     interpreter = Interpreter(model_path=str(path), num_threads=1, **kwargs)
     interpreter.allocate_tensors()
     inp, out = interpreter.get_input_details()[0], interpreter.get_output_details()[0]
     scale, zero = inp["quantization"]
     outputs = []
     for image in images:
-        interpreter.set_tensor(inp["index"], np.clip(np.round(image[None] / scale) + zero, -128, 127)
-                               .astype(np.int8))
+        interpreter.set_tensor(inp["index"], np.clip(np.round(image[None] / scale) + zero, -128, 127).astype(np.int8))
         interpreter.invoke()
         outputs.append(interpreter.get_tensor(out["index"])[0].astype(np.int64))
     return np.stack(outputs)

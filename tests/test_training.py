@@ -89,8 +89,7 @@ def test_labelled_image_folder(tmp_path):
 def test_fashion_mnist_validates_on_its_test_split():
     from edgecnn.training import load_training_data
 
-    data = load_training_data("fashion-mnist", input_shape=(32, 32, 1), preprocess="unit",
-                              limit=50, val_limit=30)
+    data = load_training_data("fashion-mnist", input_shape=(32, 32, 1), preprocess="unit", limit=50, val_limit=30)
     assert data.source["split"] == "train"
     assert data.validation["kind"] == "test split" and data.validation["source"]["split"] == "test"
     assert len(data.x_train) == 50 and len(data.x_val) == 30
@@ -164,8 +163,20 @@ def test_sidecar_records_the_run(trained):
 
     path = trained["path"]
     sidecar = json.loads(sidecar_path(path).read_text())
-    for key in ("model", "preprocess", "input_shape", "class_names", "dataset", "epochs", "history",
-                "train_accuracy", "val_accuracy", "seconds", "seed", "optimization"):
+    for key in (
+        "model",
+        "preprocess",
+        "input_shape",
+        "class_names",
+        "dataset",
+        "epochs",
+        "history",
+        "train_accuracy",
+        "val_accuracy",
+        "seconds",
+        "seed",
+        "optimization",
+    ):
         assert key in sidecar, key
     assert sidecar["model"] == "lenet5" and sidecar["preprocess"] == "unit" and sidecar["epochs"] == 3
     assert [row["epoch"] for row in sidecar["history"]] == [1, 2, 3]
@@ -191,8 +202,9 @@ def test_same_seed_same_weights():
 def test_fine_tuning_with_other_classes_gets_a_new_head(trained, tmp_path):
     from edgecnn.training import train_model
 
-    model, info = train_model(str(trained["path"]), NPZ, epochs=1, classes=12, limit=32, val_limit=8,
-                              out=tmp_path / "ft.keras")
+    model, info = train_model(
+        str(trained["path"]), NPZ, epochs=1, classes=12, limit=32, val_limit=8, out=tmp_path / "ft.keras"
+    )
     assert model.outputs[0].shape[-1] == 12
     assert any("new classifier" in w for w in info["warnings"])
     assert info["parent"] == str(trained["path"]) and info["model"] == "lenet5"
@@ -220,11 +232,12 @@ def test_multi_output_models_weigh_auxiliary_losses():
     from edgecnn.training.train import compile_for_training
 
     x = keras.Input((4,))
-    outs = [keras.layers.Dense(3, activation="softmax", name=n)(x)
-            for n in ("predictions", "aux1_predictions", "aux2_predictions")]
+    outs = [
+        keras.layers.Dense(3, activation="softmax", name=n)(x)
+        for n in ("predictions", "aux1_predictions", "aux2_predictions")
+    ]
     model = compile_for_training(keras.Model(x, outs), lr=1e-3)
-    assert model.compiled_loss._loss_weights == {"predictions": 1.0, "aux1_predictions": 0.3,
-                                                 "aux2_predictions": 0.3}
+    assert model.compiled_loss._loss_weights == {"predictions": 1.0, "aux1_predictions": 0.3, "aux2_predictions": 0.3}
 
 
 def test_batchnorm_statistics_are_recalibrated_on_training_images():
@@ -254,8 +267,9 @@ def test_lr_schedule_and_bad_values():
     # What the schedule does: the rate starts at --lr and decays to 0 over every step of every
     # epoch (cosine); "constant" keeps --lr to the last step.
     for schedule in ("constant", "cosine"):
-        model, info = train_model("lenet5", NPZ, epochs=2, limit=32, val_limit=8, batch_size=8, lr=0.01,
-                                  lr_schedule=schedule)
+        model, info = train_model(
+            "lenet5", NPZ, epochs=2, limit=32, val_limit=8, batch_size=8, lr=0.01, lr_schedule=schedule
+        )
         optimizer = model.optimizer
         assert int(optimizer.iterations) == 2 * 4 == len(info["history"]) * 4
         rate = optimizer._learning_rate  # the schedule itself, or the constant's variable
@@ -276,8 +290,9 @@ def test_lr_schedule_and_bad_values():
 def test_googlenet_trains_with_auxiliary_heads_and_saves_without(tmp_path):
     from edgecnn.training import train_model
 
-    model, info = train_model("googlenet", NPZ, epochs=1, input_size=32, limit=16, val_limit=8,
-                              batch_size=16, out=tmp_path / "g.keras")
+    model, info = train_model(
+        "googlenet", NPZ, epochs=1, input_size=32, limit=16, val_limit=8, batch_size=16, out=tmp_path / "g.keras"
+    )
     assert model.output_names == ["predictions"]
     assert "2 auxiliary classifiers" in info["auxiliary_heads"]
     # Three losses, the auxiliary ones at 0.3: the first loss is about ln(10) * 1.6.
@@ -298,20 +313,39 @@ def test_epochs_below_one_are_refused(epochs):
 # -- the command ---------------------------------------------------------------------------
 def test_cli_train_json(tmp_path):
     out = tmp_path / "m.keras"
-    result = runner.invoke(app, ["train", "lenet5", "--dataset", str(NPZ), "--epochs", "1", "--limit", "64",
-                                 "--val-limit", "16", "--out", str(out), "--json"])
+    result = runner.invoke(
+        app,
+        [
+            "train",
+            "lenet5",
+            "--dataset",
+            str(NPZ),
+            "--epochs",
+            "1",
+            "--limit",
+            "64",
+            "--val-limit",
+            "16",
+            "--out",
+            str(out),
+            "--json",
+        ],
+    )
     assert result.exit_code == 0, result.stderr
     info = json.loads(result.stdout)
     assert info["path"] == str(out) and out.is_file()
     assert "epoch 1/1" in result.stderr  # the per-epoch line
 
 
-@pytest.mark.parametrize("args, match", [
-    (["--dataset", "does/not/exist.npz"], "not found"),
-    (["--dataset", str(NPZ), "--classes", "3"], "outside the class range"),
-    (["--dataset", str(NPZ), "--epochs", "0"], "--epochs"),
-    (["--dataset", str(NPZ), "--out", "model.h5"], ".keras"),
-])
+@pytest.mark.parametrize(
+    "args, match",
+    [
+        (["--dataset", "does/not/exist.npz"], "not found"),
+        (["--dataset", str(NPZ), "--classes", "3"], "outside the class range"),
+        (["--dataset", str(NPZ), "--epochs", "0"], "--epochs"),
+        (["--dataset", str(NPZ), "--out", "model.h5"], ".keras"),
+    ],
+)
 def test_cli_train_bad_input_is_one_line_exit_2_nothing_written(tmp_path, args, match):
     args = [a if a != "model.h5" else str(tmp_path / "model.h5") for a in args]
     if "--out" not in args:

@@ -28,6 +28,7 @@ runner = CliRunner()
 
 # -- the split ---------------------------------------------------------------------------------
 
+
 def test_parts_are_disjoint_seeded_and_recorded():
     from calibration import open_source
     from edgecnn.tune.split import split_source
@@ -67,6 +68,7 @@ def test_unlabelled_data_is_refused(tmp_path):
 
 # -- the choice --------------------------------------------------------------------------------
 
+
 def _cand(cid, drop, ms, size, within=None, step=1):
     from edgecnn.tune.ladder import Candidate
 
@@ -96,16 +98,25 @@ def test_nothing_within_budget_gives_the_best_and_says_why():
 
 # -- the sensitivity ranking -------------------------------------------------------------------
 
+
 def test_the_layer_that_adds_the_noise_ranks_first_and_takes_its_input_producer_along():
     from edgecnn.numerics import LayerError
     from edgecnn.tune.engines_tflite import PASS_THROUGH, Op
     from edgecnn.tune.sensitivity import float_set, rank
 
-    ops = [Op(0, "CONV_2D", ("in",), ("c1",)), Op(1, "MAX_POOL_2D", ("c1",), ("p1",)),
-           Op(2, "CONV_2D", ("p1",), ("c2",)), Op(3, "FULLY_CONNECTED", ("c2",), ("fc",))]
+    ops = [
+        Op(0, "CONV_2D", ("in",), ("c1",)),
+        Op(1, "MAX_POOL_2D", ("c1",), ("p1",)),
+        Op(2, "CONV_2D", ("p1",), ("c2",)),
+        Op(3, "FULLY_CONNECTED", ("c2",), ("fc",)),
+    ]
     # c2 is where the error appears; fc only carries it on (its own SQNR is the worst)
-    errors = [LayerError("c1", "CONV_2D", 40.0, 0.01), LayerError("p1", "MAX_POOL_2D", 40.0, 0.01),
-              LayerError("c2", "CONV_2D", 12.0, 0.25), LayerError("fc", "FULLY_CONNECTED", 11.0, 0.28)]
+    errors = [
+        LayerError("c1", "CONV_2D", 40.0, 0.01),
+        LayerError("p1", "MAX_POOL_2D", 40.0, 0.01),
+        LayerError("c2", "CONV_2D", 12.0, 0.25),
+        LayerError("fc", "FULLY_CONNECTED", 11.0, 0.28),
+    ]
     ranked = rank(errors, ops, PASS_THROUGH)
     assert ranked[0].layer == "c2"
     assert set(ranked[0].group) == {"c2", "p1", "c1"}  # its input computed in float too
@@ -113,8 +124,8 @@ def test_the_layer_that_adds_the_noise_ranks_first_and_takes_its_input_producer_
     assert ranked[0].own_sqnr_db < ranked[1].own_sqnr_db
 
 
-
 # -- float ops, read with the runtime's graph readers ------------------------------------------
+
 
 def test_float_ops_are_counted_from_the_runtime_census(trained_tiny, tmp_path):
     """Every op of a float graph computes in float, none of export's int8 ones (as the manifest's
@@ -129,8 +140,11 @@ def test_float_ops_are_counted_from_the_runtime_census(trained_tiny, tmp_path):
     assert int8["graph"]["integer_only"]
     assert engines_onnx.float_op_count(trained_tiny["int8-onnx"]["path"]) == 0
     f32_onnx = Path(trained_tiny["float32-onnx"]["path"])
-    assert engines_onnx.float_op_count(f32_onnx) == len([op for op in read_onnx(f32_onnx).ops
-                                                         if op.op_type != "Shape"]) > 0
+    assert (
+        engines_onnx.float_op_count(f32_onnx)
+        == len([op for op in read_onnx(f32_onnx).ops if op.op_type != "Shape"])
+        > 0
+    )
 
     calibration = trained_tiny["x"][:16]
     conv = next(op for op in engines_tflite.graph(f32) if op.op_type == "CONV_2D")
@@ -142,14 +156,16 @@ def test_float_ops_are_counted_from_the_runtime_census(trained_tiny, tmp_path):
     prepared = engines_onnx.prepare(f32_onnx, tmp_path / "prepared.onnx")
     node = next(op for op in engines_onnx.graph(prepared) if op.op_type == "Conv")
     for floats, counted in (((), 0), ((node.name,), None)):
-        data, _ = engines_onnx.quantize(prepared, calibration, nodes_to_exclude=floats,
-                                        input_name=read_onnx(prepared).inputs[0].name)
+        data, _ = engines_onnx.quantize(
+            prepared, calibration, nodes_to_exclude=floats, input_name=read_onnx(prepared).inputs[0].name
+        )
         (tmp_path / "q.onnx").write_bytes(data)
         count = engines_onnx.float_op_count(tmp_path / "q.onnx")
         assert count == counted if counted is not None else 0 < count < len(read_onnx(prepared).ops)
 
 
 # -- the ladder on a hard case -----------------------------------------------------------------
+
 
 @pytest.fixture(scope="session")
 def rescaled_lenet(tmp_path_factory):
@@ -163,8 +179,9 @@ def rescaled_lenet(tmp_path_factory):
 
     folder = tmp_path_factory.mktemp("tune-models")
     path = folder / "lenet.keras"
-    train_model("lenet5", "fashion-mnist:train", epochs=2, batch_size=64, lr=3e-3, limit=6000, val_limit=300,
-                out=path, seed=0)
+    train_model(
+        "lenet5", "fashion-mnist:train", epochs=2, batch_size=64, lr=3e-3, limit=6000, val_limit=300, out=path, seed=0
+    )
     model = read_keras_model(path)
     x = np.random.default_rng(0).random((16, 32, 32, 1)).astype(np.float32)
     before = model.predict(x, verbose=0)
@@ -184,9 +201,21 @@ def tuned(rescaled_lenet, tmp_path_factory):
     from edgecnn.tune import TuneRequest, tune
 
     out = tmp_path_factory.mktemp("tuned")
-    request = TuneRequest(str(rescaled_lenet), data="fashion-mnist", max_drop=0.5, formats=("tflite", "onnx"),
-                          qat=False, calib_size=200, val_size=400, test_size=400, max_float_layers=3,
-                          sensitivity_images=32, bench_runs=5, bench_min_secs=0.05, out=out)
+    request = TuneRequest(
+        str(rescaled_lenet),
+        data="fashion-mnist",
+        max_drop=0.5,
+        formats=("tflite", "onnx"),
+        qat=False,
+        calib_size=200,
+        val_size=400,
+        test_size=400,
+        max_float_layers=3,
+        sensitivity_images=32,
+        bench_runs=5,
+        bench_min_secs=0.05,
+        out=out,
+    )
     return {"record": tune(request), "out": out, "request": request}
 
 
@@ -217,16 +246,21 @@ def test_the_chosen_artifact_is_published_with_its_tuning_and_scores_as_recorded
     from edgecnn.tune.split import split_source
 
     record, out = tuned["record"], tuned["out"]
-    assert sorted(p.name for p in out.iterdir()) == ["lenet-rescaled-tune-report", "lenet-rescaled-tuned",
-                                                    "lenet-rescaled-tuned-onnx"]  # no scratch left
+    assert sorted(p.name for p in out.iterdir()) == [
+        "lenet-rescaled-tune-report",
+        "lenet-rescaled-tuned",
+        "lenet-rescaled-tuned-onnx",
+    ]  # no scratch left
     parts = split_source(open_source("fashion-mnist"), calibration=200, validation=400, test=400, seed=0)
     for fmt, folder in (("tflite", "lenet-rescaled-tuned"), ("onnx", "lenet-rescaled-tuned-onnx")):
         artifact = out / folder / f"{folder}.{fmt}"
         manifest = json.loads((out / folder / "manifest.json").read_text())
         tuning = manifest["tuning"]
         assert manifest["artifact"] == artifact.name and tuning["budget"]["max_drop_points"] == 0.5
-        assert tuning["parts"]["validation"]["count"] == 400 and tuning["choice"]["id"] == \
-            record["formats"][fmt]["choice"]["id"]
+        assert (
+            tuning["parts"]["validation"]["count"] == 400
+            and tuning["choice"]["id"] == record["formats"][fmt]["choice"]["id"]
+        )
         chosen = next(c for c in tuning["candidates"] if c["id"] == tuning["choice"]["id"])
         # the manifest's preprocessing is enough for evaluate, and it agrees with the record
         row = evaluate_artifact(artifact, parts.test)
@@ -253,12 +287,16 @@ def test_compare_reads_the_tuning_record(tuned):
 
 # -- bad input: one line, exit 2 or 1, nothing written -----------------------------------------
 
-@pytest.mark.parametrize("args, code, words", [
-    (["--max-drop", "-1"], 2, "--max-drop"),
-    (["--max-drop", "nan"], 2, "--max-drop"),
-    (["--qat", "--format", "onnx"], 2, "--qat"),
-    (["--format", "coreml"], 2, "--format"),
-])
+
+@pytest.mark.parametrize(
+    "args, code, words",
+    [
+        (["--max-drop", "-1"], 2, "--max-drop"),
+        (["--max-drop", "nan"], 2, "--max-drop"),
+        (["--qat", "--format", "onnx"], 2, "--qat"),
+        (["--format", "coreml"], 2, "--format"),
+    ],
+)
 def test_bad_options_are_one_line_and_write_nothing(tmp_path, args, code, words):
     out = tmp_path / "out"
     result = runner.invoke(app, ["tune", "lenet5", "--data", str(NPZ), "--out", str(out), *args])
@@ -293,8 +331,23 @@ def test_a_model_with_a_lambda_is_refused_and_nothing_is_written(tmp_path):
     path = tmp_path / "lambda.keras"
     model.save(path)
     out = tmp_path / "out"
-    result = runner.invoke(app, ["tune", str(path), "--data", str(NPZ), "--calib-size", "40", "--val-size", "60",
-                                 "--test-size", "60", "--out", str(out)])
+    result = runner.invoke(
+        app,
+        [
+            "tune",
+            str(path),
+            "--data",
+            str(NPZ),
+            "--calib-size",
+            "40",
+            "--val-size",
+            "60",
+            "--test-size",
+            "60",
+            "--out",
+            str(out),
+        ],
+    )
     assert result.exit_code == 1, result.output
     assert "lambda" in one_error_line(result).lower()
     assert not out.exists()
@@ -314,9 +367,23 @@ def test_the_time_budget_stops_the_ladder_after_plain_int8_and_says_so(rescaled_
         def warn(self, message):
             notes.append(message)
 
-    record = tune(TuneRequest(str(rescaled_lenet), data="fashion-mnist", max_drop=0.0, formats=("onnx",),
-                              qat=False, calib_size=100, val_size=200, test_size=200, time_budget=0.0001,
-                              bench_runs=3, bench_min_secs=0.01, out=tmp_path), Progress())
+    record = tune(
+        TuneRequest(
+            str(rescaled_lenet),
+            data="fashion-mnist",
+            max_drop=0.0,
+            formats=("onnx",),
+            qat=False,
+            calib_size=100,
+            val_size=200,
+            test_size=200,
+            time_budget=0.0001,
+            bench_runs=3,
+            bench_min_secs=0.01,
+            out=tmp_path,
+        ),
+        Progress(),
+    )
     data = record["formats"]["onnx"]
     assert [c["id"] for c in data["candidates"]] == ["onnx-1-int8"]
     assert "--time-budget" in data["stopped"]
@@ -332,19 +399,59 @@ def test_the_cli_maps_its_options_onto_the_request(monkeypatch, tmp_path):
 
     def fake_tune(request, progress=None):
         seen["request"] = request
-        return {"model": "m", "report": str(tmp_path / "r"), "formats": {}, "seconds": 1.0, "versions": {},
-                "budget": {"max_drop_points": request.max_drop, "optimize": request.optimize},
-                "parts": {"seed": 0, "source": {"name": "s"}}}
+        return {
+            "model": "m",
+            "report": str(tmp_path / "r"),
+            "formats": {},
+            "seconds": 1.0,
+            "versions": {},
+            "budget": {"max_drop_points": request.max_drop, "optimize": request.optimize},
+            "parts": {"seed": 0, "source": {"name": "s"}},
+        }
 
     monkeypatch.setattr(edgecnn.tune, "tune", fake_tune)
-    result = runner.invoke(app, ["tune", "m.keras", "--data", "fashion-mnist", "--max-drop", "0.25", "--format",
-                                 "all", "--optimize", "size", "--threads", "2", "--time-budget", "3", "--no-qat",
-                                 "--val-size", "500", "--max-float-layers", "2", "--out", str(tmp_path), "--json"])
+    result = runner.invoke(
+        app,
+        [
+            "tune",
+            "m.keras",
+            "--data",
+            "fashion-mnist",
+            "--max-drop",
+            "0.25",
+            "--format",
+            "all",
+            "--optimize",
+            "size",
+            "--threads",
+            "2",
+            "--time-budget",
+            "3",
+            "--no-qat",
+            "--val-size",
+            "500",
+            "--max-float-layers",
+            "2",
+            "--out",
+            str(tmp_path),
+            "--json",
+        ],
+    )
     assert result.exit_code == 0, result.output
     r = seen["request"]
-    assert (r.model, r.data, r.max_drop, r.formats, r.optimize, r.threads, r.time_budget, r.qat, r.val_size,
-            r.max_float_layers, r.out) == ("m.keras", "fashion-mnist", 0.25, ("tflite", "onnx"), "size", 2, 3.0,
-                                           False, 500, 2, tmp_path)
+    assert (
+        r.model,
+        r.data,
+        r.max_drop,
+        r.formats,
+        r.optimize,
+        r.threads,
+        r.time_budget,
+        r.qat,
+        r.val_size,
+        r.max_float_layers,
+        r.out,
+    ) == ("m.keras", "fashion-mnist", 0.25, ("tflite", "onnx"), "size", 2, 3.0, False, 500, 2, tmp_path)
     assert json.loads(result.stdout)["model"] == "m"
 
 
@@ -352,9 +459,22 @@ def test_the_cli_maps_its_options_onto_the_request(monkeypatch, tmp_path):
 def test_qat_is_step_four_on_the_training_part_and_stays_integer_only(rescaled_lenet, tmp_path):
     from edgecnn.tune import TuneRequest, tune
 
-    record = tune(TuneRequest(str(rescaled_lenet), data="fashion-mnist", max_drop=0.0, formats=("tflite",),
-                              qat=True, max_float_layers=0, calib_size=100, val_size=200, test_size=200,
-                              bench_runs=3, bench_min_secs=0.01, out=tmp_path))
+    record = tune(
+        TuneRequest(
+            str(rescaled_lenet),
+            data="fashion-mnist",
+            max_drop=0.0,
+            formats=("tflite",),
+            qat=True,
+            max_float_layers=0,
+            calib_size=100,
+            val_size=200,
+            test_size=200,
+            bench_runs=3,
+            bench_min_secs=0.01,
+            out=tmp_path,
+        )
+    )
     data = record["formats"]["tflite"]
     steps = {s["step"]: s for s in data["steps"]}
     assert "max_float_layers is 0" in steps[3]["skipped"]

@@ -39,8 +39,7 @@ def _lambda_model(marker):
     keras = _keras()
     inputs = keras.Input((8, 8, 3))
     x = keras.layers.Conv2D(4, 3)(inputs)
-    x = keras.layers.Lambda(lambda t, p=str(marker): (__import__("pathlib").Path(p).touch(), t)[1],
-                            name="payload")(x)
+    x = keras.layers.Lambda(lambda t, p=str(marker): (__import__("pathlib").Path(p).touch(), t)[1], name="payload")(x)
     outputs = keras.layers.Dense(3, name="predictions")(keras.layers.Flatten()(x))
     return keras.Model(inputs, outputs)
 
@@ -89,21 +88,24 @@ def clean_keras(tmp_path_factory):
 
 def test_the_bytecode_payload_is_live_without_the_gate(bytecode_files):
     files, marker = bytecode_files
-    code = ("import tf_keras as k; k.models.load_model(r'%s', compile=False, safe_mode=True)" % files["h5"])
+    code = "import tf_keras as k; k.models.load_model(r'%s', compile=False, safe_mode=True)" % files["h5"]
     subprocess.run([sys.executable, "-c", code], capture_output=True, timeout=300)
     assert marker.exists(), "the crafted .h5 no longer runs its code in plain Keras: the test proves nothing"
     marker.unlink()
 
 
 @pytest.mark.parametrize("kind", ["h5", "keras"])
-@pytest.mark.parametrize("command", [
-    ["profile"],
-    ["export", "--format", "tflite"],
-    ["benchmark", "--runs", "1", "--min-secs", "0", "--warmup-secs", "0"],
-    ["train", "--dataset", "fashion-mnist", "--epochs", "1"],
-    ["prune", "--dataset", "fashion-mnist", "--sparsity", "0.5", "--epochs", "1"],
-    ["cluster", "--dataset", "fashion-mnist", "--clusters", "4", "--epochs", "1"],
-])
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["profile"],
+        ["export", "--format", "tflite"],
+        ["benchmark", "--runs", "1", "--min-secs", "0", "--warmup-secs", "0"],
+        ["train", "--dataset", "fashion-mnist", "--epochs", "1"],
+        ["prune", "--dataset", "fashion-mnist", "--sparsity", "0.5", "--epochs", "1"],
+        ["cluster", "--dataset", "fashion-mnist", "--clusters", "4", "--epochs", "1"],
+    ],
+)
 def test_every_command_refuses_a_bytecode_lambda(bytecode_files, tmp_path, kind, command):
     files, marker = bytecode_files
     args = [command[0], str(files[kind]), *command[1:]]
@@ -128,10 +130,12 @@ def test_evaluate_never_loads_a_keras_file(bytecode_files):
 
 def test_the_gate_refuses_before_tensorflow_is_imported(bytecode_files):
     files, _ = bytecode_files
-    code = ("import sys\nfrom edgecnn.model_gate import check_model_file, UntrustedModel\n"
-            f"try:\n    check_model_file(r'{files['keras']}')\nexcept UntrustedModel:\n    pass\n"
-            "else:\n    raise SystemExit('not refused')\n"
-            "assert 'tensorflow' not in sys.modules and 'tf_keras' not in sys.modules\n")
+    code = (
+        "import sys\nfrom edgecnn.model_gate import check_model_file, UntrustedModel\n"
+        f"try:\n    check_model_file(r'{files['keras']}')\nexcept UntrustedModel:\n    pass\n"
+        "else:\n    raise SystemExit('not refused')\n"
+        "assert 'tensorflow' not in sys.modules and 'tf_keras' not in sys.modules\n"
+    )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
 
@@ -143,39 +147,61 @@ def _function_config(module, name):
 # Each edit turns the clean archive into a payload; none of them names Lambda bytecode.
 PAYLOADS = {
     # A Lambda calling a standard-library function, with arguments meant to create a file.
-    "stdlib-function-lambda": lambda layers: layers.insert(2, {
-        "module": "keras.layers", "class_name": "Lambda", "registered_name": None, "name": "payload",
-        "config": {"name": "payload", "function": _function_config("os", "system"), "function_type": "function",
-                   "module": "os", "arguments": {"command": "touch MARKER"}, "output_shape": None},
-        "inbound_nodes": [[["conv2d", 0, 0, {}]]]}),
+    "stdlib-function-lambda": lambda layers: layers.insert(
+        2,
+        {
+            "module": "keras.layers",
+            "class_name": "Lambda",
+            "registered_name": None,
+            "name": "payload",
+            "config": {
+                "name": "payload",
+                "function": _function_config("os", "system"),
+                "function_type": "function",
+                "module": "os",
+                "arguments": {"command": "touch MARKER"},
+                "output_shape": None,
+            },
+            "inbound_nodes": [[["conv2d", 0, 0, {}]]],
+        },
+    ),
     # A TensorFlow op that writes a file, called as a TFOpLambda.
     "tf-io-op": lambda layers: layers[3]["config"].update(function="io.write_file"),
     # An activation that is a function of another module.
     "activation-function": lambda layers: layers[1]["config"].update(activation=_function_config("os", "system")),
     # An initializer class looked up in an arbitrary module.
     "initializer-module": lambda layers: layers[1]["config"].update(
-        kernel_initializer={"module": "subprocess", "class_name": "Popen", "config": {}, "registered_name": None}),
+        kernel_initializer={"module": "subprocess", "class_name": "Popen", "config": {}, "registered_name": None}
+    ),
     # A built-in class name whose registered name points elsewhere.
     "registered-name": lambda layers: layers[1].update(registered_name="os>system"),
     # A built-in class name with a module outside Keras.
     "foreign-module": lambda layers: layers[1].update(module="subprocess"),
     # A Keras module that imports `os`: `__qualname__` lookup would reach os.system.
     "keras-module-qualname": lambda layers: layers[1]["config"].update(
-        activation=_function_config("keras.src.saving.saving_lib", "os.system")),
+        activation=_function_config("keras.src.saving.saving_lib", "os.system")
+    ),
     # A class nobody registered.
     "unknown-class": lambda layers: layers[1].update(class_name="MyLayer", module="__main__"),
     # A type spec that names a class to import.
     "typespec": lambda layers: layers[1]["config"].update(
-        dtype={"class_name": "__typespec__", "spec_name": "Popen", "module": "subprocess",
-               "registered_name": None, "config": []}),
+        dtype={
+            "class_name": "__typespec__",
+            "spec_name": "Popen",
+            "module": "subprocess",
+            "registered_name": None,
+            "config": [],
+        }
+    ),
 }
 
 
 @pytest.mark.parametrize("payload", sorted(PAYLOADS))
 def test_a_crafted_keras_config_is_refused_in_one_line(clean_keras, tmp_path, payload):
     target = tmp_path / f"{payload}.keras"
-    _rewrite_keras_config(clean_keras / "clean.keras", target,
-                          lambda config: PAYLOADS[payload](config["config"]["layers"]))
+    _rewrite_keras_config(
+        clean_keras / "clean.keras", target, lambda config: PAYLOADS[payload](config["config"]["layers"])
+    )
     with pytest.raises(UntrustedModel) as refusal:
         check_model_file(target)
     assert "refused" in str(refusal.value) and "\n" not in str(refusal.value)
@@ -226,8 +252,7 @@ def test_the_allowlists_name_real_keras_classes():
     for module in pkgutil.iter_modules(edgecnn.models.__path__):  # each registers its own layers
         importlib.import_module(f"edgecnn.models.{module.name}")
 
-    namespaces = (keras, keras.layers, keras.initializers, keras.regularizers, keras.constraints,
-                  keras.mixed_precision)
+    namespaces = (keras, keras.layers, keras.initializers, keras.regularizers, keras.constraints, keras.mixed_precision)
     for name in (KERAS_LAYERS | KERAS_OBJECTS) - {"Functional"}:
         assert any(isinstance(getattr(ns, name, None), type) for ns in namespaces), name
     assert "Lambda" not in KERAS_LAYERS
@@ -235,12 +260,15 @@ def test_the_allowlists_name_real_keras_classes():
     assert registered == set(EDGECNN_LAYERS), "a zoo layer is registered with Keras but not allowed by the gate"
 
 
-@pytest.mark.parametrize("content, message", [
-    (b"garbage", "not a loadable Keras model"),
-    (None, "has no config.json"),
-    (b"[1, 2]", "not an object"),
-    (b"{" * 100_000, "not a loadable Keras model"),
-])
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        (b"garbage", "not a loadable Keras model"),
+        (None, "has no config.json"),
+        (b"[1, 2]", "not an object"),
+        (b"{" * 100_000, "not a loadable Keras model"),
+    ],
+)
 def test_malformed_archives_are_one_error(tmp_path, content, message):
     from edgecnn.errors import EdgecnnError
 

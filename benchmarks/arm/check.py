@@ -62,20 +62,53 @@ ROOT_RECORD = "etc/edgecnn-arm-root.json"
 # cpuinfo library inside XNNPACK and ONNX Runtime crashes: qemu 7.2 user mode shows programs the
 # host's x86 one. The Hardware line names the emulation, so `host.cpu` of a benchmark row says it.
 CPU_MODELS = {
-    "cortex-a53": {"board": "Raspberry Pi 3 / Zero 2 W", "variant": "0x0", "part": "0xd03",
-                   "revision": 4, "features": "fp asimd evtstrm crc32 cpuid"},
-    "cortex-a72": {"board": "Raspberry Pi 4", "variant": "0x0", "part": "0xd08",
-                   "revision": 3, "features": "fp asimd evtstrm crc32 cpuid"},
-    "cortex-a76": {"board": "Raspberry Pi 5", "variant": "0x4", "part": "0xd0b",
-                   "revision": 1, "features": "fp asimd evtstrm aes pmull sha1 sha2 crc32 atomics fphp "
-                                              "asimdhp cpuid asimdrdm lrcpc dcpop asimddp"},
+    "cortex-a53": {
+        "board": "Raspberry Pi 3 / Zero 2 W",
+        "variant": "0x0",
+        "part": "0xd03",
+        "revision": 4,
+        "features": "fp asimd evtstrm crc32 cpuid",
+    },
+    "cortex-a72": {
+        "board": "Raspberry Pi 4",
+        "variant": "0x0",
+        "part": "0xd08",
+        "revision": 3,
+        "features": "fp asimd evtstrm crc32 cpuid",
+    },
+    "cortex-a76": {
+        "board": "Raspberry Pi 5",
+        "variant": "0x4",
+        "part": "0xd0b",
+        "revision": 1,
+        "features": "fp asimd evtstrm aes pmull sha1 sha2 crc32 atomics fphp "
+        "asimdhp cpuid asimdrdm lrcpc dcpop asimddp",
+    },
 }
 # The model: a MobileNetV2 0.35 at 32x32 (depthwise convolutions, residual adds, the Pi path's
 # operators) trained on Fashion-MNIST here, so that its outputs carry margins: a random-weight
 # model's top-1 flips on a one-step rounding difference between two correct int8 kernels.
-TRAIN = ("mobilenet_v2", "--dataset", "fashion-mnist", "--epochs", "3", "--input-size", "32",
-         "--alpha", "0.35", "--batch-size", "128", "--lr", "3e-3", "--lr-schedule", "cosine",
-         "--limit", "20000", "--val-limit", "2000")
+TRAIN = (
+    "mobilenet_v2",
+    "--dataset",
+    "fashion-mnist",
+    "--epochs",
+    "3",
+    "--input-size",
+    "32",
+    "--alpha",
+    "0.35",
+    "--batch-size",
+    "128",
+    "--lr",
+    "3e-3",
+    "--lr-schedule",
+    "cosine",
+    "--limit",
+    "20000",
+    "--val-limit",
+    "2000",
+)
 EXPORT = ("--int8", "--format", "all", "--calib", "fashion-mnist")
 # The verdict's tolerance: the same top-1 on every image, and every output within this many steps
 # of the output's own quantization scale of x86's. Two correct int8 kernels may round one
@@ -121,17 +154,23 @@ class Log:
         if self.file:
             self.file.write(line + "\n")
 
-    def run(self, argv, *, what: str, env=None, cwd=None, timeout: float = 3600,
-            capture: bool = False) -> str:
+    def run(self, argv, *, what: str, env=None, cwd=None, timeout: float = 3600, capture: bool = False) -> str:
         """Run `argv`; its stderr (and stdout unless captured) go to the log. Stop on failure."""
         if self.file:
             self.file.write(f"$ {shlex.join(map(str, argv))}\n")
             self.file.flush()
         sink = self.file or subprocess.DEVNULL
         try:
-            done = subprocess.run(list(map(str, argv)), env=env, cwd=cwd, timeout=timeout,
-                                  stdout=subprocess.PIPE if capture else sink, stderr=subprocess.PIPE,
-                                  text=True, stdin=subprocess.DEVNULL)
+            done = subprocess.run(
+                list(map(str, argv)),
+                env=env,
+                cwd=cwd,
+                timeout=timeout,
+                stdout=subprocess.PIPE if capture else sink,
+                stderr=subprocess.PIPE,
+                text=True,
+                stdin=subprocess.DEVNULL,
+            )
         except subprocess.TimeoutExpired:
             raise Stop(f"{what}: timed out after {timeout:.0f} s (log: {self.where()})") from None
         if self.file and done.stderr:
@@ -181,8 +220,10 @@ def preflight(argv_for_sudo: list[str], x86_cpu: str | None = X86_CPU) -> dict:
         raise Stop(f"{' and '.join(missing)} not found; {INSTALL_TOOLS}", 2)
     tools[X86_EMULATOR] = find_tool(X86_EMULATOR)
     if x86_cpu and not tools[X86_EMULATOR]:
-        raise Stop(f"{X86_EMULATOR} not found (the leg without VNNI, --x86-cpu {x86_cpu}); {INSTALL_TOOLS}, "
-                   "or --x86-cpu none", 2)
+        raise Stop(
+            f"{X86_EMULATOR} not found (the leg without VNNI, --x86-cpu {x86_cpu}); {INSTALL_TOOLS}, or --x86-cpu none",
+            2,
+        )
     if not tools["chroot"]:
         raise Stop("chroot not found; install with: apt-get install coreutils", 2)
     euid = int(os.environ.get(EUID_ENV, os.geteuid()))
@@ -196,12 +237,16 @@ def enable_binfmt() -> str:
     """Make the kernel run aarch64 ELF files through qemu; say how it is registered."""
     entry = BINFMT_MISC / "qemu-aarch64"
     if not (BINFMT_MISC / "register").exists():
-        done = subprocess.run(["mount", "-t", "binfmt_misc", "binfmt_misc", str(BINFMT_MISC)],
-                              capture_output=True, text=True)
+        done = subprocess.run(
+            ["mount", "-t", "binfmt_misc", "binfmt_misc", str(BINFMT_MISC)], capture_output=True, text=True
+        )
         if done.returncode != 0:
-            raise Stop("binfmt_misc is not available (mount -t binfmt_misc binfmt_misc "
-                       f"{BINFMT_MISC} failed: {done.stderr.strip()}); in a container, run it "
-                       "privileged or register qemu-aarch64 on the host", 2)
+            raise Stop(
+                "binfmt_misc is not available (mount -t binfmt_misc binfmt_misc "
+                f"{BINFMT_MISC} failed: {done.stderr.strip()}); in a container, run it "
+                "privileged or register qemu-aarch64 on the host",
+                2,
+            )
     if not entry.exists():
         if shutil.which("update-binfmts"):
             subprocess.run(["update-binfmts", "--enable", "qemu-aarch64"], capture_output=True)
@@ -210,20 +255,25 @@ def enable_binfmt() -> str:
             with contextlib.suppress(OSError):
                 (BINFMT_MISC / "register").write_text(line)
     if not entry.exists():
-        raise Stop("no qemu-aarch64 entry in binfmt_misc: reinstall qemu-user-static (and "
-                   "binfmt-support), or run update-binfmts --enable qemu-aarch64", 2)
+        raise Stop(
+            "no qemu-aarch64 entry in binfmt_misc: reinstall qemu-user-static (and "
+            "binfmt-support), or run update-binfmts --enable qemu-aarch64",
+            2,
+        )
     text = entry.read_text()
     if not text.startswith("enabled"):
         with contextlib.suppress(OSError):
             entry.write_text("1")
         text = entry.read_text()
         if not text.startswith("enabled"):
-            raise Stop("binfmt_misc's qemu-aarch64 entry is disabled; run update-binfmts --enable "
-                       "qemu-aarch64", 2)
+            raise Stop("binfmt_misc's qemu-aarch64 entry is disabled; run update-binfmts --enable qemu-aarch64", 2)
     flags = re.search(r"^flags:\s*(\S*)", text, re.MULTILINE)
     if flags is None or "F" not in flags.group(1):
-        raise Stop("binfmt_misc's qemu-aarch64 entry lacks the F flag, so qemu is not found inside "
-                   "a chroot; re-register it from /usr/lib/binfmt.d/qemu-aarch64.conf", 2)
+        raise Stop(
+            "binfmt_misc's qemu-aarch64 entry lacks the F flag, so qemu is not found inside "
+            "a chroot; re-register it from /usr/lib/binfmt.d/qemu-aarch64.conf",
+            2,
+        )
     interpreter = re.search(r"^interpreter\s+(\S+)", text, re.MULTILINE)
     return f"{interpreter.group(1) if interpreter else '?'} (flags {flags.group(1)})"
 
@@ -270,13 +320,21 @@ def build_root(cache: Path, tools: dict, mirror: str, record: dict, *, rebuild: 
     remove_tree(root)
     LOG.say(f"root: debootstrap {SUITE} arm64 minbase into {partial} (10-30 minutes under qemu)")
     start = time.monotonic()
-    LOG.run([tools["debootstrap"], "--arch=arm64", "--variant=minbase", f"--include={INCLUDE}",
-             SUITE, partial, mirror], what="debootstrap", timeout=3 * 3600)
+    LOG.run(
+        [tools["debootstrap"], "--arch=arm64", "--variant=minbase", f"--include={INCLUDE}", SUITE, partial, mirror],
+        what="debootstrap",
+        timeout=3 * 3600,
+    )
     unmount_all(partial)
-    info = {"built": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-            "suite": SUITE, "mirror": mirror, "include": INCLUDE, "variant": "minbase",
-            "debootstrap": _package_version("debootstrap"),
-            "debootstrap_seconds": round(time.monotonic() - start, 1)}
+    info = {
+        "built": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "suite": SUITE,
+        "mirror": mirror,
+        "include": INCLUDE,
+        "variant": "minbase",
+        "debootstrap": _package_version("debootstrap"),
+        "debootstrap_seconds": round(time.monotonic() - start, 1),
+    }
     (partial / ROOT_RECORD).write_text(json.dumps(info, indent=2) + "\n")
     partial.rename(root)
     record["root"] = {"state": "built", **info}
@@ -295,8 +353,11 @@ def mounted(root: Path):
     unmount_all(root)  # a killed run may have left some
     points = []
     try:
-        for source, target, args in (("proc", "proc", ["-t", "proc"]), ("/dev", "dev", ["--bind"]),
-                                     ("/sys", "sys", ["--bind"])):
+        for source, target, args in (
+            ("proc", "proc", ["-t", "proc"]),
+            ("/dev", "dev", ["--bind"]),
+            ("/sys", "sys", ["--bind"]),
+        ):
             point = root / target
             point.mkdir(exist_ok=True)
             done = subprocess.run(["mount", *args, source, str(point)], capture_output=True, text=True)
@@ -318,9 +379,11 @@ def mounted(root: Path):
 
 def cpuinfo_text(cpu: str) -> str:
     model = CPU_MODELS[cpu]
-    block = (f"BogoMIPS\t: 108.00\nFeatures\t: {model['features']}\nCPU implementer\t: 0x41\n"
-             f"CPU architecture: 8\nCPU variant\t: {model['variant']}\nCPU part\t: {model['part']}\n"
-             f"CPU revision\t: {model['revision']}\n")
+    block = (
+        f"BogoMIPS\t: 108.00\nFeatures\t: {model['features']}\nCPU implementer\t: 0x41\n"
+        f"CPU architecture: 8\nCPU variant\t: {model['variant']}\nCPU part\t: {model['part']}\n"
+        f"CPU revision\t: {model['revision']}\n"
+    )
     text = "".join(f"processor\t: {i}\n{block}\n" for i in range(os.cpu_count() or 1))
     return text + f"Hardware\t: QEMU user-mode emulation of {cpu}, not a board\n"
 
@@ -348,9 +411,19 @@ NETWORK_ENV: dict[str, str] = {}  # what pip inside the root needs of the host's
 def carry_network_settings(root: Path) -> None:
     """The host's CA bundle (a network behind TLS inspection adds its own CA there) and proxy
     variables, so that pip inside the root reaches PyPI the way pip on the host does."""
-    bundle = next((Path(p) for p in (os.environ.get("PIP_CERT"), os.environ.get("SSL_CERT_FILE"),
-                                     os.environ.get("REQUESTS_CA_BUNDLE"),
-                                     "/etc/ssl/certs/ca-certificates.crt") if p and Path(p).is_file()), None)
+    bundle = next(
+        (
+            Path(p)
+            for p in (
+                os.environ.get("PIP_CERT"),
+                os.environ.get("SSL_CERT_FILE"),
+                os.environ.get("REQUESTS_CA_BUNDLE"),
+                "/etc/ssl/certs/ca-certificates.crt",
+            )
+            if p and Path(p).is_file()
+        ),
+        None,
+    )
     NETWORK_ENV.clear()
     if bundle is not None:
         shutil.copyfile(bundle, root / HOST_CA)
@@ -363,15 +436,21 @@ def carry_network_settings(root: Path) -> None:
         NETWORK_ENV["PIP_INDEX_URL"] = index
 
 
-def in_root(root: Path, tools: dict, argv, *, what: str, cpu: str | None = None,
-            capture: bool = False, timeout: float = 3600) -> str:
-    env = {"PATH": f"{VENV}/bin:/usr/local/bin:/usr/bin:/bin", "HOME": "/root", "LANG": "C.UTF-8",
-           "TMPDIR": "/tmp", "PIP_DISABLE_PIP_VERSION_CHECK": "1", "PYTHONUNBUFFERED": "1",
-           **NETWORK_ENV}
+def in_root(
+    root: Path, tools: dict, argv, *, what: str, cpu: str | None = None, capture: bool = False, timeout: float = 3600
+) -> str:
+    env = {
+        "PATH": f"{VENV}/bin:/usr/local/bin:/usr/bin:/bin",
+        "HOME": "/root",
+        "LANG": "C.UTF-8",
+        "TMPDIR": "/tmp",
+        "PIP_DISABLE_PIP_VERSION_CHECK": "1",
+        "PYTHONUNBUFFERED": "1",
+        **NETWORK_ENV,
+    }
     if cpu:
         env["QEMU_CPU"] = cpu  # read by every qemu-aarch64 the kernel starts, children included
-    return LOG.run([tools["chroot"], root, *argv], what=what, env=env, capture=capture,
-                   timeout=timeout)
+    return LOG.run([tools["chroot"], root, *argv], what=what, env=env, capture=capture, timeout=timeout)
 
 
 def install_edgecnn(root: Path, tools: dict, work: Path, record: dict) -> None:
@@ -380,32 +459,50 @@ def install_edgecnn(root: Path, tools: dict, work: Path, record: dict) -> None:
         source = Path(tmp) / "src"
         source.mkdir()
         for name in ("edgecnn", "calibration", "converters"):
-            shutil.copytree(REPO / name, source / name,
-                            ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+            shutil.copytree(REPO / name, source / name, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
         for name in ("pyproject.toml", "README.md"):
             shutil.copy2(REPO / name, source / name)
         wheels = work / "wheel"
         wheels.mkdir(parents=True)
-        LOG.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--disable-pip-version-check",
-                 "-w", wheels, source], what="building the edgecnn wheel")
+        LOG.run(
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "wheel",
+                "-q",
+                "--no-deps",
+                "--disable-pip-version-check",
+                "-w",
+                wheels,
+                source,
+            ],
+            what="building the edgecnn wheel",
+        )
     (wheel,) = wheels.glob("edgecnn-*.whl")
     inner = f"{WORK}/wheel/{wheel.name}"
     if not (root / VENV.lstrip("/") / "bin/python").exists():
         LOG.say(f"root: python3 -m venv {VENV}")
         in_root(root, tools, ["/usr/bin/python3", "-m", "venv", VENV], what="python3 -m venv")
     LOG.say(f"root: pip install {wheel.name} (no extra; aarch64 wheels from PyPI)")
-    in_root(root, tools, [f"{VENV}/bin/pip", "install", inner], what="pip install edgecnn (aarch64)",
-            timeout=2 * 3600)
+    in_root(root, tools, [f"{VENV}/bin/pip", "install", inner], what="pip install edgecnn (aarch64)", timeout=2 * 3600)
     # The same version may already be there from an earlier run: put this tree's code in.
-    in_root(root, tools, [f"{VENV}/bin/pip", "install", "--no-deps", "--force-reinstall", inner],
-            what="pip install --force-reinstall edgecnn (aarch64)")
+    in_root(
+        root,
+        tools,
+        [f"{VENV}/bin/pip", "install", "--no-deps", "--force-reinstall", inner],
+        what="pip install --force-reinstall edgecnn (aarch64)",
+    )
     in_root(root, tools, [f"{VENV}/bin/pip", "check"], what="pip check (aarch64)")
-    listed = json.loads(in_root(root, tools, [f"{VENV}/bin/pip", "list", "--format", "json"],
-                                what="pip list (aarch64)", capture=True))
-    probe = in_root(root, tools, [f"{VENV}/bin/python", "-c", _PROBE], what="probe (aarch64)",
-                    capture=True)
-    record["aarch64"] = {"packages": {p["name"].lower(): p["version"] for p in listed},
-                         "wheel": wheel.name, **json.loads(probe)}
+    listed = json.loads(
+        in_root(root, tools, [f"{VENV}/bin/pip", "list", "--format", "json"], what="pip list (aarch64)", capture=True)
+    )
+    probe = in_root(root, tools, [f"{VENV}/bin/python", "-c", _PROBE], what="probe (aarch64)", capture=True)
+    record["aarch64"] = {
+        "packages": {p["name"].lower(): p["version"] for p in listed},
+        "wheel": wheel.name,
+        **json.loads(probe),
+    }
     if record["aarch64"]["machine"] != "aarch64":
         raise Stop(f"the root's python reports machine {record['aarch64']['machine']}, not aarch64")
     if record["aarch64"]["tensorflow_importable"]:
@@ -453,14 +550,17 @@ def fashion_slice(limit: int, target: Path) -> dict:
         Image.fromarray(image[..., 0]).save(target / name)
         lines.append(f"{name}, {int(label)}")
     (target / "dataset.txt").write_text("\n".join(lines) + "\n")
-    return {"source": f"fashion-mnist/test ({source.describe().get('path')})", "images": len(lines),
-            "of": len(source), "which": f"first {len(lines)}"}
+    return {
+        "source": f"fashion-mnist/test ({source.describe().get('path')})",
+        "images": len(lines),
+        "of": len(source),
+        "which": f"first {len(lines)}",
+    }
 
 
 def _python_env() -> dict:
     """The host Python's environment with this tree importable (sides.py imports edgecnn)."""
-    return dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH"))
-                                                       if p))
+    return dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH")) if p))
 
 
 def x86_side(work: Path, args, record: dict) -> list[Path]:
@@ -472,12 +572,22 @@ def x86_side(work: Path, args, record: dict) -> list[Path]:
     else:
         model = work / "model" / "mobilenet_v2.keras"
         LOG.say("x86: edgecnn train " + " ".join(TRAIN))
-        out = LOG.run([*python, "-m", "edgecnn", "train", *TRAIN, "--out", model, "--json"],
-                      what="x86 edgecnn train", cwd=REPO, env=env, capture=True)
+        out = LOG.run(
+            [*python, "-m", "edgecnn", "train", *TRAIN, "--out", model, "--json"],
+            what="x86 edgecnn train",
+            cwd=REPO,
+            env=env,
+            capture=True,
+        )
         trained = {"command": "edgecnn train " + " ".join(TRAIN), **_train_facts(out)}
     LOG.say(f"x86: edgecnn export {model.name} " + " ".join(EXPORT))
-    LOG.run([*python, "-m", "edgecnn", "export", model, *EXPORT, "--out", work / "artifacts", "--json"],
-            what="x86 edgecnn export", cwd=REPO, env=env, capture=True)
+    LOG.run(
+        [*python, "-m", "edgecnn", "export", model, *EXPORT, "--out", work / "artifacts", "--json"],
+        what="x86 edgecnn export",
+        cwd=REPO,
+        env=env,
+        capture=True,
+    )
     artifacts = sorted((work / "artifacts").glob("*/*.tflite")) + sorted((work / "artifacts").glob("*/*.onnx"))
     if [p.suffix for p in artifacts] != [".tflite", ".onnx"]:
         raise Stop(f"edgecnn export wrote {[p.name for p in artifacts]}, not one .tflite and one .onnx")
@@ -485,23 +595,48 @@ def x86_side(work: Path, args, record: dict) -> list[Path]:
     for path in artifacts:
         manifest = json.loads((path.parent / "manifest.json").read_text())
         record["artifacts"][path.name] = {
-            "bytes": path.stat().st_size, "sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
-            "quantization": manifest.get("quantization"), "format": manifest.get("format"),
+            "bytes": path.stat().st_size,
+            "sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
+            "quantization": manifest.get("quantization"),
+            "format": manifest.get("format"),
             "quantization_settings": manifest.get("quantization_settings"),
-            "inputs": manifest.get("inputs"), "outputs": manifest.get("outputs"),
-            "parity": manifest.get("parity"), "weights": manifest.get("weights")}
+            "inputs": manifest.get("inputs"),
+            "outputs": manifest.get("outputs"),
+            "parity": manifest.get("parity"),
+            "weights": manifest.get("weights"),
+        }
     record["model"] = {"kind": "trained on Fashion-MNIST", **trained}
-    record["data"] = (data_slice(Path(args.data), args.limit, work / "data") if args.data is not None
-                      else fashion_slice(args.limit, work / "data"))
+    record["data"] = (
+        data_slice(Path(args.data), args.limit, work / "data")
+        if args.data is not None
+        else fashion_slice(args.limit, work / "data")
+    )
     LOG.say(f"x86: predictions on {record['data']['images']} images")
-    LOG.run([*python, HERE / "sides.py", "predict", "--ort-reference", "--data", work / "data",
-             "--out", work / "x86", *artifacts], what="x86 predictions", cwd=REPO, env=env)
-    record["x86"] = {"predict": json.loads((work / "x86/predict.json").read_text()),
-                     "evaluate": {}, **_x86_versions()}
+    LOG.run(
+        [
+            *python,
+            HERE / "sides.py",
+            "predict",
+            "--ort-reference",
+            "--data",
+            work / "data",
+            "--out",
+            work / "x86",
+            *artifacts,
+        ],
+        what="x86 predictions",
+        cwd=REPO,
+        env=env,
+    )
+    record["x86"] = {"predict": json.loads((work / "x86/predict.json").read_text()), "evaluate": {}, **_x86_versions()}
     for path in artifacts:
-        out = LOG.run([*python, "-m", "edgecnn", "evaluate", path, "--data", work / "data", "--json",
-                       *crop_option(path)],
-                      what=f"x86 edgecnn evaluate {path.name}", cwd=REPO, env=env, capture=True)
+        out = LOG.run(
+            [*python, "-m", "edgecnn", "evaluate", path, "--data", work / "data", "--json", *crop_option(path)],
+            what=f"x86 edgecnn evaluate {path.name}",
+            cwd=REPO,
+            env=env,
+            capture=True,
+        )
         record["x86"]["evaluate"][path.name] = _one_row(out)
     return artifacts
 
@@ -527,12 +662,30 @@ def x86_emulated_side(work: Path, tools: dict, artifacts: list[Path], cpu: str) 
     (TCG: AVX2 and FMA, no AVX-512, so MLAS and XNNPACK take their AVX2 kernels), on x86's inputs."""
     out = work / f"x86-{cpu}"
     LOG.say(f"x86 without VNNI ({X86_EMULATOR} -cpu {cpu}): predictions on x86's inputs")
-    LOG.run([tools[X86_EMULATOR], "-cpu", cpu, sys.executable, HERE / "sides.py", "predict", "--ort-reference",
-             "--inputs", work / "x86/inputs.npy", "--out", out, *artifacts],
-            what=f"x86 predictions under {X86_EMULATOR} -cpu {cpu}", cwd=REPO, env=_python_env())
+    LOG.run(
+        [
+            tools[X86_EMULATOR],
+            "-cpu",
+            cpu,
+            sys.executable,
+            HERE / "sides.py",
+            "predict",
+            "--ort-reference",
+            "--inputs",
+            work / "x86/inputs.npy",
+            "--out",
+            out,
+            *artifacts,
+        ],
+        what=f"x86 predictions under {X86_EMULATOR} -cpu {cpu}",
+        cwd=REPO,
+        env=_python_env(),
+    )
     version = subprocess.run([tools[X86_EMULATOR], "--version"], capture_output=True, text=True).stdout
-    return {"emulator": f"{(version.splitlines() or ['?'])[0]}, -cpu {cpu}",
-            "predict": json.loads((out / "predict.json").read_text())}
+    return {
+        "emulator": f"{(version.splitlines() or ['?'])[0]}, -cpu {cpu}",
+        "predict": json.loads((out / "predict.json").read_text()),
+    }
 
 
 def _x86_versions() -> dict:
@@ -542,8 +695,13 @@ def _x86_versions() -> dict:
     for name in ("edgecnn", "numpy", "pillow", "ai-edge-litert", "onnxruntime", "tensorflow"):
         with contextlib.suppress(PackageNotFoundError):
             versions[name] = version(name)
-    return {"machine": platform.machine(), "python": platform.python_version(), "cpu": _cpu_name(),
-            "int8_dot_product": _x86_int8_dot(), "packages": versions}
+    return {
+        "machine": platform.machine(),
+        "python": platform.python_version(),
+        "cpu": _cpu_name(),
+        "int8_dot_product": _x86_int8_dot(),
+        "packages": versions,
+    }
 
 
 def _x86_int8_dot() -> str:
@@ -586,26 +744,75 @@ def arm_side(root: Path, tools: dict, work: Path, artifacts: list[Path], cpu: st
     py = f"{VENV}/bin/python"
     result: dict = {"board": CPU_MODELS[cpu]["board"], "evaluate": {}}
     LOG.say(f"aarch64 ({cpu}): predictions, images decoded here")
-    in_root(root, tools, [py, f"{WORK}/sides.py", "predict", "--data", f"{WORK}/data", "--out",
-                          f"{WORK}/arm-{cpu}/own", *map(inner, artifacts)],
-            what=f"aarch64 predictions ({cpu})", cpu=cpu)
+    in_root(
+        root,
+        tools,
+        [
+            py,
+            f"{WORK}/sides.py",
+            "predict",
+            "--data",
+            f"{WORK}/data",
+            "--out",
+            f"{WORK}/arm-{cpu}/own",
+            *map(inner, artifacts),
+        ],
+        what=f"aarch64 predictions ({cpu})",
+        cpu=cpu,
+    )
     LOG.say(f"aarch64 ({cpu}): predictions on x86's float inputs")
-    in_root(root, tools, [py, f"{WORK}/sides.py", "predict", "--ort-reference", "--inputs", f"{WORK}/x86/inputs.npy",
-                          "--out", f"{WORK}/arm-{cpu}/given", *map(inner, artifacts)],
-            what=f"aarch64 predictions on x86 inputs ({cpu})", cpu=cpu)
+    in_root(
+        root,
+        tools,
+        [
+            py,
+            f"{WORK}/sides.py",
+            "predict",
+            "--ort-reference",
+            "--inputs",
+            f"{WORK}/x86/inputs.npy",
+            "--out",
+            f"{WORK}/arm-{cpu}/given",
+            *map(inner, artifacts),
+        ],
+        what=f"aarch64 predictions on x86 inputs ({cpu})",
+        cpu=cpu,
+    )
     result["predict"] = json.loads((work / f"arm-{cpu}/own/predict.json").read_text())
     for path in artifacts:
         LOG.say(f"aarch64 ({cpu}): edgecnn evaluate {path.name}")
-        out = in_root(root, tools, [f"{VENV}/bin/edgecnn", "evaluate", inner(path), "--data",
-                                    f"{WORK}/data", "--json", *crop_option(path)],
-                      what=f"aarch64 edgecnn evaluate {path.name} ({cpu})", cpu=cpu, capture=True)
+        out = in_root(
+            root,
+            tools,
+            [f"{VENV}/bin/edgecnn", "evaluate", inner(path), "--data", f"{WORK}/data", "--json", *crop_option(path)],
+            what=f"aarch64 edgecnn evaluate {path.name} ({cpu})",
+            cpu=cpu,
+            capture=True,
+        )
         result["evaluate"][path.name] = _one_row(out)
     LOG.say(f"aarch64 ({cpu}): edgecnn benchmark --json --runs 3 --min-secs 0 --threads {args.threads}")
     start = time.monotonic()
-    out = in_root(root, tools, [f"{VENV}/bin/edgecnn", "benchmark", *map(inner, artifacts), "--json",
-                                "--runs", "3", "--min-secs", "0", "--threads", str(args.threads),
-                                "--data", f"{WORK}/data"],
-                  what=f"aarch64 edgecnn benchmark ({cpu})", cpu=cpu, capture=True)
+    out = in_root(
+        root,
+        tools,
+        [
+            f"{VENV}/bin/edgecnn",
+            "benchmark",
+            *map(inner, artifacts),
+            "--json",
+            "--runs",
+            "3",
+            "--min-secs",
+            "0",
+            "--threads",
+            str(args.threads),
+            "--data",
+            f"{WORK}/data",
+        ],
+        what=f"aarch64 edgecnn benchmark ({cpu})",
+        cpu=cpu,
+        capture=True,
+    )
     result["benchmark_seconds"] = round(time.monotonic() - start, 1)
     result["benchmark_rows"] = json.loads(out)
     return result
@@ -621,10 +828,16 @@ def _compare(x86, other, step: float | None) -> dict:
     x_top, a_top = x86.argmax(axis=1), other.argmax(axis=1)
     diff = np.abs(x86.astype(np.float64) - other.astype(np.float64))
     largest = float(diff.max())
-    return {"images": int(len(x86)), "top1_equal": bool(np.array_equal(x_top, a_top)),
-            "top1_agreeing": int(np.sum(x_top == a_top)), "max_abs_diff": largest,
-            "output_step": step, "max_steps": round(largest / step, 3) if step else None,
-            "outputs_differing": int(np.sum(diff > 0)), "outputs": int(diff.size)}
+    return {
+        "images": int(len(x86)),
+        "top1_equal": bool(np.array_equal(x_top, a_top)),
+        "top1_agreeing": int(np.sum(x_top == a_top)),
+        "max_abs_diff": largest,
+        "output_step": step,
+        "max_steps": round(largest / step, 3) if step else None,
+        "outputs_differing": int(np.sum(diff > 0)),
+        "outputs": int(diff.size),
+    }
 
 
 def output_steps(record: dict) -> dict:
@@ -643,10 +856,12 @@ def compare_x86_emulated(work: Path, artifacts: list[Path], cpu: str, steps: dic
         if reference.exists():
             x_ref, o_ref = np.load(reference), np.load(work / f"x86-{cpu}" / f"{path.name}.reference.npy")
             entry["ort_optimizations_off"] = {
-                "top1_agreeing": int(np.sum(x_ref.argmax(1) == o_ref.argmax(1))), "images": int(len(x_ref)),
+                "top1_agreeing": int(np.sum(x_ref.argmax(1) == o_ref.argmax(1))),
+                "images": int(len(x_ref)),
                 "max_abs_diff": float(np.abs(x_ref - o_ref).max()),
                 "fused_vs_reference_top1": int(np.sum(other.argmax(1) == o_ref.argmax(1))),
-                "fused_vs_reference_max_abs_diff": float(np.abs(other - o_ref).max())}
+                "fused_vs_reference_max_abs_diff": float(np.abs(other - o_ref).max()),
+            }
         report[path.name] = entry
     return report
 
@@ -656,9 +871,13 @@ def compare_outputs(work: Path, artifacts: list[Path], cpu: str, steps: dict) ->
 
     x86_inputs = np.load(work / "x86/inputs.npy")
     own_inputs = np.load(work / f"arm-{cpu}/own/inputs.npy")
-    report = {"inputs_identical": bool(np.array_equal(x86_inputs, own_inputs)),
-              "inputs_max_abs_diff": float(np.max(np.abs(x86_inputs - own_inputs)))
-              if x86_inputs.shape == own_inputs.shape else None, "artifacts": {}}
+    report = {
+        "inputs_identical": bool(np.array_equal(x86_inputs, own_inputs)),
+        "inputs_max_abs_diff": float(np.max(np.abs(x86_inputs - own_inputs)))
+        if x86_inputs.shape == own_inputs.shape
+        else None,
+        "artifacts": {},
+    }
     for path in artifacts:
         x86 = np.load(work / "x86" / f"{path.name}.npy")
         entry = {}
@@ -672,11 +891,13 @@ def compare_outputs(work: Path, artifacts: list[Path], cpu: str, steps: dict) ->
             a_ref = np.load(work / f"arm-{cpu}/given" / f"{path.name}.reference.npy")
             entry["ort_optimizations_off"] = {
                 "note": "ORT_DISABLE_ALL on both sides, x86 inputs: QDQ as written, float between",
-                "top1_agreeing": int(np.sum(x_ref.argmax(1) == a_ref.argmax(1))), "images": int(len(x_ref)),
+                "top1_agreeing": int(np.sum(x_ref.argmax(1) == a_ref.argmax(1))),
+                "images": int(len(x_ref)),
                 "max_abs_diff": float(np.abs(x_ref - a_ref).max()),
                 "x86_fused_vs_x86_reference_top1": int(np.sum(x86.argmax(1) == x_ref.argmax(1))),
-                "aarch64_fused_vs_aarch64_reference_top1": int(np.sum(
-                    np.load(work / f"arm-{cpu}/given" / f"{path.name}.npy").argmax(1) == a_ref.argmax(1))),
+                "aarch64_fused_vs_aarch64_reference_top1": int(
+                    np.sum(np.load(work / f"arm-{cpu}/given" / f"{path.name}.npy").argmax(1) == a_ref.argmax(1))
+                ),
             }
         report["artifacts"][path.name] = entry
     return report
@@ -686,8 +907,10 @@ def check_benchmark_rows(rows, artifacts: list[Path], runtimes: dict) -> list[st
     """What is missing or wrong in the benchmark JSON (empty: complete)."""
     problems = []
     if not isinstance(rows, list) or len(rows) != len(artifacts):
-        return [f"expected a list of {len(artifacts)} rows, got {type(rows).__name__} "
-                f"of {len(rows) if isinstance(rows, list) else '?'}"]
+        return [
+            f"expected a list of {len(artifacts)} rows, got {type(rows).__name__} "
+            f"of {len(rows) if isinstance(rows, list) else '?'}"
+        ]
     try:
         from edgecnn.harness import ROW_KEYS
     except ImportError:
@@ -728,31 +951,39 @@ def _output_failures(where: str, name: str, mode: str, entry: dict) -> list[str]
     what = {"own": "images decoded on aarch64", "given": "x86 inputs"}[mode]
     failures = []
     if not entry["top1_equal"]:
-        failures.append(f"{where}: {name}: top-1 differs from x86 on "
-                        f"{entry.get('images', 0) - entry.get('top1_agreeing', 0)} image(s) ({what})")
+        failures.append(
+            f"{where}: {name}: top-1 differs from x86 on "
+            f"{entry.get('images', 0) - entry.get('top1_agreeing', 0)} image(s) ({what})"
+        )
     steps = entry.get("max_steps")
     if steps is None and "max_abs_diff" in entry:
         failures.append(f"{where}: {name}: no output quantization scale to measure the difference in")
     elif steps is not None and steps > TOLERANCE_STEPS + 1e-6:
-        failures.append(f"{where}: {name}: largest output difference {entry['max_abs_diff']:.4g} is {steps:g} "
-                        f"steps of the output scale {entry['output_step']:.4g}, over {TOLERANCE_STEPS} ({what})")
+        failures.append(
+            f"{where}: {name}: largest output difference {entry['max_abs_diff']:.4g} is {steps:g} "
+            f"steps of the output scale {entry['output_step']:.4g}, over {TOLERANCE_STEPS} ({what})"
+        )
     return failures
 
 
 def verdict(record: dict, work: Path, artifacts: list[Path], args) -> None:
     failures = []
     steps = output_steps(record)
-    record["tolerance"] = {"top1": "equal on every image",
-                           "output_steps": TOLERANCE_STEPS,
-                           "output_step_by_artifact": steps}
+    record["tolerance"] = {
+        "top1": "equal on every image",
+        "output_steps": TOLERANCE_STEPS,
+        "output_step_by_artifact": steps,
+    }
     emulated = record.get("x86_no_vnni")
     if emulated:
         emulated["outputs"] = compare_x86_emulated(work, artifacts, emulated["cpu"], steps)
         where = f"x86 {emulated['cpu']} (no VNNI)"
         probe = emulated["predict"].get("u8s8_probe")
         if not (probe and probe.get("saturates")):
-            failures.append(f"{where}: ONNX Runtime did not take the AVX2 u8s8 kernel (probe {probe}); the leg "
-                            "does not measure x86 without VNNI")
+            failures.append(
+                f"{where}: ONNX Runtime did not take the AVX2 u8s8 kernel (probe {probe}); the leg "
+                "does not measure x86 without VNNI"
+            )
         for name, entry in emulated["outputs"].items():
             failures += _output_failures(where, name, "given", entry["given"])
     for cpu, side in record["aarch64_runs"].items():
@@ -766,8 +997,8 @@ def verdict(record: dict, work: Path, artifacts: list[Path], args) -> None:
                 if row.get(key) != x86_row.get(key):
                     failures.append(f"{cpu}: {name}: evaluate {key} {row.get(key)} vs x86 {x86_row.get(key)}")
         side["benchmark_problems"] = check_benchmark_rows(
-            side["benchmark_rows"], artifacts, {".tflite": "litert", ".onnx": "onnxruntime",
-                                                "threads": args.threads})
+            side["benchmark_rows"], artifacts, {".tflite": "litert", ".onnx": "onnxruntime", "threads": args.threads}
+        )
         failures += [f"{cpu}: benchmark: {p}" for p in side["benchmark_problems"]]
     record["failures"] = failures
     record["passed"] = not failures
@@ -788,7 +1019,8 @@ def diagnose(record: dict) -> list[str]:
                 f"kernels) x86 and aarch64 agree on {ref['top1_agreeing']}/{ref['images']}; the fused "
                 f"kernels agree with that reference on {ref['x86_fused_vs_x86_reference_top1']}/{ref['images']} "
                 f"on x86 ({record['x86']['int8_dot_product']}) and "
-                f"{ref['aarch64_fused_vs_aarch64_reference_top1']}/{ref['images']} on aarch64")
+                f"{ref['aarch64_fused_vs_aarch64_reference_top1']}/{ref['images']} on aarch64"
+            )
     return notes
 
 
@@ -804,9 +1036,14 @@ def summarize(record: dict) -> None:
                 by_artifact[name] = max(by_artifact.get(name, 0.0), diff)
         side["emulated_latency_ms"] = {
             "note": EMULATED,
-            **{row.get("artifact_name") or Path(str(row.get("artifact"))).name:
-               (row.get("latency_ms") or {}).get("p50") for row in side["benchmark_rows"]
-               if isinstance(row, dict)}}
+            **{
+                row.get("artifact_name") or Path(str(row.get("artifact"))).name: (row.get("latency_ms") or {}).get(
+                    "p50"
+                )
+                for row in side["benchmark_rows"]
+                if isinstance(row, dict)
+            },
+        }
     steps = [e.get("max_steps") for _, _, e in _all_entries(record)]
     record["summary"] = {
         "passed": record["passed"],
@@ -817,9 +1054,13 @@ def summarize(record: dict) -> None:
         "largest_output_difference_x86_inputs": largest["given"],
         "largest_output_difference_by_artifact": by_artifact,
         "top1_equal_by_artifact": {
-            name: all(side["outputs"]["artifacts"][name][mode]["top1_equal"]
-                      for side in record["aarch64_runs"].values() for mode in ("own", "given"))
-            for name in by_artifact},
+            name: all(
+                side["outputs"]["artifacts"][name][mode]["top1_equal"]
+                for side in record["aarch64_runs"].values()
+                for mode in ("own", "given")
+            )
+            for name in by_artifact
+        },
         "cpus": list(record["aarch64_runs"]),
         "images": record["data"]["images"],
     }
@@ -833,13 +1074,17 @@ def markdown(record: dict) -> str:
         "",
         f"Result: **{'PASSED' if s['passed'] else 'FAILED'}** on {record['date']} "
         f"(`{record['command']}`), {s['images']} real images, emulated CPUs: "
-        f"{cpus}" + (f"; and x86 without VNNI ({record['x86_no_vnni']['emulator']})"
-                     if record.get("x86_no_vnni") else "") + ".",
+        f"{cpus}"
+        + (f"; and x86 without VNNI ({record['x86_no_vnni']['emulator']})" if record.get("x86_no_vnni") else "")
+        + ".",
         "",
         f"Verdict: the same top-1 as x86 on every image, and every output within "
         f"{record['tolerance']['output_steps']} steps of the output's quantization scale of x86's ("
-        + ", ".join(f"{n}: step {v:.4g}" if v else f"{n}: no scale"
-                    for n, v in record["tolerance"]["output_step_by_artifact"].items()) + ").",
+        + ", ".join(
+            f"{n}: step {v:.4g}" if v else f"{n}: no scale"
+            for n, v in record["tolerance"]["output_step_by_artifact"].items()
+        )
+        + ").",
         "",
         f"- Same top-1 as x86 on every image, both artifacts, every CPU: "
         f"**{'yes' if s['top1_equal_everywhere'] else 'no'}**.",
@@ -848,8 +1093,11 @@ def markdown(record: dict) -> str:
         f"{s['largest_output_steps']}) with the images "
         "decoded on each side, "
         f"{s['largest_output_difference_x86_inputs']:.3g} on x86's float inputs; by artifact: "
-        + ", ".join(f"{n} {d:.3g} (top-1 equal: {'yes' if s['top1_equal_by_artifact'][n] else 'no'})"
-                    for n, d in s["largest_output_difference_by_artifact"].items()) + ".",
+        + ", ".join(
+            f"{n} {d:.3g} (top-1 equal: {'yes' if s['top1_equal_by_artifact'][n] else 'no'})"
+            for n, d in s["largest_output_difference_by_artifact"].items()
+        )
+        + ".",
         f"- `edgecnn evaluate` rows (top1, top5, n) equal to x86's: "
         f"{'no' if any(': evaluate ' in f for f in record['failures']) else 'yes'}; "
         f"`edgecnn benchmark --json` complete: "
@@ -859,8 +1107,12 @@ def markdown(record: dict) -> str:
         lines += ["", "Failures:", ""] + [f"- {f}" for f in record["failures"]]
     if record.get("diagnosis"):
         lines += ["", "Diagnosis (measured, not part of the verdict):", ""] + [f"- {d}" for d in record["diagnosis"]]
-    lines += ["", "| CPU (QEMU_CPU) | artifact | runtime on aarch64 | top-1 = x86 | max abs diff | "
-              "evaluate top-1 / top-5 / n (x86) | emulated p50 ms |", "|---|---|---|---|---|---|---|"]
+    lines += [
+        "",
+        "| CPU (QEMU_CPU) | artifact | runtime on aarch64 | top-1 = x86 | max abs diff | "
+        "evaluate top-1 / top-5 / n (x86) | emulated p50 ms |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for cpu, side in record["aarch64_runs"].items():
         rows = {Path(str(r.get("artifact"))).name: r for r in side["benchmark_rows"] if isinstance(r, dict)}
         for name, entry in side["outputs"]["artifacts"].items():
@@ -872,26 +1124,35 @@ def markdown(record: dict) -> str:
                 f"{entry['own']['top1_agreeing']}/{entry['own']['images']} | {entry['own']['max_abs_diff']:.3g} | "
                 f"{ev.get('top1')} / {ev.get('top5')} / {ev.get('n')} "
                 f"({x86_ev.get('top1')} / {x86_ev.get('top5')} / {x86_ev.get('n')}) | "
-                f"{'' if p50 is None else f'{p50:.1f}'} ({EMULATED}) |")
+                f"{'' if p50 is None else f'{p50:.1f}'} ({EMULATED}) |"
+            )
     emulated = record.get("x86_no_vnni")
     if emulated:
         for name, entry in emulated["outputs"].items():
             run = emulated["predict"]["artifacts"][name]
             g = entry["given"]
-            lines.append(f"| x86 {emulated['cpu']} (no VNNI, x86 inputs) | {name} | {run['runtime']} "
-                         f"{run['runtime_version']} | {g['top1_agreeing']}/{g['images']} | {g['max_abs_diff']:.3g} | "
-                         "- | - |")
-    lines += ["", "max abs diff in steps of the output scale: "
-              + "; ".join(f"{where} {name} {entry.get('max_steps')}"
-                          for where, name, entry in _all_entries(record)) + "."]
+            lines.append(
+                f"| x86 {emulated['cpu']} (no VNNI, x86 inputs) | {name} | {run['runtime']} "
+                f"{run['runtime_version']} | {g['top1_agreeing']}/{g['images']} | {g['max_abs_diff']:.3g} | "
+                "- | - |"
+            )
+    lines += [
+        "",
+        "max abs diff in steps of the output scale: "
+        + "; ".join(f"{where} {name} {entry.get('max_steps')}" for where, name, entry in _all_entries(record))
+        + ".",
+    ]
     if emulated:
         probe = emulated["predict"].get("u8s8_probe") or {}
         native = record["x86"]["predict"].get("u8s8_probe") or {}
-        lines += ["", f"Which x86 kernel ran (`sides.u8s8_probe`: a MatMulInteger of uint8 255 by int8 127, "
-                  f"exact sum {probe.get('exact')}): natively {native.get('ort')} "
-                  f"({'saturated' if native.get('saturates') else 'exact'}), under -cpu {emulated['cpu']} "
-                  f"{probe.get('ort')} "
-                  f"({'saturated: the AVX2 VPMADDUBSW kernel' if probe.get('saturates') else 'exact'})."]
+        lines += [
+            "",
+            f"Which x86 kernel ran (`sides.u8s8_probe`: a MatMulInteger of uint8 255 by int8 127, "
+            f"exact sum {probe.get('exact')}): natively {native.get('ort')} "
+            f"({'saturated' if native.get('saturates') else 'exact'}), under -cpu {emulated['cpu']} "
+            f"{probe.get('ort')} "
+            f"({'saturated: the AVX2 VPMADDUBSW kernel' if probe.get('saturates') else 'exact'}).",
+        ]
     a, x = record["aarch64"], record["x86"]
     first_run = next(iter(record["aarch64_runs"].values()))
     distinct_top1 = ", ".join(str(e["distinct_top1_x86"]) for e in first_run["outputs"]["artifacts"].values())
@@ -899,43 +1160,55 @@ def markdown(record: dict) -> str:
     x86_packages = ", ".join(f"{k} {v}" for k, v in x["packages"].items())
     root_state = "built by this run" if record["root"]["state"] == "built" else "cached"
     pk = a["packages"]
-    lines += [
-        "",
-        "Latency under qemu is the cost of emulation, not of the model: it is here only to show "
-        "that the benchmark JSON is complete, and must never be quoted as a Raspberry Pi figure.",
-        "",
-        f"The model was trained on Fashion-MNIST ({_model_line(record)}; x86 top-1 on these images "
-        f"{ev.get('top1')}, distinct x86 top-1 classes: {distinct_top1}): a trained model's outputs have "
-        "margins, so a top-1 that differs means arithmetic that differs, where a random-weight model's "
-        "top-1 flips on a one-step rounding difference between two correct kernels.",
-        "",
-        "## Setup",
-        "",
-        f"- x86: {x['cpu']} ({x['int8_dot_product']}), Python {x['python']}, " + x86_packages,
-        *([f"- x86 without VNNI: {emulated['emulator']}, the same Python and packages, user mode, no chroot"]
-          if emulated else []),
-        f"- aarch64 root: Debian {a['debian']} arm64 ({root_state} "
-        f"{record['root'].get('built')}), Python {a['python']}, {a['libc']}, installed with "
-        f"`pip install {a['wheel']}` (no extra, TensorFlow importable: {a['tensorflow_importable']}): "
-        + ", ".join(f"{k} {pk[k]}" for k in ("edgecnn", "numpy", "pillow", "ai-edge-litert", "onnxruntime",
-                                             "typer", "rich", "matplotlib") if k in pk),
-        f"- emulation: {record['qemu']}; binfmt_misc {record['binfmt']}; CPU features seen by the "
-        "runtimes: " + "; ".join(f"{cpu}: dotprod {side['predict']['cpu'].get('dotprod')}, "
-                                 f"i8mm {side['predict']['cpu'].get('i8mm')}"
-                                 for cpu, side in record["aarch64_runs"].items()),
-        f"- data: {record['data']['which']} of {record['data']['source']} ({record['data']['of']} images)",
-        f"- artifacts (`edgecnn export MODEL.keras {' '.join(EXPORT)}`): "
-        + ", ".join(f"{n} ({v['bytes']} bytes, sha256 {v['sha256'][:12]})" for n, v in record["artifacts"].items()),
-        "",
-        "## Time",
-        "",
-        "| step | seconds |",
-        "|---|---|",
-    ] + [f"| {k} | {v} |" for k, v in record["seconds"].items()] + [
-        "",
-        "Everything is in `result.json` beside this file.",
-        "",
-    ]
+    lines += (
+        [
+            "",
+            "Latency under qemu is the cost of emulation, not of the model: it is here only to show "
+            "that the benchmark JSON is complete, and must never be quoted as a Raspberry Pi figure.",
+            "",
+            f"The model was trained on Fashion-MNIST ({_model_line(record)}; x86 top-1 on these images "
+            f"{ev.get('top1')}, distinct x86 top-1 classes: {distinct_top1}): a trained model's outputs have "
+            "margins, so a top-1 that differs means arithmetic that differs, where a random-weight model's "
+            "top-1 flips on a one-step rounding difference between two correct kernels.",
+            "",
+            "## Setup",
+            "",
+            f"- x86: {x['cpu']} ({x['int8_dot_product']}), Python {x['python']}, " + x86_packages,
+            *(
+                [f"- x86 without VNNI: {emulated['emulator']}, the same Python and packages, user mode, no chroot"]
+                if emulated
+                else []
+            ),
+            f"- aarch64 root: Debian {a['debian']} arm64 ({root_state} "
+            f"{record['root'].get('built')}), Python {a['python']}, {a['libc']}, installed with "
+            f"`pip install {a['wheel']}` (no extra, TensorFlow importable: {a['tensorflow_importable']}): "
+            + ", ".join(
+                f"{k} {pk[k]}"
+                for k in ("edgecnn", "numpy", "pillow", "ai-edge-litert", "onnxruntime", "typer", "rich", "matplotlib")
+                if k in pk
+            ),
+            f"- emulation: {record['qemu']}; binfmt_misc {record['binfmt']}; CPU features seen by the "
+            "runtimes: "
+            + "; ".join(
+                f"{cpu}: dotprod {side['predict']['cpu'].get('dotprod')}, i8mm {side['predict']['cpu'].get('i8mm')}"
+                for cpu, side in record["aarch64_runs"].items()
+            ),
+            f"- data: {record['data']['which']} of {record['data']['source']} ({record['data']['of']} images)",
+            f"- artifacts (`edgecnn export MODEL.keras {' '.join(EXPORT)}`): "
+            + ", ".join(f"{n} ({v['bytes']} bytes, sha256 {v['sha256'][:12]})" for n, v in record["artifacts"].items()),
+            "",
+            "## Time",
+            "",
+            "| step | seconds |",
+            "|---|---|",
+        ]
+        + [f"| {k} | {v} |" for k, v in record["seconds"].items()]
+        + [
+            "",
+            "Everything is in `result.json` beside this file.",
+            "",
+        ]
+    )
     return "\n".join(lines)
 
 
@@ -966,28 +1239,45 @@ def write_atomic(path: Path, text: str) -> None:
 # -- main -----------------------------------------------------------------------------------
 def parse_args(argv):
     parser = argparse.ArgumentParser(
-        prog="check.py", description="Prove the runtime side on aarch64 under qemu (needs root).")
-    parser.add_argument("--cache", type=Path,
-                        default=Path(os.environ.get("EDGECNN_ARM_CACHE") or
-                                     Path.home() / ".cache" / "edgecnn" / "arm64-bookworm"),
-                        help="Where the arm64 root is built and kept (default ~/.cache/edgecnn/arm64-bookworm).")
+        prog="check.py", description="Prove the runtime side on aarch64 under qemu (needs root)."
+    )
+    parser.add_argument(
+        "--cache",
+        type=Path,
+        default=Path(os.environ.get("EDGECNN_ARM_CACHE") or Path.home() / ".cache" / "edgecnn" / "arm64-bookworm"),
+        help="Where the arm64 root is built and kept (default ~/.cache/edgecnn/arm64-bookworm).",
+    )
     parser.add_argument("--rebuild", action="store_true", help="Build a new root even if one is cached.")
-    parser.add_argument("--data", type=Path, default=None,
-                        help="Labelled images (a folder with dataset.txt); default: the Fashion-MNIST "
-                             "test split (apt-get install dataset-fashion-mnist), written as PNG files.")
+    parser.add_argument(
+        "--data",
+        type=Path,
+        default=None,
+        help="Labelled images (a folder with dataset.txt); default: the Fashion-MNIST "
+        "test split (apt-get install dataset-fashion-mnist), written as PNG files.",
+    )
     parser.add_argument("--limit", type=int, default=256, help="Images of --data to use (the first N).")
-    parser.add_argument("--model", type=Path, default=None,
-                        help="A trained Fashion-MNIST .keras model to export instead of training one "
-                             "(edgecnn train " + " ".join(TRAIN) + ").")
-    parser.add_argument("--x86-cpu", default=X86_CPU,
-                        help=f"The x86 CPU without VNNI to emulate ({X86_EMULATOR} -cpu; default "
-                             f"{X86_CPU}); none to skip that leg.")
-    parser.add_argument("--cpu", default="cortex-a72,cortex-a76",
-                        help="Emulated CPUs, comma-separated (QEMU_CPU): cortex-a72 = Pi 4, cortex-a76 = Pi 5.")
+    parser.add_argument(
+        "--model",
+        type=Path,
+        default=None,
+        help="A trained Fashion-MNIST .keras model to export instead of training one "
+        "(edgecnn train " + " ".join(TRAIN) + ").",
+    )
+    parser.add_argument(
+        "--x86-cpu",
+        default=X86_CPU,
+        help=f"The x86 CPU without VNNI to emulate ({X86_EMULATOR} -cpu; default {X86_CPU}); none to skip that leg.",
+    )
+    parser.add_argument(
+        "--cpu",
+        default="cortex-a72,cortex-a76",
+        help="Emulated CPUs, comma-separated (QEMU_CPU): cortex-a72 = Pi 4, cortex-a76 = Pi 5.",
+    )
     parser.add_argument("--threads", type=int, default=4, help="--threads for edgecnn benchmark.")
     parser.add_argument("--mirror", default=MIRROR, help="Debian mirror for debootstrap.")
-    parser.add_argument("--results", type=Path, default=HERE,
-                        help="Where result.json and RESULT.md go (default benchmarks/arm/).")
+    parser.add_argument(
+        "--results", type=Path, default=HERE, help="Where result.json and RESULT.md go (default benchmarks/arm/)."
+    )
     parser.add_argument("--keep", action="store_true", help=f"Keep the work folder ({WORK} in the root).")
     args = parser.parse_args(argv)
     if args.limit < 1:
@@ -1031,8 +1321,7 @@ def main(argv=None) -> int:
         import importlib.util
 
         if importlib.util.find_spec("tensorflow") is None:
-            raise Stop("the x86 side exports the artifacts: pip install -e '.[export]' into "
-                       f"{sys.executable} first", 2)
+            raise Stop(f"the x86 side exports the artifacts: pip install -e '.[export]' into {sys.executable} first", 2)
         fashion_mnist_or_stop(args)
         signal.signal(signal.SIGTERM, _terminate)  # let the mounts be undone
         args.cache.mkdir(parents=True, exist_ok=True)
@@ -1060,8 +1349,9 @@ def run(args, tools: dict) -> int:
         "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         "command": shlex.join(["python3", "benchmarks/arm/check.py", *sys.argv[1:]]),
         "binfmt": enable_binfmt(),
-        "qemu": subprocess.run([tools["qemu-aarch64-static"], "--version"], capture_output=True,
-                               text=True).stdout.splitlines()[0],
+        "qemu": subprocess.run(
+            [tools["qemu-aarch64-static"], "--version"], capture_output=True, text=True
+        ).stdout.splitlines()[0],
         "seconds": {},
     }
     with _timed(record["seconds"], "root (debootstrap, or cached)"):
@@ -1077,8 +1367,10 @@ def run(args, tools: dict) -> int:
                 artifacts = x86_side(work, args, record)
             if args.x86_cpu:
                 with _timed(record["seconds"], f"x86 without VNNI, qemu -cpu {args.x86_cpu}"):
-                    record["x86_no_vnni"] = {"cpu": args.x86_cpu,
-                                             **x86_emulated_side(work, tools, artifacts, args.x86_cpu)}
+                    record["x86_no_vnni"] = {
+                        "cpu": args.x86_cpu,
+                        **x86_emulated_side(work, tools, artifacts, args.x86_cpu),
+                    }
             record["aarch64_runs"] = {}
             for cpu in args.cpus:
                 with _timed(record["seconds"], f"aarch64 side, {cpu}"), cpu_view(root, args.cache, cpu):
@@ -1092,9 +1384,11 @@ def run(args, tools: dict) -> int:
     write_atomic(args.results / "result.json", json.dumps(record, indent=2) + "\n")
     write_atomic(args.results / "RESULT.md", markdown(record))
     s = record["summary"]
-    LOG.say(f"{'PASSED' if s['passed'] else 'FAILED'}: top-1 equal everywhere {s['top1_equal_everywhere']}, "
-            f"largest output difference {s['largest_output_difference']:.3g}, "
-            f"{record['seconds']['total']:.0f} s; {args.results / 'RESULT.md'}")
+    LOG.say(
+        f"{'PASSED' if s['passed'] else 'FAILED'}: top-1 equal everywhere {s['top1_equal_everywhere']}, "
+        f"largest output difference {s['largest_output_difference']:.3g}, "
+        f"{record['seconds']['total']:.0f} s; {args.results / 'RESULT.md'}"
+    )
     for failure in record["failures"]:
         print(f"error: {failure}", file=sys.stderr)
     return 0 if s["passed"] else 1

@@ -92,8 +92,7 @@ def _export(request_kwargs: dict, quantization: str) -> dict:
     return manifest
 
 
-def build_model(name: str, request_kwargs: dict, calib_source, test_source, variants, folder: Path,
-                limit: int) -> dict:
+def build_model(name: str, request_kwargs: dict, calib_source, test_source, variants, folder: Path, limit: int) -> dict:
     """Float32 and int8 ONNX files of one model in `folder`, with its test inputs and labels."""
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
@@ -107,17 +106,32 @@ def build_model(name: str, request_kwargs: dict, calib_source, test_source, vari
     shape, mode = float_manifest["preprocess"]["input_shape"], float_manifest["preprocess"]["mode"]
     shutil.copyfile(float_manifest["path"], folder / "float32.onnx")
     prepared = folder / ".prep.onnx"
-    quant_pre_process(float_manifest["path"], prepared, skip_optimization=False, skip_onnx_shape=False,
-                      skip_symbolic_shape=False, auto_merge=False)
-    calibration = CalibrationData(calib_source, input_shape=shape, preprocess=mode, samples=CALIB_SAMPLES,
-                                  seed=0)
+    quant_pre_process(
+        float_manifest["path"],
+        prepared,
+        skip_optimization=False,
+        skip_onnx_shape=False,
+        skip_symbolic_shape=False,
+        auto_merge=False,
+    )
+    calibration = CalibrationData(calib_source, input_shape=shape, preprocess=mode, samples=CALIB_SAMPLES, seed=0)
     files = {}
     for variant in variants:
         out = folder / f"{variant}.onnx"
-        quantize_static_qdq(prepared, out, lambda: calibration.ort_reader(INPUT_NAME),
-                            settings=settings_for(variant), calib_method="minmax")
-        files[variant] = {"file": out.name, "bytes": out.stat().st_size, "sha256": sha256(out),
-                          "settings": settings_for(variant), "weights": weight_facts(out)}
+        quantize_static_qdq(
+            prepared,
+            out,
+            lambda: calibration.ort_reader(INPUT_NAME),
+            settings=settings_for(variant),
+            calib_method="minmax",
+        )
+        files[variant] = {
+            "file": out.name,
+            "bytes": out.stat().st_size,
+            "sha256": sha256(out),
+            "settings": settings_for(variant),
+            "weights": weight_facts(out),
+        }
         log(f"  {variant}: {files[variant]['bytes']:,} bytes, weights {files[variant]['weights']}")
     prepared.unlink()
     from converters.onnx import STATIC_INT8_SETTINGS
@@ -130,15 +144,18 @@ def build_model(name: str, request_kwargs: dict, calib_source, test_source, vari
     if labels is not None:
         np.save(folder / "labels.npy", np.asarray(labels, np.int64))
     return {
-        "name": name, "export": {k: v for k, v in request_kwargs.items() if k != "out"},
+        "name": name,
+        "export": {k: v for k, v in request_kwargs.items() if k != "out"},
         "float32": {"file": "float32.onnx", "sha256": float_manifest["sha256"]},
-        "export_int8": {"sha256": int8_manifest["sha256"],
-                        "settings": int8_manifest.get("quantization_settings")},
+        "export_int8": {"sha256": int8_manifest["sha256"], "settings": int8_manifest.get("quantization_settings")},
         "export_variant": export_variant,
         "export_int8_same_graph": same_graph(int8_manifest["path"], folder / f"{export_variant}.onnx")
-        if export_variant in files else None,
-        "variants": files, "test_images": int(len(test.arrays())),
-        "calibration": calibration.info()["source"], "labelled": labels is not None,
+        if export_variant in files
+        else None,
+        "variants": files,
+        "test_images": int(len(test.arrays())),
+        "calibration": calibration.info()["source"],
+        "labelled": labels is not None,
     }
 
 
@@ -175,8 +192,14 @@ def build(args) -> dict:
     for spec in args.model:
         name, _, path = spec.partition("=")
         plan["models"][name] = build_model(
-            name, {"model": path, **common}, open_source("fashion-mnist", split="train"),
-            open_source("fashion-mnist", split="test"), args.variants, args.workdir / name, args.limit)
+            name,
+            {"model": path, **common},
+            open_source("fashion-mnist", split="train"),
+            open_source("fashion-mnist", split="test"),
+            args.variants,
+            args.workdir / name,
+            args.limit,
+        )
     if args.informative:
         import sides
 
@@ -184,11 +207,24 @@ def build(args) -> dict:
         if not weights.is_file():
             sides.main(["weights", "--out", str(weights)])
         images = args.images
-        kwargs = {"model": "mobilenet_v2", "input_size": 96, "alpha": 0.35, "weights": str(weights),
-                  "calib": str(images), "calib_samples": CALIB_SAMPLES, "out": args.workdir / "exports"}
+        kwargs = {
+            "model": "mobilenet_v2",
+            "input_size": 96,
+            "alpha": 0.35,
+            "weights": str(weights),
+            "calib": str(images),
+            "calib_samples": CALIB_SAMPLES,
+            "out": args.workdir / "exports",
+        }
         plan["models"]["mobilenet_v2-informative"] = build_model(
-            "mobilenet_v2-informative", kwargs, open_source(str(images)), open_source(str(images)),
-            args.variants, args.workdir / "mobilenet_v2-informative", min(args.limit, 64))
+            "mobilenet_v2-informative",
+            kwargs,
+            open_source(str(images)),
+            open_source(str(images)),
+            args.variants,
+            args.workdir / "mobilenet_v2-informative",
+            min(args.limit, 64),
+        )
     (args.workdir / "plan.json").write_text(json.dumps(plan, indent=2, default=str) + "\n")
     return plan
 
@@ -229,7 +265,7 @@ def _outputs(path: Path, x: np.ndarray, *, fused: bool) -> np.ndarray:
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
     session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
     name = session.get_inputs()[0].name
-    return np.concatenate([session.run(None, {name: x[i: i + 64]})[0] for i in range(0, len(x), 64)])
+    return np.concatenate([session.run(None, {name: x[i : i + 64]})[0] for i in range(0, len(x), 64)])
 
 
 def output_step(path: Path) -> float | None:
@@ -245,9 +281,13 @@ def compare(a: np.ndarray, b: np.ndarray, step: float | None) -> dict:
     a, b = a[:n], b[:n]
     diff = np.abs(a.astype(np.float64) - b.astype(np.float64))
     largest = float(diff.max())
-    return {"images": int(n), "top1_equal": int(np.sum(a.argmax(-1) == b.argmax(-1))),
-            "identical": int(np.sum(np.all(a == b, axis=tuple(range(1, a.ndim))))),
-            "max_abs_diff": largest, "max_steps": round(largest / step, 2) if step else None}
+    return {
+        "images": int(n),
+        "top1_equal": int(np.sum(a.argmax(-1) == b.argmax(-1))),
+        "identical": int(np.sum(np.all(a == b, axis=tuple(range(1, a.ndim))))),
+        "max_abs_diff": largest,
+        "max_steps": round(largest / step, 2) if step else None,
+    }
 
 
 def report(args, plan: dict, legs: dict, built_seconds: float) -> dict:
@@ -257,18 +297,26 @@ def report(args, plan: dict, legs: dict, built_seconds: float) -> dict:
         folder = args.workdir / name
         labels = np.load(folder / "labels.npy") if (folder / "labels.npy").is_file() else None
         float_out = native["arrays"][f"{name}/float32/fused"]
-        entry = {"name": name, "test_images": int(len(float_out)), "labelled": labels is not None,
-                 "export": model["export"], "export_variant": model["export_variant"],
-                 "export_int8_same_graph": model["export_int8_same_graph"],
-                 "float32_top1": float(np.mean(float_out.argmax(-1) == labels)) if labels is not None else None,
-                 "variants": {}}
+        entry = {
+            "name": name,
+            "test_images": int(len(float_out)),
+            "labelled": labels is not None,
+            "export": model["export"],
+            "export_variant": model["export_variant"],
+            "export_int8_same_graph": model["export_int8_same_graph"],
+            "float32_top1": float(np.mean(float_out.argmax(-1) == labels)) if labels is not None else None,
+            "variants": {},
+        }
         for variant, facts in model["variants"].items():
             step = output_step(folder / facts["file"])
             nf, nu = native["arrays"][f"{name}/{variant}/fused"], native["arrays"][f"{name}/{variant}/unfused"]
-            row = {**facts, "output_step": step,
-                   "int8_top1": float(np.mean(nf.argmax(-1) == labels)) if labels is not None else None,
-                   "agreement_with_float32": float(np.mean(nf.argmax(-1) == float_out.argmax(-1))),
-                   "native fused vs unfused": compare(nf, nu, step)}
+            row = {
+                **facts,
+                "output_step": step,
+                "int8_top1": float(np.mean(nf.argmax(-1) == labels)) if labels is not None else None,
+                "agreement_with_float32": float(np.mean(nf.argmax(-1) == float_out.argmax(-1))),
+                "native fused vs unfused": compare(nf, nu, step),
+            }
             if emulated:
                 hf, hu = emulated["arrays"][f"{name}/{variant}/fused"], emulated["arrays"][f"{name}/{variant}/unfused"]
                 row["Haswell fused vs unfused"] = compare(hf, hu, step)
@@ -281,12 +329,12 @@ def report(args, plan: dict, legs: dict, built_seconds: float) -> dict:
         "benchmark": "onnx_int8_kernels",
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "command": "python " + shlex.join(["benchmarks/arm/onnx_kernels.py", *sys.argv[1:]]),
-        "machine": machine, "machine_slug": machine_slug(machine),
+        "machine": machine,
+        "machine_slug": machine_slug(machine),
         "onnxruntime": native["record"]["onnxruntime"],
         "probe": {leg: data["record"]["probe"] for leg, data in legs.items()},
         "emulation": legs.get("haswell", {}).get("emulator"),
-        "seconds": {"build": round(built_seconds, 1),
-                    **{leg: data.get("seconds") for leg, data in legs.items()}},
+        "seconds": {"build": round(built_seconds, 1), **{leg: data.get("seconds") for leg, data in legs.items()}},
         "models": models,
     }
 
@@ -305,8 +353,11 @@ def markdown(rep: dict) -> str:
         "",
         "Which u8s8 kernel ran (a MatMulInteger of uint8 255 by int8 127, K = 64: exact sum "
         f"{probe['native']['exact']}): "
-        + "; ".join(f"{leg}: {p['ort']} ({'saturates: VPMADDUBSW, no VNNI' if p['saturates'] else 'exact'})"
-                    for leg, p in probe.items()) + ".",
+        + "; ".join(
+            f"{leg}: {p['ort']} ({'saturates: VPMADDUBSW, no VNNI' if p['saturates'] else 'exact'})"
+            for leg, p in probe.items()
+        )
+        + ".",
         "",
         "Each pair: top-1 equal / images, outputs bit-identical / images, largest difference in steps "
         "of the output scale. *Unfused* is ONNX Runtime with graph optimizations off (`ORT_DISABLE_ALL`: "
@@ -318,22 +369,38 @@ def markdown(rep: dict) -> str:
     ]
     for entry in rep["models"]:
         for variant, row in entry["variants"].items():
-            top1 = (f"{entry['float32_top1']:.2%} / {row['int8_top1']:.2%}" if entry["labelled"]
-                    and row["int8_top1"] is not None else "-")
+            top1 = (
+                f"{entry['float32_top1']:.2%} / {row['int8_top1']:.2%}"
+                if entry["labelled"] and row["int8_top1"] is not None
+                else "-"
+            )
             cells = []
             for pair in PAIRS:
                 c = row.get(pair)
-                cells.append("-" if c is None else f"{c['top1_equal']}/{c['images']}, {c['identical']} identical, "
-                             f"{c['max_steps'] if c['max_steps'] is not None else c['max_abs_diff']:.3g} steps")
+                cells.append(
+                    "-"
+                    if c is None
+                    else f"{c['top1_equal']}/{c['images']}, {c['identical']} identical, "
+                    f"{c['max_steps'] if c['max_steps'] is not None else c['max_abs_diff']:.3g} steps"
+                )
             weights = ", ".join(f"{k} [{lo}, {hi}]" for k, (lo, hi) in row["weights"].items())
-            lines.append(f"| {entry['name']} ({entry['test_images']} images) | {variant} | {weights} | {top1} | "
-                         f"{row['agreement_with_float32']:.2%} | " + " | ".join(cells) + " |")
-    lines += ["", "Settings: " + "; ".join(f"{k}: {v or 'export (STATIC_INT8_SETTINGS)'}" for k, v in VARIANTS.items())
-              + ". The Haswell columns cover the first images only (qemu is slow): see `images` in the JSON.", ""]
+            lines.append(
+                f"| {entry['name']} ({entry['test_images']} images) | {variant} | {weights} | {top1} | "
+                f"{row['agreement_with_float32']:.2%} | " + " | ".join(cells) + " |"
+            )
+    lines += [
+        "",
+        "Settings: "
+        + "; ".join(f"{k}: {v or 'export (STATIC_INT8_SETTINGS)'}" for k, v in VARIANTS.items())
+        + ". The Haswell columns cover the first images only (qemu is slow): see `images` in the JSON.",
+        "",
+    ]
     for entry in rep["models"]:
-        lines.append(f"- {entry['name']}: `edgecnn export --int8` uses {entry['export_variant']}; the same graph "
-                     f"(nodes, initializers) as this script's: {entry['export_int8_same_graph']}; "
-                     f"export {entry['export']}.")
+        lines.append(
+            f"- {entry['name']}: `edgecnn export --int8` uses {entry['export_variant']}; the same graph "
+            f"(nodes, initializers) as this script's: {entry['export_int8_same_graph']}; "
+            f"export {entry['export']}."
+        )
     lines += ["", f"Seconds: {json.dumps(rep['seconds'])}", ""]
     return "\n".join(lines)
 
@@ -342,10 +409,17 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("step", nargs="?", default="all", choices=["all", "build", "run"])
     parser.add_argument("--model", action="append", default=[], help="NAME=trained.keras (repeatable)")
-    parser.add_argument("--informative", action="store_true",
-                        help="also the random-weight, BatchNorm-recalibrated MobileNetV2 0.35/96 of check.py")
-    parser.add_argument("--images", type=Path, default=REPO.parent / "shared" / "data" / "imagenet-val-1300",
-                        help="labelled photos for --informative (calibration and the first 64 as inputs)")
+    parser.add_argument(
+        "--informative",
+        action="store_true",
+        help="also the random-weight, BatchNorm-recalibrated MobileNetV2 0.35/96 of check.py",
+    )
+    parser.add_argument(
+        "--images",
+        type=Path,
+        default=REPO.parent / "shared" / "data" / "imagenet-val-1300",
+        help="labelled photos for --informative (calibration and the first 64 as inputs)",
+    )
     parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
     parser.add_argument("--limit", type=int, default=2000, help="test images natively")
     parser.add_argument("--emulated-limit", type=int, default=256, help="test images under qemu -cpu Haswell")
@@ -364,8 +438,10 @@ def main(argv=None) -> int:
     legs = {}
     script = [sys.executable, str(Path(__file__).resolve()), "run", "--workdir", str(args.workdir)]
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]))
-    for tag, prefix, limit in (("native", [], args.limit),
-                               ("haswell", [EMULATOR, "-cpu", EMULATED_CPU], args.emulated_limit)):
+    for tag, prefix, limit in (
+        ("native", [], args.limit),
+        ("haswell", [EMULATOR, "-cpu", EMULATED_CPU], args.emulated_limit),
+    ):
         if prefix and shutil.which(prefix[0]) is None:
             log(f"{prefix[0]} not found (apt-get install qemu-user-static): no leg without VNNI")
             continue
@@ -373,11 +449,16 @@ def main(argv=None) -> int:
         subprocess.run([*prefix, *script, "--tag", tag, "--limit", str(limit)], check=True, env=env)
         with np.load(args.workdir / f"{tag}.npz") as npz:
             arrays = {k: npz[k] for k in npz.files}
-        legs[tag] = {"arrays": arrays, "record": json.loads((args.workdir / f"{tag}.json").read_text()),
-                     "seconds": round(time.perf_counter() - t0, 1)}
+        legs[tag] = {
+            "arrays": arrays,
+            "record": json.loads((args.workdir / f"{tag}.json").read_text()),
+            "seconds": round(time.perf_counter() - t0, 1),
+        }
         if prefix:
-            legs[tag]["emulator"] = subprocess.run([prefix[0], "--version"], capture_output=True,
-                                                   text=True).stdout.splitlines()[0] + f", -cpu {EMULATED_CPU}"
+            legs[tag]["emulator"] = (
+                subprocess.run([prefix[0], "--version"], capture_output=True, text=True).stdout.splitlines()[0]
+                + f", -cpu {EMULATED_CPU}"
+            )
     rep = report(args, plan, legs, built)
     folder = args.out / rep["machine_slug"]
     write_atomic(folder / "onnx_int8_kernels.json", json.dumps(rep, indent=2, default=str) + "\n")

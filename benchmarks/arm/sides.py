@@ -45,8 +45,9 @@ def cpu_features() -> dict:
         hwcap, hwcap2 = int(getauxval(16)), int(getauxval(26))  # AT_HWCAP, AT_HWCAP2
     except (OSError, AttributeError):
         return record
-    record.update(hwcap=hex(hwcap), hwcap2=hex(hwcap2), dotprod=bool(hwcap & HWCAP_ASIMDDP),
-                  i8mm=bool(hwcap2 & HWCAP2_I8MM))
+    record.update(
+        hwcap=hex(hwcap), hwcap2=hex(hwcap2), dotprod=bool(hwcap & HWCAP_ASIMDDP), i8mm=bool(hwcap2 & HWCAP2_I8MM)
+    )
     return record
 
 
@@ -63,9 +64,12 @@ def u8s8_probe(k: int = 64) -> dict | None:
         return None
     a, b = np.full((4, k), 255, np.uint8), np.full((k, 16), 127, np.int8)
     graph = helper.make_graph(
-        [helper.make_node("MatMulInteger", ["a", "b"], ["y"])], "u8s8_probe",
+        [helper.make_node("MatMulInteger", ["a", "b"], ["y"])],
+        "u8s8_probe",
         [helper.make_tensor_value_info("a", TensorProto.UINT8, list(a.shape))],
-        [helper.make_tensor_value_info("y", TensorProto.INT32, [4, 16])], [numpy_helper.from_array(b, "b")])
+        [helper.make_tensor_value_info("y", TensorProto.INT32, [4, 16])],
+        [numpy_helper.from_array(b, "b")],
+    )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     model.ir_version = 8
     session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
@@ -81,15 +85,32 @@ def _depthwise_probe(channels: int = 32) -> bool:
     import onnxruntime as ort
     from onnx import TensorProto, helper, numpy_helper
 
-    scalars = {"xs": np.float32(1), "xz": np.uint8(0), "ws": np.float32(1), "wz": np.int8(0),
-               "ys": np.float32(2000), "yz": np.uint8(0)}
+    scalars = {
+        "xs": np.float32(1),
+        "xz": np.uint8(0),
+        "ws": np.float32(1),
+        "wz": np.int8(0),
+        "ys": np.float32(2000),
+        "yz": np.uint8(0),
+    }
     inits = [numpy_helper.from_array(np.full((channels, 1, 3, 3), 127, np.int8), "w")]
     inits += [numpy_helper.from_array(np.array(v), n) for n, v in scalars.items()]
-    node = helper.make_node("QLinearConv", ["x", "xs", "xz", "w", "ws", "wz", "ys", "yz"], ["y"],
-                            group=channels, kernel_shape=[3, 3], pads=[1, 1, 1, 1])
+    node = helper.make_node(
+        "QLinearConv",
+        ["x", "xs", "xz", "w", "ws", "wz", "ys", "yz"],
+        ["y"],
+        group=channels,
+        kernel_shape=[3, 3],
+        pads=[1, 1, 1, 1],
+    )
     shape = [1, channels, 6, 6]
-    graph = helper.make_graph([node], "depthwise_probe", [helper.make_tensor_value_info("x", TensorProto.UINT8, shape)],
-                              [helper.make_tensor_value_info("y", TensorProto.UINT8, shape)], inits)
+    graph = helper.make_graph(
+        [node],
+        "depthwise_probe",
+        [helper.make_tensor_value_info("x", TensorProto.UINT8, shape)],
+        [helper.make_tensor_value_info("y", TensorProto.UINT8, shape)],
+        inits,
+    )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     model.ir_version = 8
     session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
@@ -137,7 +158,7 @@ def ort_reference(path, arrays):
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
     session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
     name = session.get_inputs()[0].name
-    return np.concatenate([session.run(None, {name: arrays[i: i + 1]})[0] for i in range(len(arrays))])
+    return np.concatenate([session.run(None, {name: arrays[i : i + 1]})[0] for i in range(len(arrays))])
 
 
 def predict(args) -> int:
@@ -162,9 +183,18 @@ def predict(args) -> int:
         else:
             (info,) = session.inputs
             shape = tuple(int(d) for d in info.shape[1:])
-            arrays = np.concatenate([batch for batch, _ in calibration.iter_batches(
-                args.data, input_shape=shape, preprocess=manifest["preprocess"]["mode"],
-                crop_fraction=manifest["preprocess"].get("crop_fraction"), batch_size=16)])
+            arrays = np.concatenate(
+                [
+                    batch
+                    for batch, _ in calibration.iter_batches(
+                        args.data,
+                        input_shape=shape,
+                        preprocess=manifest["preprocess"]["mode"],
+                        crop_fraction=manifest["preprocess"].get("crop_fraction"),
+                        batch_size=16,
+                    )
+                ]
+            )
         if inputs is None:
             inputs = arrays
         elif not np.array_equal(inputs, arrays):
@@ -174,8 +204,10 @@ def predict(args) -> int:
         if args.ort_reference and artifact.suffix == ".onnx":
             np.save(out / f"{artifact.name}.reference.npy", ort_reference(artifact, arrays))
         record["artifacts"][artifact.name] = {
-            "runtime": session.runtime, "runtime_version": session.runtime_version,
-            "images": int(len(arrays)), "outputs_shape": list(outputs.shape),
+            "runtime": session.runtime,
+            "runtime_version": session.runtime_version,
+            "images": int(len(arrays)),
+            "outputs_shape": list(outputs.shape),
             "output_step": output_step(artifact, session),
         }
     np.save(out / "inputs.npy", inputs)
@@ -194,8 +226,9 @@ def weights(args) -> int:
     from edgecnn.training.random_weights import bn_recalibrated_model
 
     size, channels = args.input_size, get_model_info(args.model).default_input_shape[-1]
-    model, record = bn_recalibrated_model(args.model, input_shape=(size, size, channels) if size else None,
-                                          alpha=args.alpha, samples=args.bn_samples)
+    model, record = bn_recalibrated_model(
+        args.model, input_shape=(size, size, channels) if size else None, alpha=args.alpha, samples=args.bn_samples
+    )
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     partial = out.with_name(f".{out.name}.partial.weights.h5")
@@ -214,8 +247,11 @@ def main(argv=None) -> int:
     p.add_argument("--data")
     p.add_argument("--inputs")
     p.add_argument("--out", required=True)
-    p.add_argument("--ort-reference", action="store_true",
-                   help="Also run .onnx files with graph optimizations off (<name>.reference.npy).")
+    p.add_argument(
+        "--ort-reference",
+        action="store_true",
+        help="Also run .onnx files with graph optimizations off (<name>.reference.npy).",
+    )
     w = commands.add_parser("weights")
     w.add_argument("--out", required=True)
     w.add_argument("--model", default="mobilenet_v2")

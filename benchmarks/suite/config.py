@@ -45,27 +45,97 @@ class ModelSettings:
         return not self.imagenet
 
 
-_HEAVY = ("not converged: trained on a subset for few epochs to stay feasible on two cores; "
-          "read its accuracy as a sanity check, not as the model's")
+_HEAVY = (
+    "not converged: trained on a subset for few epochs to stay feasible on two cores; "
+    "read its accuracy as a sanity check, not as the model's"
+)
 
-MODELS: dict[str, ModelSettings] = {m.key: m for m in (
-    ModelSettings("lenet5", "lenet5", 32, epochs=20, batch_size=64, lr=2e-3),
-    ModelSettings("mobilenet_v1-a0.35", "mobilenet_v1", 32, alpha=0.35, epochs=10, batch_size=128, lr=3e-3),
-    ModelSettings("mobilenet_v1-a1.0", "mobilenet_v1", 32, alpha=1.0, epochs=6, batch_size=128, lr=2e-3,
-                  prune_epochs=1, qat_limit=20000),
-    ModelSettings("mobilenet_v2-a0.35", "mobilenet_v2", 32, alpha=0.35, epochs=10, batch_size=128, lr=3e-3),
-    ModelSettings("mobilenet_v2-a1.0", "mobilenet_v2", 32, alpha=1.0, epochs=6, batch_size=128, lr=2e-3,
-                  prune_epochs=1, qat_limit=20000),
-    ModelSettings("resnet50", "resnet50", 32, epochs=3, batch_size=64, lr=1e-3, limit=3000, val_limit=1000,
-                  prune_epochs=1, qat_limit=1000, eval_limit=2000, note=_HEAVY),
-    ModelSettings("vgg16", "vgg16", 32, epochs=3, batch_size=64, lr=1e-4, limit=3000, val_limit=1000,
-                  prune_epochs=1, prune_lr=1e-5, qat_limit=1000, qat_lr=1e-5, eval_limit=2000, note=_HEAVY),
-    ModelSettings("googlenet", "googlenet", 32, epochs=3, batch_size=64, lr=1e-3, limit=6000, val_limit=1000,
-                  prune_epochs=1, qat_limit=2000, eval_limit=2000, note=_HEAVY),
-    *(ModelSettings(f"{zoo}-a{alpha}-224", zoo, 224, alpha=alpha, imagenet=True,
-                    note="ImageNet size, random weights: latency and size only")
-      for zoo in ("mobilenet_v1", "mobilenet_v2") for alpha in (0.35, 1.0)),
-)}
+MODELS: dict[str, ModelSettings] = {
+    m.key: m
+    for m in (
+        ModelSettings("lenet5", "lenet5", 32, epochs=20, batch_size=64, lr=2e-3),
+        ModelSettings("mobilenet_v1-a0.35", "mobilenet_v1", 32, alpha=0.35, epochs=10, batch_size=128, lr=3e-3),
+        ModelSettings(
+            "mobilenet_v1-a1.0",
+            "mobilenet_v1",
+            32,
+            alpha=1.0,
+            epochs=6,
+            batch_size=128,
+            lr=2e-3,
+            prune_epochs=1,
+            qat_limit=20000,
+        ),
+        ModelSettings("mobilenet_v2-a0.35", "mobilenet_v2", 32, alpha=0.35, epochs=10, batch_size=128, lr=3e-3),
+        ModelSettings(
+            "mobilenet_v2-a1.0",
+            "mobilenet_v2",
+            32,
+            alpha=1.0,
+            epochs=6,
+            batch_size=128,
+            lr=2e-3,
+            prune_epochs=1,
+            qat_limit=20000,
+        ),
+        ModelSettings(
+            "resnet50",
+            "resnet50",
+            32,
+            epochs=3,
+            batch_size=64,
+            lr=1e-3,
+            limit=3000,
+            val_limit=1000,
+            prune_epochs=1,
+            qat_limit=1000,
+            eval_limit=2000,
+            note=_HEAVY,
+        ),
+        ModelSettings(
+            "vgg16",
+            "vgg16",
+            32,
+            epochs=3,
+            batch_size=64,
+            lr=1e-4,
+            limit=3000,
+            val_limit=1000,
+            prune_epochs=1,
+            prune_lr=1e-5,
+            qat_limit=1000,
+            qat_lr=1e-5,
+            eval_limit=2000,
+            note=_HEAVY,
+        ),
+        ModelSettings(
+            "googlenet",
+            "googlenet",
+            32,
+            epochs=3,
+            batch_size=64,
+            lr=1e-3,
+            limit=6000,
+            val_limit=1000,
+            prune_epochs=1,
+            qat_limit=2000,
+            eval_limit=2000,
+            note=_HEAVY,
+        ),
+        *(
+            ModelSettings(
+                f"{zoo}-a{alpha}-224",
+                zoo,
+                224,
+                alpha=alpha,
+                imagenet=True,
+                note="ImageNet size, random weights: latency and size only",
+            )
+            for zoo in ("mobilenet_v1", "mobilenet_v2")
+            for alpha in (0.35, 1.0)
+        ),
+    )
+}
 
 
 @dataclass(frozen=True)
@@ -78,24 +148,34 @@ class Variant:
     qat: bool = False  # `--int8 --qat`: fine-tunes first, with the model's QAT settings
 
 
-VARIANTS: dict[str, Variant] = {v.name: v for v in (
-    Variant("float32"),
-    Variant("float16", ("--float16",)),
-    Variant("dynamic", ("--dynamic",)),
-    Variant("int8", ("--int8",)),
-    Variant("int16x8", ("--int16x8",)),
-    Variant("qat-int8", ("--int8", "--qat"), qat=True),
-    Variant("pruned50", (), source="pruned"),
-    Variant("pruned50-qat-int8", ("--int8", "--qat"), source="pruned", qat=True),
-)}
+VARIANTS: dict[str, Variant] = {
+    v.name: v
+    for v in (
+        Variant("float32"),
+        Variant("float16", ("--float16",)),
+        Variant("dynamic", ("--dynamic",)),
+        Variant("int8", ("--int8",)),
+        Variant("int16x8", ("--int16x8",)),
+        Variant("qat-int8", ("--int8", "--qat"), qat=True),
+        Variant("pruned50", (), source="pruned"),
+        Variant("pruned50-qat-int8", ("--int8", "--qat"), source="pruned", qat=True),
+    )
+}
 IMAGENET_VARIANTS = ("float32", "int8")
 PRUNE_SPARSITY = 0.5
 FORMATS = ("tflite", "onnx")
 RUNTIMES = {"tflite": "litert", "onnx": "onnxruntime"}
 
 # --quick: a smoke run of the whole pipeline, minutes per model, meaningless numbers.
-QUICK_MODEL = {"epochs": 1, "limit": 300, "val_limit": 100, "prune_epochs": 1, "qat_epochs": 1,
-               "qat_limit": 300, "eval_limit": 200}
+QUICK_MODEL = {
+    "epochs": 1,
+    "limit": 300,
+    "val_limit": 100,
+    "prune_epochs": 1,
+    "qat_epochs": 1,
+    "qat_limit": 300,
+    "eval_limit": 200,
+}
 QUICK_RUN = {"calib_samples": 32, "runs": 10, "min_secs": 0.2, "max_secs": 10.0}
 
 
@@ -125,4 +205,3 @@ class RunSettings:
 
     def eval_limit_for(self, model: ModelSettings) -> int | None:
         return self.eval_limit if self.eval_limit is not None else model.eval_limit
-

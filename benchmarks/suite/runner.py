@@ -86,8 +86,16 @@ def run_edgecnn(argv, *, cwd: Path, log_path: Path, timeout: float | None = None
     with open(log_path, "w", encoding="utf-8") as log_file, tempfile.TemporaryFile("w+") as out:
         log_file.write(f"$ {display(argv)}\n(in {cwd})\n")
         log_file.flush()
-        proc = subprocess.Popen([*EDGECNN, *argv], cwd=cwd, env=_environment(), stdout=out,
-                                stderr=subprocess.PIPE, text=True, errors="replace", start_new_session=True)
+        proc = subprocess.Popen(
+            [*EDGECNN, *argv],
+            cwd=cwd,
+            env=_environment(),
+            stdout=out,
+            stderr=subprocess.PIPE,
+            text=True,
+            errors="replace",
+            start_new_session=True,
+        )
 
         def pump():
             for line in proc.stderr:

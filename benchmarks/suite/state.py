@@ -60,13 +60,19 @@ def fingerprint(keras: Path) -> str | None:
 
 def model_done(keras: Path, settings: dict) -> bool:
     stamp, current = read_json(model_stamp(keras)), fingerprint(keras)
-    return (current is not None and stamp is not None and stamp.get("settings") == settings
-            and stamp.get("sidecar_sha256") == current)
+    return (
+        current is not None
+        and stamp is not None
+        and stamp.get("settings") == settings
+        and stamp.get("sidecar_sha256") == current
+    )
 
 
 def write_model_stamp(keras: Path, settings: dict) -> None:
-    write_atomic(model_stamp(keras), json.dumps(
-        {"settings": settings, "sidecar_sha256": fingerprint(keras), "written": now_iso()}, indent=2) + "\n")
+    write_atomic(
+        model_stamp(keras),
+        json.dumps({"settings": settings, "sidecar_sha256": fingerprint(keras), "written": now_iso()}, indent=2) + "\n",
+    )
 
 
 # -- artifacts ------------------------------------------------------------------------------
@@ -106,8 +112,10 @@ def manifest_agrees(artifact: Path, manifest: dict, options: dict, qat: bool) ->
 
 
 def write_export_stamp(folder: Path, fmt: str, settings: dict, manifest: dict) -> None:
-    write_atomic(export_stamp(folder, fmt), json.dumps(
-        {"settings": settings, "sha256": manifest.get("sha256"), "written": now_iso()}, indent=2) + "\n")
+    write_atomic(
+        export_stamp(folder, fmt),
+        json.dumps({"settings": settings, "sha256": manifest.get("sha256"), "written": now_iso()}, indent=2) + "\n",
+    )
 
 
 # -- results.jsonl --------------------------------------------------------------------------
@@ -127,8 +135,12 @@ class Results:
 
     def find(self, identity: dict, sha256: str, settings: dict) -> dict | None:
         for row in self.rows():
-            if (_matches(row, identity) and row.get("sha256") == sha256 and row.get("status", "ok") == "ok"
-                    and _matches(row, settings)):
+            if (
+                _matches(row, identity)
+                and row.get("sha256") == sha256
+                and row.get("status", "ok") == "ok"
+                and _matches(row, settings)
+            ):
                 return row
         return None
 
@@ -140,8 +152,9 @@ class Results:
         """Remove the rows of artifacts under `folder` (relative to `workdir`) that no longer
         exist there (an export folder renamed or replaced); returns how many."""
         prefix = folder.rstrip("/") + "/"
-        return self._drop(lambda row: str(row.get("artifact", "")).startswith(prefix)
-                          and not (workdir / row["artifact"]).is_file())
+        return self._drop(
+            lambda row: str(row.get("artifact", "")).startswith(prefix) and not (workdir / row["artifact"]).is_file()
+        )
 
     def _drop(self, condition) -> int:
         if not self.path.is_file():

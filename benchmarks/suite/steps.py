@@ -42,17 +42,27 @@ class Suite:
         self.results = state.Results(paths.results)
 
     # -- bookkeeping --------------------------------------------------------------------
-    def _record(self, step: str, kind: str, model: str, status: str, *, argv=None, seconds=None,
-                reason=None, **facts) -> None:
-        self.log.add(step=step, kind=kind, model=model, status=status,
-                     command=display(argv) if argv else None, seconds=seconds, reason=reason, **facts)
+    def _record(
+        self, step: str, kind: str, model: str, status: str, *, argv=None, seconds=None, reason=None, **facts
+    ) -> None:
+        self.log.add(
+            step=step,
+            kind=kind,
+            model=model,
+            status=status,
+            command=display(argv) if argv else None,
+            seconds=seconds,
+            reason=reason,
+            **facts,
+        )
         timing = f" ({seconds:.1f} s)" if seconds is not None else ""
         log(f"{step}: {status}{timing}" + (f": {reason}" if reason else ""))
 
     def _execute(self, step: str, argv) -> Outcome:
         log(f"{step} ...")
-        return run_edgecnn(argv, cwd=self.paths.workdir, log_path=self.paths.step_log(step),
-                           timeout=self.run.step_timeout)
+        return run_edgecnn(
+            argv, cwd=self.paths.workdir, log_path=self.paths.step_log(step), timeout=self.run.step_timeout
+        )
 
     def _log_name(self, outcome: Outcome) -> str:
         return str(outcome.log.relative_to(self.paths.workdir))
@@ -67,19 +77,55 @@ class Suite:
     # -- train and prune ------------------------------------------------------------------
     def train(self, m: ModelSettings) -> Path | None:
         out = self.paths.model(m.key)
-        argv = ["train", m.zoo, "--dataset", DATASET, "--input-size", str(m.input_size),
-                *(["--alpha", f"{m.alpha:g}"] if m.alpha is not None else []),
-                "--epochs", str(m.epochs), "--batch-size", str(m.batch_size), "--lr", f"{m.lr:g}",
-                "--lr-schedule", m.lr_schedule, *_optional("--limit", m.limit),
-                *_optional("--val-limit", m.val_limit), "--seed", "0", "--out", str(out), "--json"]
+        argv = [
+            "train",
+            m.zoo,
+            "--dataset",
+            DATASET,
+            "--input-size",
+            str(m.input_size),
+            *(["--alpha", f"{m.alpha:g}"] if m.alpha is not None else []),
+            "--epochs",
+            str(m.epochs),
+            "--batch-size",
+            str(m.batch_size),
+            "--lr",
+            f"{m.lr:g}",
+            "--lr-schedule",
+            m.lr_schedule,
+            *_optional("--limit", m.limit),
+            *_optional("--val-limit", m.val_limit),
+            "--seed",
+            "0",
+            "--out",
+            str(out),
+            "--json",
+        ]
         return self._model_step(f"train {m.key}", "train", m, out, argv, inputs={})
 
     def prune(self, m: ModelSettings, trained: Path) -> Path | None:
         out = self.paths.model(m.key, f"-pruned{round(config.PRUNE_SPARSITY * 100)}")
-        argv = ["prune", str(trained), "--sparsity", f"{config.PRUNE_SPARSITY:g}", "--dataset", DATASET,
-                "--epochs", str(m.prune_epochs), "--batch-size", str(m.batch_size), "--lr", f"{m.prune_lr:g}",
-                *_optional("--limit", m.limit), *_optional("--val-limit", m.val_limit),
-                "--seed", "0", "--out", str(out), "--json"]
+        argv = [
+            "prune",
+            str(trained),
+            "--sparsity",
+            f"{config.PRUNE_SPARSITY:g}",
+            "--dataset",
+            DATASET,
+            "--epochs",
+            str(m.prune_epochs),
+            "--batch-size",
+            str(m.batch_size),
+            "--lr",
+            f"{m.prune_lr:g}",
+            *_optional("--limit", m.limit),
+            *_optional("--val-limit", m.val_limit),
+            "--seed",
+            "0",
+            "--out",
+            str(out),
+            "--json",
+        ]
         inputs = {str(trained): state.fingerprint(self.paths.workdir / trained)}
         return self._model_step(f"prune {m.key}", "prune", m, out, argv, inputs=inputs)
 
@@ -92,8 +138,16 @@ class Suite:
         outcome = self._execute(step, argv)
         if outcome.reason is None:
             state.write_model_stamp(target, settings)
-        self._record(step, kind, m.key, outcome.status, argv=argv, seconds=outcome.seconds,
-                     reason=outcome.reason, log=self._log_name(outcome))
+        self._record(
+            step,
+            kind,
+            m.key,
+            outcome.status,
+            argv=argv,
+            seconds=outcome.seconds,
+            reason=outcome.reason,
+            log=self._log_name(outcome),
+        )
         return out if outcome.reason is None else None
 
     # -- export ----------------------------------------------------------------------------
@@ -102,16 +156,36 @@ class Suite:
         folder = self.paths.variant_folder(m.key, variant.name)
         flags = list(variant.flags)
         if m.imagenet:  # a zoo name at 224, random weights, the shipped calibration photos
-            argv = ["export", m.zoo, *flags, "--weights", "none", "--input-size", str(m.input_size),
-                    "--alpha", f"{m.alpha:g}"]
-            options = {"model": m.zoo, "weights": "none", "input_size": m.input_size, "alpha": m.alpha,
-                       "calib": "default"}
+            argv = [
+                "export",
+                m.zoo,
+                *flags,
+                "--weights",
+                "none",
+                "--input-size",
+                str(m.input_size),
+                "--alpha",
+                f"{m.alpha:g}",
+            ]
+            options = {
+                "model": m.zoo,
+                "weights": "none",
+                "input_size": m.input_size,
+                "alpha": m.alpha,
+                "calib": "default",
+            }
         else:
             argv = ["export", str(source), *flags, "--calib", DATASET]
             options = {"model": str(source), "calib": DATASET}
             if variant.qat:
-                argv += ["--dataset", DATASET, "--epochs", str(m.qat_epochs),
-                         *_optional("--qat-lr", m.qat_lr), *_optional("--qat-limit", m.qat_limit)]
+                argv += [
+                    "--dataset",
+                    DATASET,
+                    "--epochs",
+                    str(m.qat_epochs),
+                    *_optional("--qat-lr", m.qat_lr),
+                    *_optional("--qat-limit", m.qat_limit),
+                ]
         argv += ["--calib-samples", str(self.run.calib_samples), "--seed", "0", "--out", str(folder)]
         quantization = next((QUANTIZATION_FLAGS[f] for f in flags if f in QUANTIZATION_FLAGS), "float32")
         options.update(quantization=quantization, calib_samples=self.run.calib_samples, seed=0)
@@ -133,8 +207,15 @@ class Suite:
             done = None if self.run.force else state.export_done(folder, fmt, settings, options, variant.qat)
             if done is not None:
                 artifacts[fmt] = done
-                self._record(self._export_step(m, variant, fmt), "export", m.key, "skipped",
-                             argv=[*argv, "--format", fmt], variant=variant.name, format=fmt)
+                self._record(
+                    self._export_step(m, variant, fmt),
+                    "export",
+                    m.key,
+                    "skipped",
+                    argv=[*argv, "--format", fmt],
+                    variant=variant.name,
+                    format=fmt,
+                )
             else:
                 todo.append(fmt)
         if len(todo) > 1:
@@ -164,12 +245,31 @@ class Suite:
         if outcome.reason is not None and len(formats) > 1:
             status = "split"
             outcome.reason = f"{outcome.reason} (again one format at a time{' for ' + '/'.join(missing)})"
-        self._record(step, "export", m.key, status, argv=full, seconds=outcome.seconds, reason=outcome.reason,
-                     variant=variant.name, format="+".join(formats), log=self._log_name(outcome))
+        self._record(
+            step,
+            "export",
+            m.key,
+            status,
+            argv=full,
+            seconds=outcome.seconds,
+            reason=outcome.reason,
+            variant=variant.name,
+            format="+".join(formats),
+            log=self._log_name(outcome),
+        )
         if status == "split":  # export publishes one format after the other: the first may be done
             for fmt in found:
-                self._record(self._export_step(m, variant, fmt), "export", m.key, "ok", argv=full,
-                             reason=None, variant=variant.name, format=fmt, note="published before the failure")
+                self._record(
+                    self._export_step(m, variant, fmt),
+                    "export",
+                    m.key,
+                    "ok",
+                    argv=full,
+                    reason=None,
+                    variant=variant.name,
+                    format=fmt,
+                    note="published before the failure",
+                )
         return found
 
     # -- measure ---------------------------------------------------------------------------
@@ -177,25 +277,71 @@ class Suite:
         run, runtime = self.run, config.RUNTIMES[fmt]
         provider = run.provider if fmt == "onnx" else None
         rel = str(artifact)
-        argv = ["benchmark", rel, "--runtime", runtime, "--threads", str(run.threads), "--warmup", str(run.warmup),
-                "--runs", str(run.runs), "--min-secs", f"{run.min_secs:g}", "--max-secs", f"{run.max_secs:g}",
-                *_optional("--provider", provider), "--out", self._results_arg(), "--json"]
+        argv = [
+            "benchmark",
+            rel,
+            "--runtime",
+            runtime,
+            "--threads",
+            str(run.threads),
+            "--warmup",
+            str(run.warmup),
+            "--runs",
+            str(run.runs),
+            "--min-secs",
+            f"{run.min_secs:g}",
+            "--max-secs",
+            f"{run.max_secs:g}",
+            *_optional("--provider", provider),
+            "--out",
+            self._results_arg(),
+            "--json",
+        ]
         identity = state.benchmark_identity(rel, runtime, run.threads, provider)
-        wanted = {"batch": 1, "settings.warmup": run.warmup, "settings.runs": run.runs,
-                  "settings.min_secs": run.min_secs, "settings.max_secs": run.max_secs, "settings.data": None}
-        self._measure(f"benchmark {m.key} {variant} {fmt}", "benchmark", m, variant, fmt, artifact, argv,
-                      identity, wanted)
+        wanted = {
+            "batch": 1,
+            "settings.warmup": run.warmup,
+            "settings.runs": run.runs,
+            "settings.min_secs": run.min_secs,
+            "settings.max_secs": run.max_secs,
+            "settings.data": None,
+        }
+        self._measure(
+            f"benchmark {m.key} {variant} {fmt}", "benchmark", m, variant, fmt, artifact, argv, identity, wanted
+        )
 
     def evaluate(self, m: ModelSettings, variant: str, fmt: str, artifact: Path) -> None:
         run, runtime = self.run, config.RUNTIMES[fmt]
         limit = run.eval_limit_for(m)
         rel = str(artifact)
-        argv = ["evaluate", rel, "--data", DATASET, *_optional("--limit", limit), "--runtime", runtime,
-                "--threads", str(run.threads), "--out", self._results_arg(), "--json"]
+        argv = [
+            "evaluate",
+            rel,
+            "--data",
+            DATASET,
+            *_optional("--limit", limit),
+            "--runtime",
+            runtime,
+            "--threads",
+            str(run.threads),
+            "--out",
+            self._results_arg(),
+            "--json",
+        ]
         identity = state.evaluate_identity(rel, runtime, run.threads)
         wanted = {"data.name": f"{DATASET}/test", "split": "test", "batch_size": 32}
-        self._measure(f"evaluate {m.key} {variant} {fmt}", "evaluate", m, variant, fmt, artifact, argv,
-                      identity, wanted, limit=limit)
+        self._measure(
+            f"evaluate {m.key} {variant} {fmt}",
+            "evaluate",
+            m,
+            variant,
+            fmt,
+            artifact,
+            argv,
+            identity,
+            wanted,
+            limit=limit,
+        )
 
     def _measure(self, step, kind, m, variant, fmt, artifact, argv, identity, wanted, limit=None) -> None:
         facts = {"variant": variant, "format": fmt}
@@ -211,8 +357,9 @@ class Suite:
         facts["log"] = self._log_name(outcome)
         if outcome.reason is None:
             facts.update(_summary(kind, outcome.stdout))
-        self._record(step, kind, m.key, outcome.status, argv=argv, seconds=outcome.seconds,
-                     reason=outcome.reason, **facts)
+        self._record(
+            step, kind, m.key, outcome.status, argv=argv, seconds=outcome.seconds, reason=outcome.reason, **facts
+        )
 
     # -- one model -------------------------------------------------------------------------
     def model(self, m: ModelSettings) -> None:

@@ -42,8 +42,12 @@ def _option_name(param) -> str:
     return max(opts, key=len)
 
 
-_PYDANTIC_TYPES = {"int_parsing": "is not an integer", "int_from_float": "is not an integer",
-                   "float_parsing": "is not a number", "bool_parsing": "is not true or false"}
+_PYDANTIC_TYPES = {
+    "int_parsing": "is not an integer",
+    "int_from_float": "is not an integer",
+    "float_parsing": "is not a number",
+    "bool_parsing": "is not true or false",
+}
 
 
 def usage_error_line(exc: UsageError) -> str:
@@ -89,8 +93,7 @@ def reflow_help(text: str | None) -> str | None:
     paragraphs = []
     for paragraph in inspect.cleandoc(text).split("\n\n"):
         lines = paragraph.splitlines()
-        keep = paragraph.startswith("\b") or any(
-            line.startswith((" ", "\t", "- ", "* ")) for line in lines)
+        keep = paragraph.startswith("\b") or any(line.startswith((" ", "\t", "- ", "* ")) for line in lines)
         paragraphs.append(paragraph if keep else " ".join(line.strip() for line in lines))
     return "\n\n".join(paragraphs)
 
@@ -153,9 +156,11 @@ error_console = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
 # Every command that loads a Keras file takes this one option (see edgecnn/model_gate.py).
-TRUST_MODEL_HELP = ("Load a Keras file even where its config names code edgecnn does not allow (a "
-                    "Lambda layer, a custom class, a module outside Keras): like Keras's safe_mode=False, "
-                    "only for a file you made yourself.")
+TRUST_MODEL_HELP = (
+    "Load a Keras file even where its config names code edgecnn does not allow (a "
+    "Lambda layer, a custom class, a module outside Keras): like Keras's safe_mode=False, "
+    "only for a file you made yourself."
+)
 
 
 def trust_model_option():
@@ -214,8 +219,9 @@ def _version_callback(value: bool) -> None:
 
 @app.callback()
 def _root(
-    version: bool = typer.Option(False, "--version", callback=_version_callback, is_eager=True,
-                                 help="Print the version and exit."),
+    version: bool = typer.Option(
+        False, "--version", callback=_version_callback, is_eager=True, help="Print the version and exit."
+    ),
 ) -> None:
     """edgecnn: model zoo, cost profiler, quantized export and on-device benchmarks."""
 

@@ -77,12 +77,16 @@ class RichProgress(PipelineProgress):
 def rich_progress(*, remaining: bool = False, transient: bool = True, **options):
     """`with rich_progress() as progress:` a RichProgress over a stderr bar (transient: it goes
     away, so a failure leaves one error line)."""
-    columns = [SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-               TimeElapsedColumn()]
+    columns = [
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+    ]
     if remaining:
         columns.append(TimeRemainingColumn())
-    with Progress(*columns, console=error_console, transient=transient,
-                  disable=not error_console.is_terminal) as bar:
+    with Progress(*columns, console=error_console, transient=transient, disable=not error_console.is_terminal) as bar:
         progress = RichProgress(bar, **options)
         yield progress
         progress.finish()

@@ -68,9 +68,16 @@ def print_rows(rows: list[dict]) -> None:
         cells = [name, runtime, "default" if row["threads"] is None else str(row["threads"])]
         if show_batch:
             cells.append(str(row["batch"]))
-        cells += [str(lat["count"]), _ms(lat["p50"]), _ms(lat["p90"]),
-                  f"{_ms(lat['mean'])} ± {_ms(lat['std'])}", _ms(row["init_ms"]), _ms(row["first_ms"]),
-                  f"{row['peak_rss_mb']:.0f}", si_bytes(row["bytes"])]
+        cells += [
+            str(lat["count"]),
+            _ms(lat["p50"]),
+            _ms(lat["p90"]),
+            f"{_ms(lat['mean'])} ± {_ms(lat['std'])}",
+            _ms(row["init_ms"]),
+            _ms(row["first_ms"]),
+            f"{row['peak_rss_mb']:.0f}",
+            si_bytes(row["bytes"]),
+        ]
         table.add_row(*cells)
     print_table(table)
     seen = set()
@@ -85,41 +92,59 @@ def print_rows(rows: list[dict]) -> None:
 @app.command("benchmark")
 @one_line_errors
 def benchmark_command(
-    artifacts: List[str] = typer.Argument(..., help=".tflite or .onnx files (or folders written by "
-                                          "`edgecnn export`); any third-party model file works."),
-    runtime: str = typer.Option("auto", help="auto (LiteRT, then tflite-runtime, then TensorFlow for "
-                                ".tflite; ONNX Runtime for .onnx), litert, tflite-runtime, tf or onnxruntime."),
+    artifacts: List[str] = typer.Argument(
+        ..., help=".tflite or .onnx files (or folders written by `edgecnn export`); any third-party model file works."
+    ),
+    runtime: str = typer.Option(
+        "auto",
+        help="auto (LiteRT, then tflite-runtime, then TensorFlow for "
+        ".tflite; ONNX Runtime for .onnx), litert, tflite-runtime, tf or onnxruntime.",
+    ),
     threads: Optional[int] = typer.Option(None, help="Threads for the runtime (default: its own choice)."),
     warmup: int = typer.Option(1, help="Warm-up runs after the first inference."),
-    warmup_secs: float = typer.Option(0.5, "--warmup-secs", help="And at least this many seconds of "
-                                      "warm-up (benchmark_model's warmup_min_secs)."),
+    warmup_secs: float = typer.Option(
+        0.5, "--warmup-secs", help="And at least this many seconds of warm-up (benchmark_model's warmup_min_secs)."
+    ),
     runs: int = typer.Option(50, help="At least this many timed runs."),
     min_secs: float = typer.Option(1.0, "--min-secs", help="And at least this many seconds of them."),
     max_secs: float = typer.Option(150.0, "--max-secs", help="Stop the timed runs after this many seconds."),
-    provider: Optional[str] = typer.Option(None, help="ONNX Runtime provider: cpu, cuda or tensorrt "
-                                           "(needs onnxruntime-gpu); the one that ran is reported."),
+    provider: Optional[str] = typer.Option(
+        None, help="ONNX Runtime provider: cpu, cuda or tensorrt (needs onnxruntime-gpu); the one that ran is reported."
+    ),
     batch: int = typer.Option(1, help="Batch size, where the model allows it."),
-    data: Optional[str] = typer.Option(None, help="Real inputs: default, an image folder, fashion-mnist, "
-                                       "an .npz of images, or an .npy of input tensors (default: random)."),
-    preprocess: Optional[str] = typer.Option(None, help="How to preprocess --data images: tf, caffe, "
-                                             "torch, unit or raw (default: the manifest's)."),
+    data: Optional[str] = typer.Option(
+        None,
+        help="Real inputs: default, an image folder, fashion-mnist, "
+        "an .npz of images, or an .npy of input tensors (default: random).",
+    ),
+    preprocess: Optional[str] = typer.Option(
+        None, help="How to preprocess --data images: tf, caffe, torch, unit or raw (default: the manifest's)."
+    ),
     samples: int = typer.Option(16, help="Images read from --data."),
     seed: int = typer.Option(0, help="Seed of the random inputs and of the --data sample."),
     input_scale: Optional[float] = typer.Option(
-        None, "--input-scale", help="How an integer (uint8/int8) input holds --data's real values "
-        "where the model does not say: real = scale * (q - zero point)."),
-    input_zero_point: Optional[int] = typer.Option(None, "--input-zero-point",
-                                                   help="Zero point with --input-scale (default 0)."),
+        None,
+        "--input-scale",
+        help="How an integer (uint8/int8) input holds --data's real values "
+        "where the model does not say: real = scale * (q - zero point).",
+    ),
+    input_zero_point: Optional[int] = typer.Option(
+        None, "--input-zero-point", help="Zero point with --input-scale (default 0)."
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print the rows as a JSON list on stdout."),
     out: Optional[Path] = typer.Option(None, "--out", help="Append the rows to this .jsonl file."),
-    remote: Optional[str] = typer.Option(None, help="Run on user@host over ssh (key login); the "
-                                         "files (and a local --data) are copied there and removed after."),
-    remote_python: Optional[str] = typer.Option(None, "--remote-python",
-                                                help="Python with edgecnn on the remote host (default python3)."),
+    remote: Optional[str] = typer.Option(
+        None,
+        help="Run on user@host over ssh (key login); the "
+        "files (and a local --data) are copied there and removed after.",
+    ),
+    remote_python: Optional[str] = typer.Option(
+        None, "--remote-python", help="Python with edgecnn on the remote host (default python3)."
+    ),
     remote_port: Optional[int] = typer.Option(None, "--remote-port", help="ssh port of the remote host."),
-    ssh_option: List[str] = typer.Option([], "--ssh-option",
-                                         help="Extra ssh -o option, Name=value (repeatable), "
-                                         "e.g. IdentityFile=~/.ssh/pi."),
+    ssh_option: List[str] = typer.Option(
+        [], "--ssh-option", help="Extra ssh -o option, Name=value (repeatable), e.g. IdentityFile=~/.ssh/pi."
+    ),
     trust_model: bool = trust_model_option(),
 ) -> None:
     """Time artifacts the TFLite benchmark_model way, each in its own process.
@@ -135,14 +160,33 @@ def benchmark_command(
     from edgecnn.harness import BenchmarkSettings, benchmark_many, failed_count
 
     settings = BenchmarkSettings(
-        runtime=runtime, threads=threads, provider=provider, warmup=warmup, warmup_secs=warmup_secs, runs=runs,
-        min_secs=min_secs, max_secs=max_secs, batch=batch, data=data, preprocess=preprocess,
-        samples=samples, seed=seed, input_scale=input_scale, input_zero_point=input_zero_point,
+        runtime=runtime,
+        threads=threads,
+        provider=provider,
+        warmup=warmup,
+        warmup_secs=warmup_secs,
+        runs=runs,
+        min_secs=min_secs,
+        max_secs=max_secs,
+        batch=batch,
+        data=data,
+        preprocess=preprocess,
+        samples=samples,
+        seed=seed,
+        input_scale=input_scale,
+        input_zero_point=input_zero_point,
         trust_model=trust_model,
     ).check(local_data=remote is None)
     if remote is None and (remote_python or remote_port is not None or ssh_option):
-        given = [f for f, v in (("--remote-python", remote_python), ("--remote-port", remote_port),
-                                ("--ssh-option", ssh_option)) if v]
+        given = [
+            f
+            for f, v in (
+                ("--remote-python", remote_python),
+                ("--remote-port", remote_port),
+                ("--ssh-option", ssh_option),
+            )
+            if v
+        ]
         raise BadArgument(f"{' and '.join(given)} need --remote user@host")
     if remote_port is not None and not 1 <= remote_port <= 65535:
         raise BadArgument(f"--remote-port must be from 1 to 65535. Received {remote_port}")
@@ -155,10 +199,12 @@ def benchmark_command(
         from edgecnn.harness.remote import benchmark_remote
 
         with _status(f"benchmarking {len(artifacts)} artifact(s) on {remote}"):
-            rows = benchmark_remote(artifacts, settings, target=remote, python=remote_python,
-                                    port=remote_port, ssh_options=ssh_option)
+            rows = benchmark_remote(
+                artifacts, settings, target=remote, python=remote_python, port=remote_port, ssh_options=ssh_option
+            )
     else:
         with _status("benchmarking") as status:
+
             def progress(index, total, name):
                 if status is not None:
                     status.update(f"benchmarking {Path(name).name} ({index + 1}/{total})")

@@ -17,18 +17,31 @@ from edgecnn.cli._app import app, console, error_console, one_line_errors, print
 @one_line_errors
 def compare_command(
     results: Optional[List[Path]] = typer.Argument(
-        None, help=".jsonl files written by `edgecnn benchmark --out` and `edgecnn evaluate --out`, "
-        "JSON files (rows, manifest.json), or folders of them.", show_default=False, metavar="RESULTS..."),
-    fmt: str = typer.Option("table", "--format", help="table, md (Markdown), csv, or html (one "
-                            "self-contained page with the plots embedded)."),
-    out: Optional[Path] = typer.Option(None, "--out", help="Write the output to this file (whole, or "
-                                       "nothing on error) instead of stdout."),
-    plot: Optional[Path] = typer.Option(None, "--plot", help="Also write the plots (size vs top-1, "
-                                        "p50 vs top-1) to this .png file."),
-    baseline: str = typer.Option("float32", "--baseline", help="The quantization the others are compared "
-                                 "with: float32, float16, dynamic, int8 or int16x8."),
-    as_json: bool = typer.Option(False, "--json", help="Print the rows as a JSON list (plain values: "
-                                 "bytes, fractions, milliseconds)."),
+        None,
+        help=".jsonl files written by `edgecnn benchmark --out` and `edgecnn evaluate --out`, "
+        "JSON files (rows, manifest.json), or folders of them.",
+        show_default=False,
+        metavar="RESULTS...",
+    ),
+    fmt: str = typer.Option(
+        "table",
+        "--format",
+        help="table, md (Markdown), csv, or html (one self-contained page with the plots embedded).",
+    ),
+    out: Optional[Path] = typer.Option(
+        None, "--out", help="Write the output to this file (whole, or nothing on error) instead of stdout."
+    ),
+    plot: Optional[Path] = typer.Option(
+        None, "--plot", help="Also write the plots (size vs top-1, p50 vs top-1) to this .png file."
+    ),
+    baseline: str = typer.Option(
+        "float32",
+        "--baseline",
+        help="The quantization the others are compared with: float32, float16, dynamic, int8 or int16x8.",
+    ),
+    as_json: bool = typer.Option(
+        False, "--json", help="Print the rows as a JSON list (plain values: bytes, fractions, milliseconds)."
+    ),
 ) -> None:
     """One row per artifact and configuration: size, top-1, p50/p90, and each against the float model.
 

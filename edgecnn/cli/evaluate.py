@@ -21,26 +21,41 @@ def _percent(value: float) -> str:
 @app.command("evaluate")
 @one_line_errors
 def evaluate_command(
-    artifact: Path = typer.Argument(..., help="A .tflite or .onnx file (with its manifest.json beside it, "
-                                    "or --preprocess), or a folder written by `edgecnn export`."),
-    data: str = typer.Option(..., "--data", help="Labelled images: default, a folder with dataset.txt, "
-                             "fashion-mnist[:DIR], or an .npz with labels."),
+    artifact: Path = typer.Argument(
+        ...,
+        help="A .tflite or .onnx file (with its manifest.json beside it, "
+        "or --preprocess), or a folder written by `edgecnn export`.",
+    ),
+    data: str = typer.Option(
+        ...,
+        "--data",
+        help="Labelled images: default, a folder with dataset.txt, fashion-mnist[:DIR], or an .npz with labels.",
+    ),
     limit: Optional[int] = typer.Option(None, "--limit", help="Evaluate the first N images only."),
-    preprocess: str = typer.Option("auto", "--preprocess",
-                                   help="auto (the manifest's), tf, caffe, torch, unit or raw."),
+    preprocess: str = typer.Option(
+        "auto", "--preprocess", help="auto (the manifest's), tf, caffe, torch, unit or raw."
+    ),
     crop_fraction: Optional[float] = typer.Option(
-        None, "--crop-fraction", help="Central crop before resizing (default: the data's own, "
-        "0.875 for photos, 1.0 for Fashion-MNIST and .npz)."),
+        None,
+        "--crop-fraction",
+        help="Central crop before resizing (default: the data's own, "
+        "0.875 for photos, 1.0 for Fashion-MNIST and .npz).",
+    ),
     split: str = typer.Option("test", "--split", help="train or test (Fashion-MNIST, .npz with x_train/x_test)."),
-    runtime: str = typer.Option("auto", "--runtime",
-                                help="auto, litert, tflite-runtime or tf for .tflite; onnxruntime for .onnx."),
+    runtime: str = typer.Option(
+        "auto", "--runtime", help="auto, litert, tflite-runtime or tf for .tflite; onnxruntime for .onnx."
+    ),
     threads: Optional[int] = typer.Option(None, "--threads", help="Runtime threads (default: the runtime's)."),
     batch_size: int = typer.Option(32, "--batch-size", help="Images per inference call."),
     input_scale: Optional[float] = typer.Option(
-        None, "--input-scale", help="How an integer (uint8/int8) input holds real values where the "
-        "model does not say: real = scale * (q - zero point)."),
-    input_zero_point: Optional[int] = typer.Option(None, "--input-zero-point",
-                                                   help="Zero point with --input-scale (default 0)."),
+        None,
+        "--input-scale",
+        help="How an integer (uint8/int8) input holds real values where the "
+        "model does not say: real = scale * (q - zero point).",
+    ),
+    input_zero_point: Optional[int] = typer.Option(
+        None, "--input-zero-point", help="Zero point with --input-scale (default 0)."
+    ),
     out: Optional[Path] = typer.Option(None, "--out", help="Append the result row to this .jsonl file."),
     as_json: bool = typer.Option(False, "--json", help="Print the result row as JSON."),
 ) -> None:
@@ -57,10 +72,20 @@ def evaluate_command(
     from edgecnn.results import append_rows
 
     def run(progress):
-        return evaluate_artifact(artifact, data, limit=limit, preprocess=preprocess, runtime=runtime,
-                                 threads=threads, batch_size=batch_size, split=split,
-                                 crop_fraction=crop_fraction, input_scale=input_scale,
-                                 input_zero_point=input_zero_point, progress=progress)
+        return evaluate_artifact(
+            artifact,
+            data,
+            limit=limit,
+            preprocess=preprocess,
+            runtime=runtime,
+            threads=threads,
+            batch_size=batch_size,
+            split=split,
+            crop_fraction=crop_fraction,
+            input_scale=input_scale,
+            input_zero_point=input_zero_point,
+            progress=progress,
+        )
 
     if out is not None:
         from edgecnn.results import check_writable
@@ -78,21 +103,26 @@ def evaluate_command(
 
     pre = row["preprocess"]
     k = row["top5_k"]
-    table = Table(title=f"{row['artifact_name']} on {row['data']['name']}", title_justify="left",
-                  box=None, show_header=False)
+    table = Table(
+        title=f"{row['artifact_name']} on {row['data']['name']}", title_justify="left", box=None, show_header=False
+    )
     table.add_column(style="bold")
     table.add_column(overflow="fold")
     table.add_row("n", str(row["n"]))
     table.add_row("top-1", _percent(row["top1"]))
     table.add_row("top-5" if k == 5 else f"top-{k}", _percent(row["top5"]))
-    table.add_row("preprocess", f"{pre['mode']} ({pre['source']}), {'x'.join(map(str, pre['input_shape']))}, "
-                                f"crop {pre['crop_fraction']:g}")
-    table.add_row("runtime", f"{row['runtime']} {row['runtime_version']}, batch {row['batch_size']}"
-                             + (f", {row['threads']} threads" if row["threads"] else ""))
+    table.add_row(
+        "preprocess",
+        f"{pre['mode']} ({pre['source']}), {'x'.join(map(str, pre['input_shape']))}, crop {pre['crop_fraction']:g}",
+    )
+    table.add_row(
+        "runtime",
+        f"{row['runtime']} {row['runtime_version']}, batch {row['batch_size']}"
+        + (f", {row['threads']} threads" if row["threads"] else ""),
+    )
     table.add_row("seconds", f"{row['seconds']:.1f}")
     console.print(table)
     if row["background_class_dropped"]:
-        console.print("1001 outputs: column 0 (background) dropped, scored against labels 0..999",
-                      highlight=False)
+        console.print("1001 outputs: column 0 (background) dropped, scored against labels 0..999", highlight=False)
     if out is not None:
         error_console.print(f"appended to {out}", highlight=False)

@@ -15,21 +15,33 @@ FORMATS = ("table", "md", "html")
 @app.command("inspect")
 @one_line_errors
 def inspect_command(
-    artifact: Path = typer.Argument(..., help="A .tflite or .onnx file (ours or a third party's), or an "
-                                    "export folder."),
-    data: Optional[str] = typer.Option(None, "--data", help="Images for the numerics (a folder, an .npz, "
-                                       "fashion-mnist, default...); needs --reference."),
-    reference: Optional[Path] = typer.Option(None, "--reference", help="The float artifact of the same model "
-                                             "and format: per-layer error against it on --data."),
+    artifact: Path = typer.Argument(
+        ..., help="A .tflite or .onnx file (ours or a third party's), or an export folder."
+    ),
+    data: Optional[str] = typer.Option(
+        None,
+        "--data",
+        help="Images for the numerics (a folder, an .npz, fashion-mnist, default...); needs --reference.",
+    ),
+    reference: Optional[Path] = typer.Option(
+        None,
+        "--reference",
+        help="The float artifact of the same model and format: per-layer error against it on --data.",
+    ),
     threads: Optional[int] = typer.Option(None, "--threads", help="Threads for the runtime (default: its own)."),
-    profile: bool = typer.Option(False, "--profile", help="Time per op (ONNX Runtime's profiler), tied to the "
-                                 "benchmark's p50."),
-    preprocess: str = typer.Option("auto", "--preprocess", help="How --data images are preprocessed: auto "
-                                   "(the manifest's), tf, caffe, torch, unit or raw."),
+    profile: bool = typer.Option(
+        False, "--profile", help="Time per op (ONNX Runtime's profiler), tied to the benchmark's p50."
+    ),
+    preprocess: str = typer.Option(
+        "auto",
+        "--preprocess",
+        help="How --data images are preprocessed: auto (the manifest's), tf, caffe, torch, unit or raw.",
+    ),
     samples: int = typer.Option(32, "--samples", help="Images of --data used for the numerics."),
     fmt: str = typer.Option("table", "--format", help="table, md (Markdown) or html (one page)."),
-    out: Optional[Path] = typer.Option(None, "--out", help="Write the output to this file (whole, or nothing "
-                                       "on error) instead of stdout."),
+    out: Optional[Path] = typer.Option(
+        None, "--out", help="Write the output to this file (whole, or nothing on error) instead of stdout."
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print the whole report as one JSON object."),
 ) -> None:
     """Why an artifact is as fast, as big and as accurate as it is.
@@ -51,8 +63,16 @@ def inspect_command(
         error_console.print(f"[yellow]warning:[/yellow] {message}", highlight=False)
 
     with error_console.status(f"inspecting {artifact.name}"):
-        report = inspect_artifact(artifact, data=data, reference=reference, threads=threads, profile=profile,
-                                  preprocess=preprocess, samples=samples, warn=warn)
+        report = inspect_artifact(
+            artifact,
+            data=data,
+            reference=reference,
+            threads=threads,
+            profile=profile,
+            preprocess=preprocess,
+            samples=samples,
+            warn=warn,
+        )
     from edgecnn.inspect import render
 
     text = None

@@ -45,18 +45,25 @@ def models_command(
     table.add_column("Params", justify="right")
     table.add_column("MACs", justify="right")
     for row in rows:
-        table.add_row(row["name"], ", ".join(row["aliases"]), shape_text(row["input_shape"]),
-                      si_count(row["params"]), si_count(row["macs"]))
+        table.add_row(
+            row["name"],
+            ", ".join(row["aliases"]),
+            shape_text(row["input_shape"]),
+            si_count(row["params"]),
+            si_count(row["macs"]),
+        )
     console.print(table)
 
 
 @app.command("profile")
 @one_line_errors
 def profile_command(
-    model: str = typer.Argument(..., help="A zoo name or alias (see `edgecnn models`), "
-                                "or a saved Keras model (.keras, .h5)."),
-    input_size: Optional[int] = typer.Option(None, "--input-size",
-                                             help="Input height and width (default: the model's)."),
+    model: str = typer.Argument(
+        ..., help="A zoo name or alias (see `edgecnn models`), or a saved Keras model (.keras, .h5)."
+    ),
+    input_size: Optional[int] = typer.Option(
+        None, "--input-size", help="Input height and width (default: the model's)."
+    ),
     alpha: Optional[float] = typer.Option(None, "--alpha", help="Width multiplier (MobileNets)."),
     classes: Optional[int] = typer.Option(None, "--classes", help="Number of classes."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
@@ -83,8 +90,9 @@ def profile_command(
         return
     from rich.table import Table
 
-    table = Table(title=f"{profile.model}  (input {shape_text(profile.input_shape)}, batch 1, float32)",
-                  title_justify="left")
+    table = Table(
+        title=f"{profile.model}  (input {shape_text(profile.input_shape)}, batch 1, float32)", title_justify="left"
+    )
     table.add_column("Layer", overflow="fold")
     table.add_column("Type")
     table.add_column("Output", justify="right")
@@ -92,9 +100,14 @@ def profile_command(
     table.add_column("MACs", justify="right")
     table.add_column("Activation", justify="right")
     for layer in profile.layers:
-        table.add_row(layer.name, layer.type, shape_text(layer.output_shape),
-                      f"{layer.params:,}" if layer.params else "",
-                      si_count(layer.macs) if layer.macs else "", si_bytes(layer.activation_bytes))
+        table.add_row(
+            layer.name,
+            layer.type,
+            shape_text(layer.output_shape),
+            f"{layer.params:,}" if layer.params else "",
+            si_count(layer.macs) if layer.macs else "",
+            si_bytes(layer.activation_bytes),
+        )
     console.print(table)
     console.print(
         f"params            {si_count(profile.params)} ({profile.params:,})\n"

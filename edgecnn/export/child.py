@@ -17,8 +17,9 @@ from edgecnn.progress import Progress
 _CHILD = "from edgecnn.export.child import _child_main; _child_main()"
 
 
-def _export_in_child(request: ExportRequest, fmt: str, memory_formats, progress: Progress,
-                     out: "_OutFolder") -> tuple[Path, Path, dict]:
+def _export_in_child(
+    request: ExportRequest, fmt: str, memory_formats, progress: Progress, out: "_OutFolder"
+) -> tuple[Path, Path, dict]:
     """`_export_formats(request, [fmt])` in a new Python process; its staged folder.
 
     The child builds the model again (same seed, same weights), converts, checks parity
@@ -31,12 +32,19 @@ def _export_in_child(request: ExportRequest, fmt: str, memory_formats, progress:
     import subprocess
 
     staging = out.staging(_folder_name(request, fmt))
-    job = {"request": request, "format": fmt, "memory_formats": list(memory_formats),
-           "staging": str(staging), "out": str(out.path), "launched": time.time()}
+    job = {
+        "request": request,
+        "format": fmt,
+        "memory_formats": list(memory_formats),
+        "staging": str(staging),
+        "out": str(out.path),
+        "launched": time.time(),
+    }
     result = None
     with tempfile.TemporaryFile() as errors:
-        child = subprocess.Popen([sys.executable, "-c", _CHILD], stdin=subprocess.PIPE,
-                                 stdout=subprocess.PIPE, stderr=errors)
+        child = subprocess.Popen(
+            [sys.executable, "-c", _CHILD], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=errors
+        )
         try:
             child.stdin.write(pickle.dumps(job))
             child.stdin.close()
@@ -61,14 +69,18 @@ def _export_in_child(request: ExportRequest, fmt: str, memory_formats, progress:
                 child.kill()
                 child.wait()
         errors.seek(0)
-        last = next((line for line in reversed(errors.read().decode(errors="replace").splitlines())
-                     if line.strip()), "")
+        last = next(
+            (line for line in reversed(errors.read().decode(errors="replace").splitlines()) if line.strip()), ""
+        )
     if result is not None and result["kind"] == "error":
         error = BadArgument if result["error"] == "BadArgument" else EdgecnnError
         raise error(result["message"])
     if result is None or code != 0:
-        why = (f"was killed by signal {-code}" + (" (out of memory?)" if code == -9 else "")
-               if code < 0 else f"exited with code {code}")
+        why = (
+            f"was killed by signal {-code}" + (" (out of memory?)" if code == -9 else "")
+            if code < 0
+            else f"exited with code {code}"
+        )
         raise EdgecnnError(f"the {fmt} conversion process {why}" + (f": {last.strip()[:300]}" if last else ""))
     return staging, Path(result["final"]), result["manifest"]
 
@@ -122,13 +134,20 @@ def _child_main() -> None:
     stages = Stages(process="per-format")
     stages.add("process_start", time.perf_counter() - started)
     try:
-        (_, final, manifest), = _export_formats(job["request"], [job["format"]], progress, started,
-                                                _ChildOut(job["out"], job["staging"]), stages=stages,
-                                                memory_formats=job["memory_formats"])
+        ((_, final, manifest),) = _export_formats(
+            job["request"],
+            [job["format"]],
+            progress,
+            started,
+            _ChildOut(job["out"], job["staging"]),
+            stages=stages,
+            memory_formats=job["memory_formats"],
+        )
         progress.send(kind="done", final=str(final), manifest=manifest)
     except EdgecnnError as exc:
-        progress.send(kind="error", error=type(exc).__name__ if isinstance(exc, BadArgument) else "EdgecnnError",
-                      message=str(exc))
+        progress.send(
+            kind="error", error=type(exc).__name__ if isinstance(exc, BadArgument) else "EdgecnnError", message=str(exc)
+        )
     except Exception as exc:  # reported by the parent as a failed conversion
         reason = " ".join(str(exc).split())[:400] or type(exc).__name__
         progress.send(kind="error", error="EdgecnnError", message=f"{job['format']} export failed: {reason}")

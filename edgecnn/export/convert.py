@@ -19,8 +19,9 @@ from edgecnn.export.stages import Stages
 from edgecnn.progress import Progress
 
 
-def _convert(model, fmt: str, request: ExportRequest, calibration, progress: Progress,
-             stages: "Stages | None" = None) -> tuple[bytes, Conversion]:
+def _convert(
+    model, fmt: str, request: ExportRequest, calibration, progress: Progress, stages: "Stages | None" = None
+) -> tuple[bytes, Conversion]:
     """`model` converted to `fmt`: the artifact's bytes and the converter's record of it."""
     stages = stages or Stages()
     needs_calibration = request.quantization in NEEDS_CALIBRATION
@@ -30,11 +31,15 @@ def _convert(model, fmt: str, request: ExportRequest, calibration, progress: Pro
 
         dataset = _Counting(calibration.representative_dataset(), progress, count) if needs_calibration else None
         started = time.perf_counter()
-        converted = keras_to_tflite(model, quantization=request.quantization,
-                                    representative_dataset=dataset, io=request.io)
+        converted = keras_to_tflite(
+            model, quantization=request.quantization, representative_dataset=dataset, io=request.io
+        )
         # TFLite calibrates inside its converter: its share is said apart.
-        stages.add("tflite.convert", time.perf_counter() - started,
-                   **({"calibration_seconds": round(dataset.seconds, 2)} if dataset else {}))
+        stages.add(
+            "tflite.convert",
+            time.perf_counter() - started,
+            **({"calibration_seconds": round(dataset.seconds, 2)} if dataset else {}),
+        )
         return converted
     from converters.onnx import INPUT_NAME, keras_to_onnx, quantize_onnx
 
@@ -44,10 +49,13 @@ def _convert(model, fmt: str, request: ExportRequest, calibration, progress: Pro
         return float_model, conversion
     if needs_calibration:
         progress.start("calibrating (ONNX Runtime)", total=None)
-    return quantize_onnx(float_model, quantization=request.quantization,
-                         calibration_reader_factory=lambda: calibration.ort_reader(INPUT_NAME),
-                         calib_method=request.calib_method,
-                         stage=lambda name: stages(f"onnx.{name}"))
+    return quantize_onnx(
+        float_model,
+        quantization=request.quantization,
+        calibration_reader_factory=lambda: calibration.ort_reader(INPUT_NAME),
+        calib_method=request.calib_method,
+        stage=lambda name: stages(f"onnx.{name}"),
+    )
 
 
 @contextlib.contextmanager
@@ -80,9 +88,11 @@ def _parity(path: Path, parity_batch, reference, held_out: bool, qat_reference=N
             raise
         # LiteRT's check that an activation's bounds fit int32 once quantized: a range so narrow
         # (activations vanishing, as in a deep CNN with untrained weights) that its scale is ~0.
-        raise EdgecnnError(f"{exc}: the converter made an activation range too narrow to quantize "
-                           "(activations near zero, as with untrained weights such as --weights none); "
-                           "export trained weights (--weights PATH) or --weights auto") from None
+        raise EdgecnnError(
+            f"{exc}: the converter made an activation range too narrow to quantize "
+            "(activations near zero, as with untrained weights such as --weights none); "
+            "export trained weights (--weights PATH) or --weights auto"
+        ) from None
     outputs = predict(session, parity_batch, batch_size=1).reshape(reference.shape)  # image by image
     spread = output_spread(reference)
     record = {

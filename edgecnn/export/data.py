@@ -41,13 +41,14 @@ def _check_image_memory(request: ExportRequest, source) -> None:
     need = count * size * size * shape[2] * 4
     available = available_memory_bytes()
     if available is not None and need > available // 2:
-        raise BadArgument(f"--calib-samples {request.calib_samples}: {count} images at {size}x{size}x{shape[2]} "
-                          f"need {_gb(need)} as float32, more than half of the {_gb(available)} available; "
-                          "ask for fewer")
+        raise BadArgument(
+            f"--calib-samples {request.calib_samples}: {count} images at {size}x{size}x{shape[2]} "
+            f"need {_gb(need)} as float32, more than half of the {_gb(available)} available; "
+            "ask for fewer"
+        )
 
 
-def _calibration_and_parity_data(request: ExportRequest, source, preprocess: str, input_shape,
-                                 progress: Progress):
+def _calibration_and_parity_data(request: ExportRequest, source, preprocess: str, input_shape, progress: Progress):
     """The calibration data, and the images the parity check runs on.
 
     Parity images are held out from calibration when the source has enough: the next
@@ -60,15 +61,21 @@ def _calibration_and_parity_data(request: ExportRequest, source, preprocess: str
     if needs_calibration:
         progress.start("reading calibration images", total=None)
     calib_count = request.calib_samples if needs_calibration else 0
-    pool = calib.CalibrationData(source, input_shape=input_shape, preprocess=preprocess,
-                                 samples=calib_count + request.parity_samples, seed=request.seed)
+    pool = calib.CalibrationData(
+        source,
+        input_shape=input_shape,
+        preprocess=preprocess,
+        samples=calib_count + request.parity_samples,
+        seed=request.seed,
+    )
     if pool.info().get("warning"):  # e.g. images that did not decode, known once read
         _warn(request, progress, pool.info()["warning"])
     held_out = pool.arrays()[calib_count:]
     if not needs_calibration:
         return pool, held_out, True
-    calibration = calib.CalibrationData(source, input_shape=input_shape, preprocess=preprocess,
-                                        samples=calib_count, seed=request.seed)
+    calibration = calib.CalibrationData(
+        source, input_shape=input_shape, preprocess=preprocess, samples=calib_count, seed=request.seed
+    )
     if len(held_out):
         return calibration, held_out, True
     return calibration, calibration.arrays()[: request.parity_samples], False

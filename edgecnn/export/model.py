@@ -27,11 +27,14 @@ def _load_model(request: ExportRequest, progress: Progress):
     if is_model_file(request.model):
         from edgecnn.loading import load_keras_model
 
-        model, facts = load_keras_model(request.model, preprocess=request.preprocess,
-                                        trust=request.trust_model)
+        model, facts = load_keras_model(request.model, preprocess=request.preprocess, trust=request.trust_model)
         if facts.get("preprocess_guessed"):
-            _warn(request, progress, f"{request.model} records no preprocessing; assuming "
-                  f"`{facts['preprocess']}` (pass --preprocess to choose)")
+            _warn(
+                request,
+                progress,
+                f"{request.model} records no preprocessing; assuming "
+                f"`{facts['preprocess']}` (pass --preprocess to choose)",
+            )
         return model, facts
 
     from edgecnn.models import create_model, get_model_info, strip_auxiliary_outputs
@@ -41,7 +44,8 @@ def _load_model(request: ExportRequest, progress: Progress):
     channels = info.default_input_shape[-1]
     kwargs = dict(
         input_shape=(request.input_size, request.input_size, channels) if request.input_size else None,
-        alpha=request.alpha, classes=request.classes,
+        alpha=request.alpha,
+        classes=request.classes,
     )
     from edgecnn._tf import import_keras
 
@@ -93,8 +97,14 @@ def _load_model(request: ExportRequest, progress: Progress):
         from calibration import open_source
 
         labels = open_source("default").class_names  # the shipped set carries ImageNet's 1000 names
-    return model, {"name": info.name, "source": "zoo", "weights": weights_label,
-                   "preprocess": preprocess, "labels": labels, "random_weights": random_weights}
+    return model, {
+        "name": info.name,
+        "source": "zoo",
+        "weights": weights_label,
+        "preprocess": preprocess,
+        "labels": labels,
+        "random_weights": random_weights,
+    }
 
 
 @contextlib.contextmanager
@@ -145,15 +155,19 @@ class BuiltModel:
         `stage` names it, its `optimization` becomes the manifest's, its `warnings` are added)."""
         stage = record.get("stage", "optimize")
         if self.optimized is not None:
-            raise BadArgument(f"{self.facts['name']} went through an optimization stage already; "
-                              "export takes one")
+            raise BadArgument(f"{self.facts['name']} went through an optimization stage already; export takes one")
         stages = Stages()
         stages.records = dict(self.stages)
         stages.add(stage, time.perf_counter() - self.ready)  # from the model built to this stage's end
-        return replace(self, optimized=optimized, qat=record if stage == "qat" else self.qat,
-                       optimization=Optimization.from_json(record.get("optimization")),
-                       stages=stages.records, warnings=(*self.warnings, *record.get("warnings", ())),
-                       ready=time.perf_counter())
+        return replace(
+            self,
+            optimized=optimized,
+            qat=record if stage == "qat" else self.qat,
+            optimization=Optimization.from_json(record.get("optimization")),
+            stages=stages.records,
+            warnings=(*self.warnings, *record.get("warnings", ())),
+            ready=time.perf_counter(),
+        )
 
 
 def build_model(request: ExportRequest, progress: Progress | None = None) -> BuiltModel:
@@ -174,8 +188,14 @@ def _build(request: ExportRequest, progress: Progress, stages: Stages) -> BuiltM
     with stages("build"):
         model, facts = _load_model(request, progress)
     optimization = Optimization.from_json(facts.get("optimization"))
-    return BuiltModel(model=model, facts=facts, optimization=optimization, stages=dict(stages.records),
-                      ready=time.perf_counter(), calibration_source=source)
+    return BuiltModel(
+        model=model,
+        facts=facts,
+        optimization=optimization,
+        stages=dict(stages.records),
+        ready=time.perf_counter(),
+        calibration_source=source,
+    )
 
 
 def quantization_aware(built: BuiltModel, request: ExportRequest, progress: Progress | None = None) -> BuiltModel:
@@ -184,6 +204,13 @@ def quantization_aware(built: BuiltModel, request: ExportRequest, progress: Prog
     its weights. The scheme keeps the sparsity or the clusters its sidecar records (PQAT, CQAT)."""
     from edgecnn.training.qat import qat_stage
 
-    return built.after(*qat_stage(built.model, name=request.model, preprocess=built.preprocess,
-                                  optimization=built.optimization.to_json(), progress=progress,
-                                  **request.qat_arguments()))
+    return built.after(
+        *qat_stage(
+            built.model,
+            name=request.model,
+            preprocess=built.preprocess,
+            optimization=built.optimization.to_json(),
+            progress=progress,
+            **request.qat_arguments(),
+        )
+    )

@@ -86,8 +86,10 @@ class _OutFolder:
                 lock = self.path / f".{name}{LOCK_SUFFIX}"
                 fd = _acquire_lock(lock)
                 if fd is None:
-                    raise ExportBusy(f"another export{_lock_holder(lock)} is writing {name} into "
-                                     f"{self.path}; wait for it to finish or choose another --out")
+                    raise ExportBusy(
+                        f"another export{_lock_holder(lock)} is writing {name} into "
+                        f"{self.path}; wait for it to finish or choose another --out"
+                    )
                 os.ftruncate(fd, 0)
                 os.write(fd, str(os.getpid()).encode())
                 self._locks.append((lock, fd))
@@ -103,7 +105,7 @@ class _OutFolder:
         for entry in self.path.iterdir():
             if not (entry.name.startswith(".") and entry.name.endswith(PARTIAL_SUFFIX) and entry.is_dir()):
                 continue
-            name = entry.name[1:-len(PARTIAL_SUFFIX)].rpartition(".")[0]
+            name = entry.name[1 : -len(PARTIAL_SUFFIX)].rpartition(".")[0]
             if not name:
                 continue
             if name in held:

@@ -32,8 +32,13 @@ def reserve(request: ExportRequest):
         yield out
 
 
-def export(request: ExportRequest, progress: Progress | None = None, *, model: BuiltModel | None = None,
-           out: "_OutFolder | None" = None) -> list[dict]:
+def export(
+    request: ExportRequest,
+    progress: Progress | None = None,
+    *,
+    model: BuiltModel | None = None,
+    out: "_OutFolder | None" = None,
+) -> list[dict]:
     """Export `request.model` in each requested format; return the manifests written.
 
     model -> optimize -> convert -> manifest: `model`, when given, is the model built
@@ -61,12 +66,19 @@ def export(request: ExportRequest, progress: Progress | None = None, *, model: B
     return manifests
 
 
-def _export(request: ExportRequest, progress: "_HeldWarnings", started: float, out: "_OutFolder",
-            model: BuiltModel | None = None) -> list[dict]:
+def _export(
+    request: ExportRequest,
+    progress: "_HeldWarnings",
+    started: float,
+    out: "_OutFolder",
+    model: BuiltModel | None = None,
+) -> list[dict]:
     if model is None and _process_per_format(request):
         _calibration_source(request, progress)  # a bad --calib fails before any process starts
-        staged = [_export_in_child(request, fmt, request.formats[index:], progress, out)
-                  for index, fmt in enumerate(request.formats)]
+        staged = [
+            _export_in_child(request, fmt, request.formats[index:], progress, out)
+            for index, fmt in enumerate(request.formats)
+        ]
     else:
         staged = _export_formats(request, request.formats, progress, started, out, built=model)
     return out.publish(staged)
@@ -92,8 +104,16 @@ def _process_per_format(request: ExportRequest) -> bool:
     return (request.input_size or get_model_info(request.model).default_input_shape[0]) > 64
 
 
-def _export_formats(request: ExportRequest, formats, progress: Progress, started: float, out,
-                    stages: "Stages | None" = None, memory_formats=None, built: BuiltModel | None = None) -> list:
+def _export_formats(
+    request: ExportRequest,
+    formats,
+    progress: Progress,
+    started: float,
+    out,
+    stages: "Stages | None" = None,
+    memory_formats=None,
+    built: BuiltModel | None = None,
+) -> list:
     """Build (unless `built` is given), calibrate and convert `formats` in this process; the
     staged folders.
 
@@ -118,12 +138,18 @@ def _export_formats(request: ExportRequest, formats, progress: Progress, started
     input_shape = tuple(int(d) for d in model.inputs[0].shape[1:])
     with stages("calibration_data"):
         calibration, parity_batch, held_out = _calibration_and_parity_data(
-            request, source, facts["preprocess"], input_shape, progress)
+            request, source, facts["preprocess"], input_shape, progress
+        )
     with stages("reference"):
         reference = _predict(model, parity_batch)
         qat_reference = _predict(converted, parity_batch) if built.optimized is not None else None
-    _check_conversion_memory(request, converted, tuple(memory_formats or formats), calibration,
-                             one_process=stages.process == "shared" and len(formats) > 1)
+    _check_conversion_memory(
+        request,
+        converted,
+        tuple(memory_formats or formats),
+        calibration,
+        one_process=stages.process == "shared" and len(formats) > 1,
+    )
     prepare_seconds = time.perf_counter() - started  # shared by every format
 
     staged = []
@@ -132,10 +158,19 @@ def _export_formats(request: ExportRequest, formats, progress: Progress, started
         progress.start(f"converting to {fmt} ({request.quantization}{', QAT' if built.qat else ''})")
         with _quiet():
             conversion = _convert(converted, fmt, request, calibration, progress, stages)
-        staged.append(_stage(request, conversion, built, calibration,
-                             (parity_batch, reference, held_out, qat_reference),
-                             prepare_seconds + (time.perf_counter() - format_started), progress, out,
-                             stages))
+        staged.append(
+            _stage(
+                request,
+                conversion,
+                built,
+                calibration,
+                (parity_batch, reference, held_out, qat_reference),
+                prepare_seconds + (time.perf_counter() - format_started),
+                progress,
+                out,
+                stages,
+            )
+        )
     return staged
 
 
@@ -145,11 +180,16 @@ def _check_conversion_memory(request: ExportRequest, model, formats, calibration
         return
     from converters.memory import check_export_memory
 
-    check_export_memory(params=int(model.count_params()), quantization=request.quantization,
-                        formats=tuple(formats), calib_method=request.calib_method,
-                        calib_samples=len(calibration.arrays()),
-                        activation_bytes=_activation_bytes(model),
-                        current_rss=_current_rss_bytes(), one_process=one_process)
+    check_export_memory(
+        params=int(model.count_params()),
+        quantization=request.quantization,
+        formats=tuple(formats),
+        calib_method=request.calib_method,
+        calib_samples=len(calibration.arrays()),
+        activation_bytes=_activation_bytes(model),
+        current_rss=_current_rss_bytes(),
+        one_process=one_process,
+    )
 
 
 def _activation_bytes(model) -> int:

@@ -19,8 +19,17 @@ from edgecnn.manifest import SCHEMA, sha256_of, tool_versions, write_manifest
 from edgecnn.records import GraphFacts, Manifest
 
 
-def _stage(request, converted: tuple[bytes, Conversion], built: BuiltModel, calibration, parity_data,
-           export_seconds, progress, out: "_OutFolder", stages: "Stages | None" = None) -> tuple[Path, Path, dict]:
+def _stage(
+    request,
+    converted: tuple[bytes, Conversion],
+    built: BuiltModel,
+    calibration,
+    parity_data,
+    export_seconds,
+    progress,
+    out: "_OutFolder",
+    stages: "Stages | None" = None,
+) -> tuple[Path, Path, dict]:
     """Write artifact + manifest into a temporary folder in --out and check it there.
 
     Returns (staging folder, final folder, manifest); `_OutFolder.publish` renames them.
@@ -47,8 +56,16 @@ def _stage(request, converted: tuple[bytes, Conversion], built: BuiltModel, cali
     return staging, final, {**manifest.to_json(), "path": str(final / artifact.name)}
 
 
-def _manifest(request: ExportRequest, conversion: Conversion, artifact: Path, built: BuiltModel, calibration,
-              parity: dict, export_seconds: float, stages: Stages) -> Manifest:
+def _manifest(
+    request: ExportRequest,
+    conversion: Conversion,
+    artifact: Path,
+    built: BuiltModel,
+    calibration,
+    parity: dict,
+    export_seconds: float,
+    stages: Stages,
+) -> Manifest:
     """The manifest of `artifact`, assembled from the records of the stages that made it: the
     model's facts, the optimization (QAT) record, the converter's record, the parity run."""
     from edgecnn.runtime import graph_facts
@@ -72,9 +89,12 @@ def _manifest(request: ExportRequest, conversion: Conversion, artifact: Path, bu
         inputs=tuple(t.to_json() for t in conversion.inputs),
         outputs=tuple(t.to_json() for t in conversion.outputs),
         graph=GraphFacts.from_json(graph_facts(artifact)),  # op census, integer-only (edgecnn.runtime)
-        preprocess={"mode": facts["preprocess"], "input_shape": shape,
-                    "crop_fraction": calibration.info().get("crop_fraction"),
-                    "color": "bgr" if facts["preprocess"] == "caffe" else ("gray" if shape[-1] == 1 else "rgb")},
+        preprocess={
+            "mode": facts["preprocess"],
+            "input_shape": shape,
+            "crop_fraction": calibration.info().get("crop_fraction"),
+            "color": "bgr" if facts["preprocess"] == "caffe" else ("gray" if shape[-1] == 1 else "rgb"),
+        },
         calibration=_calibration_record(request, calibration, qat=qat_info is not None),
         calibration_method="qat" if qat_info and conversion.calibration_method else conversion.calibration_method,
         versions=tool_versions(),
@@ -99,10 +119,13 @@ def _calibration_record(request: ExportRequest, calibration, *, qat: bool) -> di
     record = calibration.info()
     if qat:
         # Checked: the converter gives the same bytes whatever these images are (even noise).
-        record = {**record, "ranges": "quantization-aware training",
-                  "note": "the int8 ranges are the ones learned in QAT (the model's FakeQuant "
-                          "min/max); TFLiteConverter requires a representative dataset for int8 "
-                          "ops and io, and these images do not change the artifact"}
+        record = {
+            **record,
+            "ranges": "quantization-aware training",
+            "note": "the int8 ranges are the ones learned in QAT (the model's FakeQuant "
+            "min/max); TFLiteConverter requires a representative dataset for int8 "
+            "ops and io, and these images do not change the artifact",
+        }
     return record
 
 

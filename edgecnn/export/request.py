@@ -46,21 +46,39 @@ class ExportRequest:
 
     def qat_arguments(self) -> dict:
         """The arguments of the QAT stage (`edgecnn.training.qat_stage`) this request asks for."""
-        return {"dataset": self.qat_dataset, "epochs": self.qat_epochs, "lr": self.qat_lr,
-                "batch_size": self.qat_batch_size, "limit": self.qat_limit, "seed": self.seed}
+        return {
+            "dataset": self.qat_dataset,
+            "epochs": self.qat_epochs,
+            "lr": self.qat_lr,
+            "batch_size": self.qat_batch_size,
+            "limit": self.qat_limit,
+            "seed": self.seed,
+        }
 
 
 def qat_settings(qat: bool, *, dataset=None, epochs=None, lr=None, batch_size=None, limit=None) -> dict:
     """The ExportRequest fields of the QAT options given; any given without `qat` is refused.
     Options left out (None) keep ExportRequest's defaults."""
-    given = {"--dataset": dataset, "--epochs": epochs, "--qat-lr": lr, "--qat-batch-size": batch_size,
-             "--qat-limit": limit}
+    given = {
+        "--dataset": dataset,
+        "--epochs": epochs,
+        "--qat-lr": lr,
+        "--qat-batch-size": batch_size,
+        "--qat-limit": limit,
+    }
     named = [option for option, value in given.items() if value is not None]
     if named and not qat:
-        raise BadArgument(f"{', '.join(named)} {'applies' if len(named) == 1 else 'apply'} to --qat "
-                          "(quantization-aware training); pass --int8 --qat")
-    fields = {"qat_dataset": dataset, "qat_epochs": epochs, "qat_lr": lr, "qat_batch_size": batch_size,
-              "qat_limit": limit}
+        raise BadArgument(
+            f"{', '.join(named)} {'applies' if len(named) == 1 else 'apply'} to --qat "
+            "(quantization-aware training); pass --int8 --qat"
+        )
+    fields = {
+        "qat_dataset": dataset,
+        "qat_epochs": epochs,
+        "qat_lr": lr,
+        "qat_batch_size": batch_size,
+        "qat_limit": limit,
+    }
     return {name: value for name, value in fields.items() if value is not None}
 
 
@@ -94,8 +112,10 @@ def _check(request: ExportRequest) -> None:
     if request.calib_method not in CALIBRATION_METHODS:
         raise BadArgument(f"unknown --calib-method `{request.calib_method}`; use {', '.join(CALIBRATION_METHODS)}")
     if request.calib_method != "minmax" and request.formats == ("tflite",):
-        raise BadArgument(f"TFLite's converter calibrates with min/max ranges only; "
-                          f"--calib-method {request.calib_method} applies to --format onnx")
+        raise BadArgument(
+            f"TFLite's converter calibrates with min/max ranges only; "
+            f"--calib-method {request.calib_method} applies to --format onnx"
+        )
     check_int(request.calib_samples, "--calib-samples", minimum=1, maximum=MAX_CALIB_SAMPLES)
     check_int(request.parity_samples, "parity_samples", minimum=1, maximum=MAX_CALIB_SAMPLES)
     check_seed(request.seed)
@@ -105,19 +125,27 @@ def _check(request: ExportRequest) -> None:
     _check_qat(request)
     _check_weights(request)
     if is_model_file(request.model):
-        given = [flag for flag, value in (("--input-size", request.input_size), ("--alpha", request.alpha),
-                                          ("--classes", request.classes)) if value is not None]
+        given = [
+            flag
+            for flag, value in (
+                ("--input-size", request.input_size),
+                ("--alpha", request.alpha),
+                ("--classes", request.classes),
+            )
+            if value is not None
+        ]
         if given:
-            raise BadArgument(f"{' and '.join(given)} {'applies' if len(given) == 1 else 'apply'} to zoo "
-                              f"models; {request.model} is a saved model with its own")
+            raise BadArgument(
+                f"{' and '.join(given)} {'applies' if len(given) == 1 else 'apply'} to zoo "
+                f"models; {request.model} is a saved model with its own"
+            )
         if not Path(request.model).is_file():
             raise EdgecnnError(f"no such model file: {request.model}")
     else:
         from edgecnn.profiler import check_zoo_arguments
 
         # An unknown name fails here, with suggestions; then --input-size, --alpha, --classes.
-        check_zoo_arguments(request.model, input_size=request.input_size, alpha=request.alpha,
-                            classes=request.classes)
+        check_zoo_arguments(request.model, input_size=request.input_size, alpha=request.alpha, classes=request.classes)
     if request.qat:
         from edgecnn.training.data import open_labelled_source
 
@@ -140,15 +168,15 @@ def _check_io(request: ExportRequest) -> None:
     if request.io not in IO_CHOICES:
         raise BadArgument(f"unknown --io `{request.io}`; use {', '.join(IO_CHOICES)}")
     if "onnx" in request.formats and request.io != "float":
-        raise BadArgument(f"ONNX artifacts keep float inputs and outputs (QDQ); --io {request.io} "
-                          "applies to --format tflite only")
+        raise BadArgument(
+            f"ONNX artifacts keep float inputs and outputs (QDQ); --io {request.io} applies to --format tflite only"
+        )
     if "tflite" in request.formats:
         from converters import IO_TYPES  # no TensorFlow: checked before it loads
 
         allowed = IO_TYPES.get(request.quantization, ())
         if request.io not in allowed:
-            raise BadArgument(f"--io {request.io} does not apply to {request.quantization}; use "
-                              f"{' or '.join(allowed)}")
+            raise BadArgument(f"--io {request.io} does not apply to {request.quantization}; use {' or '.join(allowed)}")
 
 
 def _check_weights(request: ExportRequest) -> None:
@@ -172,8 +200,11 @@ def _check_out(out: Path) -> None:
     if not existing.is_dir():
         raise EdgecnnError(f"cannot create --out {out}: {existing} is a file")
     if not os.access(existing, os.W_OK | os.X_OK):
-        raise EdgecnnError(f"--out {out} is not writable" if existing == out
-                           else f"cannot create --out {out}: {existing} is not writable")
+        raise EdgecnnError(
+            f"--out {out} is not writable"
+            if existing == out
+            else f"cannot create --out {out}: {existing} is not writable"
+        )
 
 
 def _check_memory(request: ExportRequest) -> None:
@@ -186,32 +217,42 @@ def _check_memory(request: ExportRequest) -> None:
     images = request.calib_samples + request.parity_samples
     image_bytes = 4 * size * size * info.default_input_shape[2]
     batch = max(8, 3 * request.qat_batch_size) if request.qat else 8  # QAT keeps activations for backprop
-    check_zoo_memory(request.model, input_size=request.input_size, alpha=request.alpha,
-                     classes=request.classes, batch=batch, weight_copies=5 if request.qat else 3,
-                     extra_bytes=images * image_bytes, what="exporting it")
+    check_zoo_memory(
+        request.model,
+        input_size=request.input_size,
+        alpha=request.alpha,
+        classes=request.classes,
+        batch=batch,
+        weight_copies=5 if request.qat else 3,
+        extra_bytes=images * image_bytes,
+        what="exporting it",
+    )
 
 
 def _check_qat(request: ExportRequest) -> None:
     """The --qat options: what they need and what they cannot go with."""
     if not request.qat:
         if request.qat_dataset is not None:
-            raise BadArgument("--dataset is the training data of --qat; pass --int8 --qat, or --calib "
-                              "for calibration images")
+            raise BadArgument(
+                "--dataset is the training data of --qat; pass --int8 --qat, or --calib for calibration images"
+            )
         return
     if request.quantization != "int8":
         if request.quantization == "float32":
             raise BadArgument("--qat needs --int8: quantization-aware training makes a full-integer int8 model")
-        raise BadArgument(f"--qat trains for full-integer int8 (--int8); it does not apply to "
-                          f"--{request.quantization}")
+        raise BadArgument(f"--qat trains for full-integer int8 (--int8); it does not apply to --{request.quantization}")
     if "onnx" in request.formats:
         # tf2onnx turns the activations' FakeQuant ops into QuantizeLinear/DequantizeLinear but
         # folds the weights' (per-channel, narrow-range) FakeQuant into float32 constants.
-        raise BadArgument("--qat exports TFLite only: tf2onnx keeps the QAT weights as float32 "
-                          "(only activations get QuantizeLinear/DequantizeLinear), so the ONNX file "
-                          "would not be int8; use --format tflite")
+        raise BadArgument(
+            "--qat exports TFLite only: tf2onnx keeps the QAT weights as float32 "
+            "(only activations get QuantizeLinear/DequantizeLinear), so the ONNX file "
+            "would not be int8; use --format tflite"
+        )
     if request.qat_dataset is None or not str(request.qat_dataset).strip():
-        raise BadArgument("--qat needs labelled training data: pass --dataset (fashion-mnist, a labelled "
-                          "image folder or an .npz)")
+        raise BadArgument(
+            "--qat needs labelled training data: pass --dataset (fashion-mnist, a labelled image folder or an .npz)"
+        )
     counts = {"--epochs": request.qat_epochs, "--qat-batch-size": request.qat_batch_size}
     if request.qat_limit is not None:
         counts["--qat-limit"] = request.qat_limit

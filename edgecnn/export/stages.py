@@ -42,15 +42,23 @@ class Stages:
 
     def add(self, name: str, seconds: float, **extra) -> None:
         peak = peak_rss_bytes()
-        self.records[name] = {"seconds": round(seconds, 2),
-                              "peak_rss_mb": None if peak is None else round(peak / 2**20), **extra}
+        self.records[name] = {
+            "seconds": round(seconds, 2),
+            "peak_rss_mb": None if peak is None else round(peak / 2**20),
+            **extra,
+        }
 
     def for_format(self, fmt: str) -> dict:
         """The shared stages and `fmt`'s, for its manifest."""
         formats = tuple(f"{f}." for f in FORMATS)
-        return {"process": self.process,
-                **{name: dict(record) for name, record in self.records.items()
-                   if not name.startswith(formats) or name.startswith(f"{fmt}.")}}
+        return {
+            "process": self.process,
+            **{
+                name: dict(record)
+                for name, record in self.records.items()
+                if not name.startswith(formats) or name.startswith(f"{fmt}.")
+            },
+        }
 
 
 def _current_rss_bytes() -> int | None:

@@ -68,17 +68,21 @@ def check_integer(option: str, value, low: int, high: int) -> int:
     return value
 
 
-def check_seconds(option: str, value, low: float = 0.0, *, strictly: bool = False,
-                  high: float = MAX_SECONDS) -> float:
+def check_seconds(option: str, value, low: float = 0.0, *, strictly: bool = False, high: float = MAX_SECONDS) -> float:
     """`value` when it is a finite number of seconds above `low` (or at least `low`) and at most
     `high`; BadArgument naming `option` otherwise (inf and nan included)."""
-    ok = (not isinstance(value, bool) and isinstance(value, (int, float)) and math.isfinite(value)
-          and (value > low if strictly else value >= low) and value <= high)
+    ok = (
+        not isinstance(value, bool)
+        and isinstance(value, (int, float))
+        and math.isfinite(value)
+        and (value > low if strictly else value >= low)
+        and value <= high
+    )
     if not ok:
         bound = f"more than {low:g}" if strictly else f"at least {low:g}"
-        raise BadArgument(f"{option} must be a number of seconds, {bound} and at most {high:g}. "
-                          f"Received {value}")
+        raise BadArgument(f"{option} must be a number of seconds, {bound} and at most {high:g}. Received {value}")
     return float(value)
+
 
 # --data values that name a source rather than a path (see calibration.open_source).
 _DATA_KEYWORDS = frozenset({"default", "random", "fashion-mnist", "fashionmnist"})
@@ -90,8 +94,19 @@ ROW_KEYS = BenchmarkRow.keys()
 MANIFEST_IGNORED = "manifest ignored"
 
 # What the manifest says about the variant, copied as it is (absent keys are left out).
-_VARIANT_KEYS = ("source", "params", "input_size", "alpha", "classes", "io", "calib",
-                 "calibration_method", "optimization", "preprocess", "manifest_sha256_matches")
+_VARIANT_KEYS = (
+    "source",
+    "params",
+    "input_size",
+    "alpha",
+    "classes",
+    "io",
+    "calib",
+    "calibration_method",
+    "optimization",
+    "preprocess",
+    "manifest_sha256_matches",
+)
 
 
 @dataclass(frozen=True)
@@ -125,8 +140,9 @@ class BenchmarkSettings:
         if self.provider is not None and self.provider not in PROVIDERS:
             raise BadArgument(f"unknown provider `{self.provider}`; use one of {', '.join(PROVIDERS)}")
         if self.provider not in (None, "cpu") and self.runtime not in ("auto", "onnxruntime"):
-            raise BadArgument(f"--provider {self.provider} is an ONNX Runtime provider; "
-                              f"it does not apply to --runtime {self.runtime}")
+            raise BadArgument(
+                f"--provider {self.provider} is an ONNX Runtime provider; it does not apply to --runtime {self.runtime}"
+            )
         for name, low, high in INTEGER_RANGES:
             value = getattr(self, name)
             if value is None and name == "threads":
@@ -142,16 +158,22 @@ class BenchmarkSettings:
         if self.input_scale is not None:
             if self.data is None:
                 raise BadArgument("--input-scale applies to --data (random inputs are made in the input's own type)")
-            if not (isinstance(self.input_scale, (int, float)) and not isinstance(self.input_scale, bool)
-                    and math.isfinite(self.input_scale) and self.input_scale > 0):
+            if not (
+                isinstance(self.input_scale, (int, float))
+                and not isinstance(self.input_scale, bool)
+                and math.isfinite(self.input_scale)
+                and self.input_scale > 0
+            ):
                 raise BadArgument(f"--input-scale must be a finite number above 0. Received {self.input_scale}")
             if self.input_zero_point is not None:
                 check_integer("--input-zero-point", self.input_zero_point, -32768, 65535)
         if self.data is not None and local_data:
             keyword = str(self.data).split(":", 1)[0].strip().lower().replace("_", "-")
             if keyword not in _DATA_KEYWORDS and not Path(self.data).expanduser().exists():
-                raise BadArgument(f"--data {self.data}: no such file or folder (nor one of "
-                                  f"{', '.join(sorted(_DATA_KEYWORDS - {'fashionmnist'}))})")
+                raise BadArgument(
+                    f"--data {self.data}: no such file or folder (nor one of "
+                    f"{', '.join(sorted(_DATA_KEYWORDS - {'fashionmnist'}))})"
+                )
         if self.preprocess is not None:
             from calibration.preprocessing import check_mode
 
@@ -163,10 +185,19 @@ class BenchmarkSettings:
 
     def recorded(self) -> dict:
         """The `settings` of a row: what shapes the measurement besides runtime/threads/batch."""
-        return {"warmup": self.warmup, "warmup_secs": self.warmup_secs, "runs": self.runs, "min_secs": self.min_secs,
-                "max_secs": self.max_secs, "data": self.data, "preprocess": self.preprocess,
-                "samples": self.samples if self.data else None, "seed": self.seed,
-                "input_scale": self.input_scale, "input_zero_point": self.input_zero_point}
+        return {
+            "warmup": self.warmup,
+            "warmup_secs": self.warmup_secs,
+            "runs": self.runs,
+            "min_secs": self.min_secs,
+            "max_secs": self.max_secs,
+            "data": self.data,
+            "preprocess": self.preprocess,
+            "samples": self.samples if self.data else None,
+            "seed": self.seed,
+            "input_scale": self.input_scale,
+            "input_zero_point": self.input_zero_point,
+        }
 
 
 def _one_line(text: str, limit: int = 400) -> str:
@@ -184,10 +215,20 @@ def empty_row(artifact, settings: BenchmarkSettings) -> dict:
     """A row with every key (the BenchmarkRow record's), nothing measured yet; filled in as a
     dict by the worker's report."""
     path = Path(artifact)
-    return BenchmarkRow(schema=BENCHMARK_SCHEMA, status="ok", artifact=str(artifact), artifact_name=path.name,
-                        format=FORMATS.get(path.suffix.lower()), runtime=settings.runtime,
-                        provider=settings.provider, threads=settings.threads, batch=settings.batch,
-                        settings=settings.recorded(), warnings=(), created=now_iso()).to_json()
+    return BenchmarkRow(
+        schema=BENCHMARK_SCHEMA,
+        status="ok",
+        artifact=str(artifact),
+        artifact_name=path.name,
+        format=FORMATS.get(path.suffix.lower()),
+        runtime=settings.runtime,
+        provider=settings.provider,
+        threads=settings.threads,
+        batch=settings.batch,
+        settings=settings.recorded(),
+        warnings=(),
+        created=now_iso(),
+    ).to_json()
 
 
 def failed_row(row: dict, reason: str) -> dict:
@@ -252,8 +293,9 @@ def describe_artifact(artifact, settings: BenchmarkSettings) -> tuple[dict, dict
     fmt = FORMATS.get(path.suffix.lower())
     row["format"] = fmt
     if fmt is None:
-        return failed_row(row, f"{path.name} is not a model file: expected .tflite, .onnx, "
-                               "or .keras/.h5 for the float reference"), None
+        return failed_row(
+            row, f"{path.name} is not a model file: expected .tflite, .onnx, or .keras/.h5 for the float reference"
+        ), None
     if fmt == "tflite" and head[4:8] != b"TFL3":
         reason = "the file is empty" if not head else "no TFL3 flatbuffer identifier"
         return failed_row(row, f"{path.name} is not a TFLite model ({reason})"), None
@@ -272,8 +314,9 @@ def describe_artifact(artifact, settings: BenchmarkSettings) -> tuple[dict, dict
     if manifest is not None:
         row.update(manifest_facts(manifest, row["sha256"]))
         if not row["variant"]["manifest_sha256_matches"]:
-            row["warnings"].append("the file's sha256 differs from its manifest's: "
-                                   "the manifest describes another build")
+            row["warnings"].append(
+                "the file's sha256 differs from its manifest's: the manifest describes another build"
+            )
     return row, (manifest.data if manifest is not None else None)
 
 
@@ -294,8 +337,12 @@ def manifest_facts(manifest: Manifest, sha256: str | None) -> dict:
         "preprocess": manifest.preprocess,
         "manifest_sha256_matches": manifest.sha256 == sha256,
     }
-    return {"model": manifest.model, "quantization": manifest.quantization, "weights": manifest.weights,
-            "variant": {k: variant[k] for k in _VARIANT_KEYS}}
+    return {
+        "model": manifest.model,
+        "quantization": manifest.quantization,
+        "weights": manifest.weights,
+        "variant": {k: variant[k] for k in _VARIANT_KEYS},
+    }
 
 
 def host_warnings(host: dict | None) -> list[str]:
@@ -314,6 +361,7 @@ def add_host_warnings(row: dict) -> dict:
 
 
 # -- the worker subprocess -------------------------------------------------------------
+
 
 def worker_command(job: dict) -> list[str]:
     """The child process that measures one artifact (tests swap it for a crashing one)."""
@@ -379,11 +427,22 @@ def _run_worker(job: dict, timeout: float) -> tuple[dict | None, str | None, str
     env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     env["PYTHONUNBUFFERED"] = "1"
     try:
-        proc = subprocess.run(worker_command(job), capture_output=True, text=True, timeout=timeout,
-                              env=env, stdin=subprocess.DEVNULL, errors="replace")
+        proc = subprocess.run(
+            worker_command(job),
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            errors="replace",
+        )
     except subprocess.TimeoutExpired:
-        return None, f"timed out after {timeout:.0f} s (--max-secs {job['settings']['max_secs']:g} plus " \
-                     f"{WORKER_MARGIN_S:.0f} s for loading and warm-up)", ""
+        return (
+            None,
+            f"timed out after {timeout:.0f} s (--max-secs {job['settings']['max_secs']:g} plus "
+            f"{WORKER_MARGIN_S:.0f} s for loading and warm-up)",
+            "",
+        )
     except OSError as exc:
         return None, f"cannot start the benchmark worker: {exc.strerror or exc}", ""
     result, reason = interpret_worker(proc.returncode, proc.stdout, proc.stderr)
@@ -395,8 +454,7 @@ def worker_limit(settings: BenchmarkSettings) -> float:
     return settings.max_secs + WORKER_MARGIN_S + 10 * settings.warmup + min(settings.warmup_secs, settings.max_secs)
 
 
-def benchmark_artifact(artifact, settings: BenchmarkSettings | None = None, *,
-                       timeout: float | None = None) -> dict:
+def benchmark_artifact(artifact, settings: BenchmarkSettings | None = None, *, timeout: float | None = None) -> dict:
     """Measure one artifact in a child process; always returns a row (failed with a reason
     rather than raising), except for settings that cannot work (BadArgument)."""
     settings = (settings or BenchmarkSettings()).check()
@@ -422,9 +480,13 @@ def benchmark_artifact(artifact, settings: BenchmarkSettings | None = None, *,
     return check_row(row, f"the benchmark row of {path.name}")
 
 
-def benchmark_many(artifacts: Sequence, settings: BenchmarkSettings | None = None, *,
-                   progress: Callable[[int, int, str], None] | None = None,
-                   timeout: float | None = None) -> list[dict]:
+def benchmark_many(
+    artifacts: Sequence,
+    settings: BenchmarkSettings | None = None,
+    *,
+    progress: Callable[[int, int, str], None] | None = None,
+    timeout: float | None = None,
+) -> list[dict]:
     """One row per artifact, measured one after another (never in parallel: they would
     compete for the cores)."""
     settings = (settings or BenchmarkSettings()).check()

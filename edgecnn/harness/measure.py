@@ -33,11 +33,13 @@ def _real_valued(info: TensorInfo, quantization: dict | None, preprocess: str | 
     from edgecnn.runtime import input_quantization
 
     q = quantization or {}
-    return input_quantization(info, scale=q.get("scale"), zero_point=q.get("zero_point"),
-                              preprocess=preprocess, artifact="this model")
+    return input_quantization(
+        info, scale=q.get("scale"), zero_point=q.get("zero_point"), preprocess=preprocess, artifact="this model"
+    )
 
 
 # -- statistics ------------------------------------------------------------------------
+
 
 def latency_stats(times_s) -> dict:
     """count, min, max, mean, std, p50, p90, p99 in milliseconds (numpy's linear percentiles)."""
@@ -66,6 +68,7 @@ def peak_rss_mb() -> float:
 
 # -- the loop --------------------------------------------------------------------------
 
+
 @dataclass
 class Timing:
     first_s: float
@@ -86,8 +89,18 @@ def should_stop(count: int, elapsed: float, *, runs: int, min_secs: float, max_s
     return None
 
 
-def time_invokes(session, feeds, *, warmup: int, runs: int, min_secs: float, max_secs: float,
-                 warmup_secs: float = 0.0, phase=lambda name: None, clock=time.perf_counter) -> Timing:
+def time_invokes(
+    session,
+    feeds,
+    *,
+    warmup: int,
+    runs: int,
+    min_secs: float,
+    max_secs: float,
+    warmup_secs: float = 0.0,
+    phase=lambda name: None,
+    clock=time.perf_counter,
+) -> Timing:
     """Time `session.invoke()` the benchmark_model way. `feeds` is a list of input lists
     (one per prepared batch); with more than one they are set in turn between invokes.
     Warm-up runs until both `warmup` runs and `warmup_secs` seconds are done (or `max_secs`)."""
@@ -110,8 +123,9 @@ def time_invokes(session, feeds, *, warmup: int, runs: int, min_secs: float, max
             start = clock()
             session.invoke()
             warm.append(clock() - start)
-            warm_stopped = should_stop(len(warm), clock() - warm_start, runs=warmup, min_secs=warmup_secs,
-                                       max_secs=max_secs)
+            warm_stopped = should_stop(
+                len(warm), clock() - warm_start, runs=warmup, min_secs=warmup_secs, max_secs=max_secs
+            )
             if warm_stopped:
                 break
     phase("loop")
@@ -130,19 +144,26 @@ def time_invokes(session, feeds, *, warmup: int, runs: int, min_secs: float, max
             start = clock()
             invoke()
             append(clock() - start)
-            stopped = should_stop(len(times), clock() - loop_start, runs=runs, min_secs=min_secs,
-                                  max_secs=max_secs)
+            stopped = should_stop(len(times), clock() - loop_start, runs=runs, min_secs=min_secs, max_secs=max_secs)
             if stopped:
                 break
         loop = clock() - loop_start
     finally:
         if gc_was_enabled:
             gc.enable()
-    return Timing(first_s=first, warmup_s=warm, times_s=times, loop_s=loop, stopped_by=stopped,
-                  warmup_stopped_by=warm_stopped, outputs=session.get_outputs())
+    return Timing(
+        first_s=first,
+        warmup_s=warm,
+        times_s=times,
+        loop_s=loop,
+        stopped_by=stopped,
+        warmup_stopped_by=warm_stopped,
+        outputs=session.get_outputs(),
+    )
 
 
 # -- inputs ----------------------------------------------------------------------------
+
 
 def _dynamic(d) -> bool:
     return d is None or int(d) < 0
@@ -164,7 +185,8 @@ def input_shape(info: TensorInfo, batch: int, hint: dict | None = None) -> tuple
             else:
                 raise EdgecnnError(
                     f"input `{info.name}` has dynamic dimensions {_shape_text(info.shape)} that no "
-                    "manifest fixes: this model needs a fixed input size to be benchmarked")
+                    "manifest fixes: this model needs a fixed input size to be benchmarked"
+                )
     return tuple(int(d) for d in shape)
 
 
@@ -195,7 +217,8 @@ def _image_layout(shape: tuple[int, ...], name: str) -> str:
         return "NCHW"
     raise EdgecnnError(
         f"--data gives images, but input `{name}` has shape {_shape_text(shape)}: not an image "
-        "batch (N, H, W, 1|3) or (N, 1|3, H, W); pass an .npy of input tensors instead")
+        "batch (N, H, W, 1|3) or (N, 1|3, H, W); pass an .npy of input tensors instead"
+    )
 
 
 def _batches(samples: np.ndarray, batch: int) -> list[np.ndarray]:
@@ -205,8 +228,7 @@ def _batches(samples: np.ndarray, batch: int) -> list[np.ndarray]:
     return [np.ascontiguousarray(samples[[(k * batch + j) % n for j in range(batch)]]) for k in range(count)]
 
 
-def _npy_samples(path: Path, info: TensorInfo, shape: tuple[int, ...],
-                 quantization: dict | None = None) -> np.ndarray:
+def _npy_samples(path: Path, info: TensorInfo, shape: tuple[int, ...], quantization: dict | None = None) -> np.ndarray:
     try:
         array = np.load(path, allow_pickle=False)
     except (OSError, ValueError, EOFError) as exc:  # EOFError: an empty file
@@ -221,7 +243,8 @@ def _npy_samples(path: Path, info: TensorInfo, shape: tuple[int, ...],
     else:
         raise EdgecnnError(
             f"--data {path.name} holds arrays of shape {tuple(array.shape)}; input `{info.name}` takes "
-            f"{_shape_text(shape)} (samples of {_shape_text(shape[1:])})")
+            f"{_shape_text(shape)} (samples of {_shape_text(shape[1:])})"
+        )
     if len(samples) == 0:
         raise EdgecnnError(f"--data {path.name} holds no samples")
     if samples.dtype == np.dtype(info.dtype):
@@ -232,8 +255,16 @@ def _npy_samples(path: Path, info: TensorInfo, shape: tuple[int, ...],
     raise EdgecnnError(f"--data {path.name} holds {samples.dtype} values; input `{info.name}` is {info.dtype}")
 
 
-def _image_samples(data: str, info: TensorInfo, shape: tuple[int, ...], *, preprocess: dict | None,
-                   samples: int, seed: int, quantization: dict | None = None) -> np.ndarray:
+def _image_samples(
+    data: str,
+    info: TensorInfo,
+    shape: tuple[int, ...],
+    *,
+    preprocess: dict | None,
+    samples: int,
+    seed: int,
+    quantization: dict | None = None,
+) -> np.ndarray:
     import warnings
 
     import calibration
@@ -241,15 +272,21 @@ def _image_samples(data: str, info: TensorInfo, shape: tuple[int, ...], *, prepr
     layout = _image_layout(shape, info.name)
     h, w, c = shape[1:] if layout == "NHWC" else (shape[2], shape[3], shape[1])
     if not preprocess or not preprocess.get("mode"):
-        raise EdgecnnError("no manifest says how to preprocess --data images for this model: "
-                           "pass --preprocess tf|caffe|torch|unit|raw")
+        raise EdgecnnError(
+            "no manifest says how to preprocess --data images for this model: pass --preprocess tf|caffe|torch|unit|raw"
+        )
     info = _real_valued(info, quantization, preprocess["mode"])  # before reading any image
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", calibration.CalibrationWarning)
         source = calibration.open_source(data)
-        data_set = calibration.CalibrationData(source, input_shape=(h, w, c), preprocess=preprocess["mode"],
-                                               samples=samples, seed=seed,
-                                               crop_fraction=preprocess.get("crop_fraction"))
+        data_set = calibration.CalibrationData(
+            source,
+            input_shape=(h, w, c),
+            preprocess=preprocess["mode"],
+            samples=samples,
+            seed=seed,
+            crop_fraction=preprocess.get("crop_fraction"),
+        )
         arrays = data_set.arrays()
     if len(arrays) == 0:
         raise EdgecnnError(f"--data {data} gave no images")
@@ -265,21 +302,31 @@ def _available_bytes() -> int | None:
         return None
 
 
-def check_input_memory(inputs: list[TensorInfo], shapes: list[tuple[int, ...]], batch: int,
-                       available: int | None = None) -> None:
+def check_input_memory(
+    inputs: list[TensorInfo], shapes: list[tuple[int, ...]], batch: int, available: int | None = None
+) -> None:
     """EdgecnnError, one line naming --batch, when the inputs alone (float32 working copies
     included) would not fit in the memory free now: refused before any array is made."""
     needed = sum(math.prod(shape) * max(4, np.dtype(info.dtype).itemsize) for info, shape in zip(inputs, shapes))
     available = _available_bytes() if available is None else available
     if available is not None and needed > available:
-        raise EdgecnnError(f"--batch {batch}: the inputs alone need {needed / 2**30:.1f} GiB, more than the "
-                           f"{available / 2**30:.1f} GiB of memory free; use a smaller --batch")
+        raise EdgecnnError(
+            f"--batch {batch}: the inputs alone need {needed / 2**30:.1f} GiB, more than the "
+            f"{available / 2**30:.1f} GiB of memory free; use a smaller --batch"
+        )
 
 
-def make_feeds(inputs: list[TensorInfo], *, batch: int = 1, data: str | None = None,
-               preprocess: dict | None = None, samples: int = 16, seed: int = 0,
-               manifest_inputs: list | None = None,
-               quantization: dict | None = None) -> tuple[list[list[np.ndarray]], list[dict]]:
+def make_feeds(
+    inputs: list[TensorInfo],
+    *,
+    batch: int = 1,
+    data: str | None = None,
+    preprocess: dict | None = None,
+    samples: int = 16,
+    seed: int = 0,
+    manifest_inputs: list | None = None,
+    quantization: dict | None = None,
+) -> tuple[list[list[np.ndarray]], list[dict]]:
     """(feeds, records): the input lists to set in turn, and what each input got.
     `quantization` ({"scale", "zero_point"}) states how an integer input holds the real values
     of --data where the model does not say."""
@@ -295,15 +342,19 @@ def make_feeds(inputs: list[TensorInfo], *, batch: int = 1, data: str | None = N
             sample_arrays = _npy_samples(path, info, shape, quantization)
             kind = f"samples of {path.name}"
         else:
-            sample_arrays = _image_samples(data, info, shape, preprocess=preprocess, samples=samples, seed=seed,
-                                           quantization=quantization)
+            sample_arrays = _image_samples(
+                data, info, shape, preprocess=preprocess, samples=samples, seed=seed, quantization=quantization
+            )
             kind = f"{len(sample_arrays)} images of {data}, preprocessed `{preprocess['mode']}`"
         feeds = [[b] for b in _batches(sample_arrays, batch)]
-        records = [{"name": info.name, "shape": list(shape), "dtype": info.dtype,
-                    "values": kind, "batches": len(feeds)}]
+        records = [
+            {"name": info.name, "shape": list(shape), "dtype": info.dtype, "values": kind, "batches": len(feeds)}
+        ]
         return feeds, records
     rng = np.random.default_rng(seed)
     arrays = [random_array(shape, info.dtype, rng) for info, shape in zip(inputs, shapes)]
-    records = [{"name": info.name, "shape": list(shape), "dtype": info.dtype,
-                "values": f"seeded random (seed {seed})"} for info, shape in zip(inputs, shapes)]
+    records = [
+        {"name": info.name, "shape": list(shape), "dtype": info.dtype, "values": f"seeded random (seed {seed})"}
+        for info, shape in zip(inputs, shapes)
+    ]
     return [arrays], records

@@ -44,8 +44,9 @@ class RemoteError(EdgecnnError):
     """ssh or scp failed: every artifact of the call fails with this reason."""
 
 
-def ssh_base_options(*, port: int | None = None, ssh_options: Sequence[str] = (),
-                     connect_timeout: int = CONNECT_TIMEOUT_S) -> list[str]:
+def ssh_base_options(
+    *, port: int | None = None, ssh_options: Sequence[str] = (), connect_timeout: int = CONNECT_TIMEOUT_S
+) -> list[str]:
     options: list[str] = []
     for option in ssh_options:
         if "=" not in option and " " not in option.strip():
@@ -55,8 +56,7 @@ def ssh_base_options(*, port: int | None = None, ssh_options: Sequence[str] = ()
         if not 0 < int(port) < 65536:
             raise BadArgument(f"--remote-port must be a TCP port. Received {port}")
         options += ["-o", f"Port={int(port)}"]
-    options += ["-o", "BatchMode=yes", "-o", f"ConnectTimeout={int(connect_timeout)}",
-                "-o", "LogLevel=ERROR"]
+    options += ["-o", "BatchMode=yes", "-o", f"ConnectTimeout={int(connect_timeout)}", "-o", "LogLevel=ERROR"]
     return options
 
 
@@ -67,8 +67,9 @@ def _last_line(text: str) -> str:
 
 def _hint(message: str) -> str:
     if "Host key verification failed" in message:
-        return (" (connect once with ssh to accept the host's key, or pass "
-                "--ssh-option StrictHostKeyChecking=accept-new)")
+        return (
+            " (connect once with ssh to accept the host's key, or pass --ssh-option StrictHostKeyChecking=accept-new)"
+        )
     if "Permission denied" in message:
         return " (BatchMode: use a key, e.g. --ssh-option IdentityFile=~/.ssh/id_ed25519)"
     return ""
@@ -77,8 +78,14 @@ def _hint(message: str) -> str:
 class Remote:
     """A user@host reached with the system ssh/scp."""
 
-    def __init__(self, target: str, *, port: int | None = None, ssh_options: Sequence[str] = (),
-                 connect_timeout: int = CONNECT_TIMEOUT_S):
+    def __init__(
+        self,
+        target: str,
+        *,
+        port: int | None = None,
+        ssh_options: Sequence[str] = (),
+        connect_timeout: int = CONNECT_TIMEOUT_S,
+    ):
         target = (target or "").strip()
         if not target or target.startswith("-") or any(c.isspace() for c in target) or ":" in target:
             raise BadArgument(f"--remote takes user@host or host (no scheme, no path). Received `{target}`")
@@ -91,8 +98,9 @@ class Remote:
     def ssh(self, command: str, *, timeout: float) -> subprocess.CompletedProcess:
         argv = ["ssh", *self.options, "-T", self.target, command]
         try:
-            return subprocess.run(argv, capture_output=True, text=True, timeout=timeout,
-                                  stdin=subprocess.DEVNULL, errors="replace")
+            return subprocess.run(
+                argv, capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL, errors="replace"
+            )
         except subprocess.TimeoutExpired:
             raise RemoteError(f"ssh {self.target} timed out after {timeout:.0f} s") from None
 
@@ -106,11 +114,18 @@ class Remote:
         return proc.stdout
 
     def copy(self, sources: Sequence[Path], destination: str, *, recursive: bool = False) -> None:
-        argv = ["scp", "-q", *self.options, *(["-r"] if recursive else []),
-                *[str(s) for s in sources], f"{self.target}:{destination}"]
+        argv = [
+            "scp",
+            "-q",
+            *self.options,
+            *(["-r"] if recursive else []),
+            *[str(s) for s in sources],
+            f"{self.target}:{destination}",
+        ]
         try:
-            proc = subprocess.run(argv, capture_output=True, text=True, timeout=COPY_TIMEOUT_S,
-                                  stdin=subprocess.DEVNULL, errors="replace")
+            proc = subprocess.run(
+                argv, capture_output=True, text=True, timeout=COPY_TIMEOUT_S, stdin=subprocess.DEVNULL, errors="replace"
+            )
         except subprocess.TimeoutExpired:
             raise RemoteError(f"scp to {self.target} timed out after {COPY_TIMEOUT_S} s") from None
         if proc.returncode != 0:
@@ -127,10 +142,25 @@ def _python_word(python: str) -> str:
 
 def remote_arguments(settings: BenchmarkSettings, data: str | None) -> list[str]:
     """The `edgecnn benchmark` options that reproduce `settings` on the other side."""
-    args = ["--json", "--runtime", settings.runtime, "--warmup", str(settings.warmup),
-            "--runs", str(settings.runs), "--min-secs", repr(float(settings.min_secs)),
-            "--max-secs", repr(float(settings.max_secs)), "--batch", str(settings.batch),
-            "--samples", str(settings.samples), "--seed", str(settings.seed)]
+    args = [
+        "--json",
+        "--runtime",
+        settings.runtime,
+        "--warmup",
+        str(settings.warmup),
+        "--runs",
+        str(settings.runs),
+        "--min-secs",
+        repr(float(settings.min_secs)),
+        "--max-secs",
+        repr(float(settings.max_secs)),
+        "--batch",
+        str(settings.batch),
+        "--samples",
+        str(settings.samples),
+        "--seed",
+        str(settings.seed),
+    ]
     if settings.warmup_secs != BenchmarkSettings.warmup_secs:  # older remotes lack the option
         args += ["--warmup-secs", repr(float(settings.warmup_secs))]
     if settings.input_scale is not None:
@@ -148,9 +178,16 @@ def remote_arguments(settings: BenchmarkSettings, data: str | None) -> list[str]
     return args
 
 
-def benchmark_remote(artifacts: Sequence, settings: BenchmarkSettings | None = None, *, target: str,
-                     python: str | None = None, port: int | None = None,
-                     ssh_options: Sequence[str] = (), connect_timeout: int = CONNECT_TIMEOUT_S) -> list[dict]:
+def benchmark_remote(
+    artifacts: Sequence,
+    settings: BenchmarkSettings | None = None,
+    *,
+    target: str,
+    python: str | None = None,
+    port: int | None = None,
+    ssh_options: Sequence[str] = (),
+    connect_timeout: int = CONNECT_TIMEOUT_S,
+) -> list[dict]:
     """One row per artifact, measured on `target`. Never raises for an unreachable host or a
     failed artifact: those rows come back failed with the reason."""
     settings = (settings or BenchmarkSettings()).check(local_data=False)
@@ -183,16 +220,19 @@ def benchmark_remote(artifacts: Sequence, settings: BenchmarkSettings | None = N
             if isinstance(result.get("settings"), dict):
                 result["settings"] = {**result["settings"], "data": settings.data}  # not the remote temp path
             if result.get("sha256") != local["sha256"]:
-                result["warnings"] = [*(result.get("warnings") or []),
-                                      "the remote copy's sha256 differs from the local file's"]
+                result["warnings"] = [
+                    *(result.get("warnings") or []),
+                    "the remote copy's sha256 differs from the local file's",
+                ]
             rows[index] = add_host_warnings(result)  # already there unless the remote edgecnn is older
     for row in rows:
         row["remote"] = target
     return [check_row(row, f"the benchmark row of {row.get('artifact_name') or row.get('artifact')}") for row in rows]
 
 
-def _run_remote(remote: Remote, sending: list[tuple[int, Path]], settings: BenchmarkSettings,
-                python: str | None) -> dict[int, dict | str]:
+def _run_remote(
+    remote: Remote, sending: list[tuple[int, Path]], settings: BenchmarkSettings, python: str | None
+) -> dict[int, dict | str]:
     folders = " ".join(f'"$d/{index}"' for index, _ in sending)
     make = f'd=$(mktemp -d "${{TMPDIR:-/tmp}}/edgecnn-bench.XXXXXX") && mkdir {folders} && echo "$d"'
     workdir = remote.checked_ssh(make, timeout=CONNECT_TIMEOUT_S + 60, what="mktemp -d").strip().splitlines()
@@ -213,8 +253,16 @@ def _run_remote(remote: Remote, sending: list[tuple[int, Path]], settings: Bench
             local = Path(data).expanduser()
             remote.copy([local], f"{workdir}/data-{local.name}", recursive=local.is_dir())
             data = f"{workdir}/data-{local.name}"
-        command = " ".join([_python_word(python or "python3"), "-m", "edgecnn", "benchmark",
-                            *map(shlex.quote, files), *map(shlex.quote, remote_arguments(settings, data))])
+        command = " ".join(
+            [
+                _python_word(python or "python3"),
+                "-m",
+                "edgecnn",
+                "benchmark",
+                *map(shlex.quote, files),
+                *map(shlex.quote, remote_arguments(settings, data)),
+            ]
+        )
         per_artifact = worker_limit(settings) + 30
         proc = remote.ssh(command, timeout=per_artifact * len(files) + 60)
         if proc.returncode == 255 and not proc.stdout.strip():
@@ -228,8 +276,10 @@ def _run_remote(remote: Remote, sending: list[tuple[int, Path]], settings: Bench
             message = _last_line(proc.stderr) or f"exit code {proc.returncode}, no JSON rows"
             hint = ""
             if "No module named" in message or "not found" in message or "No such file" in message:
-                hint = (" (install edgecnn there, `pip install edgecnn`, or point --remote-python "
-                        "at the Python that has it)")
+                hint = (
+                    " (install edgecnn there, `pip install edgecnn`, or point --remote-python "
+                    "at the Python that has it)"
+                )
             raise RemoteError(f"edgecnn benchmark on {remote.target} failed: {message}{hint}")
         return {index: row for (index, _), row in zip(sending, parsed)}
     finally:

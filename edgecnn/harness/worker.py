@@ -43,9 +43,13 @@ def measure(job: dict, phase) -> dict:
     from edgecnn.runtime import open_session
 
     start = time.perf_counter()
-    session = open_session(job["path"], runtime=settings.get("runtime") or "auto",
-                           threads=settings.get("threads"), provider=settings.get("provider"),
-                           trust_model=bool(settings.get("trust_model")))
+    session = open_session(
+        job["path"],
+        runtime=settings.get("runtime") or "auto",
+        threads=settings.get("threads"),
+        provider=settings.get("provider"),
+        trust_model=bool(settings.get("trust_model")),
+    )
     init_s = time.perf_counter() - start
 
     phase("inputs")
@@ -53,16 +57,27 @@ def measure(job: dict, phase) -> dict:
     if settings.get("preprocess"):
         preprocess = {**(preprocess or {}), "mode": settings["preprocess"]}
     feeds, input_records = make_feeds(
-        session.inputs, batch=batch, data=settings.get("data"), preprocess=preprocess,
-        samples=int(settings.get("samples") or 16), seed=int(settings.get("seed") or 0),
+        session.inputs,
+        batch=batch,
+        data=settings.get("data"),
+        preprocess=preprocess,
+        samples=int(settings.get("samples") or 16),
+        seed=int(settings.get("seed") or 0),
         manifest_inputs=job.get("manifest_inputs"),
         quantization={"scale": settings.get("input_scale"), "zero_point": settings.get("input_zero_point")},
     )
 
     try:
-        timing = time_invokes(session, feeds, warmup=int(settings["warmup"]), runs=int(settings["runs"]),
-                              min_secs=float(settings["min_secs"]), max_secs=float(settings["max_secs"]),
-                              warmup_secs=float(settings.get("warmup_secs") or 0.0), phase=phase)
+        timing = time_invokes(
+            session,
+            feeds,
+            warmup=int(settings["warmup"]),
+            runs=int(settings["runs"]),
+            min_secs=float(settings["min_secs"]),
+            max_secs=float(settings["max_secs"]),
+            warmup_secs=float(settings.get("warmup_secs") or 0.0),
+            phase=phase,
+        )
     except (EdgecnnError, MemoryError):
         raise
     except Exception as exc:  # runtimes raise their own types (ORT's Fail, RuntimeError, ValueError)

@@ -32,10 +32,17 @@ def _artifact_facts(path: Path) -> tuple[dict, dict | None]:
         ignored = None
     except EdgecnnError as exc:
         manifest, ignored = None, str(exc)
-    facts = {"path": str(path), "name": path.name, "format": path.suffix.lower().lstrip("."),
-             "bytes": path.stat().st_size, "sha256": sha256_of(path), "manifest": manifest is not None,
-             "model": (manifest or {}).get("model"), "quantization": (manifest or {}).get("quantization"),
-             "weights": (manifest or {}).get("weights")}
+    facts = {
+        "path": str(path),
+        "name": path.name,
+        "format": path.suffix.lower().lstrip("."),
+        "bytes": path.stat().st_size,
+        "sha256": sha256_of(path),
+        "manifest": manifest is not None,
+        "model": (manifest or {}).get("model"),
+        "quantization": (manifest or {}).get("quantization"),
+        "weights": (manifest or {}).get("weights"),
+    }
     if ignored:
         facts["manifest_ignored"] = ignored
     return facts, manifest
@@ -61,8 +68,10 @@ def _graph_section(graph, ignore=()) -> dict:
         "subgraphs": graph.subgraphs,
         "quantized": graph.quantized,
         "ops_by_type": graph.ops_by_type(),
-        "float_ops": [{"name": op.name, "op_type": op.op_type, "compute_dtype": op.compute_dtype,
-                       "macs": op.macs} for op in float_ops],
+        "float_ops": [
+            {"name": op.name, "op_type": op.op_type, "compute_dtype": op.compute_dtype, "macs": op.macs}
+            for op in float_ops
+        ],
         "conversions": dict(graph.conversions),
         "dynamic_dims": graph.dynamic_dims(),
         "inputs": [t.io_dict() for t in graph.inputs],
@@ -70,8 +79,12 @@ def _graph_section(graph, ignore=()) -> dict:
         "params_by_class": graph.params_by_class(),
         "params": params,
         "macs": graph.macs(),
-        "weights": {"tensors": len(weights), "int8": len(int_weights), "int8_within_7_bits": len(seven_bit),
-                    "per_channel": sum(1 for t in weights if t.channels_quantized)},
+        "weights": {
+            "tensors": len(weights),
+            "int8": len(int_weights),
+            "int8_within_7_bits": len(seven_bit),
+            "per_channel": sum(1 for t in weights if t.channels_quantized),
+        },
     }
 
 
@@ -88,12 +101,17 @@ def _tflite_sections(path: Path, threads: int | None, profile: bool) -> tuple[di
     staying = Counter(graph.ops[i].op_type for i in placement["default_kernels"])
     macs_total = graph.macs() or 0
     runtime = {
-        "runtime": placement["runtime"], "runtime_version": placement["runtime_version"], "threads": threads,
-        "delegate": placement["delegate"], "partitions": placement["partitions"],
-        "delegated_ops": len(delegated), "default_kernel_ops": len(placement["default_kernels"]),
+        "runtime": placement["runtime"],
+        "runtime_version": placement["runtime_version"],
+        "threads": threads,
+        "delegate": placement["delegate"],
+        "partitions": placement["partitions"],
+        "delegated_ops": len(delegated),
+        "default_kernel_ops": len(placement["default_kernels"]),
         "default_kernels": [{"op_type": t, "count": n} for t, n in staying.most_common()],
         "default_kernel_macs": sum(graph.ops[i].macs or 0 for i in placement["default_kernels"]),
-        "macs": macs_total, "note": placement["note"],
+        "macs": macs_total,
+        "note": placement["note"],
     }
     prof = {"available": False, "note": LITERT_NO_PROFILER} if profile else None
     return section, runtime, prof
@@ -114,26 +132,41 @@ def _onnx_sections(path: Path, threads: int | None, profile: bool, data) -> tupl
     float_after = optimized.float_ops(conversions=graph_onnx.CONVERSIONS, ignore=graph_onnx.SHAPE_OPS)
     # A short profile even without --profile: it is where ORT says which provider ran each node.
     try:
-        placement = ort_profile(path, threads=threads, runs=50 if profile else 1,
-                                warmup_secs=0.5 if profile else 0.0, data=data)
+        placement = ort_profile(
+            path, threads=threads, runs=50 if profile else 1, warmup_secs=0.5 if profile else 0.0, data=data
+        )
         not_run = None
     except EdgecnnError as exc:  # e.g. dynamic dimensions no manifest fixes: the census stands without a run
-        placement = {"providers": {}, "nodes": [], "runs": 0, "warmup_runs": 0, "total_ms": 0.0,
-                     "model_run_p50_ms": None}
+        placement = {
+            "providers": {},
+            "nodes": [],
+            "runs": 0,
+            "warmup_runs": 0,
+            "total_ms": 0.0,
+            "model_run_p50_ms": None,
+        }
         not_run = f"not run: {exc}"
     import onnxruntime as ort
 
     runtime = {
-        "runtime": "onnxruntime", "runtime_version": ort.__version__, "threads": threads,
+        "runtime": "onnxruntime",
+        "runtime_version": ort.__version__,
+        "threads": threads,
         "optimization_level": "ORT_ENABLE_ALL",
         "optimized_ops_by_type": optimized.ops_by_type(),
         "optimized_conversions": dict(optimized.conversions),
-        "unfused": [{"name": op.name, "op_type": op.op_type, "compute_dtype": op.compute_dtype}
-                    for op in left["sandwiched"]],
+        "unfused": [
+            {"name": op.name, "op_type": op.op_type, "compute_dtype": op.compute_dtype} for op in left["sandwiched"]
+        ],
         "dequantize_of_activations": left["dequantize_of_activations"],
         "float_ops_after_optimization": [{"name": op.name, "op_type": op.op_type} for op in float_after],
-        "fused": sorted({op.op_type for op in optimized.ops if op.op_type.startswith(("QLinear", "QGemm", "Nhwc",
-                                                                                       "QAttention", "Fused"))}),
+        "fused": sorted(
+            {
+                op.op_type
+                for op in optimized.ops
+                if op.op_type.startswith(("QLinear", "QGemm", "Nhwc", "QAttention", "Fused"))
+            }
+        ),
         "providers": placement["providers"],
         "note": not_run,
     }
@@ -141,11 +174,16 @@ def _onnx_sections(path: Path, threads: int | None, profile: bool, data) -> tupl
     if profile and not_run:
         prof = {"available": False, "note": f"ONNX Runtime's profiler was {not_run}"}
     elif profile:
-        prof = {"available": True, "source": "onnxruntime SessionOptions.enable_profiling",
-                "runs": placement["runs"], "warmup_runs": placement["warmup_runs"],
-                "total_ms": placement["total_ms"], "model_run_p50_ms": placement["model_run_p50_ms"],
-                "by_op_type": by_op_type(placement["nodes"]),
-                "nodes": sorted(placement["nodes"], key=lambda n: -n["ms"])}
+        prof = {
+            "available": True,
+            "source": "onnxruntime SessionOptions.enable_profiling",
+            "runs": placement["runs"],
+            "warmup_runs": placement["warmup_runs"],
+            "total_ms": placement["total_ms"],
+            "model_run_p50_ms": placement["model_run_p50_ms"],
+            "by_op_type": by_op_type(placement["nodes"]),
+            "nodes": sorted(placement["nodes"], key=lambda n: -n["ms"]),
+        }
         # Time in the float ops that ORT did not fuse (the sandwiched ones), for the findings.
         names = {op.name for op in left["sandwiched"]}
         prof["unfused_ms"] = round(sum(n["ms"] for n in placement["nodes"] if n["name"] in names), 4)
@@ -154,14 +192,21 @@ def _onnx_sections(path: Path, threads: int | None, profile: bool, data) -> tupl
     return section, runtime, prof
 
 
-def _load_images(data: str, path: Path, manifest: dict | None, reference_manifest: dict | None, input_shape,
-                 preprocess: str, samples: int, warn) -> tuple:
+def _load_images(
+    data: str,
+    path: Path,
+    manifest: dict | None,
+    reference_manifest: dict | None,
+    input_shape,
+    preprocess: str,
+    samples: int,
+    warn,
+) -> tuple:
     """(float32 images in the model's layout, labels or None, what was read)."""
     from calibration import CalibrationData
     from edgecnn.evaluate import _image_layout, _resolve_preprocess
 
-    (h, w, c), layout = _image_layout(tuple(d if isinstance(d, int) and d > 0 else -1 for d in input_shape),
-                                      path.name)
+    (h, w, c), layout = _image_layout(tuple(d if isinstance(d, int) and d > 0 else -1 for d in input_shape), path.name)
     mode, _ = _resolve_preprocess(manifest or reference_manifest, preprocess, path.name, warn)
     source = CalibrationData(data, input_shape=(h, w, c), preprocess=mode, samples=samples, seed=0)
     images = source.arrays()
@@ -169,8 +214,11 @@ def _load_images(data: str, path: Path, manifest: dict | None, reference_manifes
         raise EdgecnnError(f"--data {data} gave no images")
     if layout == "NCHW":
         images = images.transpose(0, 3, 1, 2)
-    return images.astype("float32"), source.labels(), {"data": str(data), "images": int(len(images)),
-                                                       "preprocess": mode, "layout": layout}
+    return (
+        images.astype("float32"),
+        source.labels(),
+        {"data": str(data), "images": int(len(images)), "preprocess": mode, "layout": layout},
+    )
 
 
 def _numerics_section(path: Path, reference: Path, images, labels, read: dict) -> dict:
@@ -184,17 +232,26 @@ def _numerics_section(path: Path, reference: Path, images, labels, read: dict) -
     for role, file in (("quantized", path), ("reference", reference)):
         outputs[role] = predict(file, images).reshape(len(images), -1)  # 32 at a time, or the fixed batch
     q_top, r_top = outputs["quantized"].argmax(1), outputs["reference"].argmax(1)
-    section = {**read, "reference": str(reference), "layers": [e.to_dict() for e in layers],
-               "top1_agreement": round(float(np.mean(q_top == r_top)), 4)}
+    section = {
+        **read,
+        "reference": str(reference),
+        "layers": [e.to_dict() for e in layers],
+        "top1_agreement": round(float(np.mean(q_top == r_top)), 4),
+    }
     if path.suffix.lower() == ".onnx":
         section["kernels"] = _kernel_agreement(path, images, outputs["quantized"])
     if labels is not None and outputs["quantized"].shape[1] > int(np.max(labels)):
-        section["top1"] = {"quantized": round(float(np.mean(q_top == labels)), 4),
-                           "reference": round(float(np.mean(r_top == labels)), 4)}
+        section["top1"] = {
+            "quantized": round(float(np.mean(q_top == labels)), 4),
+            "reference": round(float(np.mean(r_top == labels)), 4),
+        }
     else:
         section["top1"] = None
-        section["top1_note"] = ("the data has no labels: top-1 agreement between the two files only"
-                                if labels is None else "the labels do not fit the model's outputs")
+        section["top1_note"] = (
+            "the data has no labels: top-1 agreement between the two files only"
+            if labels is None
+            else "the labels do not fit the model's outputs"
+        )
     return section
 
 
@@ -221,17 +278,35 @@ def _kernel_agreement(path: Path, images, fused) -> dict:
         record = read_graph(path).inputs[0]
         info = TensorInfo(node.name, (), info.dtype, scale=record.scale, zero_point=record.zero_point)
     step = 1 if node.shape and node.shape[0] == 1 else 32
-    reference = np.concatenate([session.run(None, {node.name: quantize(images[i:i + step], info)})[0]
-                                for i in range(0, len(images), step)]).reshape(len(images), -1).astype(np.float32)
-    return {"images": int(len(images)),
-            "top1_agreement": round(float(np.mean(fused.argmax(1) == reference.argmax(1))), 4),
-            "max_abs_diff": round(float(np.max(np.abs(fused - reference))), 6),
-            "note": "ONNX Runtime's fused kernels (ORT_ENABLE_ALL) against the QDQ graph as written (ORT_DISABLE_ALL)"}
+    reference = (
+        np.concatenate(
+            [
+                session.run(None, {node.name: quantize(images[i : i + step], info)})[0]
+                for i in range(0, len(images), step)
+            ]
+        )
+        .reshape(len(images), -1)
+        .astype(np.float32)
+    )
+    return {
+        "images": int(len(images)),
+        "top1_agreement": round(float(np.mean(fused.argmax(1) == reference.argmax(1))), 4),
+        "max_abs_diff": round(float(np.max(np.abs(fused - reference))), 6),
+        "note": "ONNX Runtime's fused kernels (ORT_ENABLE_ALL) against the QDQ graph as written (ORT_DISABLE_ALL)",
+    }
 
 
-def inspect_artifact(artifact, *, data: str | None = None, reference=None, threads: int | None = None,
-                     profile: bool = False, preprocess: str = "auto", samples: int = DEFAULT_SAMPLES,
-                     warn=None) -> dict:
+def inspect_artifact(
+    artifact,
+    *,
+    data: str | None = None,
+    reference=None,
+    threads: int | None = None,
+    profile: bool = False,
+    preprocess: str = "auto",
+    samples: int = DEFAULT_SAMPLES,
+    warn=None,
+) -> dict:
     """The whole report of `artifact` (see the module docstring)."""
     from edgecnn.host import cpu_features, describe_host
     from edgecnn.inspect.findings import findings
@@ -252,8 +327,10 @@ def inspect_artifact(artifact, *, data: str | None = None, reference=None, threa
     if preprocess not in ("auto", *PREPROCESS_MODES):  # checked even without --data: a typo is a typo
         raise BadArgument(f"unknown --preprocess `{preprocess}`; use auto or {', '.join(PREPROCESS_MODES)}")
     if data is not None and reference is None:
-        raise BadArgument("--data feeds the numerics: give --reference FLOAT_ARTIFACT too (the float file "
-                          "of the same model and format)")
+        raise BadArgument(
+            "--data feeds the numerics: give --reference FLOAT_ARTIFACT too (the float file "
+            "of the same model and format)"
+        )
     path = _resolve(artifact)
     reference_path = None
     if reference is not None:
@@ -272,8 +349,7 @@ def inspect_artifact(artifact, *, data: str | None = None, reference=None, threa
 
         reference_manifest = _artifact_facts(reference_path)[1]
         shape = _input_shape(path)
-        images, labels, read = _load_images(data, path, manifest, reference_manifest, shape, preprocess, samples,
-                                            note)
+        images, labels, read = _load_images(data, path, manifest, reference_manifest, shape, preprocess, samples, note)
     if path.suffix.lower() == ".tflite":
         graph, runtime, prof = _tflite_sections(path, threads, profile)
     else:

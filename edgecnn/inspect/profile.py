@@ -24,9 +24,11 @@ import numpy as np
 
 from edgecnn.errors import EdgecnnError
 
-LITERT_NO_PROFILER = ("LiteRT's Python package has no per-op profiler read-out (Interpreter: none; "
-                      "CompiledModel: no profiling call in ai-edge-litert 2.3): run TFLite's "
-                      "benchmark_model --enable_op_profiling=true for per-op times")
+LITERT_NO_PROFILER = (
+    "LiteRT's Python package has no per-op profiler read-out (Interpreter: none; "
+    "CompiledModel: no profiling call in ai-edge-litert 2.3): run TFLite's "
+    "benchmark_model --enable_op_profiling=true for per-op times"
+)
 
 
 def _feeds(session, data: np.ndarray | None):
@@ -41,8 +43,15 @@ def _feeds(session, data: np.ndarray | None):
     return feeds[0] if feeds and isinstance(feeds[0], list) else feeds
 
 
-def ort_profile(path: Path, *, threads: int | None = None, runs: int = 50, warmup: int = 1,
-                warmup_secs: float = 0.5, data: np.ndarray | None = None) -> dict:
+def ort_profile(
+    path: Path,
+    *,
+    threads: int | None = None,
+    runs: int = 50,
+    warmup: int = 1,
+    warmup_secs: float = 0.5,
+    data: np.ndarray | None = None,
+) -> dict:
     """Per-node mean time (ms) over `runs` runs after the warm-up, with op type and provider.
 
     Returns {"nodes": [{"name", "op_type", "provider", "ms"}], "runs", "total_ms" (per run, summed
@@ -79,8 +88,11 @@ def ort_profile(path: Path, *, threads: int | None = None, runs: int = 50, warmu
     if len(run_starts) < count + runs:
         raise EdgecnnError("ONNX Runtime's profile has fewer runs than were made; per-op times not read")
     measured_from = run_starts[count]
-    measured_spans = sorted(e["dur"] for e in events if e.get("cat") == "Session"
-                            and e.get("name") == "model_run" and e["ts"] >= measured_from)
+    measured_spans = sorted(
+        e["dur"]
+        for e in events
+        if e.get("cat") == "Session" and e.get("name") == "model_run" and e["ts"] >= measured_from
+    )
     per_node: dict[str, dict] = {}
     totals: dict[str, float] = defaultdict(float)
     for event in events:
@@ -90,9 +102,15 @@ def ort_profile(path: Path, *, threads: int | None = None, runs: int = 50, warmu
             continue
         name = event["name"][: -len("_kernel_time")]
         args = event.get("args", {})
-        node = per_node.setdefault(name, {"name": name, "op_type": args.get("op_name", "?"),
-                                          "provider": args.get("provider", "?").removesuffix("ExecutionProvider"),
-                                          "ms": 0.0})
+        node = per_node.setdefault(
+            name,
+            {
+                "name": name,
+                "op_type": args.get("op_name", "?"),
+                "provider": args.get("provider", "?").removesuffix("ExecutionProvider"),
+                "ms": 0.0,
+            },
+        )
         totals[name] += event["dur"] / 1e3
     for name, node in per_node.items():
         node["ms"] = round(totals[name] / runs, 5)
@@ -101,10 +119,14 @@ def ort_profile(path: Path, *, threads: int | None = None, runs: int = 50, warmu
     for node in nodes:
         providers[node["provider"]] += 1
     del run_spans
-    return {"nodes": nodes, "runs": runs, "warmup_runs": count,
-            "total_ms": round(sum(n["ms"] for n in nodes), 4),
-            "model_run_p50_ms": round(float(np.median(measured_spans)) / 1e3, 4) if measured_spans else None,
-            "providers": dict(providers)}
+    return {
+        "nodes": nodes,
+        "runs": runs,
+        "warmup_runs": count,
+        "total_ms": round(sum(n["ms"] for n in nodes), 4),
+        "model_run_p50_ms": round(float(np.median(measured_spans)) / 1e3, 4) if measured_spans else None,
+        "providers": dict(providers),
+    }
 
 
 def by_op_type(nodes: list[dict]) -> list[dict]:
@@ -127,5 +149,9 @@ def harness_p50(path: Path, *, threads: int | None) -> dict:
     row = benchmark_artifact(path, BenchmarkSettings(threads=threads))
     if row.get("status") != "ok":
         raise EdgecnnError(f"the benchmark of {Path(path).name} failed: {row.get('error')}")
-    return {"p50_ms": row["latency_ms"]["p50"], "runs": row["latency_ms"].get("count"),
-            "runtime": row.get("runtime"), "runtime_version": row.get("runtime_version")}
+    return {
+        "p50_ms": row["latency_ms"]["p50"],
+        "runs": row["latency_ms"].get("count"),
+        "runtime": row.get("runtime"),
+        "runtime_version": row.get("runtime_version"),
+    }

@@ -46,8 +46,7 @@ def create_model(name: str, **kwargs):
     errors raise `BadArgument` (a ValueError) with one clear line.
     """
     info = get_model_info(name)
-    kwargs = {key: value for key, value in kwargs.items()
-              if value is not None or key in _NONE_IS_A_VALUE}
+    kwargs = {key: value for key, value in kwargs.items() if value is not None or key in _NONE_IS_A_VALUE}
     from edgecnn._tf import import_keras
 
     import_keras()  # quiet TensorFlow before the model module imports it
@@ -56,8 +55,7 @@ def create_model(name: str, **kwargs):
     unknown = sorted(set(kwargs) - set(accepted))
     if unknown:
         raise BadArgument(
-            f"`{info.name}` does not take {', '.join(f'`{k}`' for k in unknown)}. "
-            f"It takes: {', '.join(accepted)}."
+            f"`{info.name}` does not take {', '.join(f'`{k}`' for k in unknown)}. It takes: {', '.join(accepted)}."
         )
     try:
         return factory(**kwargs)

@@ -31,8 +31,7 @@ class WeightsUnavailable(WeightsError):
         self.reason = reason
 
 
-def check_arguments(*, model_name, weights, include_top, classes, pooling,
-                    imagenet_weights, classifier_activation):
+def check_arguments(*, model_name, weights, include_top, classes, pooling, imagenet_weights, classifier_activation):
     """Validate the Keras Applications arguments every zoo model takes."""
     if weights is not None and weights != "imagenet" and not isinstance(weights, (str, os.PathLike)):
         raise ValueError(
@@ -50,8 +49,7 @@ def check_arguments(*, model_name, weights, include_top, classes, pooling,
         raise ValueError(f"`classes` must be a positive integer. Received `classes={classes!r}`")
     if weights == "imagenet" and include_top and classes != 1000:
         raise ValueError(
-            "With `weights='imagenet'` and `include_top=True`, `classes` must be 1000. "
-            f"Received `classes={classes}`"
+            f"With `weights='imagenet'` and `include_top=True`, `classes` must be 1000. Received `classes={classes}`"
         )
     if pooling not in (None, "avg", "max"):
         raise ValueError(f"`pooling` must be None, 'avg' or 'max'. Received `pooling={pooling!r}`")
@@ -72,9 +70,13 @@ def model_row(name):
 def resolve_row_input_shape(row, input_shape, *, include_top, weights=None, require_default=False):
     """`resolve_input_shape` with the row's default and smallest input, and its fixed-size rule."""
     input_shape = resolve_input_shape(
-        input_shape, model_name=row.name, default_size=row.default_size,
-        min_size=row.min_input_size, default_channels=row.default_input_shape[2],
-        weights=weights, require_default=require_default,
+        input_shape,
+        model_name=row.name,
+        default_size=row.default_size,
+        min_size=row.min_input_size,
+        default_channels=row.default_input_shape[2],
+        weights=weights,
+        require_default=require_default,
     )
     if row.fixed_input_size:
         require_fixed_size(input_shape, model_name=row.name, include_top=include_top)
@@ -90,8 +92,9 @@ def require_fixed_size(input_shape, *, model_name, include_top):
         )
 
 
-def resolve_input_shape(input_shape, *, model_name, default_size, min_size,
-                        default_channels=3, weights=None, require_default=False):
+def resolve_input_shape(
+    input_shape, *, model_name, default_size, min_size, default_channels=3, weights=None, require_default=False
+):
     """The (height, width, channels) to build, checked against the architecture."""
     if input_shape is None:
         return (default_size, default_size, default_channels)
@@ -111,8 +114,7 @@ def resolve_input_shape(input_shape, *, model_name, default_size, min_size,
         )
     if (height is not None and height < min_size) or (width is not None and width < min_size):
         raise ValueError(
-            f"`{model_name}` needs inputs of at least {min_size}x{min_size}. "
-            f"Received `input_shape={input_shape}`"
+            f"`{model_name}` needs inputs of at least {min_size}x{min_size}. Received `input_shape={input_shape}`"
         )
     return input_shape
 
@@ -153,8 +155,7 @@ def input_shape_of(input_shape, input_tensor):
     tensor_shape = tuple(input_tensor.shape)[1:]
     if input_shape is not None and (
         len(tuple(input_shape)) != len(tensor_shape)
-        or any(a is not None and b is not None and a != b
-               for a, b in zip(input_shape, tensor_shape))
+        or any(a is not None and b is not None and a != b for a, b in zip(input_shape, tensor_shape))
     ):
         raise ValueError(
             "`input_shape` must match the shape of `input_tensor`. Received "
@@ -174,17 +175,22 @@ def load_weights(model, weights, *, imagenet_url=None, imagenet_file=None, file_
     if weights == "imagenet":
         cache_dir = Path(os.environ.get("KERAS_HOME", "~/.keras")).expanduser() / "models"
         if os.environ.get("EDGECNN_OFFLINE") and not (cache_dir / imagenet_file).is_file():
-            raise WeightsUnavailable(f"ImageNet weights {imagenet_file} are not cached and EDGECNN_OFFLINE is set",
-                                     reason="not cached, EDGECNN_OFFLINE is set")
+            raise WeightsUnavailable(
+                f"ImageNet weights {imagenet_file} are not cached and EDGECNN_OFFLINE is set",
+                reason="not cached, EDGECNN_OFFLINE is set",
+            )
         try:
-            path = keras.utils.get_file(imagenet_file, imagenet_url, cache_subdir="models",
-                                        file_hash=file_hash)
+            path = keras.utils.get_file(imagenet_file, imagenet_url, cache_subdir="models", file_hash=file_hash)
         except Exception as exc:  # urllib and Keras raise many kinds when offline
             detail = " ".join(str(exc).split())[:200]
-            offline = any(word in detail.lower() for word in ("name or service", "resolution", "unreachable",
-                                                              "timed out", "connection", "url fetch"))
-            raise WeightsUnavailable(f"could not fetch ImageNet weights {imagenet_file}: {detail}",
-                                     reason="offline" if offline else "the download failed") from None
+            offline = any(
+                word in detail.lower()
+                for word in ("name or service", "resolution", "unreachable", "timed out", "connection", "url fetch")
+            )
+            raise WeightsUnavailable(
+                f"could not fetch ImageNet weights {imagenet_file}: {detail}",
+                reason="offline" if offline else "the download failed",
+            ) from None
     else:
         path = os.fspath(weights)
     try:
@@ -211,7 +217,8 @@ def imagenet_weights_size(input_shape, *, sizes, include_top, family) -> int:
             f"Received `input_shape={input_shape}`"
         )
     logging.getLogger("edgecnn.models").warning(
-        "`input_shape` %s is non-square or not one of %s; loading the weights "
-        "for 224x224.", input_shape, sizes,
+        "`input_shape` %s is non-square or not one of %s; loading the weights for 224x224.",
+        input_shape,
+        sizes,
     )
     return 224

@@ -98,9 +98,7 @@ def get_model_info(name: str) -> ModelInfo:
     known = sorted([*_MODELS, *_ALIASES])
     close = difflib.get_close_matches(key, known, n=1, cutoff=0.5)
     hint = f" Did you mean `{close[0]}`?" if close else ""
-    raise BadArgument(
-        f"Unknown model `{name}`.{hint} Available: {', '.join(list_models())}."
-    )
+    raise BadArgument(f"Unknown model `{name}`.{hint} Available: {', '.join(list_models())}.")
 
 
 def list_models() -> list[str]:

@@ -59,8 +59,11 @@ class LocalResponseNormalization(layers.Layer):
         import tensorflow as tf  # already imported, quietly, by _common
 
         return tf.nn.local_response_normalization(
-            inputs, depth_radius=self.depth_radius, bias=self.bias,
-            alpha=self.alpha, beta=self.beta,
+            inputs,
+            depth_radius=self.depth_radius,
+            bias=self.bias,
+            alpha=self.alpha,
+            beta=self.beta,
         )
 
     def compute_output_shape(self, input_shape):
@@ -68,14 +71,22 @@ class LocalResponseNormalization(layers.Layer):
 
     def get_config(self):
         config = super().get_config()
-        config.update(depth_radius=self.depth_radius, bias=self.bias,
-                      alpha=self.alpha, beta=self.beta)
+        config.update(depth_radius=self.depth_radius, bias=self.bias, alpha=self.alpha, beta=self.beta)
         return config
 
 
-def AlexNet(include_top=True, weights=None, input_tensor=None, input_shape=None,
-            pooling=None, classes=1000, classifier_activation="softmax", name=None,
-            lrn=False, dropout=0.5):
+def AlexNet(
+    include_top=True,
+    weights=None,
+    input_tensor=None,
+    input_shape=None,
+    pooling=None,
+    classes=1000,
+    classifier_activation="softmax",
+    name=None,
+    lrn=False,
+    dropout=0.5,
+):
     """AlexNet (Krizhevsky et al., 2012), single tower as in Krizhevsky, 2014.
 
     61,100,840 parameters and 0.71G multiply-adds at 224x224 with 1000 classes
@@ -93,17 +104,19 @@ def AlexNet(include_top=True, weights=None, input_tensor=None, input_shape=None,
       Other arguments as in `keras.applications`.
     """
     check_arguments(
-        model_name=_ROW.name, weights=weights, include_top=include_top, classes=classes,
-        pooling=pooling, imagenet_weights=_ROW.imagenet_weights,
+        model_name=_ROW.name,
+        weights=weights,
+        include_top=include_top,
+        classes=classes,
+        pooling=pooling,
+        imagenet_weights=_ROW.imagenet_weights,
         classifier_activation=classifier_activation,
     )
     if not isinstance(lrn, bool):
         raise ValueError(f"`lrn` must be True or False. Received `lrn={lrn!r}`")
-    if (not isinstance(dropout, numbers.Real) or isinstance(dropout, bool)
-            or not 0 <= dropout < 1):
+    if not isinstance(dropout, numbers.Real) or isinstance(dropout, bool) or not 0 <= dropout < 1:
         raise ValueError(f"`dropout` must be a number in [0, 1). Received `dropout={dropout!r}`")
-    input_shape = resolve_row_input_shape(
-        _ROW, input_shape_of(input_shape, input_tensor), include_top=include_top)
+    input_shape = resolve_row_input_shape(_ROW, input_shape_of(input_shape, input_tensor), include_top=include_top)
 
     img_input = model_input(input_shape, input_tensor)
     x = layers.ZeroPadding2D(2, name="conv1_pad")(img_input)

@@ -68,10 +68,8 @@ _BN_EPSILON = 1e-3
 def _conv(x, filters, kernel_size, *, strides=1, padding="same", batch_norm, name):
     """Conv + ReLU (the paper), or Conv + BatchNormalization + ReLU with `batch_norm`."""
     if not batch_norm:
-        return layers.Conv2D(filters, kernel_size, strides=strides, padding=padding,
-                             activation="relu", name=name)(x)
-    x = layers.Conv2D(filters, kernel_size, strides=strides, padding=padding,
-                      use_bias=False, name=name)(x)
+        return layers.Conv2D(filters, kernel_size, strides=strides, padding=padding, activation="relu", name=name)(x)
+    x = layers.Conv2D(filters, kernel_size, strides=strides, padding=padding, use_bias=False, name=name)(x)
     x = layers.BatchNormalization(axis=3, epsilon=_BN_EPSILON, name=f"{name}_bn")(x)
     return layers.Activation("relu", name=f"{name}_relu")(x)
 
@@ -86,8 +84,7 @@ def _inception_block(x, widths, *, batch_norm, name):
     branch3 = _conv(branch3, n5x5, 5, batch_norm=batch_norm, name=f"{name}_5x5")
     branch4 = layers.MaxPooling2D(3, strides=1, padding="same", name=f"{name}_pool")(x)
     branch4 = _conv(branch4, pool_proj, 1, batch_norm=batch_norm, name=f"{name}_pool_proj")
-    return layers.Concatenate(axis=3, name=f"{name}_output")(
-        [branch1, branch2, branch3, branch4])
+    return layers.Concatenate(axis=3, name=f"{name}_output")([branch1, branch2, branch3, branch4])
 
 
 def _auxiliary_head(x, classes, classifier_activation, *, batch_norm, name):
@@ -106,9 +103,18 @@ def _auxiliary_head(x, classes, classifier_activation, *, batch_norm, name):
     return layers.Dense(classes, activation=classifier_activation, name=f"{name}_predictions")(x)
 
 
-def GoogLeNet(include_top=True, weights=None, input_tensor=None, input_shape=None,
-              pooling=None, classes=1000, classifier_activation="softmax", name=None,
-              aux_logits=False, batch_norm=False):
+def GoogLeNet(
+    include_top=True,
+    weights=None,
+    input_tensor=None,
+    input_shape=None,
+    pooling=None,
+    classes=1000,
+    classifier_activation="softmax",
+    name=None,
+    aux_logits=False,
+    batch_norm=False,
+):
     """GoogLeNet (Inception v1) of Szegedy et al., 2014 (arXiv:1409.4842), table 1.
 
     6,998,552 parameters and 1.58G multiply-adds at 224x224 with 1000 classes
@@ -134,23 +140,24 @@ def GoogLeNet(include_top=True, weights=None, input_tensor=None, input_shape=Non
       Other arguments as in `keras.applications`.
     """
     check_arguments(
-        model_name=_ROW.name, weights=weights, include_top=include_top, classes=classes,
-        pooling=pooling, imagenet_weights=_ROW.imagenet_weights,
+        model_name=_ROW.name,
+        weights=weights,
+        include_top=include_top,
+        classes=classes,
+        pooling=pooling,
+        imagenet_weights=_ROW.imagenet_weights,
         classifier_activation=classifier_activation,
     )
     if not isinstance(aux_logits, bool):
-        raise ValueError(
-            f"`aux_logits` must be True or False. Received `aux_logits={aux_logits!r}`")
+        raise ValueError(f"`aux_logits` must be True or False. Received `aux_logits={aux_logits!r}`")
     if not isinstance(batch_norm, bool):
-        raise ValueError(
-            f"`batch_norm` must be True or False. Received `batch_norm={batch_norm!r}`")
+        raise ValueError(f"`batch_norm` must be True or False. Received `batch_norm={batch_norm!r}`")
     if aux_logits and not include_top:
         raise ValueError(
             "`aux_logits=True` needs `include_top=True` (the auxiliary heads are "
             "classifiers). Received `include_top=False`"
         )
-    input_shape = resolve_row_input_shape(
-        _ROW, input_shape_of(input_shape, input_tensor), include_top=include_top)
+    input_shape = resolve_row_input_shape(_ROW, input_shape_of(input_shape, input_tensor), include_top=include_top)
     if aux_logits and None in input_shape[:2]:
         raise ValueError(
             "`googlenet` with `aux_logits=True` needs a fixed input size (its auxiliary "
@@ -169,9 +176,9 @@ def GoogLeNet(include_top=True, weights=None, input_tensor=None, input_shape=Non
     for block, widths in _INCEPTION_CONFIGS.items():
         x = _inception_block(x, widths, batch_norm=batch_norm, name=f"inception_{block}")
         if aux_logits and block in _AUX_AFTER:
-            aux_outputs.append(_auxiliary_head(
-                x, classes, classifier_activation, batch_norm=batch_norm,
-                name=_AUX_AFTER[block]))
+            aux_outputs.append(
+                _auxiliary_head(x, classes, classifier_activation, batch_norm=batch_norm, name=_AUX_AFTER[block])
+            )
         if block in _POOL_AFTER:
             x = layers.MaxPooling2D(3, strides=2, padding="same", name=_POOL_AFTER[block])(x)
 
@@ -183,7 +190,5 @@ def GoogLeNet(include_top=True, weights=None, input_tensor=None, input_shape=Non
         x = global_pool(x, pooling)
 
     outputs = [x, *aux_outputs] if aux_logits else x
-    model = keras.Model(model_inputs_of(img_input, input_tensor), outputs,
-                        name=name or "googlenet")
+    model = keras.Model(model_inputs_of(img_input, input_tensor), outputs, name=name or "googlenet")
     return load_weights(model, weights)
-

@@ -31,9 +31,17 @@ from edgecnn.models._common import (
 _ROW = model_row("lenet5")
 
 
-def LeNet5(include_top=True, weights=None, input_tensor=None, input_shape=None,
-           pooling=None, classes=10, classifier_activation="softmax", name=None,
-           original=False):
+def LeNet5(
+    include_top=True,
+    weights=None,
+    input_tensor=None,
+    input_shape=None,
+    pooling=None,
+    classes=10,
+    classifier_activation="softmax",
+    name=None,
+    original=False,
+):
     """LeNet-5 of LeCun et al., 1998 (Proc. IEEE 86(11)).
 
     61,706 parameters and 0.42M multiply-adds at 32x32x1 with 10 classes, in
@@ -54,14 +62,17 @@ def LeNet5(include_top=True, weights=None, input_tensor=None, input_shape=None,
       Other arguments as in `keras.applications`.
     """
     check_arguments(
-        model_name=_ROW.name, weights=weights, include_top=include_top, classes=classes,
-        pooling=pooling, imagenet_weights=_ROW.imagenet_weights,
+        model_name=_ROW.name,
+        weights=weights,
+        include_top=include_top,
+        classes=classes,
+        pooling=pooling,
+        imagenet_weights=_ROW.imagenet_weights,
         classifier_activation=classifier_activation,
     )
     if not isinstance(original, bool):
         raise ValueError(f"`original` must be True or False. Received `original={original!r}`")
-    input_shape = resolve_row_input_shape(
-        _ROW, input_shape_of(input_shape, input_tensor), include_top=include_top)
+    input_shape = resolve_row_input_shape(_ROW, input_shape_of(input_shape, input_tensor), include_top=include_top)
 
     activation = "tanh" if original else "relu"
     pool = layers.AveragePooling2D if original else layers.MaxPooling2D

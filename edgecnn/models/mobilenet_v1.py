@@ -50,7 +50,6 @@ _ALPHA_TEXT = {1.0: "1_0", 0.75: "7_5", 0.5: "5_0", 0.25: "2_5"}
 _ROW = model_row("mobilenet_v1")
 
 
-
 def MobileNet(
     input_shape=None,
     alpha=1.0,
@@ -107,14 +106,9 @@ def MobileNet(
             "`alpha` is too small: the first convolution would have no filters "
             f"(MobileNet needs `alpha >= 1/32`). Received `alpha={alpha!r}`"
         )
-    if (
-        isinstance(depth_multiplier, bool)
-        or not isinstance(depth_multiplier, numbers.Integral)
-        or depth_multiplier < 1
-    ):
+    if isinstance(depth_multiplier, bool) or not isinstance(depth_multiplier, numbers.Integral) or depth_multiplier < 1:
         raise ValueError(
-            "`depth_multiplier` must be a positive integer. "
-            f"Received `depth_multiplier={depth_multiplier!r}`"
+            f"`depth_multiplier` must be a positive integer. Received `depth_multiplier={depth_multiplier!r}`"
         )
     if isinstance(dropout, bool) or not isinstance(dropout, numbers.Real) or not 0 <= dropout < 1:
         raise ValueError(f"`dropout` must be in [0, 1). Received `dropout={dropout!r}`")
@@ -135,8 +129,7 @@ def MobileNet(
     )
     rows = input_shape[0]
     if weights == "imagenet":
-        rows = imagenet_weights_size(input_shape, sizes=IMAGENET_SIZES, include_top=include_top,
-                                     family="MobileNet")
+        rows = imagenet_weights_size(input_shape, sizes=IMAGENET_SIZES, include_top=include_top, family="MobileNet")
 
     img_input = model_input(input_shape, input_tensor)
 
@@ -171,31 +164,27 @@ def MobileNet(
         x = global_pool(x, pooling)
 
     model = keras.Model(
-        model_inputs_of(img_input, input_tensor), x,
+        model_inputs_of(img_input, input_tensor),
+        x,
         name=name or f"mobilenet_{alpha:0.2f}_{rows}",
     )
 
     if weights == "imagenet":
         suffix = "" if include_top else "_no_top"
         file_name = f"mobilenet_{_ALPHA_TEXT[float(alpha)]}_{rows}_tf{suffix}.h5"
-        return load_weights(model, weights, imagenet_url=BASE_WEIGHT_PATH + file_name,
-                            imagenet_file=file_name)
+        return load_weights(model, weights, imagenet_url=BASE_WEIGHT_PATH + file_name, imagenet_file=file_name)
     return load_weights(model, weights)
-
 
 
 def _conv_block(inputs, filters, alpha, kernel=(3, 3), strides=(1, 1)):
     """The stem: a full 3x3 convolution, batch normalization and ReLU6."""
     filters = int(filters * alpha)
-    x = layers.Conv2D(
-        filters, kernel, padding="same", use_bias=False, strides=strides, name="conv1"
-    )(inputs)
+    x = layers.Conv2D(filters, kernel, padding="same", use_bias=False, strides=strides, name="conv1")(inputs)
     x = layers.BatchNormalization(axis=-1, name="conv1_bn")(x)
     return layers.ReLU(6.0, name="conv1_relu")(x)
 
 
-def _depthwise_conv_block(inputs, pointwise_conv_filters, alpha, depth_multiplier=1,
-                          strides=(1, 1), block_id=1):
+def _depthwise_conv_block(inputs, pointwise_conv_filters, alpha, depth_multiplier=1, strides=(1, 1), block_id=1):
     """A depthwise separable convolution: depthwise 3x3 -> BN -> ReLU6 -> 1x1 -> BN -> ReLU6."""
     pointwise_conv_filters = int(pointwise_conv_filters * alpha)
 

@@ -43,7 +43,6 @@ IMAGENET_SIZES = (96, 128, 160, 192, 224)
 _ROW = model_row("mobilenet_v2")
 
 
-
 def MobileNetV2(
     input_shape=None,
     alpha=1.0,
@@ -100,8 +99,7 @@ def MobileNetV2(
     )
     rows = input_shape[0]
     if weights == "imagenet":
-        rows = imagenet_weights_size(input_shape, sizes=IMAGENET_SIZES, include_top=include_top,
-                                     family="MobileNetV2")
+        rows = imagenet_weights_size(input_shape, sizes=IMAGENET_SIZES, include_top=include_top, family="MobileNetV2")
 
     img_input = model_input(input_shape, input_tensor)
 
@@ -157,19 +155,16 @@ def MobileNetV2(
         x = global_pool(x, pooling)
 
     model = keras.Model(
-        model_inputs_of(img_input, input_tensor), x,
+        model_inputs_of(img_input, input_tensor),
+        x,
         name=name or f"mobilenetv2_{alpha:0.2f}_{rows}",
     )
 
     if weights == "imagenet":
         suffix = "" if include_top else "_no_top"
-        file_name = (
-            f"mobilenet_v2_weights_tf_dim_ordering_tf_kernels_{float(alpha)}_{rows}{suffix}.h5"
-        )
-        return load_weights(model, weights, imagenet_url=BASE_WEIGHT_PATH + file_name,
-                            imagenet_file=file_name)
+        file_name = f"mobilenet_v2_weights_tf_dim_ordering_tf_kernels_{float(alpha)}_{rows}{suffix}.h5"
+        return load_weights(model, weights, imagenet_url=BASE_WEIGHT_PATH + file_name, imagenet_file=file_name)
     return load_weights(model, weights)
-
 
 
 def _inverted_res_block(inputs, expansion, stride, alpha, filters, block_id):
@@ -188,9 +183,7 @@ def _inverted_res_block(inputs, expansion, stride, alpha, filters, block_id):
             activation=None,
             name=prefix + "expand",
         )(x)
-        x = layers.BatchNormalization(
-            axis=-1, epsilon=1e-3, momentum=0.999, name=prefix + "expand_BN"
-        )(x)
+        x = layers.BatchNormalization(axis=-1, epsilon=1e-3, momentum=0.999, name=prefix + "expand_BN")(x)
         x = layers.ReLU(6.0, name=prefix + "expand_relu")(x)
     else:
         # The first block has expansion 1: no expand convolution, Keras's names.
@@ -206,9 +199,7 @@ def _inverted_res_block(inputs, expansion, stride, alpha, filters, block_id):
         padding="same" if stride == 1 else "valid",
         name=prefix + "depthwise",
     )(x)
-    x = layers.BatchNormalization(
-        axis=-1, epsilon=1e-3, momentum=0.999, name=prefix + "depthwise_BN"
-    )(x)
+    x = layers.BatchNormalization(axis=-1, epsilon=1e-3, momentum=0.999, name=prefix + "depthwise_BN")(x)
     x = layers.ReLU(6.0, name=prefix + "depthwise_relu")(x)
 
     # The linear bottleneck: the projection has no activation. The thin output
@@ -223,9 +214,7 @@ def _inverted_res_block(inputs, expansion, stride, alpha, filters, block_id):
         activation=None,
         name=prefix + "project",
     )(x)
-    x = layers.BatchNormalization(
-        axis=-1, epsilon=1e-3, momentum=0.999, name=prefix + "project_BN"
-    )(x)
+    x = layers.BatchNormalization(axis=-1, epsilon=1e-3, momentum=0.999, name=prefix + "project_BN")(x)
 
     if in_channels == pointwise_filters and stride == 1:
         return layers.Add(name=prefix + "add")([inputs, x])

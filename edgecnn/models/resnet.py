@@ -70,8 +70,7 @@ _WEIGHTS_HASHES = {
 def _conv_bn(x, filters, kernel_size, *, strides=1, use_bias, name, relu=True):
     """Conv, BatchNormalization and (unless relu=False) ReLU, named {name}_conv/_bn/_relu."""
     padding = "same" if kernel_size > 1 else "valid"  # a 1x1 conv pads nothing either way
-    x = layers.Conv2D(filters, kernel_size, strides=strides, padding=padding,
-                      use_bias=use_bias, name=f"{name}_conv")(x)
+    x = layers.Conv2D(filters, kernel_size, strides=strides, padding=padding, use_bias=use_bias, name=f"{name}_conv")(x)
     x = layers.BatchNormalization(axis=3, epsilon=_BN_EPSILON, name=f"{name}_bn")(x)
     if relu:
         x = layers.Activation("relu", name=f"{name}_relu")(x)
@@ -100,8 +99,7 @@ def _projection_block(x, branch, filters, out_channels, stride, use_bias, name):
     Used for the first block of a stage when the shape changes (stride 2, or
     more channels out than in): the shortcut then matches the branch's output.
     """
-    shortcut = _conv_bn(x, out_channels, 1, strides=stride, use_bias=use_bias,
-                        name=f"{name}_0", relu=False)
+    shortcut = _conv_bn(x, out_channels, 1, strides=stride, use_bias=use_bias, name=f"{name}_0", relu=False)
     x = branch(x, filters, stride, use_bias, name)
     x = layers.Add(name=f"{name}_add")([shortcut, x])
     return layers.Activation("relu", name=f"{name}_out")(x)
@@ -115,18 +113,24 @@ def _identity_block(x, branch, filters, use_bias, name):
     return layers.Activation("relu", name=f"{name}_out")(x)
 
 
-def _resnet(variant, *, include_top, weights, input_tensor, input_shape, pooling,
-            classes, classifier_activation, name):
+def _resnet(variant, *, include_top, weights, input_tensor, input_shape, pooling, classes, classifier_activation, name):
     config = _RESNET_CONFIGS[variant]
     row = model_row(variant)
     check_arguments(
-        model_name=variant, weights=weights, include_top=include_top, classes=classes,
-        pooling=pooling, imagenet_weights=row.imagenet_weights,
+        model_name=variant,
+        weights=weights,
+        include_top=include_top,
+        classes=classes,
+        pooling=pooling,
+        imagenet_weights=row.imagenet_weights,
         classifier_activation=classifier_activation,
     )
     input_shape = resolve_row_input_shape(
-        row, input_shape_of(input_shape, input_tensor), include_top=include_top,
-        weights=weights, require_default=weights == "imagenet" and include_top,
+        row,
+        input_shape_of(input_shape, input_tensor),
+        include_top=include_top,
+        weights=weights,
+        require_default=weights == "imagenet" and include_top,
     )
 
     img_input = model_input(input_shape, input_tensor)
@@ -140,14 +144,12 @@ def _resnet(variant, *, include_top, weights, input_tensor, input_shape, pooling
 
     branch, expansion = _BRANCHES[config.block]
     channels = 64
-    for stage, (filters, stride, blocks) in enumerate(
-            zip(_STAGE_FILTERS, _STAGE_STRIDES, config.blocks), start=2):
+    for stage, (filters, stride, blocks) in enumerate(zip(_STAGE_FILTERS, _STAGE_STRIDES, config.blocks), start=2):
         out_channels = filters * expansion
         for i in range(1, blocks + 1):
             block_name = f"conv{stage}_block{i}"
             if i == 1 and (stride != 1 or channels != out_channels):
-                x = _projection_block(x, branch, filters, out_channels, stride,
-                                      config.use_bias, block_name)
+                x = _projection_block(x, branch, filters, out_channels, stride, config.use_bias, block_name)
             else:
                 x = _identity_block(x, branch, filters, config.use_bias, block_name)
         channels = out_channels
@@ -166,46 +168,129 @@ def _resnet(variant, *, include_top, weights, input_tensor, input_shape, pooling
         return load_weights(model, weights)
     file = f"{variant}_weights_tf_dim_ordering_tf_kernels{'' if include_top else '_notop'}.h5"
     return load_weights(
-        model, weights, imagenet_url=_WEIGHTS_URL.format(file=file), imagenet_file=file,
+        model,
+        weights,
+        imagenet_url=_WEIGHTS_URL.format(file=file),
+        imagenet_file=file,
         file_hash=_WEIGHTS_HASHES[variant][0 if include_top else 1],
     )
 
 
-def ResNet18(include_top=True, weights=None, input_tensor=None, input_shape=None,
-             pooling=None, classes=1000, classifier_activation="softmax", name=None):
+def ResNet18(
+    include_top=True,
+    weights=None,
+    input_tensor=None,
+    input_shape=None,
+    pooling=None,
+    classes=1000,
+    classifier_activation="softmax",
+    name=None,
+):
     """ResNet-18 of He et al., 2015 (arXiv:1512.03385): basic blocks, no ImageNet weights."""
-    return _resnet("resnet18", include_top=include_top, weights=weights,
-                   input_tensor=input_tensor, input_shape=input_shape, pooling=pooling,
-                   classes=classes, classifier_activation=classifier_activation, name=name)
+    return _resnet(
+        "resnet18",
+        include_top=include_top,
+        weights=weights,
+        input_tensor=input_tensor,
+        input_shape=input_shape,
+        pooling=pooling,
+        classes=classes,
+        classifier_activation=classifier_activation,
+        name=name,
+    )
 
 
-def ResNet34(include_top=True, weights=None, input_tensor=None, input_shape=None,
-             pooling=None, classes=1000, classifier_activation="softmax", name=None):
+def ResNet34(
+    include_top=True,
+    weights=None,
+    input_tensor=None,
+    input_shape=None,
+    pooling=None,
+    classes=1000,
+    classifier_activation="softmax",
+    name=None,
+):
     """ResNet-34 of He et al., 2015 (arXiv:1512.03385): basic blocks, no ImageNet weights."""
-    return _resnet("resnet34", include_top=include_top, weights=weights,
-                   input_tensor=input_tensor, input_shape=input_shape, pooling=pooling,
-                   classes=classes, classifier_activation=classifier_activation, name=name)
+    return _resnet(
+        "resnet34",
+        include_top=include_top,
+        weights=weights,
+        input_tensor=input_tensor,
+        input_shape=input_shape,
+        pooling=pooling,
+        classes=classes,
+        classifier_activation=classifier_activation,
+        name=name,
+    )
 
 
-def ResNet50(include_top=True, weights=None, input_tensor=None, input_shape=None,
-             pooling=None, classes=1000, classifier_activation="softmax", name=None):
+def ResNet50(
+    include_top=True,
+    weights=None,
+    input_tensor=None,
+    input_shape=None,
+    pooling=None,
+    classes=1000,
+    classifier_activation="softmax",
+    name=None,
+):
     """ResNet-50 of He et al., 2015 (arXiv:1512.03385); twin of `keras.applications.ResNet50`."""
-    return _resnet("resnet50", include_top=include_top, weights=weights,
-                   input_tensor=input_tensor, input_shape=input_shape, pooling=pooling,
-                   classes=classes, classifier_activation=classifier_activation, name=name)
+    return _resnet(
+        "resnet50",
+        include_top=include_top,
+        weights=weights,
+        input_tensor=input_tensor,
+        input_shape=input_shape,
+        pooling=pooling,
+        classes=classes,
+        classifier_activation=classifier_activation,
+        name=name,
+    )
 
 
-def ResNet101(include_top=True, weights=None, input_tensor=None, input_shape=None,
-              pooling=None, classes=1000, classifier_activation="softmax", name=None):
+def ResNet101(
+    include_top=True,
+    weights=None,
+    input_tensor=None,
+    input_shape=None,
+    pooling=None,
+    classes=1000,
+    classifier_activation="softmax",
+    name=None,
+):
     """ResNet-101 of He et al., 2015 (arXiv:1512.03385); twin of `keras.applications.ResNet101`."""
-    return _resnet("resnet101", include_top=include_top, weights=weights,
-                   input_tensor=input_tensor, input_shape=input_shape, pooling=pooling,
-                   classes=classes, classifier_activation=classifier_activation, name=name)
+    return _resnet(
+        "resnet101",
+        include_top=include_top,
+        weights=weights,
+        input_tensor=input_tensor,
+        input_shape=input_shape,
+        pooling=pooling,
+        classes=classes,
+        classifier_activation=classifier_activation,
+        name=name,
+    )
 
 
-def ResNet152(include_top=True, weights=None, input_tensor=None, input_shape=None,
-              pooling=None, classes=1000, classifier_activation="softmax", name=None):
+def ResNet152(
+    include_top=True,
+    weights=None,
+    input_tensor=None,
+    input_shape=None,
+    pooling=None,
+    classes=1000,
+    classifier_activation="softmax",
+    name=None,
+):
     """ResNet-152 of He et al., 2015 (arXiv:1512.03385); twin of `keras.applications.ResNet152`."""
-    return _resnet("resnet152", include_top=include_top, weights=weights,
-                   input_tensor=input_tensor, input_shape=input_shape, pooling=pooling,
-                   classes=classes, classifier_activation=classifier_activation, name=name)
+    return _resnet(
+        "resnet152",
+        include_top=include_top,
+        weights=weights,
+        input_tensor=input_tensor,
+        input_shape=input_shape,
+        pooling=pooling,
+        classes=classes,
+        classifier_activation=classifier_activation,
+        name=name,
+    )

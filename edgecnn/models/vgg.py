@@ -25,10 +25,8 @@ from edgecnn.models._common import (
 )
 
 _VGG_CONFIGS = {
-    "vgg16": (64, 64, "M", 128, 128, "M", 256, 256, 256, "M",
-              512, 512, 512, "M", 512, 512, 512, "M"),
-    "vgg19": (64, 64, "M", 128, 128, "M", 256, 256, 256, 256, "M",
-              512, 512, 512, 512, "M", 512, 512, 512, 512, "M"),
+    "vgg16": (64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512, "M"),
+    "vgg19": (64, 64, "M", 128, 128, "M", 256, 256, 256, 256, "M", 512, 512, 512, 512, "M", 512, 512, 512, 512, "M"),
 }
 
 # The files and md5 hashes that keras.applications downloads: (with top, without top).
@@ -39,17 +37,23 @@ _WEIGHTS_HASHES = {
 }
 
 
-def _vgg(variant, *, include_top, weights, input_tensor, input_shape, pooling,
-         classes, classifier_activation, name):
+def _vgg(variant, *, include_top, weights, input_tensor, input_shape, pooling, classes, classifier_activation, name):
     row = model_row(variant)
     check_arguments(
-        model_name=variant, weights=weights, include_top=include_top, classes=classes,
-        pooling=pooling, imagenet_weights=row.imagenet_weights,
+        model_name=variant,
+        weights=weights,
+        include_top=include_top,
+        classes=classes,
+        pooling=pooling,
+        imagenet_weights=row.imagenet_weights,
         classifier_activation=classifier_activation,
     )
     input_shape = resolve_row_input_shape(
-        row, input_shape_of(input_shape, input_tensor), include_top=include_top,
-        weights=weights, require_default=weights == "imagenet" and include_top,
+        row,
+        input_shape_of(input_shape, input_tensor),
+        include_top=include_top,
+        weights=weights,
+        require_default=weights == "imagenet" and include_top,
     )
 
     img_input = model_input(input_shape, input_tensor)
@@ -60,8 +64,7 @@ def _vgg(variant, *, include_top, weights, input_tensor, input_shape, pooling,
             x = layers.MaxPooling2D((2, 2), strides=(2, 2), name=f"block{block}_pool")(x)
             block, conv = block + 1, 1
         else:
-            x = layers.Conv2D(width, (3, 3), activation="relu", padding="same",
-                              name=f"block{block}_conv{conv}")(x)
+            x = layers.Conv2D(width, (3, 3), activation="relu", padding="same", name=f"block{block}_conv{conv}")(x)
             conv += 1
 
     if include_top:
@@ -76,31 +79,65 @@ def _vgg(variant, *, include_top, weights, input_tensor, input_shape, pooling,
 
     file = f"{variant}_weights_tf_dim_ordering_tf_kernels{'' if include_top else '_notop'}.h5"
     return load_weights(
-        model, weights,
-        imagenet_url=_WEIGHTS_URL.format(name=variant, file=file), imagenet_file=file,
+        model,
+        weights,
+        imagenet_url=_WEIGHTS_URL.format(name=variant, file=file),
+        imagenet_file=file,
         file_hash=_WEIGHTS_HASHES[variant][0 if include_top else 1],
     )
 
 
-def VGG16(include_top=True, weights=None, input_tensor=None, input_shape=None,
-          pooling=None, classes=1000, classifier_activation="softmax", name=None):
+def VGG16(
+    include_top=True,
+    weights=None,
+    input_tensor=None,
+    input_shape=None,
+    pooling=None,
+    classes=1000,
+    classifier_activation="softmax",
+    name=None,
+):
     """VGG16 (configuration D) of Simonyan & Zisserman, 2014 (arXiv:1409.1556).
 
     The twin of `keras.applications.VGG16`; `weights="imagenet"` loads its files.
     Expects "caffe" preprocessing (BGR, ImageNet mean subtracted).
     """
-    return _vgg("vgg16", include_top=include_top, weights=weights, input_tensor=input_tensor,
-                input_shape=input_shape, pooling=pooling, classes=classes,
-                classifier_activation=classifier_activation, name=name)
+    return _vgg(
+        "vgg16",
+        include_top=include_top,
+        weights=weights,
+        input_tensor=input_tensor,
+        input_shape=input_shape,
+        pooling=pooling,
+        classes=classes,
+        classifier_activation=classifier_activation,
+        name=name,
+    )
 
 
-def VGG19(include_top=True, weights=None, input_tensor=None, input_shape=None,
-          pooling=None, classes=1000, classifier_activation="softmax", name=None):
+def VGG19(
+    include_top=True,
+    weights=None,
+    input_tensor=None,
+    input_shape=None,
+    pooling=None,
+    classes=1000,
+    classifier_activation="softmax",
+    name=None,
+):
     """VGG19 (configuration E) of Simonyan & Zisserman, 2014 (arXiv:1409.1556).
 
     The twin of `keras.applications.VGG19`; `weights="imagenet"` loads its files.
     Expects "caffe" preprocessing (BGR, ImageNet mean subtracted).
     """
-    return _vgg("vgg19", include_top=include_top, weights=weights, input_tensor=input_tensor,
-                input_shape=input_shape, pooling=pooling, classes=classes,
-                classifier_activation=classifier_activation, name=name)
+    return _vgg(
+        "vgg19",
+        include_top=include_top,
+        weights=weights,
+        input_tensor=input_tensor,
+        input_shape=input_shape,
+        pooling=pooling,
+        classes=classes,
+        classifier_activation=classifier_activation,
+        name=name,
+    )

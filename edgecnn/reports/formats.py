@@ -114,13 +114,15 @@ def cells(report) -> tuple[list[str], list[list[str]], list[bool]]:
 
 def footer_lines(report) -> list[str]:
     """What the marks mean, the machine(s), and the report's notes."""
-    lines = [f"{FRONT_MARK} on the Pareto front of its model, input and host: no other row is smaller, "
-             "faster and at least as accurate",
-             f"vs float, Δ top-1, speed-up: against the {report.baseline} artifact of the same model, input, "
-             "format, runtime, threads and host"]
+    lines = [
+        f"{FRONT_MARK} on the Pareto front of its model, input and host: no other row is smaller, "
+        "faster and at least as accurate",
+        f"vs float, Δ top-1, speed-up: against the {report.baseline} artifact of the same model, input, "
+        "format, runtime, threads and host",
+    ]
     hosts = report.hosts()
     if len(hosts) == 1:
-        (label, host), = hosts.items()
+        ((label, host),) = hosts.items()
         lines.append(f"host: {label}, {host.get('os')}")
     datasets = _datasets(report)
     if len(datasets) == 1:
@@ -162,19 +164,50 @@ def _md_cell(text: str) -> str:
 
 def to_markdown(report) -> str:
     headers, body, right = cells(report)
-    lines = ["| " + " | ".join(_md_cell(h) for h in headers) + " |",
-             "|" + "|".join("---:" if r else "---" for r in right) + "|"]
+    lines = [
+        "| " + " | ".join(_md_cell(h) for h in headers) + " |",
+        "|" + "|".join("---:" if r else "---" for r in right) + "|",
+    ]
     lines += ["| " + " | ".join(_md_cell(c) for c in row) + " |" for row in body]
     lines.append("")
-    lines += [f"- {_md_cell(line)}" if not line.startswith(FRONT_MARK) else f"- \\{line}"
-              for line in footer_lines(report)]
+    lines += [
+        f"- {_md_cell(line)}" if not line.startswith(FRONT_MARK) else f"- \\{line}" for line in footer_lines(report)
+    ]
     return "\n".join(lines) + "\n"
 
 
-CSV_KEYS = ("front", "model", "input", "variant", "quantization", "weights", "format", "runtime",
-            "runtime_version", "provider", "threads", "batch", "host", "remote", "bytes", "size_mb",
-            "size_vs_float", "sparsity", "top1", "top1_change", "top5", "data", "p50_ms", "p90_ms", "speedup",
-            "status", "error", "notes", "sha256", "artifact")
+CSV_KEYS = (
+    "front",
+    "model",
+    "input",
+    "variant",
+    "quantization",
+    "weights",
+    "format",
+    "runtime",
+    "runtime_version",
+    "provider",
+    "threads",
+    "batch",
+    "host",
+    "remote",
+    "bytes",
+    "size_mb",
+    "size_vs_float",
+    "sparsity",
+    "top1",
+    "top1_change",
+    "top5",
+    "data",
+    "p50_ms",
+    "p90_ms",
+    "speedup",
+    "status",
+    "error",
+    "notes",
+    "sha256",
+    "artifact",
+)
 
 
 def to_csv(report) -> str:

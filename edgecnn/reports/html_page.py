@@ -111,17 +111,20 @@ def _image(index: int, image) -> list[str]:
     data = base64.b64encode(png).decode("ascii")
     size = f' width="{width}" height="{height}"' if width and height else ""
     usemap = f' usemap="#plot-{index}"' if points else ""
-    out = [f'<figure><div class="plot-box"><img alt="{escape(title)}"{size}{usemap} '
-           f'src="data:image/png;base64,{data}">']
+    out = [
+        f'<figure><div class="plot-box"><img alt="{escape(title)}"{size}{usemap} src="data:image/png;base64,{data}">'
+    ]
     if points:
         out.append(f'<map name="plot-{index}">')
         for point in points:
             text = escape(point.title)
-            out.append(f'<area shape="circle" coords="{point.x:.0f},{point.y:.0f},7" title="{text}" '
-                       f'alt="{text}">')
+            out.append(f'<area shape="circle" coords="{point.x:.0f},{point.y:.0f},7" title="{text}" alt="{text}">')
         out.append("</map>")
-    out.append(f"</div><figcaption>{escape(title)} (hover over a point for its rows)</figcaption></figure>"
-               if points else f"</div><figcaption>{escape(title)}</figcaption></figure>")
+    out.append(
+        f"</div><figcaption>{escape(title)} (hover over a point for its rows)</figcaption></figure>"
+        if points
+        else f"</div><figcaption>{escape(title)}</figcaption></figure>"
+    )
     return out
 
 
@@ -132,22 +135,30 @@ def render_html(report, images: list, plot_note: str | None = None) -> str:
     headers = [headers[i] for i in keep]
     right = [right[i] for i in keep]
     body = [[texts[i] for i in keep] for texts in body]
-    out = ["<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
-           '<meta name="viewport" content="width=device-width, initial-scale=1">',
-           "<title>edgecnn compare</title>", f"<style>{_STYLE}</style></head><body>",
-           "<h1>edgecnn compare</h1>",
-           f"<p>{len(report.rows)} rows from {escape(', '.join(report.sources))}; baseline "
-           f"{escape(report.baseline)}; made {escape(now_iso())}. Click a column header to sort "
-           "each model's rows by it.</p>",
-           '<div class="table-box"><table id="compare"><thead><tr>']
-    out += [f'<th data-type="num">{escape(h)}</th>' if is_right else f"<th>{escape(h)}</th>"
-            for h, is_right in zip(headers, right)]
+    out = [
+        "<!DOCTYPE html>",
+        '<html lang="en"><head><meta charset="utf-8">',
+        '<meta name="viewport" content="width=device-width, initial-scale=1">',
+        "<title>edgecnn compare</title>",
+        f"<style>{_STYLE}</style></head><body>",
+        "<h1>edgecnn compare</h1>",
+        f"<p>{len(report.rows)} rows from {escape(', '.join(report.sources))}; baseline "
+        f"{escape(report.baseline)}; made {escape(now_iso())}. Click a column header to sort "
+        "each model's rows by it.</p>",
+        '<div class="table-box"><table id="compare"><thead><tr>',
+    ]
+    out += [
+        f'<th data-type="num">{escape(h)}</th>' if is_right else f"<th>{escape(h)}</th>"
+        for h, is_right in zip(headers, right)
+    ]
     out.append("</tr></thead>")
     for name, members in _groups(report, body):
         on_front = sum(1 for row, _ in members if row.front)
         count = f"{len(members)} row{'s' if len(members) != 1 else ''}"
-        out.append(f'<tbody><tr class="group"><th colspan="{len(headers)}">{escape(name)} '
-                   f'<small>({count}, {on_front} on the front)</small></th></tr>')
+        out.append(
+            f'<tbody><tr class="group"><th colspan="{len(headers)}">{escape(name)} '
+            f"<small>({count}, {on_front} on the front)</small></th></tr>"
+        )
         for row, texts in members:
             css = "front" if row.front else ("failed" if row.failed else "")
             out.append(f'<tr class="{css}">' if css else "<tr>")

@@ -32,8 +32,21 @@ from edgecnn.errors import EdgecnnError
 from edgecnn.records import BenchmarkRow, EvaluateRow, Manifest, Optimization
 from edgecnn.reports.rows import Record
 
-_FACT_KEYS = ("model", "quantization", "weights", "format", "bytes", "input_shape", "alpha", "classes",
-              "optimization", "params", "artifact_name", "versions", "manifest_mismatch")
+_FACT_KEYS = (
+    "model",
+    "quantization",
+    "weights",
+    "format",
+    "bytes",
+    "input_shape",
+    "alpha",
+    "classes",
+    "optimization",
+    "params",
+    "artifact_name",
+    "versions",
+    "manifest_mismatch",
+)
 
 
 @dataclass
@@ -73,8 +86,9 @@ class Facts:
         return (self.input_shape, self.alpha, self.classes)
 
 
-def variant_label(quantization: str | None, optimization: dict | None, *, tuned: bool = False,
-                  float_layers: int = 0) -> str:
+def variant_label(
+    quantization: str | None, optimization: dict | None, *, tuned: bool = False, float_layers: int = 0
+) -> str:
     """`int8`, `int8 QAT`, `pruned 50%`, `pruned 50% + int8 QAT`, `clustered 16 + int8`, and for a file
     `edgecnn tune` chose: `int8 tuned`, `int8 tuned, 3 layers float`.
 
@@ -175,8 +189,12 @@ class ComparedRow:
 
     @property
     def variant(self) -> str:
-        return variant_label(self.facts.quantization, self.facts.optimization, tuned=self.facts.tuned,
-                             float_layers=len(self.facts.float_layers))
+        return variant_label(
+            self.facts.quantization,
+            self.facts.optimization,
+            tuned=self.facts.tuned,
+            float_layers=len(self.facts.float_layers),
+        )
 
     @property
     def host(self) -> dict | None:
@@ -205,8 +223,16 @@ class ComparedRow:
     @property
     def config_key(self) -> tuple:
         """Rows with the same config_key and model/input compare with each other directly."""
-        return (self.group_model, self.facts.input_key, self.facts.format, self.runtime, self.provider,
-                self.threads, self.batch, self.host_key)
+        return (
+            self.group_model,
+            self.facts.input_key,
+            self.facts.format,
+            self.runtime,
+            self.provider,
+            self.threads,
+            self.batch,
+            self.host_key,
+        )
 
     # -- the numbers
     @property
@@ -298,16 +324,26 @@ def _round(value: float | None, digits: int) -> float | None:
 
 # -- facts ------------------------------------------------------------------------------
 
+
 def _optimization(record) -> dict | None:
     return record.to_json() if record is not None else None
 
 
 def _from_manifest(facts: Facts, manifest: Manifest) -> None:
-    facts.fill(model=manifest.model, quantization=manifest.quantization, weights=manifest.weights,
-               format=manifest.format, bytes=manifest.bytes, input_shape=manifest.input_shape,
-               alpha=manifest.option.get("alpha"), classes=manifest.option.get("classes"),
-               optimization=_optimization(manifest.optimization), params=manifest.params,
-               artifact_name=manifest.artifact, versions=manifest.versions)
+    facts.fill(
+        model=manifest.model,
+        quantization=manifest.quantization,
+        weights=manifest.weights,
+        format=manifest.format,
+        bytes=manifest.bytes,
+        input_shape=manifest.input_shape,
+        alpha=manifest.option.get("alpha"),
+        classes=manifest.option.get("classes"),
+        optimization=_optimization(manifest.optimization),
+        params=manifest.params,
+        artifact_name=manifest.artifact,
+        versions=manifest.versions,
+    )
     # The tuning record (`edgecnn tune`): which layers the chosen file keeps in float.
     tuning, float_layers = manifest.data.get("tuning"), manifest.data.get("float_layers")
     if isinstance(tuning, dict):
@@ -321,20 +357,32 @@ def _from_benchmark(facts: Facts, row: BenchmarkRow) -> None:
     variant = row.variant or {}
     shape = (variant.get("preprocess") or {}).get("input_shape")
     optimization = variant.get("optimization")
-    facts.fill(model=row.model, quantization=row.quantization, weights=row.weights,
-               format=row.format, bytes=row.bytes,
-               input_shape=tuple(shape) if shape else None, alpha=variant.get("alpha"),
-               classes=variant.get("classes"),
-               optimization=_optimization(Optimization.from_json(optimization)) if optimization else None,
-               params=variant.get("params"), artifact_name=row.artifact_name,
-               manifest_mismatch=variant.get("manifest_sha256_matches") is False)
+    facts.fill(
+        model=row.model,
+        quantization=row.quantization,
+        weights=row.weights,
+        format=row.format,
+        bytes=row.bytes,
+        input_shape=tuple(shape) if shape else None,
+        alpha=variant.get("alpha"),
+        classes=variant.get("classes"),
+        optimization=_optimization(Optimization.from_json(optimization)) if optimization else None,
+        params=variant.get("params"),
+        artifact_name=row.artifact_name,
+        manifest_mismatch=variant.get("manifest_sha256_matches") is False,
+    )
 
 
 def _from_evaluation(facts: Facts, row: EvaluateRow) -> None:
     # alpha and classes are export options, unknown here; the input shape is the model's own
     shape = (row.preprocess or {}).get("input_shape")
-    facts.fill(model=row.model, quantization=row.quantization, format=row.format,
-               input_shape=tuple(shape) if shape else None, artifact_name=row.artifact_name)
+    facts.fill(
+        model=row.model,
+        quantization=row.quantization,
+        format=row.format,
+        input_shape=tuple(shape) if shape else None,
+        artifact_name=row.artifact_name,
+    )
 
 
 def _manifest_beside(path: str, sha256: str) -> Manifest | None:
@@ -394,10 +442,17 @@ def collect_facts(records: list[Record]) -> dict[str, Facts]:
 
 # -- the join -----------------------------------------------------------------------------
 
+
 def _bench_key(row: dict) -> tuple:
     identity = row.get("sha256") or f"path:{row.get('artifact')}"
-    return (identity, row.get("runtime"), row.get("provider"), row.get("threads"), row.get("batch") or 1,
-            host_key(row.get("host")))
+    return (
+        identity,
+        row.get("runtime"),
+        row.get("provider"),
+        row.get("threads"),
+        row.get("batch") or 1,
+        host_key(row.get("host")),
+    )
 
 
 def _replaces(ok: dict, failed: dict) -> bool:
@@ -408,11 +463,14 @@ def _replaces(ok: dict, failed: dict) -> bool:
     else:
         same_file = ok.get("artifact") == failed.get("artifact")
     same_host = not failed.get("host") or host_key(failed["host"]) == host_key(ok.get("host"))
-    return (same_file and same_host
-            and failed.get("runtime") in ("auto", ok.get("runtime"))
-            and failed.get("provider") in (None, ok.get("provider"))
-            and failed.get("threads") == ok.get("threads")
-            and (failed.get("batch") or 1) == (ok.get("batch") or 1))
+    return (
+        same_file
+        and same_host
+        and failed.get("runtime") in ("auto", ok.get("runtime"))
+        and failed.get("provider") in (None, ok.get("provider"))
+        and failed.get("threads") == ok.get("threads")
+        and (failed.get("batch") or 1) == (ok.get("batch") or 1)
+    )
 
 
 def _latest_benchmarks(records: list[Record]) -> list[Record]:
@@ -424,8 +482,11 @@ def _latest_benchmarks(records: list[Record]) -> list[Record]:
             latest[key] = record
     kept = list(latest.values())
     oks = [r for r in kept if r.data["status"] == "ok"]
-    return [r for r in kept if r.data["status"] == "ok"
-            or not any(ok.order > r.order and _replaces(ok.data, r.data) for ok in oks)]
+    return [
+        r
+        for r in kept
+        if r.data["status"] == "ok" or not any(ok.order > r.order and _replaces(ok.data, r.data) for ok in oks)
+    ]
 
 
 def _pick_evaluation(evaluations: list[Record], runtime: str | None) -> Record | None:
@@ -447,9 +508,13 @@ def join(records: list[Record], baseline: str = "float32") -> list[ComparedRow]:
         sha = bench.get("sha256")
         fact = facts.get(sha) if sha else None
         if fact is None:  # failed before the file could be read: only its name is known
-            fact = Facts(sha256=sha or "", artifact_name=bench.get("artifact_name") or bench.get("artifact"),
-                         model=bench.get("model"), quantization=bench.get("quantization"),
-                         format=bench.get("format"))
+            fact = Facts(
+                sha256=sha or "",
+                artifact_name=bench.get("artifact_name") or bench.get("artifact"),
+                model=bench.get("model"),
+                quantization=bench.get("quantization"),
+                format=bench.get("format"),
+            )
         evaluation = _pick_evaluation(evaluations.get(sha, []), bench.get("runtime")) if sha else None
         rows.append(ComparedRow(fact, bench, evaluation.data if evaluation else None, record.order))
     for sha, evals in evaluations.items():
@@ -469,8 +534,7 @@ def join(records: list[Record], baseline: str = "float32") -> list[ComparedRow]:
 def _set_parents(rows: list[ComparedRow], baseline: str) -> None:
     parents: dict[tuple, list[ComparedRow]] = {}
     for row in rows:
-        if (not row.failed and row.facts.model and row.facts.quantization == baseline
-                and not row.facts.optimized):
+        if not row.failed and row.facts.model and row.facts.quantization == baseline and not row.facts.optimized:
             parents.setdefault(row.config_key, []).append(row)
     for row in rows:
         candidates = parents.get(row.config_key)
@@ -491,8 +555,7 @@ def _write_notes(row: ComparedRow, baseline: str) -> None:
     if row.parent is None and row.facts.model and not row.failed:
         if row.facts.quantization != baseline or row.facts.optimized:
             notes.append(f"no {baseline} parent measured alike")
-    elif (row.parent is not None and row.top1 is not None and row.parent.top1 is not None
-          and row.top1_change is None):
+    elif row.parent is not None and row.top1 is not None and row.parent.top1 is not None and row.top1_change is None:
         notes.append(f"top-1 on other data than the {baseline} parent")
     if row.evaluation and row.benchmark and row.evaluation.get("runtime") != row.runtime:
         notes.append(f"top-1 from {row.evaluation.get('runtime')}")

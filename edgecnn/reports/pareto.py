@@ -40,8 +40,10 @@ def dominates(a: Sequence[float], b: Sequence[float], senses: Sequence[str]) -> 
 
 def front(points: Sequence[Sequence[float]], senses: Sequence[str]) -> list[bool]:
     """For each point, whether no other point dominates it (ties all stay)."""
-    return [not any(dominates(other, point, senses) for j, other in enumerate(points) if j != i)
-            for i, point in enumerate(points)]
+    return [
+        not any(dominates(other, point, senses) for j, other in enumerate(points) if j != i)
+        for i, point in enumerate(points)
+    ]
 
 
 def step_points(points: Sequence[tuple[float, float]], senses: tuple[str, str]) -> list[tuple[float, float]]:

@@ -44,8 +44,32 @@ MERGE_PX = 4.0  # points closer than this on the panel share one label
 POINT_PX = 5.5  # half the width of a marker (s=42 at DPI) plus a little air
 PAD_PX = 1.5  # air around a label
 RADII = (3, 10, 20, 34, 50, 70, 95, 125, 160, 200, 250, 310)  # px from the point to the label's near side
-ANGLES = (45, -45, 0, 180, 135, -135, 90, -90, 22, -22, 158, -158, 68, -68, 112, -112,
-          -80, -100, 80, 100, -56, -124, 56, 124)
+ANGLES = (
+    45,
+    -45,
+    0,
+    180,
+    135,
+    -135,
+    90,
+    -90,
+    22,
+    -22,
+    158,
+    -158,
+    68,
+    -68,
+    112,
+    -112,
+    -80,
+    -100,
+    80,
+    100,
+    -56,
+    -124,
+    56,
+    124,
+)
 KEY_TITLE = "labelled by number:\n"
 KEY_CHARS_PER_PANEL = 125
 NEAR_PX = 50  # the longest leader of a label off the front: further out, a number is clearer
@@ -116,8 +140,7 @@ def choose_panels(report) -> list[Panel]:
     if not panels and _points(report, "size", "p50"):
         panels.append(Panel("size", "p50", "size vs p50 latency (no top-1 in the results)"))
     if not panels:
-        raise EdgecnnError("nothing to plot: no row has a top-1 with a size or a latency, "
-                           "nor a size with a latency")
+        raise EdgecnnError("nothing to plot: no row has a top-1 with a size or a latency, nor a size with a latency")
     if not any(r.p50 is not None for r in report.rows if not r.failed):
         panels = [Panel(p.x, p.y, p.title + " (no latency in the results)") for p in panels]
     return panels
@@ -167,10 +190,15 @@ def _group_name(row: ComparedRow) -> str:
 
 
 def _varying(members: list[ComparedRow]) -> set[str]:
-    varying = {key for key, get in (("format", lambda r: r.facts.format),
-                                    ("runtime", lambda r: (r.facts.format, r.runtime)),
-                                    ("threads", lambda r: r.threads))
-               if len({get(r) for r in members}) > 1}
+    varying = {
+        key
+        for key, get in (
+            ("format", lambda r: r.facts.format),
+            ("runtime", lambda r: (r.facts.format, r.runtime)),
+            ("threads", lambda r: r.threads),
+        )
+        if len({get(r) for r in members}) > 1
+    }
     if len({(r.facts.format, r.runtime) for r in members}) == len({r.facts.format for r in members}):
         varying.discard("runtime")  # one runtime per format: the format says it
     return varying
@@ -220,12 +248,26 @@ def _draw(ax, report, panel: Panel, colours: dict, hosts: list[str]) -> list[tup
             if on:
                 ax.scatter([fx(r) for r in on], [fy(r) for r in on], color=colour, marker=marker, s=42, zorder=3)
             if off:
-                ax.scatter([fx(r) for r in off], [fy(r) for r in off], facecolors="none", edgecolors=colour,
-                           marker=marker, s=42, zorder=3)
+                ax.scatter(
+                    [fx(r) for r in off],
+                    [fy(r) for r in off],
+                    facecolors="none",
+                    edgecolors=colour,
+                    marker=marker,
+                    s=42,
+                    zorder=3,
+                )
             steps = step_points([(fx(r), fy(r)) for r in subset], (x_sense, y_sense))
             if len(steps) > 1:
-                ax.plot([p[0] for p in steps], [p[1] for p in steps], drawstyle="steps-post", color=colour,
-                        alpha=0.6, linewidth=1.2, zorder=2)
+                ax.plot(
+                    [p[0] for p in steps],
+                    [p[1] for p in steps],
+                    drawstyle="steps-post",
+                    color=colour,
+                    alpha=0.6,
+                    linewidth=1.2,
+                    zorder=2,
+                )
             for row in subset:
                 parts = _label_parts(row, varying, not all_random)
                 if several_hosts:
@@ -259,8 +301,9 @@ def _merge(ax, panel: Panel, points: list[tuple]) -> list[_Spot]:
                 other.front = other.front or row.front
                 break
         else:
-            merged.append(_Spot(rows=[row], colour=colour, px=float(px), py=float(py), text="",
-                                front=row.front, parts=[parts]))
+            merged.append(
+                _Spot(rows=[row], colour=colour, px=float(px), py=float(py), text="", front=row.front, parts=[parts])
+            )
     for spot in merged:
         spot.text = _merged_label(spot.parts)
     return merged
@@ -336,8 +379,9 @@ def _place_labels(ax, spots: list[_Spot], renderer, taken: list[tuple], first_nu
 
     def fits(box, spot, leader, strict) -> bool:
         padded = (box[0] - PAD_PX, box[1] - PAD_PX, box[2] + PAD_PX, box[3] + PAD_PX)
-        if not (inside[0] <= padded[0] and padded[2] <= inside[2] and inside[1] <= padded[1]
-                and padded[3] <= inside[3]):
+        if not (
+            inside[0] <= padded[0] and padded[2] <= inside[2] and inside[1] <= padded[1] and padded[3] <= inside[3]
+        ):
             return False
         if any(_overlaps(padded, other) for other in taken) or any(_overlaps(padded, m) for m in marks):
             return False
@@ -356,8 +400,17 @@ def _place_labels(ax, spots: list[_Spot], renderer, taken: list[tuple], first_nu
         return True
 
     def place(spot: _Spot, text: str, reach: float = math.inf, strict: bool = True) -> bool:
-        probe = ax.text(0, 0, text, fontsize=FONT, color=spot.colour, transform=IdentityTransform(),
-                        ha="left", va="bottom", zorder=4)
+        probe = ax.text(
+            0,
+            0,
+            text,
+            fontsize=FONT,
+            color=spot.colour,
+            transform=IdentityTransform(),
+            ha="left",
+            va="bottom",
+            zorder=4,
+        )
         extent = probe.get_window_extent(renderer)
         w, h = extent.width, extent.height
         for radius in (r for r in RADII if r <= reach):
@@ -365,8 +418,10 @@ def _place_labels(ax, spots: list[_Spot], renderer, taken: list[tuple], first_nu
                 box, ha, va, anchor = _candidate(spot.px, spot.py, w, h, radius, angle)
                 leader = None
                 if radius > RADII[1]:
-                    start = (spot.px + POINT_PX * math.cos(math.radians(angle)),
-                             spot.py + POINT_PX * math.sin(math.radians(angle)))
+                    start = (
+                        spot.px + POINT_PX * math.cos(math.radians(angle)),
+                        spot.py + POINT_PX * math.sin(math.radians(angle)),
+                    )
                     leader = (start, _near_point(box, spot.px, spot.py))
                 if not fits(box, spot, leader, strict):
                     continue
@@ -379,9 +434,15 @@ def _place_labels(ax, spots: list[_Spot], renderer, taken: list[tuple], first_nu
                 taken.append((box[0] - PAD_PX, box[1] - PAD_PX, box[2] + PAD_PX, box[3] + PAD_PX))
                 if leader is not None:
                     leaders.append(leader)
-                    line = Line2D([leader[0][0], leader[1][0]], [leader[0][1], leader[1][1]],
-                                  transform=IdentityTransform(), color=spot.colour, linewidth=0.6,
-                                  alpha=0.8, zorder=2.5)
+                    line = Line2D(
+                        [leader[0][0], leader[1][0]],
+                        [leader[0][1], leader[1][1]],
+                        transform=IdentityTransform(),
+                        color=spot.colour,
+                        linewidth=0.6,
+                        alpha=0.8,
+                        zorder=2.5,
+                    )
                     ax.add_line(line)
                     spot.artists.append(line)
                 return True
@@ -410,16 +471,45 @@ def _legend_handles(rows: list[ComparedRow], colours: dict, hosts: list[str]):
     names = {}
     for row in rows:
         names.setdefault(_group_key(row), _group_name(row))
-    handles = [Line2D([], [], linestyle="none", marker="o", color=colours[key], markersize=6, label=names[key])
-               for key in colours]
+    handles = [
+        Line2D([], [], linestyle="none", marker="o", color=colours[key], markersize=6, label=names[key])
+        for key in colours
+    ]
     if len(hosts) > 1:
-        handles += [Line2D([], [], linestyle="none", marker=MARKERS[i % len(MARKERS)], color="0.3",
-                           markersize=6, label=f"on {host}") for i, host in enumerate(hosts)]
-    handles += [Line2D([], [], linestyle="none", marker="o", color="0.3", markersize=6,
-                       label="on the Pareto front (size, p50, top-1)"),
-                Line2D([], [], linestyle="none", marker="o", markerfacecolor="none", color="0.3", markersize=6,
-                       label="off the front"),
-                Line2D([], [], color="0.3", alpha=0.6, label="step line: the front of the panel's two metrics")]
+        handles += [
+            Line2D(
+                [],
+                [],
+                linestyle="none",
+                marker=MARKERS[i % len(MARKERS)],
+                color="0.3",
+                markersize=6,
+                label=f"on {host}",
+            )
+            for i, host in enumerate(hosts)
+        ]
+    handles += [
+        Line2D(
+            [],
+            [],
+            linestyle="none",
+            marker="o",
+            color="0.3",
+            markersize=6,
+            label="on the Pareto front (size, p50, top-1)",
+        ),
+        Line2D(
+            [],
+            [],
+            linestyle="none",
+            marker="o",
+            markerfacecolor="none",
+            color="0.3",
+            markersize=6,
+            label="off the front",
+        ),
+        Line2D([], [], color="0.3", alpha=0.6, label="step line: the front of the panel's two metrics"),
+    ]
     return handles
 
 
@@ -436,8 +526,9 @@ def _key_text(panel_spots: list[tuple[Panel, list[_Spot]]], many: bool) -> str:
                 text += f" (at {fx(row):.3g}, {fy(row):.3g})"
             entries.append(f"{abs(spot.number)} {_group_name(spot.rows[0])}: {text}")
         if entries:
-            lines += textwrap.wrap((f"{panel.title}: " if many else "") + "; ".join(entries),
-                                   width=KEY_CHARS_PER_PANEL * len(panel_spots))
+            lines += textwrap.wrap(
+                (f"{panel.title}: " if many else "") + "; ".join(entries), width=KEY_CHARS_PER_PANEL * len(panel_spots)
+            )
     return "\n".join(lines)
 
 
@@ -511,9 +602,11 @@ def _png(fig) -> bytes:
 
 def _image(fig, spots_per_panel, title: str) -> PanelImage:
     width, height = fig.canvas.get_width_height()
-    points = [PlotPoint(x=round(s.px, 1), y=round(height - s.py, 1),
-                        title="\n".join(describe(r) for r in s.rows))
-              for spots in spots_per_panel for s in spots]
+    points = [
+        PlotPoint(x=round(s.px, 1), y=round(height - s.py, 1), title="\n".join(describe(r) for r in s.rows))
+        for spots in spots_per_panel
+        for s in spots
+    ]
     return PanelImage(title=title, png=_png(fig), width=width, height=height, points=tuple(points))
 
 

@@ -51,9 +51,20 @@ class Report:
 def _sort_key(row: ComparedRow) -> tuple:
     facts = row.facts
     is_baseline_like = row.parent is row
-    return (row.model, input_label(facts), row.failed, host_label(row.host), facts.format or "",
-            row.runtime or "", row.provider or "", row.threads or 0, row.batch, not is_baseline_like,
-            -(facts.bytes or 0), row.variant)
+    return (
+        row.model,
+        input_label(facts),
+        row.failed,
+        host_label(row.host),
+        facts.format or "",
+        row.runtime or "",
+        row.provider or "",
+        row.threads or 0,
+        row.batch,
+        not is_baseline_like,
+        -(facts.bytes or 0),
+        row.variant,
+    )
 
 
 def build_report(paths, baseline: str = "float32") -> Report:

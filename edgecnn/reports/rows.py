@@ -63,8 +63,10 @@ def expand(paths) -> list[Path]:
     """The files behind the RESULTS arguments, in order."""
     paths = [Path(p) for p in paths or ()]
     if not paths:
-        raise BadArgument("no RESULTS given: pass .jsonl files written by `edgecnn benchmark --out` "
-                          "or `edgecnn evaluate --out` (or a folder of them)")
+        raise BadArgument(
+            "no RESULTS given: pass .jsonl files written by `edgecnn benchmark --out` "
+            "or `edgecnn evaluate --out` (or a folder of them)"
+        )
     files: list[Path] = []
     for path in paths:
         if path.is_dir():
@@ -92,12 +94,14 @@ def parse_record(data, where: str):
         raise EdgecnnError(f"{where}: not an edgecnn result row (a JSON {type(data).__name__}, not an object)")
     schema = data.get("schema")
     if not isinstance(schema, str) or "/" not in schema:
-        raise EdgecnnError(f"{where}: not an edgecnn result row (no `schema`; expected "
-                           f"{BENCHMARK_SCHEMA} or {EVALUATE_SCHEMA})")
+        raise EdgecnnError(
+            f"{where}: not an edgecnn result row (no `schema`; expected {BENCHMARK_SCHEMA} or {EVALUATE_SCHEMA})"
+        )
     name = schema.rpartition("/")[0]
     if name not in ROW_RECORDS:
-        raise EdgecnnError(f"{where}: not an edgecnn result row (schema {schema!r}; expected "
-                           f"{BENCHMARK_SCHEMA} or {EVALUATE_SCHEMA})")
+        raise EdgecnnError(
+            f"{where}: not an edgecnn result row (schema {schema!r}; expected {BENCHMARK_SCHEMA} or {EVALUATE_SCHEMA})"
+        )
     return ROW_RECORDS[name].from_json(data, where)
 
 

@@ -13,15 +13,27 @@ from pathlib import Path
 from edgecnn.errors import BadArgument, EdgecnnError
 from edgecnn.runtime.tensors import TensorInfo, dequantize, quantize
 
-__all__ = ["INFORMATIVE_OUTPUT_STD", "TensorInfo", "dequantize", "input_quantization", "open_session",
-           "graph_facts", "output_spread", "predict", "quantize", "run_float", "TFLITE_RUNTIMES"]
+__all__ = [
+    "INFORMATIVE_OUTPUT_STD",
+    "TensorInfo",
+    "dequantize",
+    "input_quantization",
+    "open_session",
+    "graph_facts",
+    "output_spread",
+    "predict",
+    "quantize",
+    "run_float",
+    "TFLITE_RUNTIMES",
+]
 
 TFLITE_RUNTIMES = ("auto", "litert", "tflite-runtime", "tf")
 ONNX_RUNTIMES = ("auto", "onnxruntime")
 
 
-def open_session(path, *, runtime: str = "auto", threads: int | None = None,
-                 provider: str | None = None, trust_model: bool = False):
+def open_session(
+    path, *, runtime: str = "auto", threads: int | None = None, provider: str | None = None, trust_model: bool = False
+):
     """A loaded artifact, ready to run: a TFLiteSession or an OnnxSession (or, as the float
     reference, a KerasSession for a saved .keras/.h5 model, through the model gate unless
     `trust_model`)."""
@@ -57,12 +69,20 @@ def open_session(path, *, runtime: str = "auto", threads: int | None = None,
 # Integer input types that hold quantized real values, and the zero points they can hold.
 _QUANTIZED_INPUTS = {"uint8": (0, 255), "int8": (-128, 127), "uint16": (0, 65535), "int16": (-32768, 32767)}
 
-HOW_TO_STATE_THE_RANGE = ("pass --input-scale S --input-zero-point Z (real = S * (q - Z)); for raw "
-                          "0-255 pixels use --preprocess raw, which feeds a uint8 input as it is")
+HOW_TO_STATE_THE_RANGE = (
+    "pass --input-scale S --input-zero-point Z (real = S * (q - Z)); for raw "
+    "0-255 pixels use --preprocess raw, which feeds a uint8 input as it is"
+)
 
 
-def input_quantization(info: TensorInfo, *, scale: float | None = None, zero_point: int | None = None,
-                       preprocess: str | None = None, artifact: str = "the model") -> TensorInfo:
+def input_quantization(
+    info: TensorInfo,
+    *,
+    scale: float | None = None,
+    zero_point: int | None = None,
+    preprocess: str | None = None,
+    artifact: str = "the model",
+) -> TensorInfo:
     """`info` with the scale and zero point to quantize real input values with.
 
     - `scale` (and `zero_point`, default 0) given: those, whatever the model says;
@@ -82,20 +102,25 @@ def input_quantization(info: TensorInfo, *, scale: float | None = None, zero_poi
         if isinstance(scale, bool) or not isinstance(scale, (int, float)) or not (math.isfinite(scale) and scale > 0):
             raise BadArgument(f"--input-scale must be a finite number above 0. Received {scale}")
         if limits is None:
-            raise BadArgument(f"--input-scale applies to integer inputs; input `{info.name}` of {artifact} "
-                              f"is {info.dtype}")
+            raise BadArgument(
+                f"--input-scale applies to integer inputs; input `{info.name}` of {artifact} is {info.dtype}"
+            )
         zero_point = 0 if zero_point is None else zero_point
         if isinstance(zero_point, bool) or not isinstance(zero_point, int) or not limits[0] <= zero_point <= limits[1]:
-            raise BadArgument(f"--input-zero-point must be an integer from {limits[0]} to {limits[1]} for a "
-                              f"{info.dtype} input. Received {zero_point}")
+            raise BadArgument(
+                f"--input-zero-point must be an integer from {limits[0]} to {limits[1]} for a "
+                f"{info.dtype} input. Received {zero_point}"
+            )
         return replace(info, scale=float(scale), zero_point=int(zero_point))
     if limits is None or info.quantized:
         return info
     if preprocess == "raw" and info.dtype == "uint8":
         return replace(info, scale=1.0, zero_point=0)
-    raise EdgecnnError(f"input `{info.name}` of {artifact} is {info.dtype} and the model says nothing about "
-                       f"its scale (no DequantizeLinear reads it, no quantization on the tensor): "
-                       f"{HOW_TO_STATE_THE_RANGE}")
+    raise EdgecnnError(
+        f"input `{info.name}` of {artifact} is {info.dtype} and the model says nothing about "
+        f"its scale (no DequantizeLinear reads it, no quantization on the tensor): "
+        f"{HOW_TO_STATE_THE_RANGE}"
+    )
 
 
 def run_float(session, batch, input_info: TensorInfo | None = None):
@@ -116,8 +141,17 @@ def _fixed_batch(info: TensorInfo) -> int | None:
     return int(first) if isinstance(first, int) and first > 0 else None
 
 
-def predict(artifact, images, *, batch_size: int | None = None, runtime: str = "auto", threads: int | None = None,
-            provider: str | None = None, input_info: TensorInfo | None = None, output: int | None = 0):
+def predict(
+    artifact,
+    images,
+    *,
+    batch_size: int | None = None,
+    runtime: str = "auto",
+    threads: int | None = None,
+    provider: str | None = None,
+    input_info: TensorInfo | None = None,
+    output: int | None = 0,
+):
     """Run `artifact` over `images` and return its real-valued outputs, one row per image.
 
     `artifact`: a path (opened with `open_session`) or a session already open. `images`: float32
@@ -132,11 +166,13 @@ def predict(artifact, images, *, batch_size: int | None = None, runtime: str = "
     of every output). Images whose shape the input cannot take are one EdgecnnError."""
     import numpy as np
 
-    if batch_size is not None and (isinstance(batch_size, bool) or not isinstance(batch_size, int)
-                                   or batch_size < 1):
+    if batch_size is not None and (isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1):
         raise BadArgument(f"batch_size must be an integer of at least 1. Received {batch_size}")
-    session = open_session(artifact, runtime=runtime, threads=threads, provider=provider) \
-        if isinstance(artifact, (str, Path)) else artifact
+    session = (
+        open_session(artifact, runtime=runtime, threads=threads, provider=provider)
+        if isinstance(artifact, (str, Path))
+        else artifact
+    )
     images = np.asarray(images, np.float32)
     if images.ndim < 1 or len(images) == 0:
         raise EdgecnnError("no images to predict")
@@ -146,11 +182,14 @@ def predict(artifact, images, *, batch_size: int | None = None, runtime: str = "
         (input_info,) = session.inputs
     wanted = tuple(input_info.shape[1:])
     if len(wanted) != images.ndim - 1 or any(
-            isinstance(w, int) and w > 0 and w != int(g) for w, g in zip(wanted, images.shape[1:])):
-        raise EdgecnnError(f"images of shape {tuple(images.shape[1:])} do not fit input `{input_info.name}` of "
-                           f"shape {tuple(input_info.shape)}")
+        isinstance(w, int) and w > 0 and w != int(g) for w, g in zip(wanted, images.shape[1:])
+    ):
+        raise EdgecnnError(
+            f"images of shape {tuple(images.shape[1:])} do not fit input `{input_info.name}` of "
+            f"shape {tuple(input_info.shape)}"
+        )
     step = batch_size or _fixed_batch(input_info) or 32
-    chunks = [run_float(session, images[start:start + step], input_info) for start in range(0, len(images), step)]
+    chunks = [run_float(session, images[start : start + step], input_info) for start in range(0, len(images), step)]
     outputs = [np.concatenate([chunk[k] for chunk in chunks]) for k in range(len(chunks[0]))]
     return outputs if output is None else outputs[output]
 
@@ -170,8 +209,13 @@ def output_spread(outputs) -> dict:
     outputs = np.asarray(outputs, np.float32).reshape(len(outputs), -1)
     std = float(np.mean(np.std(outputs, axis=-1)))
     classes = int(len(np.unique(outputs.argmax(-1))))
-    return {"mean_std_across_classes": std, "max_output": float(outputs.max()), "distinct_top1": classes,
-            "samples": int(len(outputs)), "informative": classes > 1 and std > INFORMATIVE_OUTPUT_STD}
+    return {
+        "mean_std_across_classes": std,
+        "max_output": float(outputs.max()),
+        "distinct_top1": classes,
+        "samples": int(len(outputs)),
+        "informative": classes > 1 and std > INFORMATIVE_OUTPUT_STD,
+    }
 
 
 def graph_facts(path) -> dict:
@@ -198,8 +242,12 @@ def graph_facts(path) -> dict:
         from edgecnn.runtime.onnx_ops import onnx_op_types
 
         counts = Counter(onnx_op_types(path))
-        return {"ops": sum(counts.values()), "op_counts": dict(counts.most_common()),
-                "conversions": {t: counts[t] for t in CONVERSIONS if counts[t]}, "integer_only": None}
+        return {
+            "ops": sum(counts.values()),
+            "op_counts": dict(counts.most_common()),
+            "conversions": {t: counts[t] for t in CONVERSIONS if counts[t]},
+            "integer_only": None,
+        }
     if suffix != ".tflite":
         raise BadArgument(f"{path.name}: not a .tflite or .onnx file")
     from edgecnn.runtime.graph_tflite import read_graph
@@ -213,6 +261,11 @@ def graph_facts(path) -> dict:
 
     inside = [f"{op.index}:{op.op_type}" for op in graph.ops if op.op_type in conversion_types and not at_edge(op)]
     floats = [f"{op.index}:{op.op_type}" for op in graph.float_ops(conversions=conversion_types) if not at_edge(op)]
-    return {"ops": len(graph.ops), "op_counts": dict(Counter(op.op_type for op in graph.ops).most_common()),
-            "conversions": dict(graph.conversions), "integer_only": graph.quantized and not inside and not floats,
-            "float_ops": floats, "conversions_inside": inside}
+    return {
+        "ops": len(graph.ops),
+        "op_counts": dict(Counter(op.op_type for op in graph.ops).most_common()),
+        "conversions": dict(graph.conversions),
+        "integer_only": graph.quantized and not inside and not floats,
+        "float_ops": floats,
+        "conversions_inside": inside,
+    }

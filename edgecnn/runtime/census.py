@@ -44,8 +44,13 @@ class TensorRecord:
     int_range: tuple | None = None  # (min, max) stored values of an integer constant
 
     def io_dict(self) -> dict:
-        return {"name": self.name, "shape": [d if isinstance(d, int) and d >= 0 else None for d in self.shape],
-                "dtype": self.dtype, "scale": self.scale, "zero_point": self.zero_point}
+        return {
+            "name": self.name,
+            "shape": [d if isinstance(d, int) and d >= 0 else None for d in self.shape],
+            "dtype": self.dtype,
+            "scale": self.scale,
+            "zero_point": self.zero_point,
+        }
 
 
 @dataclass
@@ -99,19 +104,25 @@ class Graph:
     def ops_by_type(self) -> list[dict]:
         rows: dict[tuple, dict] = {}
         for op in self.ops:
-            row = rows.setdefault((op.op_type, op.compute_dtype),
-                                  {"op_type": op.op_type, "compute_dtype": op.compute_dtype, "count": 0, "macs": 0})
+            row = rows.setdefault(
+                (op.op_type, op.compute_dtype),
+                {"op_type": op.op_type, "compute_dtype": op.compute_dtype, "count": 0, "macs": 0},
+            )
             row["count"] += 1
             row["macs"] += op.macs or 0
         return sorted(rows.values(), key=lambda r: (-r["macs"], -r["count"], r["op_type"]))
 
-    def float_ops(self, conversions=("QUANTIZE", "DEQUANTIZE", "QuantizeLinear", "DequantizeLinear"),
-                  ignore=()) -> list[Op]:
+    def float_ops(
+        self, conversions=("QUANTIZE", "DEQUANTIZE", "QuantizeLinear", "DequantizeLinear"), ignore=()
+    ) -> list[Op]:
         """Ops computing in float inside a quantized graph (Q/DQ themselves and shape-only ops left out)."""
         if not self.quantized:
             return []
-        return [op for op in self.ops if op.compute_dtype in FLOAT_DTYPES and op.op_type not in conversions
-                and op.op_type not in ignore]
+        return [
+            op
+            for op in self.ops
+            if op.compute_dtype in FLOAT_DTYPES and op.op_type not in conversions and op.op_type not in ignore
+        ]
 
     def dynamic_dims(self) -> list[dict]:
         found = []
@@ -119,8 +130,14 @@ class Graph:
             for record in records:
                 for axis, d in enumerate(record.shape):
                     if not (isinstance(d, int) and d >= 0):
-                        found.append({"tensor": record.name, "role": role, "axis": axis,
-                                      "dim": d if isinstance(d, str) else None})
+                        found.append(
+                            {
+                                "tensor": record.name,
+                                "role": role,
+                                "axis": axis,
+                                "dim": d if isinstance(d, str) else None,
+                            }
+                        )
         return found
 
     def params_by_class(self) -> list[dict]:
@@ -130,8 +147,9 @@ class Graph:
                 continue
             elements = numel(record.shape) or 0
             key = (record.kind or "other", record.dtype)
-            row = rows.setdefault(key, {"class": key[0], "dtype": key[1], "tensors": 0, "params": 0, "bytes": 0,
-                                        "per_channel": 0})
+            row = rows.setdefault(
+                key, {"class": key[0], "dtype": key[1], "tensors": 0, "params": 0, "bytes": 0, "per_channel": 0}
+            )
             row["tensors"] += 1
             row["params"] += elements
             row["bytes"] += int(round(elements * item_bytes(record.dtype)))

@@ -18,13 +18,42 @@ from edgecnn.errors import EdgecnnError
 from edgecnn.runtime.census import Graph, Op, TensorRecord, numel
 
 CONVERSIONS = ("QuantizeLinear", "DequantizeLinear", "DynamicQuantizeLinear")
-SHAPE_OPS = {"Reshape", "Shape", "Squeeze", "Unsqueeze", "Flatten", "Gather", "Slice", "Concat", "Cast",
-             "Constant", "ConstantOfShape", "Identity", "Transpose", "Size", "Range", "Expand"}
+SHAPE_OPS = {
+    "Reshape",
+    "Shape",
+    "Squeeze",
+    "Unsqueeze",
+    "Flatten",
+    "Gather",
+    "Slice",
+    "Concat",
+    "Cast",
+    "Constant",
+    "ConstantOfShape",
+    "Identity",
+    "Transpose",
+    "Size",
+    "Range",
+    "Expand",
+}
 # Input positions of (weights, bias) for the ops that hold them.
-_WEIGHTS = {"Conv": (1, 2), "ConvTranspose": (1, 2), "Gemm": (1, 2), "MatMul": (1, None),
-            "QLinearConv": (3, 8), "QLinearMatMul": (3, None), "QGemm": (3, 6), "ConvInteger": (1, None),
-            "MatMulInteger": (1, None), "FusedConv": (1, 2), "FusedGemm": (1, 2), "FusedMatMul": (1, None),
-            "NhwcQLinearConv": (3, 8), "MatMulIntegerToFloat": (1, None), "DynamicQuantizeMatMul": (1, None)}
+_WEIGHTS = {
+    "Conv": (1, 2),
+    "ConvTranspose": (1, 2),
+    "Gemm": (1, 2),
+    "MatMul": (1, None),
+    "QLinearConv": (3, 8),
+    "QLinearMatMul": (3, None),
+    "QGemm": (3, 6),
+    "ConvInteger": (1, None),
+    "MatMulInteger": (1, None),
+    "FusedConv": (1, 2),
+    "FusedGemm": (1, 2),
+    "FusedMatMul": (1, None),
+    "NhwcQLinearConv": (3, 8),
+    "MatMulIntegerToFloat": (1, None),
+    "DynamicQuantizeMatMul": (1, None),
+}
 _INT32_OUT = {"ConvInteger", "MatMulInteger"}
 _INT64_OUT = {"Shape", "Size", "NonZero", "ArgMax", "ArgMin"}
 
@@ -80,8 +109,12 @@ def read_graph(path: Path, model=None) -> Graph:
     graph = inferred.graph
     tensors: dict[str, TensorRecord] = {}
     for init in graph.initializer:
-        record = TensorRecord(name=init.name, shape=tuple(int(d) for d in init.dims),
-                              dtype=_dtype_name(onnx, init.data_type), constant=True)
+        record = TensorRecord(
+            name=init.name,
+            shape=tuple(int(d) for d in init.dims),
+            dtype=_dtype_name(onnx, init.data_type),
+            constant=True,
+        )
         if record.dtype in ("int8", "uint8") and len(init.dims) >= 1:
             values = numpy_helper.to_array(init)
             if values.size:
@@ -90,23 +123,36 @@ def read_graph(path: Path, model=None) -> Graph:
     for info in list(graph.input) + list(graph.value_info) + list(graph.output):
         if info.name in tensors or not info.type.HasField("tensor_type"):
             continue
-        tensors[info.name] = TensorRecord(name=info.name, shape=_shape(info),
-                                          dtype=_dtype_name(onnx, info.type.tensor_type.elem_type))
+        tensors[info.name] = TensorRecord(
+            name=info.name, shape=_shape(info), dtype=_dtype_name(onnx, info.type.tensor_type.elem_type)
+        )
     for node in graph.node:  # Constant nodes hold constants too
         if node.op_type == "Constant":
             for attr in node.attribute:
                 if attr.name == "value":
-                    tensors[node.output[0]] = TensorRecord(name=node.output[0], shape=tuple(attr.t.dims),
-                                                           dtype=_dtype_name(onnx, attr.t.data_type), constant=True)
+                    tensors[node.output[0]] = TensorRecord(
+                        name=node.output[0],
+                        shape=tuple(attr.t.dims),
+                        dtype=_dtype_name(onnx, attr.t.data_type),
+                        constant=True,
+                    )
     ops = []
     for position, node in enumerate(graph.node):
         if node.op_type == "Constant":
             continue
-        op = Op(index=position, op_type=node.op_type, inputs=[i for i in node.input if i],
-                outputs=list(node.output), name=node.name or node.output[0])
+        op = Op(
+            index=position,
+            op_type=node.op_type,
+            inputs=[i for i in node.input if i],
+            outputs=list(node.output),
+            name=node.name or node.output[0],
+        )
         op.domain = node.domain or "ai.onnx"
-        op.attributes = {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute
-                         if a.name in ("group", "transB", "transA", "to", "output_dtype")}
+        op.attributes = {
+            a.name: onnx.helper.get_attribute_value(a)
+            for a in node.attribute
+            if a.name in ("group", "transB", "transA", "to", "output_dtype")
+        }
         _propagate(op, node, tensors)
         ops.append(op)
     producer = {out: op for op in ops for out in op.outputs}
@@ -142,7 +188,7 @@ def _propagate(op: Op, node, tensors: dict) -> None:
         elif t in _INT64_OUT:
             dtype = "int64"
         elif t == "QGemm":
-            dtype = (tensors[op.inputs[8]].dtype if len(op.inputs) > 8 and op.inputs[8] in tensors else "float32")
+            dtype = tensors[op.inputs[8]].dtype if len(op.inputs) > 8 and op.inputs[8] in tensors else "float32"
         elif t == "QLinearConcat":
             dtype = tensors[op.inputs[1]].dtype if len(op.inputs) > 1 and op.inputs[1] in tensors else "uint8"
         elif t.startswith("QLinear") or t.startswith("NhwcQLinear"):
@@ -150,8 +196,10 @@ def _propagate(op: Op, node, tensors: dict) -> None:
         elif t in ("MatMulIntegerToFloat", "DynamicQuantizeMatMul"):
             dtype = "float32"
         else:
-            dtype = next((tensors[i].dtype for i in op.inputs if i in tensors and not tensors[i].constant),
-                         known[0] if known else "?")
+            dtype = next(
+                (tensors[i].dtype for i in op.inputs if i in tensors and not tensors[i].constant),
+                known[0] if known else "?",
+            )
         tensors[out] = TensorRecord(name=out, shape=tensors[out].shape if out in tensors else (), dtype=dtype)
 
 
@@ -222,8 +270,9 @@ def _input_quantization(graph: Graph, model, ops: list) -> None:
         if record.dtype not in ("int8", "uint8", "int16", "uint16"):
             continue
         for op in ops:
-            if record.name in op.inputs and (op.op_type == "DequantizeLinear" or op.op_type.startswith("QLinear")
-                                             or op.op_type == "QGemm"):
+            if record.name in op.inputs and (
+                op.op_type == "DequantizeLinear" or op.op_type.startswith("QLinear") or op.op_type == "QGemm"
+            ):
                 position = op.inputs.index(record.name)
                 scale = constant_value(model, op.inputs[position + 1]) if len(op.inputs) > position + 1 else None
                 zero = constant_value(model, op.inputs[position + 2]) if len(op.inputs) > position + 2 else None
@@ -278,8 +327,12 @@ def unfused(graph: Graph) -> dict:
 
     def activation_dq(key: str) -> bool:
         op = producer.get(key)
-        return (op is not None and op.op_type == "DequantizeLinear" and op.inputs
-                and not graph.tensors.get(op.inputs[0], TensorRecord("", (), "?")).constant)
+        return (
+            op is not None
+            and op.op_type == "DequantizeLinear"
+            and op.inputs
+            and not graph.tensors.get(op.inputs[0], TensorRecord("", (), "?")).constant
+        )
 
     sandwiched = []
     for op in graph.ops:
@@ -290,5 +343,8 @@ def unfused(graph: Graph) -> dict:
         if fed and feeds_q:
             sandwiched.append(op)
     activation_dqs = sum(1 for op in graph.ops if op.op_type == "DequantizeLinear" and activation_dq(op.outputs[0]))
-    return {"sandwiched": sandwiched, "dequantize_of_activations": activation_dqs,
-            "quantize": sum(1 for op in graph.ops if op.op_type == "QuantizeLinear")}
+    return {
+        "sandwiched": sandwiched,
+        "dequantize_of_activations": activation_dqs,
+        "quantize": sum(1 for op in graph.ops if op.op_type == "QuantizeLinear"),
+    }

@@ -18,8 +18,23 @@ import numpy as np
 from edgecnn.errors import EdgecnnError
 from edgecnn.runtime.census import Graph, Op, TensorRecord, numel
 
-_DTYPES = {0: "float32", 1: "float16", 2: "int32", 3: "uint8", 4: "int64", 5: "string", 6: "bool", 7: "int16",
-           9: "int8", 10: "float64", 12: "uint64", 15: "uint32", 16: "uint16", 17: "int4", 18: "bfloat16"}
+_DTYPES = {
+    0: "float32",
+    1: "float16",
+    2: "int32",
+    3: "uint8",
+    4: "int64",
+    5: "string",
+    6: "bool",
+    7: "int16",
+    9: "int8",
+    10: "float64",
+    12: "uint64",
+    15: "uint32",
+    16: "uint16",
+    17: "int4",
+    18: "bfloat16",
+}
 _CONVERSIONS = {"QUANTIZE", "DEQUANTIZE"}
 _SHAPE_OPS = {"RESHAPE", "SHAPE", "SQUEEZE", "EXPAND_DIMS", "STRIDED_SLICE", "PACK", "GATHER"}
 
@@ -31,8 +46,9 @@ def _schema():
         try:
             from tflite_runtime import schema_py_generated as schema  # noqa: F401 (not in every wheel)
         except ImportError:
-            raise EdgecnnError("reading a .tflite graph needs the ai-edge-litert package: "
-                               "pip install ai-edge-litert") from None
+            raise EdgecnnError(
+                "reading a .tflite graph needs the ai-edge-litert package: pip install ai-edge-litert"
+            ) from None
     return schema
 
 
@@ -73,11 +89,15 @@ def read_graph(path: Path) -> Graph:
         scales = list(np.asarray(q.scale).reshape(-1)) if q is not None and q.scale is not None else []
         zeros = list(np.asarray(q.zeroPoint).reshape(-1)) if q is not None and q.zeroPoint is not None else []
         name = tensor.name.decode() if isinstance(tensor.name, bytes) else str(tensor.name)
-        return TensorRecord(name=name, shape=shape, dtype=_DTYPES.get(tensor.type, f"type{tensor.type}"),
-                            scale=float(scales[0]) if len(scales) == 1 else None,
-                            zero_point=int(zeros[0]) if len(zeros) == 1 and len(scales) == 1 else None,
-                            channels_quantized=len(scales) if len(scales) > 1 else 0,
-                            constant=constant(index))
+        return TensorRecord(
+            name=name,
+            shape=shape,
+            dtype=_DTYPES.get(tensor.type, f"type{tensor.type}"),
+            scale=float(scales[0]) if len(scales) == 1 else None,
+            zero_point=int(zeros[0]) if len(zeros) == 1 and len(scales) == 1 else None,
+            channels_quantized=len(scales) if len(scales) > 1 else 0,
+            constant=constant(index),
+        )
 
     records = [record(i) for i in range(len(tensors))]
     for index, rec in enumerate(records):  # stored range of integer constants (7-bit weights show here)
@@ -96,18 +116,37 @@ def read_graph(path: Path) -> Graph:
             kind = f"CUSTOM:{custom}"
         inputs = [int(i) for i in (op.inputs if op.inputs is not None else []) if int(i) >= 0]
         outputs = [int(i) for i in (op.outputs if op.outputs is not None else [])]
-        ops.append(Op(index=position, op_type=kind, inputs=inputs, outputs=outputs,
-                      name=records[outputs[0]].name if outputs else kind))
-    graph = Graph(format="tflite", path=str(path), tensors=records, ops=ops,
-                  inputs=[records[int(i)] for i in subgraph.inputs],
-                  outputs=[records[int(i)] for i in subgraph.outputs])
+        ops.append(
+            Op(
+                index=position,
+                op_type=kind,
+                inputs=inputs,
+                outputs=outputs,
+                name=records[outputs[0]].name if outputs else kind,
+            )
+        )
+    graph = Graph(
+        format="tflite",
+        path=str(path),
+        tensors=records,
+        ops=ops,
+        inputs=[records[int(i)] for i in subgraph.inputs],
+        outputs=[records[int(i)] for i in subgraph.outputs],
+    )
     for op in ops:
         op.compute_dtype = _compute_dtype(op, records)
         op.macs = _macs(op, records)
-    graph.classify_constants(weight_ops={"CONV_2D": 1, "DEPTHWISE_CONV_2D": 1, "FULLY_CONNECTED": 1,
-                                         "TRANSPOSE_CONV": 1, "CONV_3D": 1, "BATCH_MATMUL": 1},
-                             bias_ops={"CONV_2D": 2, "DEPTHWISE_CONV_2D": 2, "FULLY_CONNECTED": 2,
-                                       "TRANSPOSE_CONV": 3, "CONV_3D": 2})
+    graph.classify_constants(
+        weight_ops={
+            "CONV_2D": 1,
+            "DEPTHWISE_CONV_2D": 1,
+            "FULLY_CONNECTED": 1,
+            "TRANSPOSE_CONV": 1,
+            "CONV_3D": 1,
+            "BATCH_MATMUL": 1,
+        },
+        bias_ops={"CONV_2D": 2, "DEPTHWISE_CONV_2D": 2, "FULLY_CONNECTED": 2, "TRANSPOSE_CONV": 3, "CONV_3D": 2},
+    )
     graph.conversions = Counter(op.op_type for op in ops if op.op_type in _CONVERSIONS)
     graph.subgraphs = len(model.subgraphs)
     return graph
@@ -160,8 +199,10 @@ def delegated_ops(path: Path, graph: Graph, *, threads: int | None = None) -> di
         reason = " ".join(str(exc).split()) or type(exc).__name__
         raise EdgecnnError(f"{Path(path).name} is not a loadable TFLite model: {reason}") from None
     wrapper = interpreter._interpreter
-    nodes = [(wrapper.NodeName(i), [int(t) for t in wrapper.NodeInputs(i)], [int(t) for t in wrapper.NodeOutputs(i)])
-             for i in range(wrapper.NumNodes())]
+    nodes = [
+        (wrapper.NodeName(i), [int(t) for t in wrapper.NodeInputs(i)], [int(t) for t in wrapper.NodeOutputs(i)])
+        for i in range(wrapper.NumNodes())
+    ]
     originals = len(graph.ops)
     producer = {}
     for op in graph.ops:
@@ -185,7 +226,12 @@ def delegated_ops(path: Path, graph: Graph, *, threads: int | None = None) -> di
     note = None
     if len(nodes) < originals:
         note = "the interpreter lists fewer nodes than the file has ops; delegation not read"
-    return {"delegate": "XNNPACK" if partitions else None, "partitions": partitions,
-            "delegated": sorted(delegated),
-            "default_kernels": [op.index for op in graph.ops if op.index not in delegated],
-            "runtime": runtime, "runtime_version": version, "note": note}
+    return {
+        "delegate": "XNNPACK" if partitions else None,
+        "partitions": partitions,
+        "delegated": sorted(delegated),
+        "default_kernels": [op.index for op in graph.ops if op.index not in delegated],
+        "runtime": runtime,
+        "runtime_version": version,
+        "note": note,
+    }

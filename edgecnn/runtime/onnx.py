@@ -20,9 +20,15 @@ PROVIDERS = {
 }
 
 _ORT_TYPES = {
-    "tensor(float)": "float32", "tensor(float16)": "float16", "tensor(double)": "float64",
-    "tensor(int8)": "int8", "tensor(uint8)": "uint8", "tensor(int16)": "int16", "tensor(uint16)": "uint16",
-    "tensor(int32)": "int32", "tensor(int64)": "int64",
+    "tensor(float)": "float32",
+    "tensor(float16)": "float16",
+    "tensor(double)": "float64",
+    "tensor(int8)": "int8",
+    "tensor(uint8)": "uint8",
+    "tensor(int16)": "int16",
+    "tensor(uint16)": "uint16",
+    "tensor(int32)": "int32",
+    "tensor(int64)": "int64",
 }
 
 
@@ -46,8 +52,7 @@ class OnnxSession:
         if wanted[0] not in ort.get_available_providers():
             raise EdgecnnError(
                 f"ONNX Runtime here has no {wanted[0]} (it has {', '.join(ort.get_available_providers())}): "
-                "pip install onnxruntime-gpu with a matching CUDA"
-                + (" and TensorRT" if provider == "tensorrt" else "")
+                "pip install onnxruntime-gpu with a matching CUDA" + (" and TensorRT" if provider == "tensorrt" else "")
             )
         self.path = Path(path)
         self.threads = threads

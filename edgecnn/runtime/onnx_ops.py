@@ -78,14 +78,14 @@ def _fields(buf, start: int, end: int):
         if wire == 0:
             value, pos = _varint(buf, pos)
         elif wire == 1:
-            value, pos = bytes(buf[pos:pos + 8]), pos + 8
+            value, pos = bytes(buf[pos : pos + 8]), pos + 8
         elif wire == 2:
             length, pos = _varint(buf, pos)
             if pos + length > end:
                 raise ValueError("field runs past the end of its message")
             value, pos = (pos, pos + length), pos + length
         elif wire == 5:
-            value, pos = bytes(buf[pos:pos + 4]), pos + 4
+            value, pos = bytes(buf[pos : pos + 4]), pos + 4
         else:
             raise ValueError(f"unsupported wire type {wire}")
         yield number, wire, value
@@ -94,7 +94,7 @@ def _fields(buf, start: int, end: int):
 
 
 def _text(buf, span) -> str:
-    return bytes(buf[span[0]:span[1]]).decode("utf-8", "replace")
+    return bytes(buf[span[0] : span[1]]).decode("utf-8", "replace")
 
 
 def _signed(value: int) -> int:
@@ -122,11 +122,11 @@ def _tensor(buf, span):
         elif number == _TENSOR_DIMS:
             dims += _packed_varints(buf, value) if wire == 2 else [_signed(value)]
         elif number == _TENSOR_RAW and wire == 2:
-            raw = bytes(buf[value[0]:value[1]])
+            raw = bytes(buf[value[0] : value[1]])
         elif number == _TENSOR_FLOATS:
-            numbers += list(np.frombuffer(bytes(buf[value[0]:value[1]]) if wire == 2 else value, "<f4"))
+            numbers += list(np.frombuffer(bytes(buf[value[0] : value[1]]) if wire == 2 else value, "<f4"))
         elif number == _TENSOR_DOUBLES:
-            numbers += list(np.frombuffer(bytes(buf[value[0]:value[1]]) if wire == 2 else value, "<f8"))
+            numbers += list(np.frombuffer(bytes(buf[value[0] : value[1]]) if wire == 2 else value, "<f8"))
         elif number in (_TENSOR_INT32S, _TENSOR_INT64S):
             numbers += _packed_varints(buf, value) if wire == 2 else [_signed(value)]
         elif number == _TENSOR_LOCATION and wire == 0 and value == 1:

@@ -41,8 +41,9 @@ def load_interpreter(runtime: str = "auto"):
             continue
         return module.Interpreter, name, _version_of(distribution)
     if runtime == "auto":
-        raise EdgecnnError("no TFLite runtime is installed: pip install ai-edge-litert "
-                           "(or tflite-runtime on 32-bit Arm)")
+        raise EdgecnnError(
+            "no TFLite runtime is installed: pip install ai-edge-litert (or tflite-runtime on 32-bit Arm)"
+        )
     distribution = {c[0]: c[2] for c in _CANDIDATES}[runtime]
     raise EdgecnnError(f"runtime `{runtime}` is not installed: pip install {distribution}")
 

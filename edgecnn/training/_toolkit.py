@@ -26,8 +26,7 @@ def import_tfmot():
     except ImportError:
         from edgecnn.errors import EdgecnnError
 
-        raise EdgecnnError("this command needs tensorflow-model-optimization: "
-                           "pip install 'edgecnn[export]'") from None
+        raise EdgecnnError("this command needs tensorflow-model-optimization: pip install 'edgecnn[export]'") from None
     return tfmot
 
 
@@ -40,8 +39,10 @@ def _why_not(layer, toolkit: str) -> str | None:
     if isinstance(layer, keras.layers.InputLayer):
         return None
     if isinstance(layer, keras.Model):
-        return (f"a nested model ({kind}): the toolkit wraps the layers of one flat functional "
-                "graph, not models inside models")
+        return (
+            f"a nested model ({kind}): the toolkit wraps the layers of one flat functional "
+            "graph, not models inside models"
+        )
     if toolkit == "pruning":
         from tensorflow_model_optimization.python.core.sparsity.keras import prunable_layer, prune_registry
 
@@ -49,8 +50,7 @@ def _why_not(layer, toolkit: str) -> str | None:
             return None
         if prune_registry.PruneRegistry.supports(layer):
             return None
-        return (f"{kind} is not in the pruning registry of tensorflow-model-optimization "
-                "(and is not a PrunableLayer)")
+        return f"{kind} is not in the pruning registry of tensorflow-model-optimization (and is not a PrunableLayer)"
     if toolkit == "clustering":
         from tensorflow_model_optimization.python.core.clustering.keras import (
             clusterable_layer,
@@ -61,16 +61,20 @@ def _why_not(layer, toolkit: str) -> str | None:
             return None
         if clustering_registry.ClusteringRegistry.supports(layer):
             return None
-        return (f"{kind} has trainable weights the clustering registry of "
-                "tensorflow-model-optimization does not know (and is not a ClusterableLayer)")
+        return (
+            f"{kind} has trainable weights the clustering registry of "
+            "tensorflow-model-optimization does not know (and is not a ClusterableLayer)"
+        )
     if toolkit == "quantization":
         from tensorflow_model_optimization.python.core.quantization.keras.default_8bit import (
             default_8bit_quantize_registry,
         )
 
         if isinstance(layer, (keras.layers.Lambda,)) or kind == "TFOpLambda":
-            return (f"{kind} layers are opaque to the toolkit (it cannot tell what their function "
-                    "computes), so it leaves them in float")
+            return (
+                f"{kind} layers are opaque to the toolkit (it cannot tell what their function "
+                "computes), so it leaves them in float"
+            )
         if isinstance(layer, keras.layers.BatchNormalization):
             return None  # folded into the convolution before it; quantize_apply says if it cannot
         if default_8bit_quantize_registry.Default8BitQuantizeRegistry().supports(layer):
@@ -101,7 +105,8 @@ def rephrase_toolkit_error(exc: Exception, toolkit: str, model_name: str) -> Bad
         return BadArgument(
             f"{toolkit} cannot handle `{model_name}`: layer `{match.group(1)}` ({kind}) is not supported "
             "by the default 8-bit scheme in this position (a BatchNormalization is quantized only "
-            "right after a convolution or dense layer)")
+            "right after a convolution or dense layer)"
+        )
     return BadArgument(f"{toolkit} cannot handle `{model_name}`: {text[:300]}")
 
 
@@ -124,15 +129,19 @@ def weight_stats(model, *, unique: bool = False) -> list[dict[str, Any]]:
             if variable is None:
                 continue
             if not isinstance(variable, tf.Variable):  # a wrapper swapped in its own tensor
-                variable = next((v for v in layer.weights
-                                 if v.name.split(":")[0].rsplit("/", 1)[-1] == attr), None)
+                variable = next((v for v in layer.weights if v.name.split(":")[0].rsplit("/", 1)[-1] == attr), None)
                 if variable is None:
                     continue
             values = variable.numpy()
             zeros = int(np.count_nonzero(values == 0))
-            row = {"layer": inner.name, "type": type(inner).__name__, "weight": attr,
-                   "count": int(values.size), "zeros": zeros,
-                   "sparsity": round(zeros / values.size, 6) if values.size else 0.0}
+            row = {
+                "layer": inner.name,
+                "type": type(inner).__name__,
+                "weight": attr,
+                "count": int(values.size),
+                "zeros": zeros,
+                "sparsity": round(zeros / values.size, 6) if values.size else 0.0,
+            }
             if unique:
                 row["unique"] = int(np.unique(values).size)
             rows.append(row)

@@ -35,17 +35,18 @@ from edgecnn.training.train import (
     softmax_output,
 )
 
-INITS = {"kmeans++": "KMEANS_PLUS_PLUS", "linear": "LINEAR", "density": "DENSITY_BASED",
-         "random": "RANDOM"}
+INITS = {"kmeans++": "KMEANS_PLUS_PLUS", "linear": "LINEAR", "density": "DENSITY_BASED", "random": "RANDOM"}
 MAX_CLUSTERS = 256  # more than int8 can tell apart buys nothing
 
 
 def check_clusters(clusters, *, preserve_sparsity: bool = False) -> int:
     low = 3 if preserve_sparsity else 2  # with sparsity kept, one centroid is pinned at zero
     if isinstance(clusters, bool) or not isinstance(clusters, int) or not low <= clusters <= MAX_CLUSTERS:
-        raise BadArgument(f"--cluster must be an integer from {low} to {MAX_CLUSTERS}"
-                          f"{' when the zeros of a pruned model are kept' if preserve_sparsity else ''}. "
-                          f"Received {clusters!r}")
+        raise BadArgument(
+            f"--cluster must be an integer from {low} to {MAX_CLUSTERS}"
+            f"{' when the zeros of a pruned model are kept' if preserve_sparsity else ''}. "
+            f"Received {clusters!r}"
+        )
     return clusters
 
 
@@ -57,9 +58,11 @@ def cluster_report(model, clusters: int, *, preserve_sparsity: bool) -> dict[str
             row["clustered"] = True
         else:
             row["clustered"] = False
-            row["why_not"] = ("the toolkit does not cluster depthwise kernels"
-                              if row["weight"] == "depthwise_kernel"
-                              else f"fewer weights per channel than {clusters} clusters: left as they are")
+            row["why_not"] = (
+                "the toolkit does not cluster depthwise kernels"
+                if row["weight"] == "depthwise_kernel"
+                else f"fewer weights per channel than {clusters} clusters: left as they are"
+            )
     return {
         "clusters": clusters,
         "preserve_sparsity": preserve_sparsity,
@@ -75,8 +78,11 @@ def apply_clustering(model, *, clusters: int, init: str, preserve_sparsity: bool
     centroid_init = getattr(tfmot.clustering.keras.CentroidInitialization, INITS[init])
     try:
         return tfmot.clustering.keras.cluster_weights(
-            model, number_of_clusters=clusters, cluster_centroids_init=centroid_init,
-            preserve_sparsity=preserve_sparsity)
+            model,
+            number_of_clusters=clusters,
+            cluster_centroids_init=centroid_init,
+            preserve_sparsity=preserve_sparsity,
+        )
     except (ValueError, TypeError) as exc:
         raise _toolkit.rephrase_toolkit_error(exc, "clustering", model.name) from None
 
@@ -113,24 +119,41 @@ def cluster_model(
     progress = progress or Progress()
     if init not in INITS:
         raise BadArgument(f"--init must be one of {', '.join(INITS)}. Received `{init}`")
-    check_training_arguments(epochs=epochs, batch_size=batch_size, lr=lr, seed=seed,
-                             val_fraction=val_fraction, limit=limit, val_limit=val_limit, classes=classes)
+    check_training_arguments(
+        epochs=epochs,
+        batch_size=batch_size,
+        lr=lr,
+        seed=seed,
+        val_fraction=val_fraction,
+        limit=limit,
+        val_limit=val_limit,
+        classes=classes,
+    )
     check_clusters(clusters)
     check_dataset(dataset)
     out = check_out(out)
-    spec = ModelSpec.resolve(model, input_size=input_size, alpha=alpha, preprocess=preprocess,
-                             trust_model=trust_model)
+    spec = ModelSpec.resolve(model, input_size=input_size, alpha=alpha, preprocess=preprocess, trust_model=trust_model)
     check_zoo_size(spec, input_size=input_size, alpha=alpha, classes=classes, batch_size=batch_size)
     spec.drop_training_kwargs()  # clustering from scratch: no auxiliary heads
     if spec.optimization.get("qat"):
-        raise BadArgument(f"{spec.source} is a quantization-aware model; cluster the float model, "
-                          "then run QAT (edgecnn export --int8 --qat)")
+        raise BadArgument(
+            f"{spec.source} is a quantization-aware model; cluster the float model, "
+            "then run QAT (edgecnn export --int8 --qat)"
+        )
     if isinstance(dataset, TrainingData):
         data = dataset
     else:
-        data = load_training_data(dataset, input_shape=spec.input_shape, preprocess=spec.preprocess,
-                                  num_classes=classes or spec.output_classes, val_fraction=val_fraction,
-                                  limit=limit, val_limit=val_limit, seed=seed, progress=progress)
+        data = load_training_data(
+            dataset,
+            input_shape=spec.input_shape,
+            preprocess=spec.preprocess,
+            num_classes=classes or spec.output_classes,
+            val_fraction=val_fraction,
+            limit=limit,
+            val_limit=val_limit,
+            seed=seed,
+            progress=progress,
+        )
     progress.start(f"building {spec.name}")
     dense = strip_auxiliary_outputs(spec.build(data.num_classes, seed=seed))
     _toolkit.check_layers(dense, "clustering")
@@ -152,9 +175,17 @@ def cluster_model(
     tfmot = _toolkit.import_tfmot()
     progress.start(f"initialising {clusters} clusters per kernel ({init})")
     wrapped = apply_clustering(dense, clusters=clusters, init=init, preserve_sparsity=preserve_sparsity)
-    history = fit(wrapped, data, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed,
-                  from_logits=not softmax_output(dense),
-                  progress=progress, label="clustering")
+    history = fit(
+        wrapped,
+        data,
+        epochs=epochs,
+        batch_size=batch_size,
+        lr=lr,
+        seed=seed,
+        from_logits=not softmax_output(dense),
+        progress=progress,
+        label="clustering",
+    )
     stripped = tfmot.clustering.keras.strip_clustering(wrapped)
     batchnorm = batchnorm_recalibration(stripped, data, progress)
     report = cluster_report(stripped, clusters, preserve_sparsity=preserve_sparsity)
@@ -162,13 +193,26 @@ def cluster_model(
     progress.start("evaluating the clustered model")
     accuracy_after = evaluate_model(stripped, data)
 
-    info = finetune_sidecar(spec, data, stripped, stage="cluster", dense_params=dense_params,
-                            epochs=epochs, batch_size=batch_size, lr=lr, seed=seed,
-                            history=history, batchnorm=batchnorm,
-                            accuracy_before=accuracy_before, accuracy_after=accuracy_after)
-    info.update({
-        "clustering": report,
-    })
+    info = finetune_sidecar(
+        spec,
+        data,
+        stripped,
+        stage="cluster",
+        dense_params=dense_params,
+        epochs=epochs,
+        batch_size=batch_size,
+        lr=lr,
+        seed=seed,
+        history=history,
+        batchnorm=batchnorm,
+        accuracy_before=accuracy_before,
+        accuracy_after=accuracy_after,
+    )
+    info.update(
+        {
+            "clustering": report,
+        }
+    )
     info["optimization"] = {**info["optimization"], "clusters": clusters}
     if preserve_sparsity:
         info["optimization"]["sparsity"] = report["sparsity"]

@@ -63,8 +63,9 @@ class TrainingData:
         batch_size = _positive_int(batch_size, "batch_size")
         ds = tf.data.Dataset.from_tensor_slices((self.x_train, self.y_train))
         if shuffle:
-            ds = ds.shuffle(len(self.x_train), seed=self.seed if seed is None else int(seed),
-                            reshuffle_each_iteration=True)
+            ds = ds.shuffle(
+                len(self.x_train), seed=self.seed if seed is None else int(seed), reshuffle_each_iteration=True
+            )
         return self._finish(ds.batch(batch_size))
 
     def val_dataset(self, batch_size: int = 256):
@@ -79,8 +80,9 @@ class TrainingData:
         import tensorflow as tf
 
         mode = self.preprocess
-        return ds.map(lambda x, y: (normalize_tf(x, mode), y),
-                      num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
+        return ds.map(lambda x, y: (normalize_tf(x, mode), y), num_parallel_calls=tf.data.AUTOTUNE).prefetch(
+            tf.data.AUTOTUNE
+        )
 
     def steps_per_epoch(self, batch_size: int) -> int:
         return -(-len(self.x_train) // int(batch_size))
@@ -106,7 +108,7 @@ class TrainingData:
 
         def representative_dataset():
             for i in index:
-                yield [normalize(self.x_train[i: i + 1], self.preprocess)]
+                yield [normalize(self.x_train[i : i + 1], self.preprocess)]
 
         return representative_dataset
 
@@ -145,9 +147,7 @@ def normalize_tf(x, mode: str):
     if mode == "tf":
         return x / tf.constant(127.5, tf.float32) - tf.constant(1.0, tf.float32)
     if x.shape[-1] != 3:
-        raise BadArgument(
-            f"preprocessing mode `{mode}` needs 3 channels (RGB). Received {x.shape[-1]} channel(s)"
-        )
+        raise BadArgument(f"preprocessing mode `{mode}` needs 3 channels (RGB). Received {x.shape[-1]} channel(s)")
     if mode == "torch":
         x = x / tf.constant(255.0, tf.float32)
         x = x - tf.constant(TORCH_MEAN_RGB, tf.float32)
@@ -178,8 +178,7 @@ def open_labelled_source(spec, *, split: str = "train"):
         if keyword not in _KEYWORDS and not path.exists():
             raise BadArgument(f"dataset `{text}` not found: {DATASET_HELP}")
         if keyword not in _KEYWORDS and path.is_dir() and not (path / "dataset.txt").is_file():
-            raise BadArgument(f"dataset {text} holds no labels: a folder needs a dataset.txt of "
-                              "`path, label` lines")
+            raise BadArgument(f"dataset {text} holds no labels: a folder needs a dataset.txt of `path, label` lines")
         import warnings
 
         from calibration import CalibrationWarning
@@ -256,17 +255,22 @@ def load_training_data(
     else:
         total = len(source)
         if total < 2:
-            raise BadArgument(f"dataset {getattr(source, 'path', source.name)} has {total} image(s); "
-                              "training needs at least 2 (one is held out for validation)")
+            raise BadArgument(
+                f"dataset {getattr(source, 'path', source.name)} has {total} image(s); "
+                "training needs at least 2 (one is held out for validation)"
+            )
         n_val = max(1, int(round(total * float(val_fraction))))
         if val_limit is not None:
             n_val = min(n_val, int(val_limit))
         n_train = total - n_val if limit is None else min(total - n_val, int(limit))
         x, y = _read(source, n_val + n_train, seed, shape, fraction, progress, "training and validation")
         x_val, y_val, x_train, y_train = x[:n_val], y[:n_val], x[n_val:], y[n_val:]
-        validation = {"kind": "held out", "fraction": float(val_fraction), "seed": seed,
-                      "note": f"{n_val} of {total} images of the source, chosen with seed {seed}, "
-                              "never trained on"}
+        validation = {
+            "kind": "held out",
+            "fraction": float(val_fraction),
+            "seed": seed,
+            "note": f"{n_val} of {total} images of the source, chosen with seed {seed}, never trained on",
+        }
     if len(x_train) == 0:
         raise BadArgument(f"dataset {getattr(source, 'path', source.name)} leaves no training images")
 
@@ -281,14 +285,25 @@ def load_training_data(
     names = source.class_names if source.class_names and len(source.class_names) == classes else None
     warnings = [w for w in (source.warning, held_out.warning if held_out else None) if w]
     return TrainingData(
-        x_train=x_train, y_train=y_train, x_val=x_val, y_val=y_val, input_shape=shape,
-        preprocess=mode, num_classes=classes, class_names=names, crop_fraction=fraction,
-        source=source.describe(), validation=validation, seed=seed, warnings=warnings,
+        x_train=x_train,
+        y_train=y_train,
+        x_val=x_val,
+        y_val=y_val,
+        input_shape=shape,
+        preprocess=mode,
+        num_classes=classes,
+        class_names=names,
+        crop_fraction=fraction,
+        source=source.describe(),
+        validation=validation,
+        seed=seed,
+        warnings=warnings,
     )
 
 
-def _read(source, count: int, seed: int, shape, crop_fraction: float, progress: Progress,
-          what: str) -> tuple[np.ndarray, np.ndarray]:
+def _read(
+    source, count: int, seed: int, shape, crop_fraction: float, progress: Progress, what: str
+) -> tuple[np.ndarray, np.ndarray]:
     """`count` images of `source` in its seeded order, resized to `shape`, as uint8 + int64 labels."""
     from calibration import resize_image
 

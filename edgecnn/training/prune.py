@@ -46,8 +46,12 @@ SCHEDULES = ("polynomial", "constant")
 
 
 def check_sparsity(sparsity) -> float:
-    if isinstance(sparsity, bool) or not isinstance(sparsity, (int, float)) or not math.isfinite(sparsity) \
-            or not 0.0 <= float(sparsity) < 1.0:
+    if (
+        isinstance(sparsity, bool)
+        or not isinstance(sparsity, (int, float))
+        or not math.isfinite(sparsity)
+        or not 0.0 <= float(sparsity) < 1.0
+    ):
         raise BadArgument(f"--sparsity must be in [0, 1). Received {sparsity!r}")
     return float(sparsity)
 
@@ -86,11 +90,16 @@ def make_schedule(schedule: str, sparsity: float, total_steps: int):
     steps = pruning_steps(total_steps)
     if schedule == "polynomial":
         return tfmot.sparsity.keras.PolynomialDecay(
-            initial_sparsity=0.0, final_sparsity=sparsity, begin_step=steps["begin_step"],
-            end_step=steps["end_step"], power=3, frequency=steps["frequency"]), steps
+            initial_sparsity=0.0,
+            final_sparsity=sparsity,
+            begin_step=steps["begin_step"],
+            end_step=steps["end_step"],
+            power=3,
+            frequency=steps["frequency"],
+        ), steps
     return tfmot.sparsity.keras.ConstantSparsity(
-        sparsity, begin_step=steps["begin_step"], end_step=steps["end_step"],
-        frequency=steps["frequency"]), steps
+        sparsity, begin_step=steps["begin_step"], end_step=steps["end_step"], frequency=steps["frequency"]
+    ), steps
 
 
 def apply_pruning(model, *, schedule, m_by_n=None):
@@ -98,8 +107,7 @@ def apply_pruning(model, *, schedule, m_by_n=None):
     tfmot = _toolkit.import_tfmot()
     _toolkit.check_layers(model, "pruning")
     try:
-        return tfmot.sparsity.keras.prune_low_magnitude(model, pruning_schedule=schedule,
-                                                        sparsity_m_by_n=m_by_n)
+        return tfmot.sparsity.keras.prune_low_magnitude(model, pruning_schedule=schedule, sparsity_m_by_n=m_by_n)
     except (ValueError, TypeError) as exc:
         raise _toolkit.rephrase_toolkit_error(exc, "pruning", model.name) from None
 
@@ -115,8 +123,7 @@ def m_by_n_pattern(model, m_by_n) -> dict[str, bool]:
         if kernel is None or len(kernel.shape) not in (2, 4):
             continue
         try:
-            result[layer.name] = bool(pruning_utils.is_pruned_m_by_n(kernel, m_by_n=m_by_n,
-                                                                     last_channel="C_OUT"))
+            result[layer.name] = bool(pruning_utils.is_pruned_m_by_n(kernel, m_by_n=m_by_n, last_channel="C_OUT"))
         except Exception:  # noqa: BLE001  (shapes the checker does not take)
             result[layer.name] = False
     return result
@@ -147,8 +154,7 @@ def sparsity_report(model, *, target: float | None = None, m_by_n=None) -> dict[
     for row in rows:
         row["pruned"] = row["weight"] in prunable.get(row["layer"], ())
         if not row["pruned"]:
-            row["why_not"] = (f"tensorflow-model-optimization does not prune the {row['weight']} "
-                              f"of {row['type']}")
+            row["why_not"] = f"tensorflow-model-optimization does not prune the {row['weight']} of {row['type']}"
     pruned_rows = [row for row in rows if row["pruned"]]
     report = {
         "target": target,
@@ -156,8 +162,8 @@ def sparsity_report(model, *, target: float | None = None, m_by_n=None) -> dict[
         "layers": rows,
         "total": _toolkit.total_sparsity(pruned_rows),
         "total_note": "zeros among the weights pruning acts on (Conv2D/Dense kernels, separable "
-                      "pointwise kernels); depthwise kernels, biases and batch-norm parameters "
-                      "are not pruned (see `overall`)",
+        "pointwise kernels); depthwise kernels, biases and batch-norm parameters "
+        "are not pruned (see `overall`)",
         "overall": _toolkit.overall_sparsity(model),
     }
     if m_by_n:
@@ -207,32 +213,51 @@ def prune_model(
     if m_by_n is not None:
         implied = m_by_n[0] / m_by_n[1]
         if sparsity is not None and abs(float(sparsity) - implied) > 1e-9:
-            raise BadArgument(f"--structured {m_by_n[0]}:{m_by_n[1]} prunes to sparsity {implied:g}; "
-                              f"--sparsity {sparsity} does not match (leave it out)")
+            raise BadArgument(
+                f"--structured {m_by_n[0]}:{m_by_n[1]} prunes to sparsity {implied:g}; "
+                f"--sparsity {sparsity} does not match (leave it out)"
+            )
         sparsity = implied
     if sparsity is None:
         raise BadArgument("--sparsity is required (a fraction in [0, 1), e.g. 0.5)")
     sparsity = check_sparsity(sparsity)
     if schedule not in SCHEDULES:
         raise BadArgument(f"--schedule must be {' or '.join(SCHEDULES)}. Received `{schedule}`")
-    check_training_arguments(epochs=epochs, batch_size=batch_size, lr=lr, seed=seed,
-                             val_fraction=val_fraction, limit=limit, val_limit=val_limit, classes=classes)
+    check_training_arguments(
+        epochs=epochs,
+        batch_size=batch_size,
+        lr=lr,
+        seed=seed,
+        val_fraction=val_fraction,
+        limit=limit,
+        val_limit=val_limit,
+        classes=classes,
+    )
     if cluster is not None:
         from edgecnn.training.cluster import check_clusters
 
         check_clusters(cluster, preserve_sparsity=True)
     check_dataset(dataset)
     out = check_out(out)
-    spec = ModelSpec.resolve(model, input_size=input_size, alpha=alpha, preprocess=preprocess,
-                             trust_model=trust_model)
+    spec = ModelSpec.resolve(model, input_size=input_size, alpha=alpha, preprocess=preprocess, trust_model=trust_model)
     check_zoo_size(spec, input_size=input_size, alpha=alpha, classes=classes, batch_size=batch_size)
     spec.drop_training_kwargs()  # pruning from scratch: no auxiliary heads
     if spec.optimization.get("qat"):
-        raise BadArgument(f"{spec.source} is a quantization-aware model; prune the float model, "
-                          "then run QAT (edgecnn export --int8 --qat)")
-    data = load_training_data(dataset, input_shape=spec.input_shape, preprocess=spec.preprocess,
-                              num_classes=classes or spec.output_classes, val_fraction=val_fraction,
-                              limit=limit, val_limit=val_limit, seed=seed, progress=progress)
+        raise BadArgument(
+            f"{spec.source} is a quantization-aware model; prune the float model, "
+            "then run QAT (edgecnn export --int8 --qat)"
+        )
+    data = load_training_data(
+        dataset,
+        input_shape=spec.input_shape,
+        preprocess=spec.preprocess,
+        num_classes=classes or spec.output_classes,
+        val_fraction=val_fraction,
+        limit=limit,
+        val_limit=val_limit,
+        seed=seed,
+        progress=progress,
+    )
     progress.start(f"building {spec.name}")
     dense = strip_auxiliary_outputs(spec.build(data.num_classes, seed=seed))
     _toolkit.check_layers(dense, "pruning")  # before any slow step
@@ -251,45 +276,77 @@ def prune_model(
     pruning_schedule, steps = make_schedule(schedule, sparsity, total_steps)
     tfmot = _toolkit.import_tfmot()
     wrapped = apply_pruning(dense, schedule=pruning_schedule, m_by_n=m_by_n)
-    history = fit(wrapped, data, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed,
-                  from_logits=not softmax_output(dense),
-                  callbacks=[tfmot.sparsity.keras.UpdatePruningStep()], progress=progress,
-                  label="pruning")
+    history = fit(
+        wrapped,
+        data,
+        epochs=epochs,
+        batch_size=batch_size,
+        lr=lr,
+        seed=seed,
+        from_logits=not softmax_output(dense),
+        callbacks=[tfmot.sparsity.keras.UpdatePruningStep()],
+        progress=progress,
+        label="pruning",
+    )
     stripped = tfmot.sparsity.keras.strip_pruning(wrapped)
     batchnorm = batchnorm_recalibration(stripped, data, progress)
     report = sparsity_report(stripped, target=sparsity, m_by_n=m_by_n)
     if sparsity > 0 and report["total"] < sparsity - 0.02:
-        message = (f"the pruned kernels are {report['total']:.1%} zeros, short of the {sparsity:.0%} "
-                   "asked for")
+        message = f"the pruned kernels are {report['total']:.1%} zeros, short of the {sparsity:.0%} asked for"
         progress.warn(message)
         data.warnings.append(message)
     progress.start("evaluating the pruned model")
     accuracy_after = evaluate_model(stripped, data)
 
-    info = finetune_sidecar(spec, data, stripped, stage="prune", dense_params=dense_params,
-                            epochs=epochs, batch_size=batch_size, lr=lr, seed=seed,
-                            history=history, batchnorm=batchnorm,
-                            accuracy_before=accuracy_before, accuracy_after=accuracy_after)
-    info.update({
-        "pruning": {
-            "schedule": "structured" if m_by_n else schedule,
-            "schedule_steps": {**steps, "total_steps": total_steps},
-            **report,
-        },
-    })
+    info = finetune_sidecar(
+        spec,
+        data,
+        stripped,
+        stage="prune",
+        dense_params=dense_params,
+        epochs=epochs,
+        batch_size=batch_size,
+        lr=lr,
+        seed=seed,
+        history=history,
+        batchnorm=batchnorm,
+        accuracy_before=accuracy_before,
+        accuracy_after=accuracy_after,
+    )
+    info.update(
+        {
+            "pruning": {
+                "schedule": "structured" if m_by_n else schedule,
+                "schedule_steps": {**steps, "total_steps": total_steps},
+                **report,
+            },
+        }
+    )
     info["optimization"] = {**info["optimization"], "sparsity": report["total"]}
     model_out = stripped
     if cluster is not None:
         from edgecnn.training.cluster import cluster_model
 
         model_out, cluster_info = cluster_model(
-            stripped, data, clusters=cluster, epochs=cluster_epochs or epochs, batch_size=batch_size,
-            lr=lr, preserve_sparsity=True, seed=seed, measure_size=False, progress=progress)
+            stripped,
+            data,
+            clusters=cluster,
+            epochs=cluster_epochs or epochs,
+            batch_size=batch_size,
+            lr=lr,
+            preserve_sparsity=True,
+            seed=seed,
+            measure_size=False,
+            progress=progress,
+        )
         info["clustering"] = cluster_info["clustering"]
         info["history"] = history + cluster_info["history"]
         info["val_accuracy"] = cluster_info["val_accuracy"]
-        info["optimization"] = {**info["optimization"], "clusters": cluster,
-                                "sparsity": cluster_info["clustering"]["sparsity"]}
+        info["optimization"] = {
+            **info["optimization"],
+            "clusters": cluster,
+            "sparsity": cluster_info["clustering"]["sparsity"],
+        }
         info["stage"] = "prune+cluster"
     if dense_tflite is not None:
         progress.start("converting the optimized model (float32 TFLite) for the size comparison")

@@ -44,11 +44,14 @@ def _scheme(preserve: str, *, sparse: bool):
     """The tfmot quantize scheme and its name for what must be preserved."""
     tfmot = _toolkit.import_tfmot()
     if preserve == "sparsity":
-        return tfmot.experimental.combine.Default8BitPrunePreserveQuantizeScheme(), \
-            "Default8BitPrunePreserveQuantizeScheme (PQAT)"
+        return (
+            tfmot.experimental.combine.Default8BitPrunePreserveQuantizeScheme(),
+            "Default8BitPrunePreserveQuantizeScheme (PQAT)",
+        )
     if preserve == "clusters":
-        return tfmot.experimental.combine.Default8BitClusterPreserveQuantizeScheme(preserve_sparsity=sparse), \
-            f"Default8BitClusterPreserveQuantizeScheme (CQAT{', sparsity kept' if sparse else ''})"
+        return tfmot.experimental.combine.Default8BitClusterPreserveQuantizeScheme(
+            preserve_sparsity=sparse
+        ), f"Default8BitClusterPreserveQuantizeScheme (CQAT{', sparsity kept' if sparse else ''})"
     from tensorflow_model_optimization.python.core.quantization.keras.default_8bit import (
         default_8bit_quantize_scheme,
     )
@@ -106,11 +109,12 @@ def quantize_aware_finetune(
     started = time.perf_counter()
     progress = progress or Progress()
     if data is None:
-        raise BadArgument("quantization-aware training needs labelled data: pass --dataset "
-                          "(fashion-mnist, a labelled image folder or an .npz)")
+        raise BadArgument(
+            "quantization-aware training needs labelled data: pass --dataset "
+            "(fashion-mnist, a labelled image folder or an .npz)"
+        )
     if not isinstance(data, TrainingData):
-        raise BadArgument(f"data must be a TrainingData (see load_training_data). Received "
-                          f"{type(data).__name__}")
+        raise BadArgument(f"data must be a TrainingData (see load_training_data). Received {type(data).__name__}")
     check_epochs(epochs)
     check_training_arguments(epochs=epochs, batch_size=batch_size, lr=lr)
     if (optimization or {}).get("qat"):
@@ -118,22 +122,30 @@ def quantize_aware_finetune(
     model = strip_auxiliary_outputs(model)
     classes = int(model.outputs[0].shape[-1])
     if data.num_classes > classes or int(max(data.y_train.max(), data.y_val.max())) >= classes:
-        raise BadArgument(f"labels outside the class range: the data has {data.num_classes} classes, "
-                          f"the model {classes}")
+        raise BadArgument(
+            f"labels outside the class range: the data has {data.num_classes} classes, the model {classes}"
+        )
     preserve, sparse = resolve_preserve(preserve, optimization)
     _toolkit.check_layers(model, "quantization")  # before anything slow
     input_shape = tuple(int(d) for d in model.inputs[0].shape[1:])
     if input_shape != tuple(data.input_shape):
-        raise BadArgument(f"the data was read for input {tuple(data.input_shape)}, the model takes "
-                          f"{input_shape}")
+        raise BadArgument(f"the data was read for input {tuple(data.input_shape)}, the model takes {input_shape}")
     progress.start("evaluating the float model")
     accuracy_before = evaluate_model(model, data)
     sparsity_before = _toolkit.total_sparsity(_toolkit.weight_stats(model))
     progress.start("inserting fake quantization")
     qat, scheme_name = quantize_model_for_training(model, preserve=preserve, sparse=sparse)
-    history = fit(qat, data, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed,
-                  from_logits=not softmax_output(model),
-                  progress=progress, label="QAT")
+    history = fit(
+        qat,
+        data,
+        epochs=epochs,
+        batch_size=batch_size,
+        lr=lr,
+        seed=seed,
+        from_logits=not softmax_output(model),
+        progress=progress,
+        label="QAT",
+    )
     progress.start("evaluating the quantization-aware model")
     accuracy_after = evaluate_model(qat, data)
     kept: dict[str, Any] = {}
@@ -156,7 +168,7 @@ def quantize_aware_finetune(
         "val_accuracy_float": round(accuracy_before, 6),
         "val_accuracy_qat": round(accuracy_after, 6),
         "val_accuracy_note": "the Keras QAT model simulates int8 (fake quantization); the converted "
-                             "artifact's own accuracy comes from evaluating it",
+        "artifact's own accuracy comes from evaluating it",
         **kept,
         "seconds": round(time.perf_counter() - started, 2),
         "warnings": list(data.warnings),
@@ -191,17 +203,26 @@ def qat_stage(
         raise BadArgument(f"{name or 'the model'} is already quantization-aware (its sidecar says `qat: true`)")
     _toolkit.check_layers(model, "quantization")  # before the data is read
     if dataset in (None, ""):
-        raise BadArgument("--qat needs labelled data: pass --dataset (fashion-mnist, a labelled "
-                          "image folder or an .npz)")
+        raise BadArgument(
+            "--qat needs labelled data: pass --dataset (fashion-mnist, a labelled image folder or an .npz)"
+        )
     check_epochs(epochs)
     input_shape = tuple(int(d) for d in model.inputs[0].shape[1:])
     classes = int(strip_auxiliary_outputs(model).outputs[0].shape[-1])
     with warnings.catch_warnings():  # tfmot's and Keras's deprecation chatter
         warnings.simplefilter("ignore")
-        data = load_training_data(dataset, input_shape=input_shape, preprocess=preprocess,
-                                  num_classes=classes, limit=limit, val_limit=val_limit, seed=seed,
-                                  progress=progress)
-        qat, info = quantize_aware_finetune(model, data, epochs, batch_size=batch_size, lr=lr,
-                                            optimization=optimization, seed=seed, progress=progress)
+        data = load_training_data(
+            dataset,
+            input_shape=input_shape,
+            preprocess=preprocess,
+            num_classes=classes,
+            limit=limit,
+            val_limit=val_limit,
+            seed=seed,
+            progress=progress,
+        )
+        qat, info = quantize_aware_finetune(
+            model, data, epochs, batch_size=batch_size, lr=lr, optimization=optimization, seed=seed, progress=progress
+        )
     info["optimization"] = {**Optimization.NONE.to_json(), **(optimization or {}), "qat": True}
     return qat, info

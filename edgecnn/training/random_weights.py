@@ -28,9 +28,18 @@ from __future__ import annotations
 LOGIT_STD = 3.0  # logit spread across classes, like a confident classifier's
 
 
-def bn_recalibrated_model(name: str, *, input_shape=None, alpha=None, images=None, samples: int = 16,
-                          image_seed: int = 1, weight_seed: int = 0, logit_std: float = LOGIT_STD,
-                          batch_size: int = 8):
+def bn_recalibrated_model(
+    name: str,
+    *,
+    input_shape=None,
+    alpha=None,
+    images=None,
+    samples: int = 16,
+    image_seed: int = 1,
+    weight_seed: int = 0,
+    logit_std: float = LOGIT_STD,
+    batch_size: int = 8,
+):
     """`(model, record)`: model `name` with seeded random weights, each BatchNorm given the
     statistics of its input on `images` (float32, preprocessed as the model expects; default:
     `samples` images of the default calibration set drawn with `image_seed`), and the final Dense
@@ -57,12 +66,16 @@ def default_images(model, preprocess: str, *, samples: int = 16, seed: int = 1):
     import calibration
 
     shape = tuple(int(d) for d in model.inputs[0].shape[1:])
-    return calibration.CalibrationData(calibration.open_source("default", split="train"), input_shape=shape,
-                                       preprocess=preprocess, samples=samples, seed=seed).arrays()
+    return calibration.CalibrationData(
+        calibration.open_source("default", split="train"),
+        input_shape=shape,
+        preprocess=preprocess,
+        samples=samples,
+        seed=seed,
+    ).arrays()
 
 
-def make_outputs_vary(model, images, *, logit_std: float = LOGIT_STD, batch_size: int = 8,
-                      spread: bool = True) -> dict:
+def make_outputs_vary(model, images, *, logit_std: float = LOGIT_STD, batch_size: int = 8, spread: bool = True) -> dict:
     """In place: each BatchNorm of `model` given the mean and variance of its input on `images`
     (one pass, see the module's docstring), then the final Dense layer scaled so its logits
     spread by `logit_std`. Returns what was done and, with `spread`, the output spread
@@ -82,7 +95,7 @@ def make_outputs_vary(model, images, *, logit_std: float = LOGIT_STD, batch_size
     # inference, traced by predict, cost a MobileNetV2 export about a second).
     features_of = keras.Model(model.inputs, head.input) if head is not None else model
     if not set(map(id, norms)) <= set(map(id, features_of.layers)):  # a BatchNorm off that path (an
-        features_of = model                                          # auxiliary head): the whole model
+        features_of = model  # auxiliary head): the whole model
     features = None
     if norms:
         dropouts = [layer for layer in model.layers if isinstance(layer, keras.layers.Dropout)]
@@ -109,10 +122,14 @@ def make_outputs_vary(model, images, *, logit_std: float = LOGIT_STD, batch_size
         scale = float(logit_std / max(float(logits.std(axis=-1).mean()), 1e-12))
         head.set_weights([kernel * scale, *[b * scale for b in rest]])
     after = output_spread(model.predict(images, verbose=0, batch_size=batch_size)) if spread else None
-    return {"batchnorm_layers": len(norms), "images": int(len(images)),
-            "classifier": head.name if head is not None else None, "classifier_scale": scale,
-            "logit_std": logit_std if head is not None else None,
-            **({"output_spread_before": before, "output_spread_after": after} if spread else {})}
+    return {
+        "batchnorm_layers": len(norms),
+        "images": int(len(images)),
+        "classifier": head.name if head is not None else None,
+        "classifier_scale": scale,
+        "logit_std": logit_std if head is not None else None,
+        **({"output_spread_before": before, "output_spread_after": after} if spread else {}),
+    }
 
 
 def _classifier(model, keras):

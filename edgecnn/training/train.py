@@ -44,8 +44,9 @@ def check_epochs(epochs) -> int:
     return check_int(epochs, "--epochs", minimum=1)
 
 
-def check_training_arguments(*, epochs, batch_size, lr, seed=0, val_fraction=0.1, limit=None,
-                             val_limit=None, classes=None) -> None:
+def check_training_arguments(
+    *, epochs, batch_size, lr, seed=0, val_fraction=0.1, limit=None, val_limit=None, classes=None
+) -> None:
     """The numeric options every training stage takes, checked before anything is read or built."""
     check_epochs(epochs)
     check_int(batch_size, "--batch-size", minimum=1)
@@ -73,8 +74,15 @@ def check_zoo_size(spec: "ModelSpec", *, input_size=None, alpha=None, classes=No
     from edgecnn.profiler import check_zoo_memory
 
     # Training holds activations for backprop and the weights four times (gradients, Adam's moments).
-    check_zoo_memory(spec.name, input_size=input_size, alpha=alpha, classes=classes, batch=3 * batch_size,
-                     weight_copies=4, what="training it")
+    check_zoo_memory(
+        spec.name,
+        input_size=input_size,
+        alpha=alpha,
+        classes=classes,
+        batch=3 * batch_size,
+        weight_copies=4,
+        what="training it",
+    )
 
 
 def _error_reason(exc: BaseException) -> str:
@@ -109,8 +117,11 @@ def check_out(out, *, create: bool = False) -> Path | None:
     if not existing.is_dir():
         raise EdgecnnError(f"cannot create the folder of --out {out}: {existing} is a file")
     if not os.access(existing, os.W_OK | os.X_OK):
-        raise EdgecnnError(f"the folder of --out {out} is not writable" if existing == out.parent
-                           else f"cannot create the folder of --out {out}: {existing} is not writable")
+        raise EdgecnnError(
+            f"the folder of --out {out} is not writable"
+            if existing == out.parent
+            else f"cannot create the folder of --out {out}: {existing} is not writable"
+        )
     try:  # root passes os.access everywhere: a folder that takes no files (/proc) is found before training
         with tempfile.TemporaryFile(dir=existing):
             pass
@@ -150,8 +161,9 @@ class ModelSpec:
         self.warnings: list[str] = []
 
     @classmethod
-    def resolve(cls, model, *, input_size=None, alpha=None, weights=None, preprocess="auto",
-                trust_model=False) -> "ModelSpec":
+    def resolve(
+        cls, model, *, input_size=None, alpha=None, weights=None, preprocess="auto", trust_model=False
+    ) -> "ModelSpec":
         spec = cls()
         from edgecnn._tf import import_keras
 
@@ -168,13 +180,17 @@ class ModelSpec:
                     spec.preprocess = get_model_info(model.name).preprocess
                 except BadArgument:
                     spec.preprocess = "tf"
-                    spec.warnings.append(f"`{model.name}` is not a zoo model; assuming `tf` preprocessing "
-                                         "(pass preprocess= to choose)")
+                    spec.warnings.append(
+                        f"`{model.name}` is not a zoo model; assuming `tf` preprocessing (pass preprocess= to choose)"
+                    )
             spec.output_classes = int(_main_output(model).shape[-1])
             return spec
         if is_model_file(model):
-            given = [flag for flag, value in (("--input-size", input_size), ("--alpha", alpha),
-                                              ("--weights", weights)) if value not in (None, "none")]
+            given = [
+                flag
+                for flag, value in (("--input-size", input_size), ("--alpha", alpha), ("--weights", weights))
+                if value not in (None, "none")
+            ]
             if given:
                 raise BadArgument(f"{' and '.join(given)} apply to zoo models; {model} is a saved model")
             from edgecnn.loading import load_keras_model, read_sidecar
@@ -191,8 +207,9 @@ class ModelSpec:
             spec.model, spec.name, spec.preprocess = loaded, facts["name"], facts["preprocess"]
             spec.input_shape = tuple(int(d) for d in loaded.inputs[0].shape[1:])
             if None in spec.input_shape or 0 in spec.input_shape:
-                raise EdgecnnError(f"{model}: training needs a fixed input size; this model takes "
-                                   f"{loaded.inputs[0].shape}")
+                raise EdgecnnError(
+                    f"{model}: training needs a fixed input size; this model takes {loaded.inputs[0].shape}"
+                )
             spec.output_classes = int(_main_output(loaded).shape[-1])
             spec.weights = f"file:{spec.path.name}"
             return spec
@@ -215,8 +232,9 @@ class ModelSpec:
             spec.aux_loss_weight = info.auxiliary_loss_weight
         spec.weights = weights or "none"
         if spec.weights == "imagenet" and not info.imagenet_weights:
-            raise BadArgument(f"Keras publishes no ImageNet weights for {info.name}; use --weights none "
-                              "or a weights file")
+            raise BadArgument(
+                f"Keras publishes no ImageNet weights for {info.name}; use --weights none or a weights file"
+            )
         if spec.weights not in ("none", "imagenet") and not Path(spec.weights).is_file():
             raise EdgecnnError(f"weights file not found: {spec.weights}")
         return spec
@@ -230,7 +248,8 @@ class ModelSpec:
             if self.output_classes != classes:
                 self.warnings.append(
                     f"new classifier: the model has {self.output_classes} classes, the data {classes}; "
-                    "`predictions` is replaced with fresh weights")
+                    "`predictions` is replaced with fresh weights"
+                )
                 keras.utils.set_random_seed(seed)
                 return replace_head(self.model, classes)
             return self.model
@@ -239,14 +258,18 @@ class ModelSpec:
         keras.backend.clear_session()  # fixed layer names, same weights for the same seed
         keras.utils.set_random_seed(seed)
         if self.weights == "imagenet":
-            base = create_model(self.name, input_shape=self.input_shape, include_top=False,
-                                weights="imagenet", pooling="avg",
-                                **{k: v for k, v in self.kwargs.items() if k not in self.training_kwargs})
+            base = create_model(
+                self.name,
+                input_shape=self.input_shape,
+                include_top=False,
+                weights="imagenet",
+                pooling="avg",
+                **{k: v for k, v in self.kwargs.items() if k not in self.training_kwargs},
+            )
             out = keras.layers.Dense(classes, activation="softmax", name="predictions")(base.output)
             return keras.Model(base.inputs, out, name=base.name)
         weights = None if self.weights == "none" else self.weights
-        return create_model(self.name, input_shape=self.input_shape, classes=classes,
-                            weights=weights, **self.kwargs)
+        return create_model(self.name, input_shape=self.input_shape, classes=classes, weights=weights, **self.kwargs)
 
     def drop_training_kwargs(self) -> None:
         """Build without the row's training defaults (pruning, clustering: no auxiliary heads)."""
@@ -343,7 +366,7 @@ def recalibrate_batchnorm(model, data: TrainingData, *, batches: int = 20, batch
     order = np.random.default_rng(data.seed).permutation(len(data.x_train))
     try:
         for k in range(1, batches + 1):
-            index = order[(k - 1) * batch_size: k * batch_size]
+            index = order[(k - 1) * batch_size : k * batch_size]
             if len(index) == 0:
                 break
             for layer in layers:
@@ -355,8 +378,9 @@ def recalibrate_batchnorm(model, data: TrainingData, *, batches: int = 20, batch
     return len(layers)
 
 
-def batchnorm_recalibration(model, data: TrainingData, progress: Progress | None = None,
-                            *, batches: int = 20, batch_size: int = 256) -> dict:
+def batchnorm_recalibration(
+    model, data: TrainingData, progress: Progress | None = None, *, batches: int = 20, batch_size: int = 256
+) -> dict:
     """`recalibrate_batchnorm` when the model has BatchNormalization; the record for the sidecar."""
     from edgecnn._tf import import_keras
 
@@ -365,8 +389,12 @@ def batchnorm_recalibration(model, data: TrainingData, progress: Progress | None
         return {"recalibrated_layers": 0}
     (progress or Progress()).start("recalibrating batch-norm statistics")
     layers = recalibrate_batchnorm(model, data, batches=batches, batch_size=batch_size)
-    return {"recalibrated_layers": layers, "batches": batches, "batch_size": batch_size,
-            "note": "moving mean/variance set to their average over training batches, final weights"}
+    return {
+        "recalibrated_layers": layers,
+        "batches": batches,
+        "batch_size": batch_size,
+        "note": "moving mean/variance set to their average over training batches, final weights",
+    }
 
 
 def softmax_output(model) -> bool:
@@ -375,6 +403,7 @@ def softmax_output(model) -> bool:
     Looks through the wrappers of pruning, clustering and QAT (`layer.layer`); call it
     on the float model before wrapping when in doubt.
     """
+
     def inner(layer):
         while hasattr(layer, "layer"):
             layer = layer.layer
@@ -437,9 +466,15 @@ def _epoch_record(epoch: int, logs: dict) -> dict:
     }
 
 
-def compile_for_training(model, *, lr: float, from_logits: bool | None = None,
-                         lr_schedule: str = "constant", total_steps: int | None = None,
-                         aux_loss_weight: float = AUX_LOSS_WEIGHT):
+def compile_for_training(
+    model,
+    *,
+    lr: float,
+    from_logits: bool | None = None,
+    lr_schedule: str = "constant",
+    total_steps: int | None = None,
+    aux_loss_weight: float = AUX_LOSS_WEIGHT,
+):
     """Adam and sparse cross-entropy; auxiliary outputs weigh `aux_loss_weight` each.
 
     Their weight is the registry row's `auxiliary_loss_weight` (GoogLeNet's 0.3); the
@@ -462,18 +497,32 @@ def compile_for_training(model, *, lr: float, from_logits: bool | None = None,
     if len(model.outputs) > 1:
         names = model.output_names
         main = "predictions" if "predictions" in names else names[0]
-        model.compile(optimizer=optimizer, loss={n: loss for n in names},
-                      loss_weights={n: 1.0 if n == main else aux_loss_weight for n in names},
-                      metrics={main: "accuracy"})
+        model.compile(
+            optimizer=optimizer,
+            loss={n: loss for n in names},
+            loss_weights={n: 1.0 if n == main else aux_loss_weight for n in names},
+            metrics={main: "accuracy"},
+        )
     else:
         model.compile(optimizer=optimizer, loss=loss, metrics=["accuracy"])
     return model
 
 
-def fit(model, data: TrainingData, *, epochs: int, batch_size: int, lr: float, seed: int = 0,
-        callbacks=(), progress: Progress | None = None, label: str = "training",
-        from_logits: bool | None = None, lr_schedule: str = "constant",
-        aux_loss_weight: float = AUX_LOSS_WEIGHT) -> list[dict]:
+def fit(
+    model,
+    data: TrainingData,
+    *,
+    epochs: int,
+    batch_size: int,
+    lr: float,
+    seed: int = 0,
+    callbacks=(),
+    progress: Progress | None = None,
+    label: str = "training",
+    from_logits: bool | None = None,
+    lr_schedule: str = "constant",
+    aux_loss_weight: float = AUX_LOSS_WEIGHT,
+) -> list[dict]:
     """Compile and fit `model` on `data` (validating each epoch); returns the history rows.
 
     `from_logits`: whether the outputs are logits; None reads the classifier's activation.
@@ -483,8 +532,14 @@ def fit(model, data: TrainingData, *, epochs: int, batch_size: int, lr: float, s
     keras = import_keras()
     progress = progress or Progress()
     steps = data.steps_per_epoch(batch_size)
-    compile_for_training(model, lr=lr, from_logits=from_logits, lr_schedule=lr_schedule,
-                         total_steps=steps * epochs, aux_loss_weight=aux_loss_weight)
+    compile_for_training(
+        model,
+        lr=lr,
+        from_logits=from_logits,
+        lr_schedule=lr_schedule,
+        total_steps=steps * epochs,
+        aux_loss_weight=aux_loss_weight,
+    )
     train = data.train_dataset(batch_size, seed=seed)
     val = data.val_dataset(max(batch_size, 256))
     if len(model.outputs) > 1:
@@ -494,8 +549,7 @@ def fit(model, data: TrainingData, *, epochs: int, batch_size: int, lr: float, s
     keras.utils.set_random_seed(seed)
     callback = _ProgressCallback(progress, epochs, steps, label)
     try:
-        history = model.fit(train, epochs=epochs, validation_data=val, verbose=0,
-                            callbacks=[callback, *callbacks])
+        history = model.fit(train, epochs=epochs, validation_data=val, verbose=0, callbacks=[callback, *callbacks])
     except (ValueError, TypeError) as exc:  # shapes that do not fit, mostly
         if os.environ.get("EDGECNN_DEBUG"):
             raise
@@ -533,8 +587,8 @@ def evaluate_model(model, data: TrainingData, *, split: str = "val", batch_size:
 
     correct = 0
     for start in range(0, len(y), 4096):  # normalize in chunks: 60000 RGB images are 740 MB as float32
-        x = normalize(x_uint8[start: start + 4096], data.preprocess)
-        correct += int(np.sum(predict_classes(model, x, batch_size=batch_size) == y[start: start + 4096]))
+        x = normalize(x_uint8[start : start + 4096], data.preprocess)
+        correct += int(np.sum(predict_classes(model, x, batch_size=batch_size) == y[start : start + 4096]))
     return correct / len(y)
 
 
@@ -593,24 +647,39 @@ def _json_default(value):
     raise TypeError(f"{type(value).__name__} is not JSON serialisable")
 
 
-def finetune_sidecar(spec: ModelSpec, data: TrainingData, model, *, stage: str, dense_params: int,
-                     epochs: int, batch_size: int, lr: float, seed: int, history: list,
-                     batchnorm, accuracy_before: float, accuracy_after: float) -> dict[str, Any]:
+def finetune_sidecar(
+    spec: ModelSpec,
+    data: TrainingData,
+    model,
+    *,
+    stage: str,
+    dense_params: int,
+    epochs: int,
+    batch_size: int,
+    lr: float,
+    seed: int,
+    history: list,
+    batchnorm,
+    accuracy_before: float,
+    accuracy_after: float,
+) -> dict[str, Any]:
     """The sidecar of a fine-tuning stage (prune, cluster): the base keys and the run's record."""
     info = base_sidecar(spec, data, model)
     info["params"] = dense_params
-    info.update({
-        "stage": stage,
-        "epochs": epochs,
-        "batch_size": batch_size,
-        "lr": lr,
-        "seed": seed,
-        "history": history,
-        "batchnorm": batchnorm,
-        "train_accuracy": history[-1]["accuracy"] if history else None,
-        "val_accuracy_before": round(accuracy_before, 6),
-        "val_accuracy": round(accuracy_after, 6),
-    })
+    info.update(
+        {
+            "stage": stage,
+            "epochs": epochs,
+            "batch_size": batch_size,
+            "lr": lr,
+            "seed": seed,
+            "history": history,
+            "batchnorm": batchnorm,
+            "train_accuracy": history[-1]["accuracy"] if history else None,
+            "val_accuracy_before": round(accuracy_before, 6),
+            "val_accuracy": round(accuracy_after, 6),
+        }
+    )
     return info
 
 
@@ -666,53 +735,83 @@ def train_model(
     """
     started = time.perf_counter()
     progress = progress or Progress()
-    check_training_arguments(epochs=epochs, batch_size=batch_size, lr=lr, seed=seed,
-                             val_fraction=val_fraction, limit=limit, val_limit=val_limit, classes=classes)
+    check_training_arguments(
+        epochs=epochs,
+        batch_size=batch_size,
+        lr=lr,
+        seed=seed,
+        val_fraction=val_fraction,
+        limit=limit,
+        val_limit=val_limit,
+        classes=classes,
+    )
     if lr_schedule not in LR_SCHEDULES:
         raise BadArgument(f"--lr-schedule must be {' or '.join(LR_SCHEDULES)}. Received `{lr_schedule}`")
     if bn_momentum is not None:
         check_number(bn_momentum, "--bn-momentum", minimum=0, below=1)
     check_dataset(dataset)
     out = check_out(out)
-    spec = ModelSpec.resolve(model, input_size=input_size, alpha=alpha, weights=weights,
-                             preprocess=preprocess, trust_model=trust_model)
+    spec = ModelSpec.resolve(
+        model, input_size=input_size, alpha=alpha, weights=weights, preprocess=preprocess, trust_model=trust_model
+    )
     check_zoo_size(spec, input_size=input_size, alpha=alpha, classes=classes, batch_size=batch_size)
-    data = load_training_data(dataset, input_shape=spec.input_shape, preprocess=spec.preprocess,
-                              num_classes=classes, val_fraction=val_fraction, limit=limit,
-                              val_limit=val_limit, seed=seed, progress=progress)
+    data = load_training_data(
+        dataset,
+        input_shape=spec.input_shape,
+        preprocess=spec.preprocess,
+        num_classes=classes,
+        val_fraction=val_fraction,
+        limit=limit,
+        val_limit=val_limit,
+        seed=seed,
+        progress=progress,
+    )
     progress.start(f"building {spec.name}")
     keras_model = spec.build(data.num_classes, seed=seed)
     bn_layers = set_batchnorm_momentum(keras_model, bn_momentum)
     for message in [*spec.warnings, *data.warnings]:
         progress.warn(message)
-    history = fit(keras_model, data, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed,
-                  progress=progress, label="training", lr_schedule=lr_schedule,
-                  aux_loss_weight=spec.aux_loss_weight)
+    history = fit(
+        keras_model,
+        data,
+        epochs=epochs,
+        batch_size=batch_size,
+        lr=lr,
+        seed=seed,
+        progress=progress,
+        label="training",
+        lr_schedule=lr_schedule,
+        aux_loss_weight=spec.aux_loss_weight,
+    )
     trained = strip_auxiliary_outputs(keras_model)
-    batchnorm = {"momentum": bn_momentum if bn_layers else None,
-                 **batchnorm_recalibration(trained, data, progress)}
+    batchnorm = {"momentum": bn_momentum if bn_layers else None, **batchnorm_recalibration(trained, data, progress)}
     progress.start("evaluating on the validation images")
     val_accuracy = evaluate_model(trained, data)
     info = base_sidecar(spec, data, trained)
-    info.update({
-        "stage": "train",
-        "weights": spec.weights,
-        "epochs": epochs,
-        "batch_size": batch_size,
-        "lr": lr,
-        "lr_schedule": lr_schedule,
-        "batchnorm": batchnorm,
-        "seed": seed,
-        "auxiliary_heads": (f"trained with {len(keras_model.outputs) - 1} auxiliary classifiers "
-                            f"(loss weight {spec.aux_loss_weight} each), saved without them"
-                            if len(keras_model.outputs) > 1 else None),
-        "history": history,
-        "train_accuracy": history[-1]["accuracy"] if history else None,
-        "train_accuracy_note": "mean over the last epoch's batches, in training mode",
-        "val_accuracy": round(val_accuracy, 6),
-        "seconds": round(time.perf_counter() - started, 2),
-        "warnings": [*spec.warnings, *data.warnings],
-    })
+    info.update(
+        {
+            "stage": "train",
+            "weights": spec.weights,
+            "epochs": epochs,
+            "batch_size": batch_size,
+            "lr": lr,
+            "lr_schedule": lr_schedule,
+            "batchnorm": batchnorm,
+            "seed": seed,
+            "auxiliary_heads": (
+                f"trained with {len(keras_model.outputs) - 1} auxiliary classifiers "
+                f"(loss weight {spec.aux_loss_weight} each), saved without them"
+                if len(keras_model.outputs) > 1
+                else None
+            ),
+            "history": history,
+            "train_accuracy": history[-1]["accuracy"] if history else None,
+            "train_accuracy_note": "mean over the last epoch's batches, in training mode",
+            "val_accuracy": round(val_accuracy, 6),
+            "seconds": round(time.perf_counter() - started, 2),
+            "warnings": [*spec.warnings, *data.warnings],
+        }
+    )
     if out is not None:
         progress.start(f"saving {out}")
         info["path"] = str(save_model(trained, out, info))

@@ -80,8 +80,10 @@ def check(request: TuneRequest) -> None:
     if request.optimize not in OPTIMIZE:
         raise BadArgument(f"--optimize must be latency or size. Received `{request.optimize}`")
     if request.qat and "tflite" not in request.formats:
-        raise BadArgument("--qat fine-tunes for TFLite only (tf2onnx keeps QAT weights float); "
-                          "use --format tflite or all, or --no-qat")
+        raise BadArgument(
+            "--qat fine-tunes for TFLite only (tf2onnx keeps QAT weights float); "
+            "use --format tflite or all, or --no-qat"
+        )
     if request.threads is not None and (isinstance(request.threads, bool) or int(request.threads) < 1):
         raise BadArgument(f"--threads must be at least 1. Received {request.threads}")
     budget = request.time_budget
@@ -120,11 +122,16 @@ class _Context:
         self._seconds: list[float] = []
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            self.calibration = calib.CalibrationData(parts.calibration, input_shape=input_shape,
-                                                     preprocess=self.mode, samples=None, seed=None).arrays()
+            self.calibration = calib.CalibrationData(
+                parts.calibration, input_shape=input_shape, preprocess=self.mode, samples=None, seed=None
+            ).arrays()
             self.sensitivity_images = calib.CalibrationData(
-                parts.validation, input_shape=input_shape, preprocess=self.mode,
-                samples=min(request.sensitivity_images, len(parts.validation)), seed=None).arrays()
+                parts.validation,
+                input_shape=input_shape,
+                preprocess=self.mode,
+                samples=min(request.sensitivity_images, len(parts.validation)),
+                seed=None,
+            ).arrays()
         self.qat_allowed, self.qat_reason, self.qat_build = False, "not asked for (--no-qat)", None
 
     # -- the clock --------------------------------------------------------------------------
@@ -153,9 +160,12 @@ class _Context:
     def latency(self, path) -> tuple[float | None, dict | None, str | None]:
         from edgecnn.harness import BenchmarkSettings, benchmark_artifact
 
-        settings = BenchmarkSettings(threads=self.request.threads, runs=self.request.bench_runs,
-                                     min_secs=self.request.bench_min_secs,
-                                     max_secs=max(self.request.bench_max_secs, self.request.bench_min_secs))
+        settings = BenchmarkSettings(
+            threads=self.request.threads,
+            runs=self.request.bench_runs,
+            min_secs=self.request.bench_min_secs,
+            max_secs=max(self.request.bench_max_secs, self.request.bench_min_secs),
+        )
         row = benchmark_artifact(path, settings)
         if row.get("status") != "ok" or not row.get("latency_ms"):
             return None, None, row.get("error") or "benchmark failed"
@@ -188,13 +198,16 @@ def tune(request: TuneRequest, progress: Progress | None = None) -> dict:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", calibration.CalibrationWarning)
         source = calibration.open_source(request.data)
-    parts = split_source(source, calibration=request.calib_size, validation=request.val_size,
-                         test=request.test_size, seed=request.seed)
+    parts = split_source(
+        source, calibration=request.calib_size, validation=request.val_size, test=request.test_size, seed=request.seed
+    )
     qat_wanted = request.qat is not False and "tflite" in request.formats
     train_count = len(parts.train) if parts.train is not None else 0
     if request.qat and train_count < MIN_QAT_IMAGES:
-        raise BadArgument(f"--qat trains on what the three parts leave of {source.name}: {train_count} "
-                          f"image(s), fewer than {MIN_QAT_IMAGES}; give more data or --no-qat")
+        raise BadArgument(
+            f"--qat trains on what the three parts leave of {source.name}: {train_count} "
+            f"image(s), fewer than {MIN_QAT_IMAGES}; give more data or --no-qat"
+        )
     out = Path(request.out)
 
     from edgecnn.export import (  # the model loading export uses
@@ -203,17 +216,24 @@ def tune(request: TuneRequest, progress: Progress | None = None) -> dict:
     )
 
     progress.step(f"loading {request.model}", None)
-    model, facts = _load_model(ExportRequest(model=request.model, weights=request.weights,
-                                             preprocess=request.preprocess, out=out,
-                                             trust_model=request.trust_model), progress)
+    model, facts = _load_model(
+        ExportRequest(
+            model=request.model,
+            weights=request.weights,
+            preprocess=request.preprocess,
+            out=out,
+            trust_model=request.trust_model,
+        ),
+        progress,
+    )
     input_shape = tuple(int(d) for d in model.inputs[0].shape[1:])
     if any(d <= 0 for d in input_shape) or len(input_shape) != 3:
-        raise BadArgument(f"{request.model} takes input {list(model.inputs[0].shape)}; tune needs a fixed "
-                          "height x width x channels")
+        raise BadArgument(
+            f"{request.model} takes input {list(model.inputs[0].shape)}; tune needs a fixed height x width x channels"
+        )
     classes = int(model.outputs[0].shape[-1])
     if source.num_classes is not None and source.num_classes != classes:
-        raise BadArgument(f"{request.model} has {classes} outputs but {source.name} has "
-                          f"{source.num_classes} classes")
+        raise BadArgument(f"{request.model} has {classes} outputs but {source.name} has {source.num_classes} classes")
     created = not out.exists()
     try:  # only now: a model that does not load leaves nothing behind
         out.mkdir(parents=True, exist_ok=True)
@@ -226,15 +246,16 @@ def tune(request: TuneRequest, progress: Progress | None = None) -> dict:
             ctx.qat_allowed, ctx.qat_reason = True, None
             ctx.qat_build = _qat_builder(model, facts, parts, ctx, request, progress)
         elif qat_wanted:
-            ctx.qat_reason = (f"the three parts leave {train_count} image(s) of {source.name} to train on, "
-                              f"fewer than {MIN_QAT_IMAGES}")
+            ctx.qat_reason = (
+                f"the three parts leave {train_count} image(s) of {source.name} to train on, "
+                f"fewer than {MIN_QAT_IMAGES}"
+            )
         runs = {}
         for fmt in request.formats:
             runs[fmt] = _climb(fmt, model, ctx, progress)
         from edgecnn.tune.record import publish
 
-        return publish(request, facts, model, parts, ctx, runs, out, workdir,
-                       time.perf_counter() - started, progress)
+        return publish(request, facts, model, parts, ctx, runs, out, workdir, time.perf_counter() - started, progress)
     except BaseException:
         shutil.rmtree(workdir, ignore_errors=True)
         if created and out.is_dir() and not any(out.iterdir()):
@@ -258,8 +279,15 @@ def _climb(fmt: str, model, ctx: _Context, progress: Progress) -> FormatRun:
     latency, _, error = ctx.latency(float_path)
     if error:
         progress.warn(f"{fmt} float reference: latency not measured: {error}")
-    run = FormatRun(fmt, float_path, reference, ctx.top1(float_path, ctx.parts.validation),
-                    ctx.top1(float_path, ctx.parts.test), float_path.stat().st_size, latency)
+    run = FormatRun(
+        fmt,
+        float_path,
+        reference,
+        ctx.top1(float_path, ctx.parts.validation),
+        ctx.top1(float_path, ctx.parts.test),
+        float_path.stat().st_size,
+        latency,
+    )
     return Ladder(fmt, ctx, run, progress).climb()
 
 
@@ -275,33 +303,56 @@ def _qat_builder(model, facts, parts, ctx, request, progress):
         def arrays(part):
             images, labels = [], []
             for image, label in part.iter_images():
-                images.append(resize_image(image, input_shape=ctx.input_shape,
-                                           crop_fraction=part.default_crop_fraction))
+                images.append(
+                    resize_image(image, input_shape=ctx.input_shape, crop_fraction=part.default_crop_fraction)
+                )
                 labels.append(label)
             return np.stack(images), np.asarray(labels, np.int64)
 
         x_train, y_train = arrays(parts.train)
         x_val, y_val = arrays(parts.validation)
-        data = TrainingData(x_train, y_train, x_val, y_val, tuple(ctx.input_shape), ctx.mode,
-                            int(model.outputs[0].shape[-1]), parts.train.class_names,
-                            parts.train.default_crop_fraction, parts.train.describe(),
-                            {"part": "validation", "count": len(parts.validation)}, seed=request.seed)
+        data = TrainingData(
+            x_train,
+            y_train,
+            x_val,
+            y_val,
+            tuple(ctx.input_shape),
+            ctx.mode,
+            int(model.outputs[0].shape[-1]),
+            parts.train.class_names,
+            parts.train.default_crop_fraction,
+            parts.train.describe(),
+            {"part": "validation", "count": len(parts.validation)},
+            seed=request.seed,
+        )
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 qat_model, info = quantize_aware_finetune(
-                    model, data, request.qat_epochs, batch_size=request.qat_batch_size, lr=request.qat_lr,
-                    optimization=facts.get("optimization"), seed=request.seed)
+                    model,
+                    data,
+                    request.qat_epochs,
+                    batch_size=request.qat_batch_size,
+                    lr=request.qat_lr,
+                    optimization=facts.get("optimization"),
+                    seed=request.seed,
+                )
             data_bytes = qat_tflite(qat_model, ctx.calibration)
         except EdgecnnError:
             raise
         except Exception as exc:  # tfmot and the converter raise their own types
             reason = " ".join(str(exc).split())[:300] or type(exc).__name__
             raise EdgecnnError(f"QAT failed: {reason}") from None
-        settings = {"engine": "tensorflow-model-optimization QAT + TFLiteConverter", "io": "int8",
-                    "epochs": request.qat_epochs, "lr": request.qat_lr, "batch_size": request.qat_batch_size,
-                    "train_images": len(x_train), "scheme": info.get("scheme"),
-                    "calibration_images": len(ctx.calibration)}
+        settings = {
+            "engine": "tensorflow-model-optimization QAT + TFLiteConverter",
+            "io": "int8",
+            "epochs": request.qat_epochs,
+            "lr": request.qat_lr,
+            "batch_size": request.qat_batch_size,
+            "train_images": len(x_train),
+            "scheme": info.get("scheme"),
+            "calibration_images": len(ctx.calibration),
+        }
         return data_bytes, settings
 
     return build

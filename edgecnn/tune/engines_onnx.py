@@ -22,8 +22,9 @@ from edgecnn.errors import EdgecnnError
 
 METHODS = ("minmax", "entropy", "percentile")
 INPUT_NAME = "input"  # converters.onnx names the input so (importing it would import TensorFlow)
-PASS_THROUGH = frozenset({"MaxPool", "Relu", "Clip", "Reshape", "Flatten", "Transpose", "Squeeze",
-                          "Unsqueeze", "Identity", "Pad", "Slice"})
+PASS_THROUGH = frozenset(
+    {"MaxPool", "Relu", "Clip", "Reshape", "Flatten", "Transpose", "Squeeze", "Unsqueeze", "Identity", "Pad", "Slice"}
+)
 WEIGHTED = frozenset({"Conv", "Gemm", "MatMul", "ConvTranspose"})
 _QDQ = frozenset({"QuantizeLinear", "DequantizeLinear"})
 
@@ -66,8 +67,14 @@ def prepare(float_path, out_path) -> Path:
 
     try:
         with _quiet():
-            quant_pre_process(str(float_path), str(out_path), skip_optimization=False,
-                              skip_onnx_shape=False, skip_symbolic_shape=False, auto_merge=False)
+            quant_pre_process(
+                str(float_path),
+                str(out_path),
+                skip_optimization=False,
+                skip_onnx_shape=False,
+                skip_symbolic_shape=False,
+                auto_merge=False,
+            )
     except Exception as exc:
         reason = " ".join(str(exc).split())[:300] or type(exc).__name__
         raise EdgecnnError(f"ONNX Runtime cannot prepare {Path(float_path).name} for quantization: {reason}") from None
@@ -112,17 +119,21 @@ def float_op_count(path) -> int:
             continue
         activations = [name for name in op.inputs if not constant(name)]
         # A layout op on the float graph input, before its QuantizeLinear, computes nothing.
-        fed_float = any(producer.get(name) != "DequantizeLinear"
-                        and not (name in inputs and op.op_type in PASS_THROUGH) for name in activations)
-        out_float = any(name in outputs or any(r != "QuantizeLinear" for r in readers.get(name, []))
-                        for name in op.outputs)
+        fed_float = any(
+            producer.get(name) != "DequantizeLinear" and not (name in inputs and op.op_type in PASS_THROUGH)
+            for name in activations
+        )
+        out_float = any(
+            name in outputs or any(r != "QuantizeLinear" for r in readers.get(name, [])) for name in op.outputs
+        )
         if fed_float or out_float:
             count += 1
     return count
 
 
-def quantize(prepared_path, calibration: np.ndarray, *, method: str = "minmax",
-             nodes_to_exclude=(), input_name: str = INPUT_NAME) -> tuple[bytes, dict]:
+def quantize(
+    prepared_path, calibration: np.ndarray, *, method: str = "minmax", nodes_to_exclude=(), input_name: str = INPUT_NAME
+) -> tuple[bytes, dict]:
     """int8 QDQ of the prepared float .onnx, calibrated on `calibration` with `method`; the
     nodes named in `nodes_to_exclude` stay float. Returns (bytes, the settings as recorded)."""
     from calibration._ort import make_reader
@@ -134,17 +145,28 @@ def quantize(prepared_path, calibration: np.ndarray, *, method: str = "minmax",
         raise EdgecnnError("ONNX tuning needs the export side: pip install 'edgecnn[export]'") from None
     if method not in METHODS:
         raise EdgecnnError(f"unknown calibration method `{method}`; use {', '.join(METHODS)}")
-    batches = [calibration[i: i + 1] for i in range(len(calibration))]
+    batches = [calibration[i : i + 1] for i in range(len(calibration))]
     with tempfile.TemporaryDirectory(prefix="edgecnn-tune-onnx-") as tmp:
         out = Path(tmp) / "quant.onnx"
         try:
             with _quiet():
-                quantize_static_qdq(prepared_path, out, lambda: make_reader(batches, input_name),
-                                    settings=settings, calib_method=method, nodes_to_exclude=nodes_to_exclude)
+                quantize_static_qdq(
+                    prepared_path,
+                    out,
+                    lambda: make_reader(batches, input_name),
+                    settings=settings,
+                    calib_method=method,
+                    nodes_to_exclude=nodes_to_exclude,
+                )
         except Exception as exc:
             reason = " ".join(str(exc).split())[:300] or type(exc).__name__
             raise EdgecnnError(f"ONNX Runtime cannot quantize {Path(prepared_path).name}: {reason}") from None
         data = out.read_bytes()
-    recorded = {"engine": "onnxruntime.quantization", **settings, "calibrate_method": method,
-                "calibration_images": len(calibration), "nodes_to_exclude": list(nodes_to_exclude)}
+    recorded = {
+        "engine": "onnxruntime.quantization",
+        **settings,
+        "calibrate_method": method,
+        "calibration_images": len(calibration),
+        "nodes_to_exclude": list(nodes_to_exclude),
+    }
     return data, recorded

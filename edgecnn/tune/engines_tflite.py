@@ -34,10 +34,22 @@ WEIGHT_ALGORITHMS = {"min_max": "min_max_uniform_quantize", "mse": "MSE", "octav
 
 # Ops that move or select values without arithmetic of their own: keeping a layer float also
 # keeps float the chain of these between it and the op that computes its input.
-PASS_THROUGH = frozenset({"MAX_POOL_2D", "RESHAPE", "RELU", "RELU6", "PAD", "TRANSPOSE", "SQUEEZE",
-                          "EXPAND_DIMS", "STRIDED_SLICE", "SLICE", "CONCATENATION_PASS"})
-WEIGHTED = frozenset({"CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "TRANSPOSE_CONV",
-                      "BATCH_MATMUL"})
+PASS_THROUGH = frozenset(
+    {
+        "MAX_POOL_2D",
+        "RESHAPE",
+        "RELU",
+        "RELU6",
+        "PAD",
+        "TRANSPOSE",
+        "SQUEEZE",
+        "EXPAND_DIMS",
+        "STRIDED_SLICE",
+        "SLICE",
+        "CONCATENATION_PASS",
+    }
+)
+WEIGHTED = frozenset({"CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "TRANSPOSE_CONV", "BATCH_MATMUL"})
 
 
 @dataclass(frozen=True)
@@ -98,8 +110,11 @@ def graph(path) -> list[Op]:
         produced.update(int(i) for i in op["outputs"])
     graph_inputs = {d["index"] for d in interpreter.get_input_details()}
     for op in raw:
-        inputs = tuple(details[int(i)]["name"] for i in op["inputs"]
-                       if int(i) >= 0 and (int(i) in produced or int(i) in graph_inputs))
+        inputs = tuple(
+            details[int(i)]["name"]
+            for i in op["inputs"]
+            if int(i) >= 0 and (int(i) in produced or int(i) in graph_inputs)
+        )
         outputs = tuple(details[int(i)]["name"] for i in op["outputs"] if int(i) >= 0)
         ops.append(Op(int(op["index"]), op["op_name"], inputs, outputs))
     return ops
@@ -113,8 +128,11 @@ def float_op_count(path) -> int:
     from edgecnn.runtime.census import FLOAT_DTYPES
     from edgecnn.runtime.graph_tflite import read_graph
 
-    return sum(1 for op in read_graph(Path(path)).ops
-               if op.compute_dtype in FLOAT_DTYPES and op.op_type not in ("QUANTIZE", "DEQUANTIZE"))
+    return sum(
+        1
+        for op in read_graph(Path(path)).ops
+        if op.compute_dtype in FLOAT_DTYPES and op.op_type not in ("QUANTIZE", "DEQUANTIZE")
+    )
 
 
 def _recipe(weight_algorithm: str, float_tensors) -> list[dict]:
@@ -134,13 +152,19 @@ def _recipe(weight_algorithm: str, float_tensors) -> list[dict]:
             recipe.append(entry)
     for name in float_tensors:  # later entries win: the ops producing these stay float
         # An op's scope is its output names joined by ";", with a trailing ";".
-        recipe.append({"regex": f"(^|;){re.escape(name)};", "operation": "*",
-                       "algorithm_key": "no_quantize"})
+        recipe.append({"regex": f"(^|;){re.escape(name)};", "operation": "*", "algorithm_key": "no_quantize"})
     return recipe
 
 
-def quantize(float_path, calibration: np.ndarray, *, qsv_update: str = "moving_average",
-             weight_algorithm: str = "min_max", float_tensors=(), threads: int | None = None) -> tuple[bytes, dict]:
+def quantize(
+    float_path,
+    calibration: np.ndarray,
+    *,
+    qsv_update: str = "moving_average",
+    weight_algorithm: str = "min_max",
+    float_tensors=(),
+    threads: int | None = None,
+) -> tuple[bytes, dict]:
     """Full-integer int8 (per-channel int8 weights, per-tensor asymmetric int8 activations and
     int8 input/output) of the float .tflite at `float_path`, calibrated on `calibration`
     (float32 NHWC, preprocessed); the ops producing `float_tensors` stay float.
@@ -157,9 +181,8 @@ def quantize(float_path, calibration: np.ndarray, *, qsv_update: str = "moving_a
         with _quiet():
             qt = quantizer.Quantizer(str(float_path), recipe)
             signature, input_name = _signature_input(float_path)
-            data = {signature: [{input_name: calibration[i: i + 1]} for i in range(len(calibration))]}
-            calib = calibrator.Calibrator(qt._float_model_buffer, num_threads=int(threads or 2),
-                                          qsv_update_func=update)
+            data = {signature: [{input_name: calibration[i : i + 1]} for i in range(len(calibration))]}
+            calib = calibrator.Calibrator(qt._float_model_buffer, num_threads=int(threads or 2), qsv_update_func=update)
             # The recipe manager decides which tensors need ranges (the public calibrate() builds
             # its Calibrator itself, without a choice of range update).
             calib.calibrate(data, qt._recipe_manager)
@@ -169,10 +192,16 @@ def quantize(float_path, calibration: np.ndarray, *, qsv_update: str = "moving_a
     except Exception as exc:  # AEQ raises ValueError/RuntimeError/KeyError for what it cannot do
         reason = " ".join(str(exc).split())[:300] or type(exc).__name__
         raise EdgecnnError(f"AI Edge Quantizer cannot quantize {Path(float_path).name}: {reason}") from None
-    settings = {"engine": "ai-edge-quantizer", "activations": "int8 per-tensor asymmetric",
-                "weights": "int8 per-channel symmetric", "io": "int8",
-                "range_update": qsv_update, "weight_algorithm": WEIGHT_ALGORITHMS[weight_algorithm],
-                "calibration_images": len(calibration), "float_ops": list(float_tensors)}
+    settings = {
+        "engine": "ai-edge-quantizer",
+        "activations": "int8 per-tensor asymmetric",
+        "weights": "int8 per-channel symmetric",
+        "io": "int8",
+        "range_update": qsv_update,
+        "weight_algorithm": WEIGHT_ALGORITHMS[weight_algorithm],
+        "calibration_images": len(calibration),
+        "float_ops": list(float_tensors),
+    }
     return bytes(result.quantized_model), settings
 
 
@@ -184,7 +213,7 @@ def _signature_input(path) -> tuple[str, str]:
     signatures = interpreter.get_signature_list()
     if len(signatures) != 1:
         raise EdgecnnError(f"{Path(path).name} has {len(signatures)} signatures; tune takes one")
-    (key, spec), = signatures.items()
+    ((key, spec),) = signatures.items()
     if len(spec["inputs"]) != 1:
         raise EdgecnnError(f"{Path(path).name} has {len(spec['inputs'])} inputs; tune takes one")
     return key, spec["inputs"][0]
@@ -197,7 +226,7 @@ def qat_tflite(qat_model, calibration: np.ndarray) -> bytes:
 
     def representative():
         for i in range(len(calibration)):
-            yield [calibration[i: i + 1]]
+            yield [calibration[i : i + 1]]
 
     with _quiet():
         flatbuffer, _ = keras_to_tflite(qat_model, quantization="int8", representative_dataset=representative)

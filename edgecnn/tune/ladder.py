@@ -86,8 +86,9 @@ class Ladder:
         self.engine = engine
 
     # -- measuring ------------------------------------------------------------------------
-    def _make(self, cid: str, step: int, label: str, build: Callable[[], tuple[bytes, dict]],
-              float_layers=()) -> Candidate:
+    def _make(
+        self, cid: str, step: int, label: str, build: Callable[[], tuple[bytes, dict]], float_layers=()
+    ) -> Candidate:
         started = time.perf_counter()
         cand = Candidate(cid, self.fmt, step, label, {}, list(float_layers))
         try:
@@ -111,8 +112,10 @@ class Ladder:
 
     def _out_of_time(self, remaining: int) -> bool:
         if self.ctx.out_of_time(remaining):
-            self.run.stopped = (f"--time-budget {self.ctx.request.time_budget:g} min: stopped before "
-                                f"step {len(self.run.steps) + 1} with {remaining} candidate(s) left")
+            self.run.stopped = (
+                f"--time-budget {self.ctx.request.time_budget:g} min: stopped before "
+                f"step {len(self.run.steps) + 1} with {remaining} candidate(s) left"
+            )
             self.progress.warn(f"{self.fmt}: {self.run.stopped}")
             return True
         return False
@@ -139,8 +142,9 @@ class Ladder:
     # -- the steps ------------------------------------------------------------------------
     def _quantizer(self, calibration: np.ndarray, **kw):
         if self.fmt == "tflite":
-            return lambda: self.engine.quantize(self.run.float_path, calibration,
-                                                threads=self.ctx.request.threads, **kw)
+            return lambda: self.engine.quantize(
+                self.run.float_path, calibration, threads=self.ctx.request.threads, **kw
+            )
         return lambda: self.engine.quantize(self.run.reference_path, calibration, **kw)
 
     def climb(self) -> FormatRun:
@@ -151,36 +155,58 @@ class Ladder:
         f = self.fmt
         # 1. plain int8
         if f == "tflite":
-            plan1 = [(f"{f}-1-int8", f"int8, moving-average ranges, {n_default} images",
-                      self._quantizer(calib_default), [])]
+            plan1 = [
+                (f"{f}-1-int8", f"int8, moving-average ranges, {n_default} images", self._quantizer(calib_default), [])
+            ]
         else:
-            plan1 = [(f"{f}-1-int8", f"int8, minmax, {n_default} images",
-                      self._quantizer(calib_default, method="minmax"), [])]
+            plan1 = [
+                (
+                    f"{f}-1-int8",
+                    f"int8, minmax, {n_default} images",
+                    self._quantizer(calib_default, method="minmax"),
+                    [],
+                )
+            ]
         if self._step(1, "full int8, per-channel weights, default calibration", plan1):
             return self.run
         if not [c for c in self.run.candidates if c.error is None]:
-            raise EdgecnnError(f"the toolkit cannot quantize this model to {f} int8: "
-                               f"{self.run.candidates[0].error}")
+            raise EdgecnnError(f"the toolkit cannot quantize this model to {f} int8: {self.run.candidates[0].error}")
         # 2. calibration variants
         plan2 = []
         if f == "tflite":
             if n_all > n_default:
-                plan2.append((f"{f}-2-samples", f"int8, moving-average ranges, {n_all} images",
-                              self._quantizer(calib_all), []))
+                plan2.append(
+                    (f"{f}-2-samples", f"int8, moving-average ranges, {n_all} images", self._quantizer(calib_all), [])
+                )
             plan2 += [
-                (f"{f}-2-minmax", f"int8, min/max ranges, {n_all} images",
-                 self._quantizer(calib_all, qsv_update="min_max"), []),
-                (f"{f}-2-mse", f"int8, MSE weight ranges, {n_all} images",
-                 self._quantizer(calib_all, weight_algorithm="mse"), []),
-                (f"{f}-2-octav", f"int8, OCTAV weight ranges, {n_all} images",
-                 self._quantizer(calib_all, weight_algorithm="octav"), []),
+                (
+                    f"{f}-2-minmax",
+                    f"int8, min/max ranges, {n_all} images",
+                    self._quantizer(calib_all, qsv_update="min_max"),
+                    [],
+                ),
+                (
+                    f"{f}-2-mse",
+                    f"int8, MSE weight ranges, {n_all} images",
+                    self._quantizer(calib_all, weight_algorithm="mse"),
+                    [],
+                ),
+                (
+                    f"{f}-2-octav",
+                    f"int8, OCTAV weight ranges, {n_all} images",
+                    self._quantizer(calib_all, weight_algorithm="octav"),
+                    [],
+                ),
             ]
         else:
             if n_all > n_default:
-                plan2.append((f"{f}-2-minmax", f"int8, minmax, {n_all} images",
-                              self._quantizer(calib_all, method="minmax"), []))
-            plan2 += [(f"{f}-2-{m}", f"int8, {m}, {n_all} images", self._quantizer(calib_all, method=m), [])
-                      for m in ("entropy", "percentile")]
+                plan2.append(
+                    (f"{f}-2-minmax", f"int8, minmax, {n_all} images", self._quantizer(calib_all, method="minmax"), [])
+                )
+            plan2 += [
+                (f"{f}-2-{m}", f"int8, {m}, {n_all} images", self._quantizer(calib_all, method=m), [])
+                for m in ("entropy", "percentile")
+            ]
         if self._step(2, "calibration variants", plan2) or self.run.stopped:
             return self.run
         # 3. sensitivity: keep the k most sensitive layers float
@@ -194,16 +220,28 @@ class Ladder:
         best = self._best()
         limit = int(self.ctx.request.max_float_layers)
         if best is None or limit < 1:
-            self.run.steps.append({"step": 3, "title": "per-layer sensitivity", "candidates": [],
-                                   "skipped": "no candidate to measure" if best is None else "max_float_layers is 0"})
+            self.run.steps.append(
+                {
+                    "step": 3,
+                    "title": "per-layer sensitivity",
+                    "candidates": [],
+                    "skipped": "no candidate to measure" if best is None else "max_float_layers is 0",
+                }
+            )
             return False
         if self._out_of_time(1):
             return False
         try:
             from edgecnn.numerics import layer_errors
         except ImportError as exc:
-            self.run.steps.append({"step": 3, "title": "per-layer sensitivity", "candidates": [],
-                                   "skipped": f"edgecnn.numerics unavailable: {exc}"})
+            self.run.steps.append(
+                {
+                    "step": 3,
+                    "title": "per-layer sensitivity",
+                    "candidates": [],
+                    "skipped": f"edgecnn.numerics unavailable: {exc}",
+                }
+            )
             return False
         from edgecnn.tune.sensitivity import float_set, rank
 
@@ -211,8 +249,9 @@ class Ladder:
         try:
             errors = layer_errors(best.path, self.run.reference_path, self.ctx.sensitivity_images)
         except EdgecnnError as exc:
-            self.run.steps.append({"step": 3, "title": "per-layer sensitivity", "candidates": [],
-                                   "skipped": f"numerics failed: {exc}"})
+            self.run.steps.append(
+                {"step": 3, "title": "per-layer sensitivity", "candidates": [], "skipped": f"numerics failed: {exc}"}
+            )
             return False
         ops = self.engine.graph(self.run.reference_path)
         ranked = rank(errors, ops, self.engine.PASS_THROUGH)
@@ -225,12 +264,16 @@ class Ladder:
                 continue
             previous = floats
             if self.fmt == "tflite":
-                build = self._quantizer(calibration, qsv_update=base.get("range_update", "moving_average"),
-                                        weight_algorithm=_weight_key(base.get("weight_algorithm")),
-                                        float_tensors=floats)
+                build = self._quantizer(
+                    calibration,
+                    qsv_update=base.get("range_update", "moving_average"),
+                    weight_algorithm=_weight_key(base.get("weight_algorithm")),
+                    float_tensors=floats,
+                )
             else:
-                build = self._quantizer(calibration, method=base.get("calibrate_method", "minmax"),
-                                        nodes_to_exclude=floats)
+                build = self._quantizer(
+                    calibration, method=base.get("calibrate_method", "minmax"), nodes_to_exclude=floats
+                )
             plans.append((f"{self.fmt}-3-k{k}", f"{best.label}; {k} most sensitive layer(s) float", build, floats))
         self.progress.step(f"{self.fmt} step 3: k most sensitive layers float", len(plans))
         ids = []
@@ -245,9 +288,16 @@ class Ladder:
         for entry in ranked:
             entry.kept_float = entry.layer in kept
         self.run.sensitivity = [e.to_dict() for e in ranked]
-        self.run.steps.append({"step": 3, "title": "per-layer sensitivity, k most sensitive layers float",
-                               "measured_on": best.id, "images": len(self.ctx.sensitivity_images),
-                               "limit": limit, "candidates": ids})
+        self.run.steps.append(
+            {
+                "step": 3,
+                "title": "per-layer sensitivity, k most sensitive layers float",
+                "measured_on": best.id,
+                "images": len(self.ctx.sensitivity_images),
+                "limit": limit,
+                "candidates": ids,
+            }
+        )
         return bool(self._within())
 
     def _best_float_layers(self, ids) -> list[str]:
@@ -261,11 +311,18 @@ class Ladder:
         if self.fmt != "tflite":
             return False
         if not self.ctx.qat_allowed:
-            self.run.steps.append({"step": 4, "title": "quantization-aware fine-tuning", "candidates": [],
-                                   "skipped": self.ctx.qat_reason})
+            self.run.steps.append(
+                {"step": 4, "title": "quantization-aware fine-tuning", "candidates": [], "skipped": self.ctx.qat_reason}
+            )
             return False
-        plans = [(f"{self.fmt}-4-qat", f"QAT {request.qat_epochs} epoch(s) on the training part, int8",
-                  self.ctx.qat_build, [])]
+        plans = [
+            (
+                f"{self.fmt}-4-qat",
+                f"QAT {request.qat_epochs} epoch(s) on the training part, int8",
+                self.ctx.qat_build,
+                [],
+            )
+        ]
         return self._step(4, "quantization-aware fine-tuning", plans)
 
 

@@ -10,8 +10,23 @@ import json
 from html import escape
 from pathlib import Path
 
-HEADERS = ("format", "candidate", "step", "settings", "float layers", "size", "val top-1", "Δ val",
-           "test top-1", "Δ test", "p50 ms", "vs float", "int-only", "within", "chosen")
+HEADERS = (
+    "format",
+    "candidate",
+    "step",
+    "settings",
+    "float layers",
+    "size",
+    "val top-1",
+    "Δ val",
+    "test top-1",
+    "Δ test",
+    "p50 ms",
+    "vs float",
+    "int-only",
+    "within",
+    "chosen",
+)
 RIGHT = {"step", "float layers", "size", "val top-1", "Δ val", "test top-1", "Δ test", "p50 ms", "vs float"}
 SENS_HEADERS = ("format", "layer", "type", "SQNR dB", "own SQNR dB", "rel RMSE", "kept float")
 
@@ -38,21 +53,68 @@ def rows(record) -> list[list[str]]:
     out = []
     for fmt, data in record["formats"].items():
         ref = data["float_reference"]
-        out.append([fmt, "float32 (reference)", "", "float artifact, own runtime", "all", _size(ref["bytes"]),
-                    _pct(ref["val_top1"]), "", _pct(ref["test_top1"]), "", _ms(ref["latency_ms"]), "1.00x",
-                    "no", "", ""])
+        out.append(
+            [
+                fmt,
+                "float32 (reference)",
+                "",
+                "float artifact, own runtime",
+                "all",
+                _size(ref["bytes"]),
+                _pct(ref["val_top1"]),
+                "",
+                _pct(ref["test_top1"]),
+                "",
+                _ms(ref["latency_ms"]),
+                "1.00x",
+                "no",
+                "",
+                "",
+            ]
+        )
         chosen = data["choice"]["id"]
         for c in data["candidates"]:
             if c["error"]:
-                out.append([fmt, c["id"], str(c["step"]), c["label"], "", "", "", "", "", "", "", "", "", "",
-                            f"failed: {c['error'][:80]}"])
+                out.append(
+                    [
+                        fmt,
+                        c["id"],
+                        str(c["step"]),
+                        c["label"],
+                        "",
+                        "",
+                        "",
+                        "",
+                        "",
+                        "",
+                        "",
+                        "",
+                        "",
+                        "",
+                        f"failed: {c['error'][:80]}",
+                    ]
+                )
                 continue
-            speed = (f"{ref['latency_ms'] / c['latency_ms']:.2f}x"
-                     if ref["latency_ms"] and c["latency_ms"] else "")
-            out.append([fmt, c["id"], str(c["step"]), c["label"], str(len(c["float_layers"])), _size(c["bytes"]),
-                        _pct(c["val_top1"]), _pts(-c["val_drop"]), _pct(c["test_top1"]), _pts(-c["test_drop"]),
-                        _ms(c["latency_ms"]), speed, "yes" if c["integer_only"] else "no",
-                        "yes" if c["within_budget"] else "no", "<- chosen" if c["id"] == chosen else ""])
+            speed = f"{ref['latency_ms'] / c['latency_ms']:.2f}x" if ref["latency_ms"] and c["latency_ms"] else ""
+            out.append(
+                [
+                    fmt,
+                    c["id"],
+                    str(c["step"]),
+                    c["label"],
+                    str(len(c["float_layers"])),
+                    _size(c["bytes"]),
+                    _pct(c["val_top1"]),
+                    _pts(-c["val_drop"]),
+                    _pct(c["test_top1"]),
+                    _pts(-c["test_drop"]),
+                    _ms(c["latency_ms"]),
+                    speed,
+                    "yes" if c["integer_only"] else "no",
+                    "yes" if c["within_budget"] else "no",
+                    "<- chosen" if c["id"] == chosen else "",
+                ]
+            )
     return out
 
 
@@ -60,22 +122,38 @@ def sensitivity_rows(record) -> list[list[str]]:
     out = []
     for fmt, data in record["formats"].items():
         for s in data.get("sensitivity") or []:
+
             def num(v):
                 return "" if v is None else (v if isinstance(v, str) else f"{v:.2f}")
-            out.append([fmt, s["layer"], s["type"], num(s["sqnr_db"]), num(s["own_sqnr_db"]),
-                        "" if s["rel_rmse"] in (None, "inf") else f"{s['rel_rmse']:.4f}",
-                        "yes" if s["kept_float"] else ""])
+
+            out.append(
+                [
+                    fmt,
+                    s["layer"],
+                    s["type"],
+                    num(s["sqnr_db"]),
+                    num(s["own_sqnr_db"]),
+                    "" if s["rel_rmse"] in (None, "inf") else f"{s['rel_rmse']:.4f}",
+                    "yes" if s["kept_float"] else "",
+                ]
+            )
     return out
 
 
 def footer(record) -> list[str]:
-    lines = [f"budget: at most {record['budget']['max_drop_points']:g} top-1 points below the float reference "
-             f"on validation; optimize {record['budget']['optimize']}",
-             "parts: " + ", ".join(f"{k} {v['count']}" for k, v in record["parts"].items()
-                                   if k != "source" and isinstance(v, dict) and "count" in v)
-             + f" (seed {record['parts']['seed']}, of {record['parts']['source']['name']})",
-             "Δ val, Δ test: top-1 points against the float artifact of the same format (negative: below it); "
-             "test figures are reported, never used to choose"]
+    lines = [
+        f"budget: at most {record['budget']['max_drop_points']:g} top-1 points below the float reference "
+        f"on validation; optimize {record['budget']['optimize']}",
+        "parts: "
+        + ", ".join(
+            f"{k} {v['count']}"
+            for k, v in record["parts"].items()
+            if k != "source" and isinstance(v, dict) and "count" in v
+        )
+        + f" (seed {record['parts']['seed']}, of {record['parts']['source']['name']})",
+        "Δ val, Δ test: top-1 points against the float artifact of the same format (negative: below it); "
+        "test figures are reported, never used to choose",
+    ]
     for fmt, data in record["formats"].items():
         lines.append(f"{fmt}: {data['choice']['why']} ({data['choice']['rule']})")
         for step in data["steps"]:
@@ -90,9 +168,11 @@ def footer(record) -> list[str]:
 def _md_table(headers, body) -> list[str]:
     def cell(t):
         return str(t).replace("|", "\\|")
-    out = ["| " + " | ".join(headers) + " |",
-           "|" + "|".join("---:" if h in RIGHT or h.endswith("dB") or h == "rel RMSE" else "---"
-                          for h in headers) + "|"]
+
+    out = [
+        "| " + " | ".join(headers) + " |",
+        "|" + "|".join("---:" if h in RIGHT or h.endswith("dB") or h == "rel RMSE" else "---" for h in headers) + "|",
+    ]
     out += ["| " + " | ".join(cell(t) for t in row) + " |" for row in body]
     return out
 
@@ -115,8 +195,12 @@ def plot_png(record) -> bytes | None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    points = [(fmt, c) for fmt, data in record["formats"].items() for c in data["candidates"]
-              if not c["error"] and c["latency_ms"] is not None]
+    points = [
+        (fmt, c)
+        for fmt, data in record["formats"].items()
+        for c in data["candidates"]
+        if not c["error"] and c["latency_ms"] is not None
+    ]
     if not points:
         return None
     fig, ax = plt.subplots(figsize=(7, 4.2), dpi=110)
@@ -125,19 +209,39 @@ def plot_png(record) -> bytes | None:
         mine = [c for f, c in points if f == fmt]
         if not mine:
             continue
-        ax.scatter([c["latency_ms"] for c in mine], [c["val_drop"] for c in mine], marker=markers.get(fmt, "o"),
-                   label=f"{fmt} candidates", alpha=0.8)
+        ax.scatter(
+            [c["latency_ms"] for c in mine],
+            [c["val_drop"] for c in mine],
+            marker=markers.get(fmt, "o"),
+            label=f"{fmt} candidates",
+            alpha=0.8,
+        )
         for c in mine:
-            ax.annotate(c["id"].split("-", 1)[1], (c["latency_ms"], c["val_drop"]), fontsize=7,
-                        xytext=(3, 3), textcoords="offset points")
+            ax.annotate(
+                c["id"].split("-", 1)[1],
+                (c["latency_ms"], c["val_drop"]),
+                fontsize=7,
+                xytext=(3, 3),
+                textcoords="offset points",
+            )
         chosen = next((c for c in mine if c["id"] == data["choice"]["id"]), None)
         if chosen:
-            ax.scatter([chosen["latency_ms"]], [chosen["val_drop"]], s=160, facecolors="none",
-                       edgecolors="black", linewidths=1.5)
+            ax.scatter(
+                [chosen["latency_ms"]],
+                [chosen["val_drop"]],
+                s=160,
+                facecolors="none",
+                edgecolors="black",
+                linewidths=1.5,
+            )
         if data["float_reference"]["latency_ms"]:
             ax.axvline(data["float_reference"]["latency_ms"], color="grey", linestyle=":", linewidth=1)
-    ax.axhline(record["budget"]["max_drop_points"], color="red", linestyle="--",
-               label=f"budget {record['budget']['max_drop_points']:g} points")
+    ax.axhline(
+        record["budget"]["max_drop_points"],
+        color="red",
+        linestyle="--",
+        label=f"budget {record['budget']['max_drop_points']:g} points",
+    )
     ax.set_xlabel("latency, harness p50 (ms); dotted: float reference")
     ax.set_ylabel("validation top-1 drop (points)")
     ax.set_title(f"edgecnn tune: {record['model']} (circled: chosen)")
@@ -155,22 +259,33 @@ def to_html(record, png: bytes | None) -> str:
         out = ["<table><thead><tr>"] + [f"<th>{escape(h)}</th>" for h in headers] + ["</tr></thead><tbody>"]
         for row in body:
             css = ' class="front"' if row[-1] == "<- chosen" else ""
-            out.append(f"<tr{css}>" + "".join(
-                f'<td class="num">{escape(t)}</td>' if h in RIGHT else f"<td>{escape(t)}</td>"
-                for h, t in zip(headers, row)) + "</tr>")
+            out.append(
+                f"<tr{css}>"
+                + "".join(
+                    f'<td class="num">{escape(t)}</td>' if h in RIGHT else f"<td>{escape(t)}</td>"
+                    for h, t in zip(headers, row)
+                )
+                + "</tr>"
+            )
         return out + ["</tbody></table>"]
 
     from edgecnn.reports.html_page import _STYLE
 
-    out = ["<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
-           f"<title>edgecnn tune: {escape(record['model'])}</title>", f"<style>{_STYLE}</style></head><body>",
-           f"<h1>edgecnn tune: {escape(record['model'])}</h1>"]
+    out = [
+        "<!DOCTYPE html>",
+        '<html lang="en"><head><meta charset="utf-8">',
+        f"<title>edgecnn tune: {escape(record['model'])}</title>",
+        f"<style>{_STYLE}</style></head><body>",
+        f"<h1>edgecnn tune: {escape(record['model'])}</h1>",
+    ]
     out += table(HEADERS, rows(record))
     out += ["<ul>"] + [f"<li>{escape(line)}</li>" for line in footer(record)] + ["</ul>"]
     if png:
         data = base64.b64encode(png).decode("ascii")
-        out.append(f'<figure><img alt="drop against latency" src="data:image/png;base64,{data}">'
-                   "<figcaption>validation drop against latency, budget line dashed</figcaption></figure>")
+        out.append(
+            f'<figure><img alt="drop against latency" src="data:image/png;base64,{data}">'
+            "<figcaption>validation drop against latency, budget line dashed</figcaption></figure>"
+        )
     sens = sensitivity_rows(record)
     if sens:
         out.append("<h2>Per-layer sensitivity (step 3)</h2>")

@@ -32,9 +32,16 @@ class Sensitivity:
         def number(x):
             return None if x is None or math.isnan(x) else (round(x, 3) if math.isfinite(x) else "inf")
 
-        return {"layer": self.layer, "tensor": self.name, "type": self.op_type, "sqnr_db": number(self.sqnr_db),
-                "rel_rmse": number(self.rel_rmse), "own_sqnr_db": number(self.own_sqnr_db),
-                "float_group": list(self.group), "kept_float": self.kept_float}
+        return {
+            "layer": self.layer,
+            "tensor": self.name,
+            "type": self.op_type,
+            "sqnr_db": number(self.sqnr_db),
+            "rel_rmse": number(self.rel_rmse),
+            "own_sqnr_db": number(self.own_sqnr_db),
+            "float_group": list(self.group),
+            "kept_float": self.kept_float,
+        }
 
 
 def _key(op) -> str:
@@ -84,8 +91,9 @@ def rank(errors, ops, pass_through) -> list[Sensitivity]:
 
     ranked: dict[str, Sensitivity] = {}
     for e in errors:
-        tensor = e.name if e.name in producer else next(
-            (t for t, v in by_tensor.items() if v is e and t in producer), None)
+        tensor = (
+            e.name if e.name in producer else next((t for t, v in by_tensor.items() if v is e and t in producer), None)
+        )
         if tensor is None:
             continue
         op, chain = compute_op(tensor)
@@ -99,8 +107,7 @@ def rank(errors, ops, pass_through) -> list[Sensitivity]:
         added = rel * rel - input_error(op)
         own = math.inf if added <= 0 else (-10.0 * math.log10(added) if math.isfinite(added) else -math.inf)
         key = _key(op)
-        entry = Sensitivity(e.name, e.op_type, key, e.sqnr_db, e.rel_rmse, own,
-                            tuple(dict.fromkeys(group)))
+        entry = Sensitivity(e.name, e.op_type, key, e.sqnr_db, e.rel_rmse, own, tuple(dict.fromkeys(group)))
         if key not in ranked or own < ranked[key].own_sqnr_db:
             ranked[key] = entry
     return sorted(ranked.values(), key=lambda s: (s.own_sqnr_db, s.sqnr_db))

@@ -51,8 +51,13 @@ class PartSource(ImageSource):
         return self.base._entry_name(int(self.indices[index]))
 
     def describe(self) -> dict[str, Any]:
-        return {**super().describe(), "path": self.path, "part": self.part, "seed": self.seed,
-                "of": self.base.describe()}
+        return {
+            **super().describe(),
+            "path": self.path,
+            "part": self.part,
+            "seed": self.seed,
+            "of": self.base.describe(),
+        }
 
 
 @dataclass
@@ -65,17 +70,26 @@ class Parts:
 
     def record(self) -> dict[str, Any]:
         """JSON-ready: sizes, seed, and enough to rebuild each part (the first indices)."""
+
         def part(p: PartSource | None):
             if p is None:
                 return None
-            return {"count": len(p), "first_indices": [int(i) for i in p.indices[:8]],
-                    "indices_sha256": _sha(p.indices)}
+            return {
+                "count": len(p),
+                "first_indices": [int(i) for i in p.indices[:8]],
+                "indices_sha256": _sha(p.indices),
+            }
 
-        return {"source": self.calibration.base.describe(), "seed": self.seed,
-                "order": "numpy default_rng(seed).permutation of the source, then calibration, "
-                         "validation, test, training in that order",
-                "calibration": part(self.calibration), "validation": part(self.validation),
-                "test": part(self.test), "train": part(self.train)}
+        return {
+            "source": self.calibration.base.describe(),
+            "seed": self.seed,
+            "order": "numpy default_rng(seed).permutation of the source, then calibration, "
+            "validation, test, training in that order",
+            "calibration": part(self.calibration),
+            "validation": part(self.validation),
+            "test": part(self.test),
+            "train": part(self.train),
+        }
 
 
 def _sha(indices: np.ndarray) -> str:
@@ -92,8 +106,14 @@ def _check_size(value, option: str, low: int) -> int | None:
     return int(value)
 
 
-def split_source(source: ImageSource, *, calibration: int = DEFAULT_CALIBRATION,
-                 validation: int | None = None, test: int | None = None, seed: int = 0) -> Parts:
+def split_source(
+    source: ImageSource,
+    *,
+    calibration: int = DEFAULT_CALIBRATION,
+    validation: int | None = None,
+    test: int | None = None,
+    seed: int = 0,
+) -> Parts:
     """Split `source` into three disjoint seeded parts (and the rest, for training).
 
     Validation and test default to an equal share of what calibration leaves, at most 1000
@@ -101,9 +121,11 @@ def split_source(source: ImageSource, *, calibration: int = DEFAULT_CALIBRATION,
     """
     if not source.labelled:
         where = source.describe().get("path", source.name)
-        raise BadArgument(f"{where} is unlabelled: tune measures accuracy, so it needs labelled data "
-                          "(fashion-mnist, a folder with a dataset.txt of `path, label` lines, an .npz "
-                          "with `y` or `labels`)")
+        raise BadArgument(
+            f"{where} is unlabelled: tune measures accuracy, so it needs labelled data "
+            "(fashion-mnist, a folder with a dataset.txt of `path, label` lines, an .npz "
+            "with `y` or `labels`)"
+        )
     calibration = _check_size(calibration, "--calib-size", MIN_CALIBRATION)
     validation = _check_size(validation, "--val-size", MIN_PART)
     test = _check_size(test, "--test-size", MIN_PART)
@@ -118,14 +140,15 @@ def split_source(source: ImageSource, *, calibration: int = DEFAULT_CALIBRATION,
             f"{source.name} has {n} images; tune needs three disjoint parts: calibration "
             f"{calibration}, validation {max(validation, MIN_PART)} and test {max(test, MIN_PART)} "
             f"(at least {needed} images, validation and test at least {MIN_PART} each): give more "
-            "data or smaller --calib-size/--val-size/--test-size")
+            "data or smaller --calib-size/--val-size/--test-size"
+        )
     order = source.order(seed)
     cuts = np.cumsum([calibration, validation, test])
-    rest = order[cuts[2]:]
+    rest = order[cuts[2] :]
     return Parts(
         calibration=PartSource(source, order[: cuts[0]], "calibration", seed),
-        validation=PartSource(source, order[cuts[0]: cuts[1]], "validation", seed),
-        test=PartSource(source, order[cuts[1]: cuts[2]], "test", seed),
+        validation=PartSource(source, order[cuts[0] : cuts[1]], "validation", seed),
+        test=PartSource(source, order[cuts[1] : cuts[2]], "test", seed),
         train=PartSource(source, rest, "train", seed) if len(rest) else None,
         seed=seed,
     )

@@ -22,8 +22,9 @@ def rescale_channel(model, layer: str, next_layer: str, *, channel: int = 0, fac
     first, second = model.get_layer(layer), model.get_layer(next_layer)
     activation = getattr(getattr(first, "activation", None), "__name__", "linear")
     if activation not in ("relu", "linear"):
-        raise BadArgument(f"{layer} has activation {activation}; the rescale preserves the function "
-                          "through relu or linear only")
+        raise BadArgument(
+            f"{layer} has activation {activation}; the rescale preserves the function through relu or linear only"
+        )
     kernel, *rest = first.get_weights()
     kernel = kernel.copy()
     kernel[..., channel] *= factor
