@@ -81,8 +81,6 @@ def keras_to_onnx(model, *, opset: int = OPSET) -> tuple[bytes, Conversion]:
     first (`converters.fold_batchnorm`): tf2onnx's own folding leaves a varying set of
     them unfolded from one process to the next, so the same model gave other bytes.
     """
-    import tf2onnx
-
     from converters.fold_batchnorm import fold_batchnorm
 
     if opset < 17:
@@ -95,22 +93,39 @@ def keras_to_onnx(model, *, opset: int = OPSET) -> tuple[bytes, Conversion]:
     try:
         try:
             with _tf2onnx_lean(), _weights_held_out():
-                proto, _ = tf2onnx.convert.from_keras(model, input_signature=signature, opset=opset)
+                proto = _from_keras(model, signature, opset)
         except NotHeldOut:
             # TensorFlow's graph optimizer computed a constant from a held-out weight:
             # convert again with the weights in the graphs (more memory, same graph).
             with _tf2onnx_lean():
-                proto, _ = tf2onnx.convert.from_keras(model, input_signature=signature, opset=opset)
+                proto = _from_keras(model, signature, opset)
         except Exception:
             # An optimizer failed, which tf2onnx's own mode survives (it keeps the graph
             # from before that optimizer): convert again the way tf2onnx does by default.
-            proto, _ = tf2onnx.convert.from_keras(model, input_signature=signature, opset=opset)
+            proto = _from_keras(model, signature, opset)
     except Exception as exc:
         reason = " ".join(str(exc).split())[:400] or type(exc).__name__
         raise EdgecnnError(f"ONNX conversion failed: {reason}") from None
     proto = _canonical(proto)
     inputs, outputs = onnx_tensors(proto)
     return proto.SerializeToString(), Conversion(format="onnx", quantization="float32", inputs=inputs, outputs=outputs)
+
+
+_FRESH_NAME_COUNTER: list[int] = []  # tf2onnx's name counter as its import left it
+
+
+def _from_keras(model, signature, opset: int):
+    """tf2onnx's conversion, numbering the names it makes up (the batch dimension's `unk__N`
+    among them) as a fresh process's first conversion does: its counter is process-wide, so a
+    second conversion in one process gave other bytes for the same model."""
+    import tf2onnx.convert
+    from tf2onnx import utils as tf2onnx_utils
+
+    if not _FRESH_NAME_COUNTER:
+        _FRESH_NAME_COUNTER.append(tf2onnx_utils.INTERNAL_NAME)
+    tf2onnx_utils.INTERNAL_NAME = _FRESH_NAME_COUNTER[0]
+    proto, _ = tf2onnx.convert.from_keras(model, input_signature=signature, opset=opset)
+    return proto
 
 
 @contextlib.contextmanager

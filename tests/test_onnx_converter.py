@@ -230,6 +230,19 @@ def test_canonical_names_merged_duplicates_after_what_they_share():
     assert list(a.graph.node[0].input) == ["input", "block_a/Relu6/const_input1", "block_a/Relu6/const_input2"]
 
 
+def test_a_second_conversion_in_one_process_gives_the_same_bytes():
+    """tf2onnx numbers the names it makes up (the batch dimension's `unk__N`) from a process-wide
+    counter: the second conversion of the same model in one process gave other bytes."""
+    from converters.onnx import keras_to_onnx
+
+    keras.utils.set_random_seed(0)
+    model = create_model("lenet5", weights=None)
+    first, _ = keras_to_onnx(model)
+    keras_to_onnx(create_model("lenet5", weights=None, classes=7))  # another conversion in between
+    again, _ = keras_to_onnx(model)
+    assert again == first
+
+
 _EXPORT_TWICE = """
 import hashlib, json, sys
 import onnx
