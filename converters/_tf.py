@@ -31,6 +31,39 @@ def muted_stderr():
         os.close(devnull)
 
 
+@contextlib.contextmanager
+def quiet_conversion(*, stderr: bool = True, stdout: bool = False, progress_bars: bool = False):
+    """Converters and quantizers talk: C++ on stderr (`stderr`), Python logging and warnings
+    (always quieted), ONNX Runtime's entropy and percentile calibrators on stdout, which is
+    `--json`'s (`stdout`), AI Edge Quantizer in tqdm bars (`progress_bars`). The CLI draws its own
+    progress and promises one line per error."""
+    import io
+    import logging
+    import warnings
+
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.ERROR)
+    tqdm_disable = os.environ.get("TQDM_DISABLE")
+    if progress_bars:
+        os.environ["TQDM_DISABLE"] = "1"
+    try:
+        with warnings.catch_warnings(), contextlib.ExitStack() as stack:
+            warnings.simplefilter("ignore")
+            if stderr:
+                stack.enter_context(muted_stderr())
+            if stdout:
+                stack.enter_context(contextlib.redirect_stdout(io.StringIO()))
+            yield
+    finally:
+        root.setLevel(level)
+        if progress_bars:
+            if tqdm_disable is None:
+                os.environ.pop("TQDM_DISABLE", None)
+            else:
+                os.environ["TQDM_DISABLE"] = tqdm_disable
+
+
 def import_keras():
     """Return the `tf_keras` module (Keras 2), TensorFlow initialised and quiet."""
     if "tf_keras" in sys.modules:

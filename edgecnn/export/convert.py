@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import contextlib
-import logging
 import time
-import warnings
 from pathlib import Path
 
 import numpy as np
@@ -58,20 +55,11 @@ def _convert(
     )
 
 
-@contextlib.contextmanager
 def _quiet():
     """Converters print to stderr from C++ and Python logging; the CLI promises quiet."""
-    from edgecnn._tf import muted_stderr
+    from edgecnn._tf import quiet_conversion
 
-    root = logging.getLogger()
-    level = root.level
-    root.setLevel(logging.ERROR)
-    try:
-        with warnings.catch_warnings(), muted_stderr():
-            warnings.simplefilter("ignore")
-            yield
-    finally:
-        root.setLevel(level)
+    return quiet_conversion()
 
 
 def _parity(path: Path, parity_batch, reference, held_out: bool, qat_reference=None) -> dict:

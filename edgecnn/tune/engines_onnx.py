@@ -8,11 +8,7 @@ Needs `onnx` (the export extra), as ONNX Runtime's quantization tools do.
 
 from __future__ import annotations
 
-import contextlib
-import io
-import logging
 import tempfile
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -38,18 +34,12 @@ class Op:
     name: str = ""
 
 
-@contextlib.contextmanager
 def _quiet():
-    root = logging.getLogger()
-    level = root.level
-    root.setLevel(logging.ERROR)
-    try:
-        # The entropy and percentile calibrators print their progress on stdout (--json's).
-        with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
-            warnings.simplefilter("ignore")
-            yield
-    finally:
-        root.setLevel(level)
+    """ONNX Runtime's quantizer logs; its entropy and percentile calibrators print their progress
+    on stdout (--json's)."""
+    from edgecnn._tf import quiet_conversion
+
+    return quiet_conversion(stderr=False, stdout=True)
 
 
 def float_onnx(model) -> bytes:

@@ -16,12 +16,8 @@ MSE-optimal and OCTAV clipping of each weight channel (activations stay min/max)
 
 from __future__ import annotations
 
-import contextlib
 import copy
-import logging
-import os
 import re
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -67,26 +63,11 @@ def _require():
         raise EdgecnnError("tune's TFLite engine is AI Edge Quantizer: pip install litert-quantizer") from None
 
 
-@contextlib.contextmanager
 def _quiet():
     """AI Edge Quantizer draws tqdm bars and logs; the CLI draws its own."""
-    from edgecnn._tf import muted_stderr
+    from edgecnn._tf import quiet_conversion
 
-    root = logging.getLogger()
-    level = root.level
-    root.setLevel(logging.ERROR)
-    old = os.environ.get("TQDM_DISABLE")
-    os.environ["TQDM_DISABLE"] = "1"
-    try:
-        with warnings.catch_warnings(), muted_stderr():
-            warnings.simplefilter("ignore")
-            yield
-    finally:
-        root.setLevel(level)
-        if old is None:
-            os.environ.pop("TQDM_DISABLE", None)
-        else:
-            os.environ["TQDM_DISABLE"] = old
+    return quiet_conversion(progress_bars=True)
 
 
 def float_tflite(model) -> bytes:
