@@ -1,9 +1,9 @@
 """Weights held out of TensorFlow's graphs while a converter freezes and optimizes them.
 
-tf2onnx and TFLiteConverter both freeze the Keras model (convert_variables_to_constants_v2:
-every variable read, put in a GraphDef, imported into a new function, exported again)
-and run grappler on the frozen graph (serialized, parsed, optimized, serialized and
-parsed back): some 20x the float32 weights at the peak, measured step by step with
+tf2onnx freezes the Keras model (convert_variables_to_constants_v2: every variable read,
+put in a GraphDef, imported into a new function, exported again) and runs grappler on the
+frozen graph (serialized, parsed, optimized, serialized and parsed back): some 20x the
+float32 weights at the peak, measured step by step with
 benchmarks/export_memory_steps.py (AlexNet, 233 MB of weights: tf2onnx's freezing left
 the process 1.7 GB larger, its grappler took it 2.5 GB higher still).
 
@@ -16,8 +16,9 @@ Identity(weight), the one thing it does to a Keras weight, gives the same marker
 the Identity's name, as it gives the weight. `HeldOut.resolve` then maps each marker
 constant of the optimized graph to its variable; a float constant grappler made that is
 not a marker (computed from a weight, perhaps) raises `NotHeldOut`, and the caller
-converts again without holding out. The converter puts the real values back where it
-needs them (tf2onnx: when it makes each ONNX tensor; TFLite: before MLIR).
+converts again without holding out. tf2onnx puts the real values back when it makes each
+ONNX tensor (converters/onnx.py). TFLiteConverter does not use this: with TensorFlow 2.21
+it converts a Keras model through a SavedModel, with no freezing or grappler in Python.
 """
 
 from __future__ import annotations
