@@ -48,7 +48,10 @@ def keras_to_tflite(
         converter.inference_input_type = _TF_DTYPES[io]
         converter.inference_output_type = _TF_DTYPES[io]
     try:
-        flatbuffer = converter.convert()
+        if quantization == "int8" and not _whole_in_converter():
+            flatbuffer = _calibrate_then_quantize(converter)
+        else:
+            flatbuffer = converter.convert()
     except Exception as exc:  # the converter raises ConverterError, RuntimeError, ValueError...
         reason = " ".join(str(exc).split())[:400] or type(exc).__name__
         raise EdgecnnError(f"TFLite conversion ({quantization}) failed: {reason}") from None
@@ -61,3 +64,57 @@ def keras_to_tflite(
         outputs=outputs,
         calibration_method=CALIBRATED_BY_TFLITE if calibrated else None,
     )
+
+
+def _whole_in_converter() -> bool:
+    """`EDGECNN_TFLITE_INT8=converter`: int8 in one `converter.convert()` call, as TensorFlow
+    does it (the same bytes, more memory); the reference the split path is tested against."""
+    import os
+
+    return os.environ.get("EDGECNN_TFLITE_INT8", "split") == "converter"
+
+
+def _calibrate_then_quantize(converter) -> bytes:
+    """Full-integer int8 as `converter.convert()` makes it (the same bytes), in two steps,
+    so that the quantizer does not run beside what the converter no longer needs.
+
+    Inside one `convert()` call the MLIR quantizer (3-6x the weights on its own) starts while
+    the float flatbuffer, the copy with calibration outputs added and the calibrator's
+    interpreter holding a third copy are still referenced by the converter's frames: on
+    VGG-16 some 2 GB of the 7 GB peak. Here the converter stops after calibration (the
+    switch TensorFlow's QuantizationDebugger uses), its frames end, and the calibrated model
+    is quantized, deduplicated and given its conversion metadata as `convert()` does it.
+    TensorFlow 2.21's private steps; tests/test_tflite_split.py holds the bytes to the
+    one-call path so that a TensorFlow upgrade that changes them fails there.
+    """
+    import gc
+
+    from tensorflow.lite.python import lite, util
+    from tensorflow.lite.tools import flatbuffer_utils
+
+    converter._experimental_calibrate_only = True
+    converter.exclude_conversion_metadata = True  # added once, to the final model, below
+    calibrated = converter.convert()
+    gc.collect()
+    flags = converter._get_base_converter_args()
+    flags.update(converter._quant_mode.converter_flags())
+    quantized = lite._mlir_quantize(
+        calibrated,
+        converter._experimental_disable_per_channel,
+        input_data_type=converter.inference_input_type,
+        output_data_type=converter.inference_output_type,
+        enable_variable_quantization=converter._quant_mode.enable_mlir_variable_quantization,
+        disable_per_channel_for_dense_layers=(
+            converter._experimental_disable_per_channel_quantization_for_dense_layers
+        ),
+        debug_options_str=lite._build_conversion_flags(**flags).debug_options.SerializeToString(),
+    )
+    del calibrated
+    gc.collect()
+    quantized = lite._deduplicate_readonly_buffers(quantized)
+    model = flatbuffer_utils.convert_bytearray_to_object(quantized)
+    del quantized
+    converter._metadata.options.modelOptimizationModes.extend(util.get_sparsity_modes(model))
+    converter._metadata.environment.modelHash = util.get_model_hash(model)
+    model = util.populate_conversion_metadata(model, converter._metadata)
+    return bytes(flatbuffer_utils.convert_object_to_bytearray(model))
