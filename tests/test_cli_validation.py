@@ -38,6 +38,11 @@ runner = CliRunner()
         (["profile", "lenet5", "--classes", "ten"], "error: --classes: 'ten' is not an integer"),
         (["models", "--verbose"], "error: no such option --verbose"),
         (["benchmark"], "error: missing argument ARTIFACTS"),
+        # Path('') is '.': without the check, `--out ''` wrote into the current folder.
+        (["export", "lenet5", "--out", ""], "error: --out: an empty value; give one"),
+        (["export", "lenet5", "--out="], "error: --out: an empty value; give one"),
+        (["tune", "lenet5", "--out", ""], "error: --out: an empty value; give one"),
+        (["evaluate", ""], "error: an empty argument; give a value"),
         (["exprot", "lenet5"], "error: no such command 'exprot'"),
         (["--no-such-root-option"], "error: no such option --no-such-root-option"),
     ],

@@ -107,9 +107,10 @@ class OneLineGroup(TyperGroup):
     `--help` and `edgecnn` alone still print the help.
     """
 
-    def make_context(self, *args: Any, **kwargs: Any):
+    def make_context(self, info_name, args, *rest: Any, **kwargs: Any):
         with _usage_errors_in_one_line():
-            return super().make_context(*args, **kwargs)
+            _refuse_empty_values(args)
+            return super().make_context(info_name, args, *rest, **kwargs)
 
     def invoke(self, ctx):
         with _usage_errors_in_one_line():
@@ -124,6 +125,19 @@ class OneLineGroup(TyperGroup):
             _plain_flags([*command.params, command.get_help_option(ctx)])
             command.help = reflow_help(command.help)
         return command
+
+
+def _refuse_empty_values(args) -> None:
+    """An empty value (`--out ''`, `--calib=`) is a mistake, never a choice: refused by name.
+    Click would take `--out ''` as the current folder (Path('') is '.') and write there."""
+    for index, arg in enumerate(args or ()):
+        option = arg[:-1] if arg.startswith("--") and arg.endswith("=") else None
+        if arg == "" and index and str(args[index - 1]).startswith("-"):
+            option = args[index - 1]
+        if option:
+            raise UsageError(f"{option}: an empty value; give one")
+        if arg == "":
+            raise UsageError("an empty argument; give a value")
 
 
 @contextlib.contextmanager
