@@ -40,10 +40,22 @@ GROWTH = {
 # conversion starts on top of it (AlexNet's TFLite int8 conversion kept 1.13 GB, 4.8x).
 RETAINED_WEIGHT_FACTOR = 5.0
 # ONNX Runtime's histogram calibrators (entropy, percentile) keep every calibrated
-# tensor of every calibration image until they build their histograms: about samples x
-# the bytes of every Keras layer output (MobileNetV2 at 224: 87 MB an image; 100 images
-# took it past 7.5 GB).
+# tensor of every image they are given until they bin them: about the bytes of every Keras
+# layer output an image (MobileNetV2 at 224: 87 MB; 100 images at once took it past 7.5 GB).
+# converters.onnx gives them HISTOGRAM_CHUNK images at a time (`histogram_stride`).
 HISTOGRAM_METHODS = frozenset({"entropy", "percentile"})
+HISTOGRAM_CHUNK = 8
+
+
+def histogram_stride(samples: int) -> int:
+    """Images per histogram pass: the largest divisor of `samples` up to HISTOGRAM_CHUNK (ONNX
+    Runtime's strided calibration loop wants one). EDGECNN_HISTOGRAM_CHUNK=0: all at once."""
+    import os
+
+    chunk = int(os.environ.get("EDGECNN_HISTOGRAM_CHUNK", HISTOGRAM_CHUNK))
+    if chunk <= 0 or samples <= chunk:
+        return max(int(samples), 1)
+    return next(d for d in range(chunk, 0, -1) if samples % d == 0)
 
 
 def estimate_peak_bytes(
@@ -71,7 +83,7 @@ def estimate_peak_bytes(
         factor, fixed = GROWTH[(fmt, kind)]
         need = factor * weights + fixed
         if fmt == "onnx" and kind == "calibrated" and calib_method in HISTOGRAM_METHODS:
-            need += calib_samples * activation_bytes
+            need += histogram_stride(calib_samples) * activation_bytes
         peaks.append(current_rss + kept + need)
         if one_process:
             kept += RETAINED_WEIGHT_FACTOR * weights
@@ -131,10 +143,10 @@ def check_export_memory(
         remedies.append(f"export one format at a time (--format {formats[0]}, then --format {formats[1]})")
     histogram = quantization in ("int8", "int16x8") and calib_method in HISTOGRAM_METHODS and "onnx" in formats
     if histogram:
-        per_image = activation_bytes
+        held = histogram_stride(calib_samples)
         remedies.append(
-            f"lower --calib-samples ({calib_samples} now; --calib-method {calib_method} holds "
-            f"{per_image / 1e6:,.0f} MB per image) or use --calib-method minmax"
+            f"use --calib-method minmax (--calib-method {calib_method} holds the activations of "
+            f"{held} image{'s' if held > 1 else ''} at once, {held * activation_bytes / 1e6:,.0f} MB)"
         )
     remedies.append("free memory (other programs use the rest)")
     raise EdgecnnError(

@@ -144,7 +144,7 @@ def test_lean_tf2onnx_falls_back_when_an_optimizer_fails(monkeypatch):
     assert calls == [False, True]
 
 
-def test_estimate_one_process_adds_up_and_histograms_grow_with_samples():
+def test_estimate_one_process_adds_up_and_histograms_hold_one_chunk_of_images():
     from converters.memory import estimate_peak_bytes
 
     common = dict(
@@ -156,7 +156,20 @@ def test_estimate_one_process_adds_up_and_histograms_grow_with_samples():
     tflite = estimate_peak_bytes(formats=("tflite",), calib_method="minmax", one_process=False, **common)
     assert together > apart == max(alone, tflite)  # a process each: the larger of the two
     entropy = estimate_peak_bytes(formats=("onnx",), calib_method="entropy", one_process=False, **common)
-    assert entropy - alone == 100 * 40_000_000
+    assert entropy - alone == 5 * 40_000_000  # 100 images binned 5 at a time (the largest divisor <= 8)
+    more = estimate_peak_bytes(
+        formats=("onnx",), calib_method="entropy", one_process=False, **{**common, "calib_samples": 1000}
+    )
+    assert more - alone == 8 * 40_000_000  # bounded by the chunk, not by the calibration set
+
+
+def test_histogram_stride_divides_the_samples_and_stays_within_the_chunk(monkeypatch):
+    from converters.memory import HISTOGRAM_CHUNK, histogram_stride
+
+    assert HISTOGRAM_CHUNK == 8
+    assert [histogram_stride(n) for n in (1, 5, 8, 16, 20, 97, 100, 1000)] == [1, 5, 8, 8, 5, 1, 5, 8]
+    monkeypatch.setenv("EDGECNN_HISTOGRAM_CHUNK", "0")
+    assert histogram_stride(100) == 100
 
 
 def test_check_refuses_in_one_line_with_the_estimate_and_remedies():
@@ -180,7 +193,10 @@ def test_check_refuses_in_one_line_with_the_estimate_and_remedies():
     assert "\n" not in message and caught.value.exit_code == 1
     assert "GB of memory at its peak" in message and "138.0M parameters" in message
     assert "--format tflite, then --format onnx" in message
-    assert "lower --calib-samples (100 now" in message
+    assert (
+        "use --calib-method minmax (--calib-method entropy holds the activations of 5 images at once, 300 MB)"
+        in message
+    )
     with pytest.raises(EdgecnnError) as caught:
         check_export_memory(formats=("tflite",), calib_method="minmax", available=10**9, **common)
     assert "--format" not in str(caught.value) and "--calib-samples" not in str(caught.value)

@@ -134,3 +134,44 @@ def test_weights_use_7_bits_except_where_asked(tmp_path, depthwise_full_range):
     largest = {name.split("_quantized")[0]: int(np.abs(w).max()) for name, w in weights.items()}
     assert largest["dw_w"] == (127 if depthwise_full_range else 64)
     assert largest["pw_w"] == largest["gr_w"] == 64
+
+
+def _many_images(count: int):
+    from calibration._ort import make_reader
+
+    rng = np.random.default_rng(2)
+    batches = [rng.uniform(0, 1, (1, 6, 6, 8)).astype(np.float32) for _ in range(count)]
+    return lambda: make_reader(batches, "x", layout="NCHW")
+
+
+@pytest.mark.parametrize("method", ["minmax", "percentile", "entropy"])
+def test_histogram_calibrators_get_the_images_a_chunk_at_a_time(tmp_path, monkeypatch, method):
+    """Through ONNX Runtime: entropy and percentile bin 20 images as 4 chunks of 5 (memory held:
+    one chunk's activations, whatever the calibration set's size), min/max reads them in one pass
+    as before; EDGECNN_HISTOGRAM_CHUNK=0 gives a histogram calibrator all 20 at once."""
+    from onnxruntime.quantization import calibrate
+
+    chunks = []
+
+    def counting(collect):
+        def collect_data(self, data_reader):
+            original = data_reader.get_next
+            read = []
+            data_reader.get_next = lambda: read.append(1) or original()
+            collect(self, data_reader)
+            chunks.append(len(read) - 1)  # the last call answered None
+
+        return collect_data
+
+    for calibrater in (calibrate.HistogramCalibrater, calibrate.MinMaxCalibrater):
+        monkeypatch.setattr(calibrater, "collect_data", counting(calibrater.collect_data))
+    run = lambda: quantize_static_qdq(  # noqa: E731
+        _graph(tmp_path), tmp_path / "q.onnx", _many_images(20), settings=STATIC_INT8_SETTINGS, calib_method=method
+    )
+    run()
+    assert chunks == ([20] if method == "minmax" else [5, 5, 5, 5])
+    assert onnx.load(str(tmp_path / "q.onnx")).graph.node  # a quantized model was written
+    chunks.clear()
+    monkeypatch.setenv("EDGECNN_HISTOGRAM_CHUNK", "0")
+    run()
+    assert chunks == [20]
