@@ -128,6 +128,7 @@ def test_pruning_steps_end_inside_the_fine_tuning():
         ({"sparsity": -0.1}, r"\[0, 1\)"),
         ({"sparsity": 0.5, "schedule": "cosine"}, "--schedule"),
         ({"sparsity": None, "structured": "4:2"}, "0 < M < N"),
+        ({"sparsity": None, "structured": "2:1000000"}, "N <= 64"),
         ({"sparsity": 0.7, "structured": "2:4"}, "does not match"),
         ({"sparsity": 0.5, "epochs": 0}, "--epochs"),
     ],

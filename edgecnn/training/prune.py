@@ -70,7 +70,17 @@ def parse_structured(structured) -> tuple[int, int] | None:
         m, n = int(left), int(right)
     if not 0 < m < n:
         raise BadArgument(f"--structured M:N needs 0 < M < N. Received `{structured}`")
+    if n > MAX_STRUCTURED_BLOCK:
+        # tfmot pads every row of weights to a multiple of N before it ranks a block: a block
+        # wider than a layer's input channels prunes padding, and 2:1000000 holds 10^6 floats a row.
+        raise BadArgument(
+            f"--structured M:N needs N <= {MAX_STRUCTURED_BLOCK} (sparse kernels use 1:2, 2:4, 4:8). "
+            f"Received `{structured}`"
+        )
     return int(m), int(n)
+
+
+MAX_STRUCTURED_BLOCK = 64
 
 
 def pruning_steps(total_steps: int) -> dict[str, int]:
