@@ -39,23 +39,31 @@ GROWTH = {
 # memory back), as a multiple of the weight bytes: in one process the next format's
 # conversion starts on top of it (AlexNet's TFLite int8 conversion kept 1.13 GB, 4.8x).
 RETAINED_WEIGHT_FACTOR = 5.0
-# ONNX Runtime's histogram calibrators (entropy, percentile) keep every calibrated
-# tensor of every image they are given until they bin them: about the bytes of every Keras
-# layer output an image (MobileNetV2 at 224: 87 MB; 100 images at once took it past 7.5 GB).
-# converters.onnx gives them HISTOGRAM_CHUNK images at a time (`histogram_stride`).
+# ONNX Runtime's histogram calibrators (entropy, percentile) keep every calibrated tensor of
+# every image they are given until they bin them: the bytes of every activation an image
+# (MobileNetV2 at 224: 87 MB; 100 images at once took it past 7.5 GB). converters.onnx gives
+# them all images at once (ORT's way, the same bytes as before) while that holds at most
+# HISTOGRAM_BUDGET_BYTES, else a chunk at a time (`histogram_stride`): memory bounded by the
+# budget, not by --calib-samples. Chunks change the ranges a little (histograms merged chunk by
+# chunk: benchmarks/histogram_chunks.py), so the budget is a constant, never the machine's
+# free memory: the same command gives the same bytes everywhere.
 HISTOGRAM_METHODS = frozenset({"entropy", "percentile"})
-HISTOGRAM_CHUNK = 8
+HISTOGRAM_BUDGET_BYTES = 2 * 2**30
 
 
-def histogram_stride(samples: int) -> int:
-    """Images per histogram pass: the largest divisor of `samples` up to HISTOGRAM_CHUNK (ONNX
-    Runtime's strided calibration loop wants one). EDGECNN_HISTOGRAM_CHUNK=0: all at once."""
+def histogram_stride(samples: int, image_bytes: int) -> int:
+    """Images per histogram pass: all `samples` where they fit HISTOGRAM_BUDGET_BYTES, else the
+    largest divisor of `samples` (ONNX Runtime's strided loop wants one) whose images fit it.
+    EDGECNN_HISTOGRAM_BUDGET_MB sets another budget (benchmarks/histogram_chunks.py)."""
     import os
 
-    chunk = int(os.environ.get("EDGECNN_HISTOGRAM_CHUNK", HISTOGRAM_CHUNK))
-    if chunk <= 0 or samples <= chunk:
-        return max(int(samples), 1)
-    return next(d for d in range(chunk, 0, -1) if samples % d == 0)
+    samples = max(int(samples), 1)
+    budget = os.environ.get("EDGECNN_HISTOGRAM_BUDGET_MB")
+    budget = float(budget) * 2**20 if budget else HISTOGRAM_BUDGET_BYTES
+    fits = max(int(budget // max(int(image_bytes), 1)), 1)
+    if samples <= fits:
+        return samples
+    return next(d for d in range(fits, 0, -1) if samples % d == 0)
 
 
 def estimate_peak_bytes(
@@ -83,7 +91,7 @@ def estimate_peak_bytes(
         factor, fixed = GROWTH[(fmt, kind)]
         need = factor * weights + fixed
         if fmt == "onnx" and kind == "calibrated" and calib_method in HISTOGRAM_METHODS:
-            need += histogram_stride(calib_samples) * activation_bytes
+            need += histogram_stride(calib_samples, activation_bytes) * activation_bytes
         peaks.append(current_rss + kept + need)
         if one_process:
             kept += RETAINED_WEIGHT_FACTOR * weights
@@ -143,7 +151,7 @@ def check_export_memory(
         remedies.append(f"export one format at a time (--format {formats[0]}, then --format {formats[1]})")
     histogram = quantization in ("int8", "int16x8") and calib_method in HISTOGRAM_METHODS and "onnx" in formats
     if histogram:
-        held = histogram_stride(calib_samples)
+        held = histogram_stride(calib_samples, activation_bytes)
         remedies.append(
             f"use --calib-method minmax (--calib-method {calib_method} holds the activations of "
             f"{held} image{'s' if held > 1 else ''} at once, {held * activation_bytes / 1e6:,.0f} MB)"

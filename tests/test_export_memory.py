@@ -144,7 +144,7 @@ def test_lean_tf2onnx_falls_back_when_an_optimizer_fails(monkeypatch):
     assert calls == [False, True]
 
 
-def test_estimate_one_process_adds_up_and_histograms_hold_one_chunk_of_images():
+def test_estimate_one_process_adds_up_and_histograms_hold_at_most_the_budget():
     from converters.memory import estimate_peak_bytes
 
     common = dict(
@@ -156,20 +156,29 @@ def test_estimate_one_process_adds_up_and_histograms_hold_one_chunk_of_images():
     tflite = estimate_peak_bytes(formats=("tflite",), calib_method="minmax", one_process=False, **common)
     assert together > apart == max(alone, tflite)  # a process each: the larger of the two
     entropy = estimate_peak_bytes(formats=("onnx",), calib_method="entropy", one_process=False, **common)
-    assert entropy - alone == 5 * 40_000_000  # 100 images binned 5 at a time (the largest divisor <= 8)
+    assert entropy - alone == 50 * 40_000_000  # 100 images of 40 MB: binned 50 at a time (2 GiB budget)
     more = estimate_peak_bytes(
         formats=("onnx",), calib_method="entropy", one_process=False, **{**common, "calib_samples": 1000}
     )
-    assert more - alone == 8 * 40_000_000  # bounded by the chunk, not by the calibration set
+    assert more - alone == 50 * 40_000_000  # bounded by the budget, not by the calibration set
+    few = estimate_peak_bytes(
+        formats=("onnx",), calib_method="entropy", one_process=False, **{**common, "calib_samples": 20}
+    )
+    assert few - alone == 20 * 40_000_000  # within the budget: all at once
 
 
-def test_histogram_stride_divides_the_samples_and_stays_within_the_chunk(monkeypatch):
-    from converters.memory import HISTOGRAM_CHUNK, histogram_stride
+def test_histogram_stride_is_every_image_within_the_budget_else_a_divisor_that_fits(monkeypatch):
+    from converters.memory import HISTOGRAM_BUDGET_BYTES, histogram_stride
 
-    assert HISTOGRAM_CHUNK == 8
-    assert [histogram_stride(n) for n in (1, 5, 8, 16, 20, 97, 100, 1000)] == [1, 5, 8, 8, 5, 1, 5, 8]
-    monkeypatch.setenv("EDGECNN_HISTOGRAM_CHUNK", "0")
-    assert histogram_stride(100) == 100
+    assert HISTOGRAM_BUDGET_BYTES == 2 * 2**30
+    mb = 2**20
+    assert histogram_stride(100, 10 * mb) == 100  # 1 GB in all: ONNX Runtime's one pass
+    assert histogram_stride(100, 87 * mb) == 20  # MobileNetV2 at 224: 23 fit, 20 divides 100
+    assert histogram_stride(97, 87 * mb) == 1  # a prime count: one image at a time
+    assert histogram_stride(1000, 87 * mb) == 20
+    assert histogram_stride(8, 4096 * mb) == 1  # one image over the budget: still one at a time
+    monkeypatch.setenv("EDGECNN_HISTOGRAM_BUDGET_MB", "100")
+    assert histogram_stride(20, 20 * mb) == 5
 
 
 def test_check_refuses_in_one_line_with_the_estimate_and_remedies():
@@ -194,7 +203,7 @@ def test_check_refuses_in_one_line_with_the_estimate_and_remedies():
     assert "GB of memory at its peak" in message and "138.0M parameters" in message
     assert "--format tflite, then --format onnx" in message
     assert (
-        "use --calib-method minmax (--calib-method entropy holds the activations of 5 images at once, 300 MB)"
+        "use --calib-method minmax (--calib-method entropy holds the activations of 25 images at once, 1,500 MB)"
         in message
     )
     with pytest.raises(EdgecnnError) as caught:

@@ -146,9 +146,9 @@ def _many_images(count: int):
 
 @pytest.mark.parametrize("method", ["minmax", "percentile", "entropy"])
 def test_histogram_calibrators_get_the_images_a_chunk_at_a_time(tmp_path, monkeypatch, method):
-    """Through ONNX Runtime: entropy and percentile bin 20 images as 4 chunks of 5 (memory held:
-    one chunk's activations, whatever the calibration set's size), min/max reads them in one pass
-    as before; EDGECNN_HISTOGRAM_CHUNK=0 gives a histogram calibrator all 20 at once."""
+    """Through ONNX Runtime: with a budget of 5 images' activations, entropy and percentile bin 20
+    images as 4 chunks of 5 (memory held: one chunk's activations, whatever the calibration set's
+    size); min/max reads them in one pass; within the default budget all 20 go at once (ORT's way)."""
     from onnxruntime.quantization import calibrate
 
     chunks = []
@@ -168,10 +168,15 @@ def test_histogram_calibrators_get_the_images_a_chunk_at_a_time(tmp_path, monkey
     run = lambda: quantize_static_qdq(  # noqa: E731
         _graph(tmp_path), tmp_path / "q.onnx", _many_images(20), settings=STATIC_INT8_SETTINGS, calib_method=method
     )
+    from converters.onnx import activation_bytes_per_image
+
+    per_image = activation_bytes_per_image(_graph(tmp_path))
+    assert per_image == 4 * (8 * 36 + 8 * 36 + 4 * 36 + 4 * 36)  # x, a, b, y: 1x8x6x6, ..., 1x4x6x6
+    monkeypatch.setenv("EDGECNN_HISTOGRAM_BUDGET_MB", str(5.5 * per_image / 2**20))
     run()
     assert chunks == ([20] if method == "minmax" else [5, 5, 5, 5])
     assert onnx.load(str(tmp_path / "q.onnx")).graph.node  # a quantized model was written
     chunks.clear()
-    monkeypatch.setenv("EDGECNN_HISTOGRAM_CHUNK", "0")
+    monkeypatch.delenv("EDGECNN_HISTOGRAM_BUDGET_MB")
     run()
     assert chunks == [20]
