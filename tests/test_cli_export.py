@@ -339,3 +339,23 @@ def test_weights_auto_without_published_weights_warns_and_exports_random(tmp_pat
     (manifest,) = json.loads(result.stdout)
     assert manifest["weights"] == "random" and manifest["warnings"] == [line.split("warning:", 1)[1].strip()]
     assert downloads == []
+
+
+@pytest.mark.parametrize("method", ["entropy", "percentile"])
+def test_json_output_stays_json_with_histogram_calibration(tmp_path, method):
+    """ONNX Runtime's entropy and percentile calibrators print their progress on stdout, which
+    `--json` owns: the export mutes it (a real export, LeNet-5 ONNX int8 on 8 images)."""
+    import subprocess
+    import sys
+
+    done = subprocess.run(
+        [sys.executable, "-m", "edgecnn", "export", "lenet5", "--int8", "--format", "onnx"]
+        + ["--calib-method", method, "--calib-samples", "8", "--out", str(tmp_path), "--json"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    (manifest,) = json.loads(done.stdout)
+    assert manifest["calibration_method"] == method

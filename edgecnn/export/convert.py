@@ -56,10 +56,11 @@ def _convert(
 
 
 def _quiet():
-    """Converters print to stderr from C++ and Python logging; the CLI promises quiet."""
+    """Converters print to stderr from C++ and Python logging, ONNX Runtime's entropy and
+    percentile calibrators to stdout (which is `--json`'s); the CLI promises quiet."""
     from edgecnn._tf import quiet_conversion
 
-    return quiet_conversion()
+    return quiet_conversion(stdout=True)
 
 
 def _parity(path: Path, parity_batch, reference, held_out: bool, qat_reference=None) -> dict:
