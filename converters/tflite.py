@@ -89,13 +89,15 @@ def _calibrate_then_quantize(converter) -> bytes:
     """
     import gc
 
-    from tensorflow.lite.python import lite, util
-    from tensorflow.lite.tools import flatbuffer_utils
+    from tensorflow.lite.python import lite
 
     converter._experimental_calibrate_only = True
     converter.exclude_conversion_metadata = True  # added once, to the final model, below
     calibrated = converter.convert()
     gc.collect()
+    if not converter._quant_mode.is_post_training_integer_quantization():
+        # Nothing was calibrated: convert() was the whole job, but for the metadata it was told to leave out.
+        return bytes(calibrated) if _uses_buffer_offsets(calibrated) else _with_metadata(converter, calibrated)
     flags = converter._get_base_converter_args()
     flags.update(converter._quant_mode.converter_flags())
     quantized = lite._mlir_quantize(
@@ -111,9 +113,26 @@ def _calibrate_then_quantize(converter) -> bytes:
     )
     del calibrated
     gc.collect()
-    quantized = lite._deduplicate_readonly_buffers(quantized)
-    model = flatbuffer_utils.convert_bytearray_to_object(quantized)
-    del quantized
+    if _uses_buffer_offsets(quantized):  # over 2 GB: convert() leaves such a model as it is
+        return bytes(quantized)
+    return _with_metadata(converter, lite._deduplicate_readonly_buffers(quantized))
+
+
+def _uses_buffer_offsets(flatbuffer) -> bool:
+    from tensorflow.lite.python import lite
+    from tensorflow.lite.tools import flatbuffer_utils
+
+    return bool(lite._check_model_use_buffer_offset(flatbuffer_utils.convert_bytearray_to_object(flatbuffer)))
+
+
+def _with_metadata(converter, flatbuffer) -> bytes:
+    """`flatbuffer` with the conversion metadata `convert()` adds last (TensorFlow's
+    `_convert_and_export_metrics`: sparsity modes, the model's hash, the options)."""
+    from tensorflow.lite.python import util
+    from tensorflow.lite.tools import flatbuffer_utils
+
+    model = flatbuffer_utils.convert_bytearray_to_object(flatbuffer)
+    del flatbuffer
     converter._metadata.options.modelOptimizationModes.extend(util.get_sparsity_modes(model))
     converter._metadata.environment.modelHash = util.get_model_hash(model)
     model = util.populate_conversion_metadata(model, converter._metadata)

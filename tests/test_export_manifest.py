@@ -7,7 +7,8 @@ QAT on the 200 shipped Fashion-MNIST images. The same requests now go through th
 records (`converters.record.Conversion`), `edgecnn.records.Manifest` and, for QAT, the training
 stage before export (also as the CLI runs it: `build_model`, `quantization_aware`, then
 `export(request, model=...)`). Every key must be there and hold the same value, the artifact's sha256
-included; only what a run cannot repeat is blanked (times, paths, --out).
+included; only what a run cannot repeat is blanked (times, paths, --out, and parity's measured
+differences, which depend on the CPU's kernels).
 """
 
 import json
@@ -41,6 +42,9 @@ REQUESTS = {
 }
 
 
+MEASURED_PARITY = ("max_abs_diff", "reference_output_std", "qat_model_max_abs_diff")
+
+
 def _blank(manifest: dict) -> dict:
     """What a second run cannot repeat, blanked as in the stored file; the checkout's path as <repo>."""
     manifest = json.loads(json.dumps(manifest).replace(f"{REPO}/", "<repo>/"))
@@ -52,10 +56,26 @@ def _blank(manifest: dict) -> dict:
     manifest["export_stages"] = {
         name: sorted(value) if isinstance(value, dict) else value for name, value in manifest["export_stages"].items()
     }
+    # Parity's measured differences come from the CPU's kernels, not from the file: Keras's float
+    # outputs and ONNX Runtime's dynamic int8 kernels differ between AVX-512 VNNI and AVX2 machines
+    # (dynamic ONNX max_abs_diff 0.0002 on one, 0.0025 on the other, same sha256). Checked for
+    # range, then blanked; the samples, agreement and informative flag are compared as they are.
+    for key in MEASURED_PARITY:
+        if key in manifest.get("parity", {}):
+            assert 0 <= manifest["parity"][key] < 1, key
+            manifest["parity"][key] = None
     if manifest.get("qat"):
         manifest["qat"]["seconds"] = None
         for epoch in manifest["qat"]["history"]:
             epoch["seconds"] = None
+    return manifest
+
+
+def _blank_measured(manifest: dict) -> dict:
+    manifest = json.loads(json.dumps(manifest))
+    for key in MEASURED_PARITY:
+        if key in manifest.get("parity", {}):
+            manifest["parity"][key] = None
     return manifest
 
 
@@ -92,7 +112,7 @@ def monkeypatch_module():
 
 @pytest.mark.parametrize("name", [*REQUESTS, "qat-staged"])
 def test_manifests_have_the_keys_and_values_written_before(manifests, name):
-    written = BEFORE["qat" if name == "qat-staged" else name]
+    written = [_blank_measured(m) for m in BEFORE["qat" if name == "qat-staged" else name]]
     if written[0]["versions"] != manifests[name][0]["versions"]:
         pytest.skip("other tool versions than when the file was written: the bytes may differ")
     now = manifests[name]
