@@ -183,6 +183,23 @@ def run_export(model: str, quantization: str, workdir: Path) -> dict:
     return row
 
 
+def _commit() -> str | None:
+    """The checkout's commit (with `+` when it has uncommitted changes), for a row's record."""
+    try:
+        head = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
+        dirty = subprocess.run(
+            ["git", "-C", str(REPO), "status", "--porcelain", "-uno"], capture_output=True, text=True
+        )
+    except OSError:
+        return None
+    return head.stdout.strip() + ("+" if dirty.stdout.strip() else "") if head.returncode == 0 else None
+
+
+def _machine_words(machine: dict) -> str:
+    simd = ", ".join(f for f in machine.get("simd", ()) if f.startswith("avx512") or "vnni" in f) or "no AVX-512"
+    return f"{machine.get('cpu_model')} {machine.get('cpu_family_model_stepping', '')} ({simd})"
+
+
 def peak_stage(formats: dict) -> str:
     """`format.stage` where a converting process first reached its peak."""
     best, where = -1, ""
@@ -202,7 +219,8 @@ def markdown(report: dict) -> str:
         "# Export memory and time, every zoo model",
         "",
         f"Machine: {report['machine'].get('cpu_model')} ({report['machine_slug']}), "
-        f"{report['machine'].get('memory_gib', '?')} GiB of memory. "
+        f"{report['machine'].get('memory_gib', '?')} GiB of memory ({_machine_words(report['machine'])}; "
+        "rows measured on another machine of the same slug say so). "
         "Command: `edgecnn export MODEL --QUANT --format all` (default weights `auto`, default "
         "calibration: 100 shipped photos), one subprocess per row, by benchmarks/export_memory.py.",
         "",
@@ -223,6 +241,9 @@ def markdown(report: dict) -> str:
         secs = lambda f, formats=formats: f"{formats[f]['export_seconds']}" if f in formats else "-"  # noqa: E731
         params = f"{row['params'] / 1e6:.1f}M" if row.get("params") else "-"
         result = "ok" if row.get("exit_code") == 0 else f"failed: {row.get('error', '')}"
+        if row.get("machine"):
+            result += f" (measured on {_machine_words(row['machine'])}"
+            result += f", {row['commit']})" if row.get("commit") else ")"
         lines.append(
             f"| {row['model']} | {params} | {row['quantization']} | {row['wall_seconds']} | "
             f"{row['peak_tree_rss_mb']} | {row.get('largest_process_rss_mb') or '-'} | "
@@ -265,7 +286,10 @@ def main(argv=None) -> int:
     folder = args.out / slug
     path = folder / "export_memory.json"
     report = json.loads(path.read_text()) if path.is_file() else {"rows": []}
-    report.update(machine=machine, machine_slug=slug, script="benchmarks/export_memory.py")
+    # The file's machine is the one that measured it first; a row measured elsewhere (same slug,
+    # another CPU or build) carries its own `machine`, and the Markdown says so.
+    report.setdefault("machine", machine)
+    report.update(machine_slug=slug, script="benchmarks/export_memory.py")
     done = {(r["model"], r["quantization"]) for r in report["rows"] if r.get("exit_code") == 0}
     with tempfile.TemporaryDirectory(prefix="export-memory-") as tmp:
         for quantization in args.quantizations.split(","):
@@ -280,7 +304,10 @@ def main(argv=None) -> int:
                 log(f"{model} {quantization}: exporting ({available_mb()} MB available)")
                 free, load = available_mb(), os.getloadavg()[0]
                 row = run_export(model, quantization, Path(tmp))
+                if machine != report["machine"]:
+                    row["machine"] = machine
                 row.update(
+                    commit=_commit(),
                     available_mb_at_start=free,
                     load_average_at_start=round(load, 2),
                     measured=datetime.now(timezone.utc).isoformat(timespec="seconds"),
