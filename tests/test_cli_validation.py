@@ -340,7 +340,11 @@ def test_training_errors_have_no_blank_line_before_them_off_a_terminal(tmp_path)
     "args, code, expected",
     [
         (["lenet5", "--weights", "/no/such/weights.h5"], 1, "error: weights file not found: /no/such/weights.h5"),
-        (["lenet5", "--weights", ""], 2, "error: --weights must be auto, none or a weights file"),
+        (
+            ["lenet5", "--weights", ""],
+            2,
+            "error: --weights: an empty value; give one",
+        ),  # the library says "must be auto, none or a weights file"
         (["lenet5", "--io", "bogus"], 2, "error: unknown --io `bogus`; use int8, uint8, int16, float"),
         (["lenet5", "--input-size", "99999999999999999999"], 2, "parameters (4.8e+42 bytes of float32 weights)"),
     ],
