@@ -271,6 +271,8 @@ def test_python_callers_get_the_same_errors(tmp_path):
         export(ExportRequest(model="mobilenet_v2", alpha=float("nan"), out=tmp_path / "out"))
     with pytest.raises(BadArgument, match="--seed"):
         train_model("lenet5", "fashion-mnist", seed=-1)
+    with pytest.raises(BadArgument, match="--weights must be auto, none or a weights file"):
+        export(ExportRequest(model="lenet5", weights="", out=tmp_path / "out"))
     assert not (tmp_path / "out").exists()
 
 
