@@ -195,6 +195,9 @@ def test_a_signal_during_staging_leaves_no_partial_folder(tmp_path, signum):
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        # A suite started in the background (`pytest &` in a script) runs with SIGINT ignored, and a
+        # child inherits that: Python then never raises KeyboardInterrupt. As from a terminal here.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     try:
         _wait_for(marker, proc, "the export")
