@@ -237,11 +237,7 @@ def test_clustered_model_keeps_its_clusters(trained, tmp_path):
     assert qat["preserve"] == "clusters" and "ClusterPreserve" in qat["scheme"]
     after = qat["unique_values_after"]
     assert after and sum(n <= 16 for n in after.values()) >= len(after) - 1, after
-    if not all(n <= 16 for n in after.values()):
-        # Seen on an AMD EPYC 25/1/1 (AVX2, no AVX-512): the same command that keeps every kernel at 16
-        # values on the AVX-512 VNNI machine leaves conv2 with 246 after tfmot's cluster-preserving QAT
-        # (already at b62bfc0; the clustered model itself has 16 per kernel). Reported, not hidden.
-        pytest.xfail(f"CQAT did not keep the clusters of every kernel on this CPU: {after}")
+    unclustered = {name: n for name, n in after.items() if n > 16}
     interpreter = Interpreter(model_path=manifest["path"])
     kernels = [
         interpreter.get_tensor(d["index"])
@@ -250,10 +246,15 @@ def test_clustered_model_keeps_its_clusters(trained, tmp_path):
     ]
     assert len(kernels) == 5
     per_channel = [len(np.unique(kernel[channel])) for kernel in kernels for channel in range(kernel.shape[0])]
-    assert max(per_channel) <= 16, per_channel
     assert np.median(per_channel) >= 8  # the channels use their clusters, not one or two values
     parity = manifest["parity"]
     assert parity["informative"] is True and parity["top1_agreement"] >= 0.9
+    if unclustered:
+        # Seen on an AMD EPYC 25/1/1 (AVX2, no AVX-512): the same command that keeps every kernel at 16
+        # values on the AVX-512 VNNI machine leaves conv2 with 246 after tfmot's cluster-preserving QAT
+        # (already at b62bfc0; the clustered model itself has 16 per kernel). Reported, not hidden.
+        pytest.xfail(f"CQAT did not keep the clusters of {unclustered} on this CPU")
+    assert max(per_channel) <= 16, per_channel
 
 
 # -- names and bad input ------------------------------------------------------------------------
