@@ -23,7 +23,6 @@ figures.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 from datetime import datetime, timezone
@@ -39,7 +38,7 @@ for path in (REPO, REPO / "benchmarks"):
 from int8_agreement import predict, test_images, train_default_model  # noqa: E402
 
 from converters.memory import HISTOGRAM_BUDGET_BYTES  # noqa: E402
-from edgecnn.host import machine_info, machine_slug, write_atomic  # noqa: E402
+from edgecnn.host import machine_info, machine_slug, write_results  # noqa: E402
 from edgecnn.manifest import tool_versions  # noqa: E402
 
 METHODS = ("minmax", "entropy", "percentile")
@@ -145,10 +144,7 @@ def main(argv=None) -> int:
         "script": "benchmarks/histogram_chunks.py",
         "rows": rows,
     }
-    folder = args.out / report["machine_slug"]
-    folder.mkdir(parents=True, exist_ok=True)
-    write_atomic(folder / "histogram_chunks.json", json.dumps(report, indent=1) + "\n")
-    write_atomic(folder / "histogram_chunks.md", markdown(report))
+    write_results(args.out, "histogram_chunks", report, markdown(report))
     print(markdown(report))
     return 0
 

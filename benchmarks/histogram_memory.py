@@ -28,7 +28,7 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from edgecnn.host import machine_info, machine_slug, write_atomic  # noqa: E402
+from edgecnn.host import machine_info, machine_slug, write_results  # noqa: E402
 from edgecnn.manifest import tool_versions  # noqa: E402
 
 
@@ -110,9 +110,7 @@ def main(argv=None) -> int:
         "script": "benchmarks/histogram_memory.py",
         "rows": rows,
     }
-    folder = args.out / report["machine_slug"]
-    write_atomic(folder / "histogram_memory.json", json.dumps(report, indent=1) + "\n")
-    write_atomic(folder / "histogram_memory.md", markdown(report))
+    write_results(args.out, "histogram_memory", report, markdown(report))
     print(markdown(report))
     return 0
 

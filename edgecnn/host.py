@@ -316,3 +316,13 @@ def write_atomic(path: Path, text: str) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def write_results(out: Path, name: str, report: dict, markdown: str) -> Path:
+    """A benchmark's `<out>/<machine slug>/<name>.json` and `.md`, each written atomically; the folder."""
+    import json
+
+    folder = Path(out) / report["machine_slug"]
+    write_atomic(folder / f"{name}.json", json.dumps(report, indent=1) + "\n")
+    write_atomic(folder / f"{name}.md", markdown)
+    return folder
