@@ -24,16 +24,12 @@ from calibration.errors import EdgecnnError
 #   TFLite: ResNet-152 int8 +3.0 GB (242 MB of weights, the envelope 3.1), VGG-19 int16x8 +3.9 GB
 #           (575 MB; int16x8 still converts in one convert() call), VGG-16 int8 +3.4 GB
 #   ONNX:   VGG-19 int16x8 +4.6 GB (575 MB of weights), ResNet-101 int16x8 +2.2 GB (179 MB)
-GROWTH = {
-    # TFLiteConverter: SavedModel, MLIR, the float flatbuffer, the calibrator's copy with
-    # intermediate tensors, then the quantizer (int8: after the converter's copies are gone).
-    ("tflite", "calibrated"): (8.0, 1200 * 2**20),
-    ("tflite", "plain"): (8.0, 1200 * 2**20),
-    # tf2onnx (the ONNX model two or three times: its graph, the ModelProto, the bytes),
-    # then ONNX Runtime's pre-processing and calibration.
-    ("onnx", "calibrated"): (8.0, 1200 * 2**20),
-    ("onnx", "plain"): (8.0, 1200 * 2**20),
-}
+# Every conversion is held to the same figure: TFLiteConverter (SavedModel, MLIR, the float
+# flatbuffer, the calibrator's copy with intermediate tensors, then the quantizer; int8 after the
+# converter's copies are gone) and tf2onnx (the ONNX model two or three times: its graph, the
+# ModelProto, the bytes) then ONNX Runtime's pre-processing and calibration.
+GROWTH_WEIGHT_FACTOR = 8.0
+GROWTH_FIXED_BYTES = 1200 * 2**20
 # What one process keeps of a conversion after it ends (TensorFlow does not give its
 # memory back), as a multiple of the weight bytes: in one process the next format's
 # conversion starts on top of it (AlexNet's TFLite int8 conversion kept 1.13 GB, 4.8x).
@@ -65,6 +61,11 @@ def histogram_stride(samples: int, image_bytes: int) -> int:
     return next(d for d in range(fits, 0, -1) if samples % d == 0)
 
 
+def _histogram_calibrated(quantization: str, calib_method: str) -> bool:
+    """Whether an ONNX conversion of `quantization` calibrates with a histogram method."""
+    return quantization in ("int8", "int16x8") and calib_method in HISTOGRAM_METHODS
+
+
 def estimate_peak_bytes(
     *,
     params: int,
@@ -83,13 +84,12 @@ def estimate_peak_bytes(
     which starts from the RSS this one has now.
     """
     weights = 4 * int(params)
-    kind = "calibrated" if quantization in ("int8", "int16x8") else "plain"
+    histograms = _histogram_calibrated(quantization, calib_method)
     peaks = []
     kept = 0
     for fmt in formats:
-        factor, fixed = GROWTH[(fmt, kind)]
-        need = factor * weights + fixed
-        if fmt == "onnx" and kind == "calibrated" and calib_method in HISTOGRAM_METHODS:
+        need = GROWTH_WEIGHT_FACTOR * weights + GROWTH_FIXED_BYTES
+        if fmt == "onnx" and histograms:
             need += histogram_stride(calib_samples, activation_bytes) * activation_bytes
         peaks.append(current_rss + kept + need)
         if one_process:
@@ -148,8 +148,7 @@ def check_export_memory(
     remedies = []
     if len(formats) > 1:
         remedies.append(f"export one format at a time (--format {formats[0]}, then --format {formats[1]})")
-    histogram = quantization in ("int8", "int16x8") and calib_method in HISTOGRAM_METHODS and "onnx" in formats
-    if histogram:
+    if "onnx" in formats and _histogram_calibrated(quantization, calib_method):
         held = histogram_stride(calib_samples, activation_bytes)
         remedies.append(
             f"use --calib-method minmax (--calib-method {calib_method} holds the activations of "
