@@ -56,6 +56,10 @@ def check_sparsity(sparsity) -> float:
     return float(sparsity)
 
 
+# The widest M:N block accepted (see parse_structured).
+MAX_STRUCTURED_BLOCK = 64
+
+
 def parse_structured(structured) -> tuple[int, int] | None:
     """`"2:4"` -> (2, 4): M zeros in every N consecutive weights."""
     if structured in (None, ""):
@@ -78,9 +82,6 @@ def parse_structured(structured) -> tuple[int, int] | None:
             f"Received `{structured}`"
         )
     return int(m), int(n)
-
-
-MAX_STRUCTURED_BLOCK = 64
 
 
 def pruning_steps(total_steps: int) -> dict[str, int]:
