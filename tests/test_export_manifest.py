@@ -63,7 +63,7 @@ def _blank(manifest: dict) -> dict:
     for key in MEASURED_PARITY:
         if key in manifest.get("parity", {}):
             assert 0 <= manifest["parity"][key] < 1, key
-            manifest["parity"][key] = None
+    manifest = _blank_measured(manifest)
     if manifest.get("qat"):
         manifest["qat"]["seconds"] = None
         for epoch in manifest["qat"]["history"]:
